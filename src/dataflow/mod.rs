@@ -1,0 +1,20 @@
+//! Incremental dataflow: operators over change batches, arranged as a tree per materialized
+//! view, driven in epochs by the [`runtime`].
+//!
+//! ```text
+//!   inputs (topic records, table changelogs, upstream view changes)
+//!        │ ChangeBatch (Arrow rows + weights)
+//!        ▼
+//!   Filter / Project / Join / Aggregate ...   (one operator per file under ops/)
+//!        │ at each barrier: operators flush pending output and write changed state
+//!        ▼
+//!   view rows ── one atomic store commit per epoch (rows + operator state + offsets)
+//! ```
+
+pub mod batch;
+pub mod graph;
+pub mod ops;
+pub mod runtime;
+pub mod sink;
+
+pub use batch::ChangeBatch;

@@ -1,0 +1,55 @@
+//! The operators. Each file holds one; [`Operator`] is the small trait they share: one required
+//! method (`process`), and hooks with defaults for barriers, state and EXPLAIN.
+
+mod aggregate;
+mod filter;
+mod join;
+mod project;
+
+pub use aggregate::{AggKind, AggSpec, Aggregate};
+pub use filter::Filter;
+pub use join::Join;
+pub use project::Project;
+
+use crate::dataflow::ChangeBatch;
+use crate::error::Result;
+use crate::state::WriteBatch;
+
+/// Where an operator keeps its durable state: the store prefix that belongs to it alone.
+pub struct StateScope<'a> {
+    pub prefix: &'a [u8],
+}
+
+impl StateScope<'_> {
+    pub fn key(&self, suffix: &[u8]) -> Vec<u8> {
+        let mut k = Vec::with_capacity(self.prefix.len() + suffix.len());
+        k.extend_from_slice(self.prefix);
+        k.extend_from_slice(suffix);
+        k
+    }
+}
+
+pub trait Operator: Send {
+    /// Consumes changes arriving on input `input` (0, or 0/1 for a join) and returns the
+    /// changes they cause downstream (possibly none until the barrier).
+    fn process(&mut self, input: usize, batch: ChangeBatch) -> Result<Vec<ChangeBatch>>;
+
+    /// At a barrier: returns output held back until the end of the epoch.
+    fn barrier(&mut self) -> Result<Vec<ChangeBatch>> {
+        Ok(Vec::new())
+    }
+
+    /// Writes the state changed since the last checkpoint into the epoch's batch.
+    fn checkpoint(&mut self, _scope: &StateScope, _batch: &mut WriteBatch) -> Result<()> {
+        Ok(())
+    }
+
+    /// Loads state written by `checkpoint` (start-up). `pairs` are the full keys under the
+    /// operator's prefix and their values.
+    fn restore(&mut self, _scope: &StateScope, _pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Result<()> {
+        Ok(())
+    }
+
+    /// One line for EXPLAIN.
+    fn describe(&self) -> String;
+}

@@ -1,0 +1,331 @@
+//! The epoch loop: one thread that drives every view's dataflow.
+//!
+//! Every `barrier_interval_ms` (or at once on FLUSH / CREATE MATERIALIZED VIEW) it runs an
+//! epoch: for each view in creation order (so upstream views come before the views that read
+//! them) it feeds the new records of its input topics and the changes its upstream views made
+//! in this epoch, closes the epoch with a barrier, and applies the output to the view's rows.
+//! Everything the epoch changed — view rows, operator state and the offsets each view has
+//! read up to — goes into ONE atomic store commit. Readers therefore see whole epochs only, and
+//! after a crash each view resumes from offsets that match its state exactly.
+//!
+//! A new view reads its topics from offset 0 and takes its upstream views' committed rows as
+//! its first input (backfill); `add_view` returns when that epoch is committed.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use datafusion::arrow::datatypes::SchemaRef;
+use tokio::sync::oneshot;
+
+use super::ChangeBatch;
+use super::graph::Dataflow;
+use super::sink::ViewRows;
+use crate::catalog::table::decode_changelog;
+use crate::config::SOURCE_READ_RECORDS_MAX;
+use crate::error::{Result, WeirError};
+use crate::formats::{self, Format};
+use crate::state::{StateStore, WriteBatch, keys};
+use crate::topics::Topic;
+
+/// How a topic's records become rows.
+pub enum Decoding {
+    /// A source: each record is one row in `format`.
+    Rows { format: Format, schema: SchemaRef },
+    /// A table's changelog: `{"op", "row"}` records with their weights.
+    Changelog { schema: SchemaRef },
+}
+
+/// What feeds one input of a view.
+pub enum InputSource {
+    Topic { topic: Arc<Topic>, decoding: Decoding },
+    View { view_id: u64 },
+}
+
+/// A view ready to run: its dataflow, its inputs and where its rows go.
+pub struct ViewFlow {
+    pub id: u64,
+    pub name: String,
+    pub dataflow: Dataflow,
+    pub inputs: Vec<InputSource>,
+    pub rows: Arc<ViewRows>,
+}
+
+struct RunningView {
+    flow: ViewFlow,
+    /// Per input, per partition: the next offset to read (topic inputs only).
+    offsets: Vec<Vec<u64>>,
+    /// Per input: whether an upstream view's rows must still be fed as a snapshot.
+    snapshot_pending: Vec<bool>,
+    /// Set when the view's dataflow failed; it is no longer updated (its rows stay readable).
+    failed: Option<String>,
+}
+
+enum Command {
+    AddView { flow: Box<ViewFlow>, restore: bool, extra: WriteBatch, reply: oneshot::Sender<Result<()>> },
+    DropView { view_id: u64, batch: WriteBatch, reply: oneshot::Sender<Result<()>> },
+    Flush { reply: oneshot::Sender<Result<()>> },
+}
+
+/// Handle to the epoch thread.
+pub struct Runtime {
+    commands: Option<Sender<Command>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Runtime {
+    pub fn start(store: Arc<dyn StateStore>, barrier_interval: Duration) -> Runtime {
+        let (tx, rx) = mpsc::channel();
+        let mut epochs = Epochs { store, views: Vec::new(), records_skipped: HashMap::new(), pending: WriteBatch::default() };
+        let thread = std::thread::Builder::new()
+            .name("weir-epochs".into())
+            .spawn(move || epochs.run(rx, barrier_interval))
+            .expect("spawn epoch thread");
+        Runtime { commands: Some(tx), thread: Some(thread) }
+    }
+
+    async fn call(&self, make: impl FnOnce(oneshot::Sender<Result<()>>) -> Command) -> Result<()> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .as_ref()
+            .ok_or_else(|| WeirError::internal("dataflow runtime stopped"))?
+            .send(make(tx))
+            .map_err(|_| WeirError::internal("dataflow runtime stopped"))?;
+        rx.await.map_err(|_| WeirError::internal("dataflow runtime stopped"))?
+    }
+
+    /// Starts running a view and returns once its backfill epoch is committed. With `restore`
+    /// its operator state and offsets are loaded from the store (start-up) instead.
+    pub async fn add_view(&self, flow: ViewFlow, restore: bool) -> Result<()> {
+        let extra = WriteBatch::default();
+        self.call(|reply| Command::AddView { flow: Box::new(flow), restore, extra, reply }).await
+    }
+
+    /// Like `add_view` for a new view, committing `extra` (its catalog entry) in the same
+    /// atomic write as its backfill.
+    pub async fn add_view_with(&self, flow: ViewFlow, extra: WriteBatch) -> Result<()> {
+        self.call(|reply| Command::AddView { flow: Box::new(flow), restore: false, extra, reply }).await
+    }
+
+    /// Stops a view; `batch` (its catalog removal) is committed together with the deletion of
+    /// its rows, state and offsets.
+    pub async fn drop_view(&self, view_id: u64, batch: WriteBatch) -> Result<()> {
+        self.call(|reply| Command::DropView { view_id, batch, reply }).await
+    }
+
+    /// Runs an epoch now and returns once it is committed and visible.
+    pub async fn flush(&self) -> Result<()> {
+        self.call(|reply| Command::Flush { reply }).await
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.commands.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+struct Epochs {
+    store: Arc<dyn StateStore>,
+    views: Vec<RunningView>,
+    records_skipped: HashMap<String, u64>,
+    /// Writes to commit with the next epoch (a new view's catalog entry).
+    pending: WriteBatch,
+}
+
+impl Epochs {
+    fn run(&mut self, rx: Receiver<Command>, interval: Duration) {
+        let mut next_barrier = Instant::now() + interval;
+        loop {
+            let wait = next_barrier.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(wait) {
+                Ok(Command::AddView { flow, restore, extra, reply }) => {
+                    self.pending = extra;
+                    let _ = reply.send(self.add_view(*flow, restore));
+                }
+                Ok(Command::DropView { view_id, batch, reply }) => {
+                    let _ = reply.send(self.drop_view(view_id, batch));
+                }
+                Ok(Command::Flush { reply }) => {
+                    let _ = reply.send(self.epoch());
+                    next_barrier = Instant::now() + interval;
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    if let Err(e) = self.epoch() {
+                        tracing::error!("epoch failed: {e}");
+                    }
+                    next_barrier = Instant::now() + interval;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+    }
+
+    fn add_view(&mut self, mut flow: ViewFlow, restore: bool) -> Result<()> {
+        let partitions: Vec<Vec<u64>> = flow
+            .inputs
+            .iter()
+            .map(|i| match i {
+                InputSource::Topic { topic, .. } => vec![0; topic.partitions() as usize],
+                InputSource::View { .. } => Vec::new(),
+            })
+            .collect();
+        let mut offsets = partitions;
+        if restore {
+            flow.dataflow.restore(flow.id, self.store.as_ref())?;
+            if let Some(bytes) = self.store.get(&keys::offsets_key(flow.id))? {
+                offsets = serde_json::from_slice(&bytes)
+                    .map_err(|e| WeirError::internal(format!("corrupt offsets: {e}")))?;
+            }
+        }
+        let snapshot_pending = flow.inputs.iter().map(|i| !restore && matches!(i, InputSource::View { .. })).collect();
+        let id = flow.id;
+        self.views.push(RunningView { flow, offsets, snapshot_pending, failed: None });
+        if restore {
+            self.pending = WriteBatch::default();
+            return Ok(());
+        }
+        let result = self.epoch();
+        if result.is_err() {
+            self.views.retain(|v| v.flow.id != id);
+        }
+        result
+    }
+
+    fn drop_view(&mut self, view_id: u64, mut batch: WriteBatch) -> Result<()> {
+        if let Some(pos) = self.views.iter().position(|v| v.flow.id == view_id) {
+            let view = self.views.remove(pos);
+            view.flow.rows.delete_all(self.store.as_ref(), &mut batch)?;
+        }
+        for (k, _) in self.store.scan_prefix(&keys::view_state_prefix(view_id))? {
+            batch.delete(k);
+        }
+        batch.delete(keys::offsets_key(view_id));
+        self.store.commit(batch)
+    }
+
+    /// One epoch over every view, committed atomically. When a view's dataflow fails (say, a
+    /// division by zero in its expression) nothing of the epoch is committed: every view goes
+    /// back to its committed state, the failing view is marked failed and left out from then
+    /// on, and the error goes to whoever asked (FLUSH, CREATE).
+    fn epoch(&mut self) -> Result<()> {
+        let mut batch = std::mem::take(&mut self.pending);
+        let mut deltas: HashMap<u64, ChangeBatch> = HashMap::new();
+        for i in 0..self.views.len() {
+            if self.views[i].failed.is_some() {
+                continue;
+            }
+            if let Err(e) = self.advance(i, &mut batch, &mut deltas) {
+                let view = &mut self.views[i];
+                tracing::error!(view = view.flow.name, "materialized view failed: {e}");
+                view.failed = Some(e.message.clone());
+                self.reload()?;
+                return Err(in_view(&self.views[i].flow.name, e));
+            }
+        }
+        self.store.commit(batch)
+    }
+
+    /// Runs view `i` through the epoch: feeds its inputs, closes it with a barrier and adds
+    /// its row changes, operator state and offsets to `batch`.
+    fn advance(&mut self, i: usize, batch: &mut WriteBatch, deltas: &mut HashMap<u64, ChangeBatch>) -> Result<()> {
+        let store = self.store.clone();
+        let (done, rest) = self.views.split_at_mut(i);
+        let view = &mut rest[0];
+        let mut outputs = Vec::new();
+        for input in 0..view.flow.inputs.len() {
+            match &view.flow.inputs[input] {
+                InputSource::Topic { topic, decoding } => {
+                    for p in 0..topic.partitions() {
+                        let end = topic.end_offset(p)?;
+                        while view.offsets[input][p as usize] < end {
+                            let from = view.offsets[input][p as usize];
+                            let records = topic.read(p, from, SOURCE_READ_RECORDS_MAX)?;
+                            let Some((last, _)) = records.last() else { break };
+                            view.offsets[input][p as usize] = last + 1;
+                            let values: Vec<&[u8]> = records.iter().map(|(_, r)| r.value.as_ref()).collect();
+                            let (changes, skipped) = decode(decoding, &values)?;
+                            if skipped > 0 {
+                                *self.records_skipped.entry(topic.name().to_string()).or_default() += skipped as u64;
+                                tracing::warn!(topic = topic.name(), skipped, "records that do not decode were skipped");
+                            }
+                            outputs.extend(view.flow.dataflow.push(input, &changes)?);
+                        }
+                    }
+                }
+                InputSource::View { view_id } => {
+                    let upstream = done
+                        .iter()
+                        .find(|v| v.flow.id == *view_id)
+                        .ok_or_else(|| WeirError::internal("a view runs before its input"))?;
+                    if let Some(reason) = &upstream.failed {
+                        return Err(WeirError::internal(format!(
+                            "its input \"{}\" failed: {reason}",
+                            upstream.flow.name
+                        )));
+                    }
+                    if view.snapshot_pending[input] {
+                        let snapshot = upstream.flow.rows.scan(store.as_ref())?;
+                        outputs.extend(view.flow.dataflow.push(input, &snapshot)?);
+                        view.snapshot_pending[input] = false;
+                    }
+                    if let Some(delta) = deltas.get(view_id) {
+                        outputs.extend(view.flow.dataflow.push(input, delta)?);
+                    }
+                }
+            }
+        }
+        outputs.extend(view.flow.dataflow.barrier()?);
+        let delta = view.flow.rows.apply(&outputs, store.as_ref(), batch)?;
+        view.flow.dataflow.checkpoint(view.flow.id, batch)?;
+        let offsets = serde_json::to_vec(&view.offsets).map_err(|e| WeirError::internal(e.to_string()))?;
+        batch.put(keys::offsets_key(view.flow.id), offsets);
+        deltas.insert(view.flow.id, delta);
+        Ok(())
+    }
+
+    /// Puts every running view back to its committed state after a failed epoch.
+    fn reload(&mut self) -> Result<()> {
+        for view in &mut self.views {
+            view.flow.dataflow.restore(view.flow.id, self.store.as_ref())?;
+            let committed = self.store.get(&keys::offsets_key(view.flow.id))?;
+            match committed {
+                Some(bytes) => {
+                    view.offsets = serde_json::from_slice(&bytes)
+                        .map_err(|e| WeirError::internal(format!("corrupt offsets: {e}")))?;
+                }
+                None => {
+                    // Never committed: a view still in its backfill starts over.
+                    view.offsets.iter_mut().for_each(|o| o.iter_mut().for_each(|x| *x = 0));
+                    for (input, pending) in view.snapshot_pending.iter_mut().enumerate() {
+                        *pending = matches!(view.flow.inputs[input], InputSource::View { .. });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn in_view(name: &str, e: WeirError) -> WeirError {
+    WeirError { message: format!("{} (in materialized view \"{name}\")", e.message), ..e }
+}
+
+fn decode(decoding: &Decoding, values: &[&[u8]]) -> Result<(ChangeBatch, usize)> {
+    match decoding {
+        Decoding::Rows { format, schema } => {
+            let decoded = formats::decode_records(*format, schema, values)?;
+            Ok((ChangeBatch::inserts(decoded.batch), decoded.skipped))
+        }
+        Decoding::Changelog { schema } => {
+            let (rows, weights) = decode_changelog(schema, values)?;
+            let skipped = values.len() - rows.num_rows();
+            Ok((ChangeBatch::new(rows, weights), skipped))
+        }
+    }
+}

@@ -1,0 +1,379 @@
+//! DDL: topics, sources, tables and materialized views — creating, restoring and dropping.
+//!
+//! `create_object` serves both a user's CREATE and start-up (with the stored item), so a
+//! restored object is built by exactly the code that first built it.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::sql::sqlparser::ast;
+
+use super::{Database, Output, Tag, object_name};
+use crate::catalog::{CatalogItem, Entry, ItemKind, SourceDef, TableData, TableDef, ViewDef};
+use crate::dataflow::runtime::{Decoding, InputSource, ViewFlow};
+use crate::dataflow::sink::ViewRows;
+use crate::error::{ErrorKind, Result, WeirError};
+use crate::sql::parse::{self, Statement};
+use crate::sql::stream_plan::{StreamPlan, plan_stream};
+use crate::state::WriteBatch;
+use crate::topics::TopicConfig;
+
+/// Prefix of the internal topics holding table changelogs.
+const TABLE_TOPIC_PREFIX: &str = "_weir.table.";
+
+impl Database {
+    pub(super) fn create_topic(&self, name: &str, options: &[(String, String)], if_not_exists: bool) -> Result<Output> {
+        let mut config = TopicConfig::default();
+        for (key, value) in options {
+            match key.as_str() {
+                "partitions" => {
+                    config.partitions = value.parse().map_err(|_| {
+                        WeirError::new(ErrorKind::InvalidParameter, format!("partitions must be a positive integer, not \"{value}\""))
+                    })?;
+                }
+                other => {
+                    return Err(WeirError::new(ErrorKind::InvalidParameter, format!("unknown topic option \"{other}\""))
+                        .with_hint("supported: partitions"));
+                }
+            }
+        }
+        if if_not_exists && self.topics.topic(name).is_some() {
+            return Ok(Output::Done(Tag::new("CREATE TOPIC")));
+        }
+        self.topics.create_topic(name, config)?;
+        Ok(Output::Done(Tag::new("CREATE TOPIC")))
+    }
+
+    pub(super) fn drop_topic(&self, name: &str, if_exists: bool) -> Result<Output> {
+        if self.topics.topic(name).is_none() && if_exists {
+            return Ok(Output::Done(Tag::new("DROP TOPIC")));
+        }
+        let users: Vec<String> = self
+            .catalog
+            .entries()
+            .into_iter()
+            .filter(|e| match e {
+                Entry::Source(s) => s.topic == name,
+                Entry::Table(t) => t.topic == name,
+                Entry::View(_) => false,
+            })
+            .map(|e| format!("{} {}", e.item().kind.noun(), e.item().name))
+            .collect();
+        if !users.is_empty() {
+            return Err(WeirError::new(ErrorKind::DependentObjects, format!("cannot drop topic {name} because other objects depend on it"))
+                .with_hint(format!("{} reads it; drop that first", users.join(", "))));
+        }
+        self.topics.drop_topic(name)?;
+        Ok(Output::Done(Tag::new("DROP TOPIC")))
+    }
+
+    /// CREATE SOURCE / TABLE / MATERIALIZED VIEW, or (with `restored`) rebuilding one at start-up.
+    pub(super) async fn create_object(&self, stmt: Statement, restored: Option<CatalogItem>) -> Result<Output> {
+        match stmt {
+            Statement::CreateSource(create) => {
+                if self.catalog.get(&create.name).is_some() && create.if_not_exists && restored.is_none() {
+                    return Ok(Output::Done(Tag::new("CREATE SOURCE")));
+                }
+                if restored.is_none() {
+                    self.catalog.ensure_free(&create.name)?;
+                }
+                let schema = columns_schema(&create.columns);
+                let (topic, owns_topic) = match (&create.topic, &restored) {
+                    (_, Some(item)) => (create.topic.clone().unwrap_or(create.name.clone()), item.owns_topic),
+                    (Some(t), None) => {
+                        self.topics.topic(t).ok_or_else(|| {
+                            WeirError::new(ErrorKind::UndefinedTable, format!("topic \"{t}\" does not exist"))
+                                .with_hint(format!("CREATE TOPIC {t} first, or leave out FROM TOPIC to create one"))
+                        })?;
+                        (t.clone(), false)
+                    }
+                    (None, None) => match self.topics.topic(&create.name) {
+                        Some(_) => (create.name.clone(), false),
+                        None => {
+                            self.topics.create_topic(&create.name, Default::default())?;
+                            (create.name.clone(), true)
+                        }
+                    },
+                };
+                let persist = restored.is_none();
+                let item = match restored {
+                    Some(item) => item,
+                    None => CatalogItem {
+                        id: self.catalog.next_id()?,
+                        name: create.name.clone(),
+                        kind: ItemKind::Source,
+                        create_sql: {
+                            let mut c = create.clone();
+                            c.topic = Some(topic.clone());
+                            c.to_sql()
+                        },
+                        depends_on: vec![],
+                        owns_topic,
+                    },
+                };
+                let def = SourceDef { item, schema, topic, format: create.format };
+                self.catalog.insert(Entry::Source(Arc::new(def)), persist)?;
+                Ok(Output::Done(Tag::new("CREATE SOURCE")))
+            }
+            Statement::Standard(stmt) => match *stmt {
+                ast::Statement::CreateTable(create) => self.create_table(create, restored).await,
+                ast::Statement::CreateView(view) => self.create_view(view, restored).await,
+                other => Err(WeirError::internal(format!("not a CREATE: {other}"))),
+            },
+            _ => Err(WeirError::internal("not a CREATE")),
+        }
+    }
+
+    async fn create_table(&self, create: ast::CreateTable, restored: Option<CatalogItem>) -> Result<Output> {
+        let name = object_name(&create.name)?;
+        if restored.is_none() {
+            if create.if_not_exists && self.catalog.get(&name).is_some() {
+                return Ok(Output::Done(Tag::new("CREATE TABLE")));
+            }
+            self.catalog.ensure_free(&name)?;
+        }
+        if create.query.is_some() {
+            return Err(WeirError::unsupported("CREATE TABLE ... AS is not supported")
+                .with_hint("use CREATE MATERIALIZED VIEW ... AS"));
+        }
+        let mut columns = parse::columns(&create.columns)?;
+        for constraint in &create.constraints {
+            if let ast::TableConstraint::PrimaryKey(pk) = constraint {
+                for col in &pk.columns {
+                    let col_name = col.column.expr.to_string().to_ascii_lowercase();
+                    let c = columns.iter_mut().find(|c| c.name == col_name).ok_or_else(|| {
+                        WeirError::new(ErrorKind::UndefinedColumn, format!("column \"{col_name}\" named in key does not exist"))
+                    })?;
+                    c.primary_key = true;
+                }
+            }
+        }
+        let primary_key: Vec<usize> = columns.iter().enumerate().filter(|(_, c)| c.primary_key).map(|(i, _)| i).collect();
+        if primary_key.is_empty() {
+            return Err(WeirError::unsupported("a table needs a PRIMARY KEY")
+                .with_hint("for append-only data use CREATE SOURCE; for a table add PRIMARY KEY to its key column(s)"));
+        }
+        let schema = columns_schema(&columns);
+        let topic_name = format!("{TABLE_TOPIC_PREFIX}{name}");
+        let topic = match self.topics.topic(&topic_name) {
+            Some(t) if restored.is_some() => t,
+            Some(_) => {
+                return Err(WeirError::new(ErrorKind::DuplicateTable, format!("topic \"{topic_name}\" already exists")));
+            }
+            None => self.topics.create_topic(&topic_name, Default::default())?,
+        };
+        let data = TableData::new(&name, schema.clone(), primary_key.clone())?;
+        data.replay(&topic)?;
+        let persist = restored.is_none();
+        let item = match restored {
+            Some(item) => item,
+            None => CatalogItem {
+                id: self.catalog.next_id()?,
+                name: name.clone(),
+                kind: ItemKind::Table,
+                create_sql: ast::Statement::CreateTable(create).to_string(),
+                depends_on: vec![],
+                owns_topic: true,
+            },
+        };
+        let def = TableDef { item, schema, primary_key, topic: topic_name, data, write_lock: Default::default() };
+        self.catalog.insert(Entry::Table(Arc::new(def)), persist)?;
+        Ok(Output::Done(Tag::new("CREATE TABLE")))
+    }
+
+    /// Plans a view's query into a dataflow and renames columns the way Postgres names them.
+    async fn plan_view(&self, query: &ast::Query) -> Result<(StreamPlan, Vec<String>)> {
+        let plan = self.plan(&ast::Statement::Query(Box::new(query.clone()))).await?;
+        let optimized = self.ctx.state().optimize(&plan)?;
+        let catalog = self.catalog.clone();
+        let relation_key = move |name: &str| match catalog.get(name) {
+            Some(Entry::Table(t)) => t.primary_key.clone(),
+            Some(Entry::View(v)) => v.key.clone(),
+            _ => vec![],
+        };
+        let mut stream = plan_stream(&optimized, &relation_key)?;
+        let names: Vec<String> = plan.schema().fields().iter().map(|f| pg_column_name(f.name())).collect();
+        let mut seen = std::collections::HashSet::new();
+        for n in &names {
+            if !seen.insert(n.clone()) {
+                return Err(WeirError::new(ErrorKind::DuplicateTable, format!("column \"{n}\" specified more than once"))
+                    .with_hint("give the columns distinct names with AS"));
+            }
+        }
+        let fields: Vec<Field> = stream
+            .schema
+            .fields()
+            .iter()
+            .zip(&names)
+            .map(|(f, n)| f.as_ref().clone().with_name(n))
+            .collect();
+        let schema: SchemaRef = Arc::new(Schema::new(fields));
+        stream.schema = schema.clone();
+        stream.dataflow.output_schema = schema;
+        let inputs = stream.inputs.clone();
+        Ok((stream, inputs))
+    }
+
+    async fn create_view(&self, view: ast::CreateView, restored: Option<CatalogItem>) -> Result<Output> {
+        if !view.materialized {
+            return Err(WeirError::unsupported("CREATE VIEW is not supported")
+                .with_hint("use CREATE MATERIALIZED VIEW: Weir keeps it up to date incrementally"));
+        }
+        if view.or_replace {
+            return Err(WeirError::unsupported("CREATE OR REPLACE MATERIALIZED VIEW is not supported"));
+        }
+        let name = object_name(&view.name)?;
+        if restored.is_none() {
+            if view.if_not_exists && self.catalog.get(&name).is_some() {
+                return Ok(Output::Done(Tag::new("CREATE MATERIALIZED VIEW")));
+            }
+            self.catalog.ensure_free(&name)?;
+        }
+        let (stream, inputs) = self.plan_view(&view.query).await?;
+        let mut depends_on: Vec<String> = inputs.clone();
+        depends_on.sort();
+        depends_on.dedup();
+        let mut sources = Vec::with_capacity(inputs.len());
+        for input in &inputs {
+            sources.push(self.input_source(input)?);
+        }
+        let restoring = restored.is_some();
+        let item = match restored {
+            Some(item) => item,
+            None => CatalogItem {
+                id: self.catalog.next_id()?,
+                name: name.clone(),
+                kind: ItemKind::MaterializedView,
+                create_sql: ast::Statement::CreateView(view.clone()).to_string(),
+                depends_on,
+                owns_topic: false,
+            },
+        };
+        let rows = Arc::new(ViewRows::new(item.id, stream.schema.clone(), stream.key.clone())?);
+        let flow = ViewFlow { id: item.id, name: name.clone(), dataflow: stream.dataflow, inputs: sources, rows: rows.clone() };
+        let def = ViewDef { item: item.clone(), schema: stream.schema, key: stream.key, rows };
+        if restoring {
+            self.runtime.add_view(flow, true).await?;
+            self.catalog.insert(Entry::View(Arc::new(def)), false)?;
+        } else {
+            // The catalog entry is committed with the view's backfill epoch: the view exists
+            // exactly when its complete first contents do.
+            let mut batch = WriteBatch::default();
+            batch.put(crate::state::keys::catalog_key(&name), serde_json::to_vec(&item).map_err(|e| WeirError::internal(e.to_string()))?);
+            self.runtime.add_view_with(flow, batch).await?;
+            self.catalog.insert(Entry::View(Arc::new(def)), false)?;
+        }
+        Ok(Output::Done(Tag::new("CREATE MATERIALIZED VIEW")))
+    }
+
+    fn input_source(&self, name: &str) -> Result<InputSource> {
+        let topic = |t: &str| self.topics.topic(t).ok_or_else(|| WeirError::undefined_table(t));
+        Ok(match self.catalog.get(name) {
+            Some(Entry::Source(s)) => InputSource::Topic {
+                topic: topic(&s.topic)?,
+                decoding: Decoding::Rows { format: s.format, schema: s.schema.clone() },
+            },
+            Some(Entry::Table(t)) => InputSource::Topic {
+                topic: topic(&t.topic)?,
+                decoding: Decoding::Changelog { schema: t.schema.clone() },
+            },
+            Some(Entry::View(v)) => InputSource::View { view_id: v.item.id },
+            None => return Err(WeirError::undefined_table(name)),
+        })
+    }
+
+    /// DROP SOURCE / TABLE / MATERIALIZED VIEW, with CASCADE dropping dependent views first.
+    pub(super) async fn drop_relation(&self, kind: ItemKind, name: &str, if_exists: bool, cascade: bool) -> Result<Output> {
+        let tag = match kind {
+            ItemKind::Source => "DROP SOURCE",
+            ItemKind::Table => "DROP TABLE",
+            ItemKind::MaterializedView => "DROP MATERIALIZED VIEW",
+        };
+        let Some(entry) = self.catalog.get(name) else {
+            if if_exists {
+                return Ok(Output::Done(Tag::new(tag)));
+            }
+            return Err(WeirError::new(ErrorKind::UndefinedTable, format!("{} \"{name}\" does not exist", kind.noun())));
+        };
+        if entry.item().kind != kind {
+            return Err(WeirError::new(ErrorKind::WrongObjectType, format!("\"{name}\" is not a {}", kind.noun()))
+                .with_hint(format!("use DROP {}", entry.item().kind.noun().to_uppercase())));
+        }
+        let dependents = self.catalog.dependents(name);
+        if !dependents.is_empty() && !cascade {
+            return Err(WeirError::new(
+                ErrorKind::DependentObjects,
+                format!("cannot drop {} {name} because other objects depend on it", kind.noun()),
+            )
+            .with_detail(format!("materialized view {} depends on {} {name}", dependents.join(", "), kind.noun()))
+            .with_hint("Use DROP ... CASCADE to drop the dependent objects too."));
+        }
+        for dependent in dependents {
+            Box::pin(self.drop_relation(ItemKind::MaterializedView, &dependent, true, true)).await?;
+        }
+        let mut batch = WriteBatch::default();
+        self.catalog.remove(name, &mut batch);
+        match &entry {
+            Entry::View(v) => self.runtime.drop_view(v.item.id, batch).await?,
+            Entry::Source(s) => {
+                self.store.commit(batch)?;
+                if s.item.owns_topic {
+                    self.topics.drop_topic(&s.topic)?;
+                }
+            }
+            Entry::Table(t) => {
+                self.store.commit(batch)?;
+                self.topics.drop_topic(&t.topic)?;
+            }
+        }
+        Ok(Output::Done(Tag::new(tag)))
+    }
+
+    /// EXPLAIN CREATE MATERIALIZED VIEW prints the dataflow; EXPLAIN of a query prints
+    /// DataFusion's logical plan.
+    pub(super) async fn explain(&self, stmt: ast::Statement) -> Result<Output> {
+        let text = match &stmt {
+            ast::Statement::CreateView(view) if view.materialized => {
+                let (stream, _) = self.plan_view(&view.query).await?;
+                let mut text = stream.dataflow.explain();
+                if !stream.key.is_empty() {
+                    let names: Vec<&str> = stream.key.iter().map(|&k| stream.schema.field(k).name().as_str()).collect();
+                    text.push_str(&format!("Key: {}\n", names.join(", ")));
+                }
+                text
+            }
+            ast::Statement::Query(_) => {
+                let plan = self.plan(&stmt).await?;
+                let optimized = self.ctx.state().optimize(&plan)?;
+                format!("{}\n", optimized.display_indent())
+            }
+            other => return Err(WeirError::unsupported(format!("EXPLAIN of this statement is not supported: {}", super::first_words(&other.to_string())))),
+        };
+        let schema = Arc::new(Schema::new(vec![Field::new("QUERY PLAN", DataType::Utf8, false)]));
+        let lines = StringArray::from_iter_values(text.lines());
+        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(lines)])?;
+        Ok(Output::Rows { schema, batches: vec![batch] })
+    }
+}
+
+fn columns_schema(columns: &[parse::Column]) -> SchemaRef {
+    Arc::new(Schema::new(
+        columns.iter().map(|c| Field::new(&c.name, c.data_type.clone(), true)).collect::<Vec<_>>(),
+    ))
+}
+
+/// The name Postgres gives an output column: the alias or column name as is, a function
+/// call's function name (`count(*)` → `count`), `?column?` for other expressions.
+pub fn pg_column_name(name: &str) -> String {
+    let is_ident = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_alphanumeric() || c == '_');
+    if is_ident(name) {
+        return name.to_string();
+    }
+    if let Some((func, _)) = name.split_once('(') {
+        if is_ident(func) {
+            return func.to_ascii_lowercase();
+        }
+    }
+    "?column?".to_string()
+}

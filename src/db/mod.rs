@@ -1,0 +1,286 @@
+//! The database: the one place that knows every stage and wires them together.
+//!
+//! [`Database::execute`] shows a statement's whole life: parsed statement in, then DDL goes to
+//! the catalog, topics and dataflow runtime; writes go to the log; reads go to serving (a
+//! point lookup, or DataFusion over committed state); an [`Output`] comes back for the wire.
+
+mod ddl;
+pub use ddl::pg_column_name;
+mod dml;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use datafusion::arrow::array::{RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::{ParamValues, ScalarValue};
+use datafusion::execution::context::{SessionConfig, SessionContext};
+use datafusion::logical_expr::{LogicalPlan, ScalarUDF, Volatility, create_udf};
+use datafusion::physical_plan::ColumnarValue;
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast;
+
+use crate::catalog::{Catalog, Entry, ItemKind};
+use crate::config;
+use crate::dataflow::runtime::Runtime;
+use crate::error::{ErrorKind, Result, WeirError};
+use crate::serving::lookup::PointLookup;
+use crate::serving::providers::{ReadContext, WeirSchema};
+use crate::sql::parse::{ShowKind, Statement};
+use crate::state::{SledStore, StateStore};
+use crate::topics::TopicStore;
+
+/// What a statement returns to the client.
+#[derive(Debug)]
+pub enum Output {
+    Rows { schema: SchemaRef, batches: Vec<RecordBatch> },
+    /// A command tag (`CREATE SOURCE`, `INSERT 0 3` ...).
+    Done(Tag),
+}
+
+/// A command completion tag, Postgres style.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tag {
+    pub command: String,
+    pub rows: Option<usize>,
+}
+
+impl Tag {
+    pub fn new(command: &str) -> Tag {
+        Tag { command: command.into(), rows: None }
+    }
+    pub fn with_rows(command: &str, rows: usize) -> Tag {
+        Tag { command: command.into(), rows: Some(rows) }
+    }
+}
+
+/// Start-up settings.
+#[derive(Debug, Clone)]
+pub struct DbConfig {
+    pub data_dir: PathBuf,
+    pub barrier_interval_ms: u64,
+}
+
+pub struct Database {
+    pub(crate) store: Arc<dyn StateStore>,
+    pub(crate) topics: Arc<TopicStore>,
+    pub(crate) catalog: Arc<Catalog>,
+    pub(crate) runtime: Runtime,
+    pub(crate) ctx: SessionContext,
+    /// Round-robin partition choice for INSERT / COPY into multi-partition sources.
+    pub(crate) next_partition: std::sync::atomic::AtomicU32,
+}
+
+impl Database {
+    /// Opens (or creates) the database in `config.data_dir` and brings every view back to its
+    /// last committed epoch.
+    pub async fn open(config: DbConfig) -> Result<Arc<Database>> {
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|e| WeirError::io(&format!("create {}", config.data_dir.display()), e))?;
+        let store: Arc<dyn StateStore> = Arc::new(SledStore::open(&config.data_dir.join("store"))?);
+        let topics = Arc::new(TopicStore::open(&config.data_dir.join("topics"))?);
+        let catalog = Arc::new(Catalog::new(store.clone()));
+        let runtime = Runtime::start(store.clone(), Duration::from_millis(config.barrier_interval_ms.max(1)));
+        let ctx = session_context(ReadContext { catalog: catalog.clone(), topics: topics.clone(), store: store.clone() })?;
+        let db = Arc::new(Database {
+            store,
+            topics,
+            catalog,
+            runtime,
+            ctx,
+            next_partition: Default::default(),
+        });
+        db.recover().await?;
+        Ok(db)
+    }
+
+    /// Replays the catalog: every object is rebuilt from its stored statement, tables reload
+    /// their contents from their changelog, views restore their state and offsets.
+    async fn recover(&self) -> Result<()> {
+        for item in self.catalog.load_items()? {
+            let stmts = crate::sql::parse::parse(&item.create_sql)?;
+            let Some(stmt) = stmts.into_iter().next() else { continue };
+            self.create_object(stmt, Some(item.clone())).await.map_err(|e| {
+                WeirError::internal(format!("cannot restore {} \"{}\": {}", item.kind.noun(), item.name, e.message))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Runs one statement. `params` are the bound values of `$n` placeholders.
+    pub async fn execute(&self, stmt: Statement, params: &[ScalarValue]) -> Result<Output> {
+        match stmt {
+            Statement::CreateTopic { name, options, if_not_exists } => {
+                self.create_topic(&name, &options, if_not_exists)
+            }
+            Statement::DropTopic { name, if_exists } => self.drop_topic(&name, if_exists),
+            Statement::CreateSource(_) => self.create_object(stmt, None).await,
+            Statement::DropSource { name, if_exists, cascade } => {
+                self.drop_relation(ItemKind::Source, &name, if_exists, cascade).await
+            }
+            Statement::Show(kind) => self.show(kind),
+            Statement::Flush => {
+                self.runtime.flush().await?;
+                Ok(Output::Done(Tag::new("FLUSH")))
+            }
+            Statement::Standard(stmt) => self.execute_standard(*stmt, params).await,
+        }
+    }
+
+    async fn execute_standard(&self, stmt: ast::Statement, params: &[ScalarValue]) -> Result<Output> {
+        match stmt {
+            ast::Statement::Query(ref query) => {
+                if let Some(lookup) = PointLookup::recognise(query, &self.catalog) {
+                    let batch = lookup.execute(self.store.as_ref(), params)?;
+                    return Ok(Output::Rows { schema: batch.schema(), batches: vec![batch] });
+                }
+                let plan = self.plan(&stmt).await?;
+                self.run_query(plan, params).await
+            }
+            ast::Statement::CreateTable(_) | ast::Statement::CreateView(_) => {
+                self.create_object(Statement::Standard(Box::new(stmt)), None).await
+            }
+            ast::Statement::Insert(insert) => self.insert(insert, params).await,
+            ast::Statement::Update(update) => self.update(update, params).await,
+            ast::Statement::Delete(delete) => self.delete(delete, params).await,
+            ast::Statement::Drop { object_type, if_exists, names, cascade, .. } => {
+                let kind = match object_type {
+                    ast::ObjectType::MaterializedView | ast::ObjectType::View => ItemKind::MaterializedView,
+                    ast::ObjectType::Table => ItemKind::Table,
+                    other => return Err(WeirError::unsupported(format!("DROP {other} is not supported"))),
+                };
+                let mut tag = Output::Done(Tag::new("DROP"));
+                for name in names {
+                    tag = self.drop_relation(kind, &object_name(&name)?, if_exists, cascade).await?;
+                }
+                Ok(tag)
+            }
+            ast::Statement::Explain { statement, .. } => self.explain(*statement).await,
+            other => Err(WeirError::unsupported(format!(
+                "statement is not supported: {}",
+                first_words(&other.to_string())
+            ))),
+        }
+    }
+
+    /// Binds a query with DataFusion: names resolved against the catalog, types checked.
+    pub async fn plan(&self, stmt: &ast::Statement) -> Result<LogicalPlan> {
+        let state = self.ctx.state();
+        let plan = state.statement_to_plan(DfStatement::Statement(Box::new(stmt.clone()))).await?;
+        Ok(plan)
+    }
+
+    /// Runs a bound query over committed state.
+    pub async fn run_query(&self, plan: LogicalPlan, params: &[ScalarValue]) -> Result<Output> {
+        let plan = bind_params(plan, params)?;
+        let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
+        let batches = self.ctx.execute_logical_plan(plan).await?.collect().await?;
+        Ok(Output::Rows { schema, batches })
+    }
+
+    fn show(&self, kind: ShowKind) -> Result<Output> {
+        let (header, rows): (&str, Vec<(String, String)>) = match kind {
+            ShowKind::Topics => (
+                "partitions",
+                self.topics.list().iter().map(|t| (t.name().to_string(), t.partitions().to_string())).collect(),
+            ),
+            ShowKind::Sources | ShowKind::Tables | ShowKind::MaterializedViews => {
+                let want = match kind {
+                    ShowKind::Sources => ItemKind::Source,
+                    ShowKind::Tables => ItemKind::Table,
+                    _ => ItemKind::MaterializedView,
+                };
+                let rows = self
+                    .catalog
+                    .entries()
+                    .into_iter()
+                    .filter(|e| e.item().kind == want)
+                    .map(|e| {
+                        let detail = match &e {
+                            Entry::Source(s) => s.topic.clone(),
+                            Entry::Table(t) => t.topic.clone(),
+                            Entry::View(v) => v.item.depends_on.join(", "),
+                        };
+                        (e.item().name.clone(), detail)
+                    })
+                    .collect();
+                (if want == ItemKind::MaterializedView { "inputs" } else { "topic" }, rows)
+            }
+        };
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("name", DataType::Utf8, false),
+            Field::new(header, DataType::Utf8, false),
+        ]));
+        let names = StringArray::from_iter_values(rows.iter().map(|r| r.0.as_str()));
+        let details = StringArray::from_iter_values(rows.iter().map(|r| r.1.as_str()));
+        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(names), Arc::new(details)])?;
+        Ok(Output::Rows { schema, batches: vec![batch] })
+    }
+
+    /// The data directory layout, for messages.
+    pub fn describe_dir(dir: &Path) -> String {
+        format!("store in {}, topics in {}", dir.join("store").display(), dir.join("topics").display())
+    }
+}
+
+/// Replaces `$n` placeholders with bound values, each cast to the type the plan expects.
+pub fn bind_params(plan: LogicalPlan, params: &[ScalarValue]) -> Result<LogicalPlan> {
+    if params.is_empty() {
+        return Ok(plan);
+    }
+    let types = plan.get_parameter_types()?;
+    let mut values = Vec::with_capacity(params.len());
+    for (i, value) in params.iter().enumerate() {
+        let expected = types.get(&format!("${}", i + 1)).cloned().flatten();
+        let value = match expected {
+            Some(t) if t != value.data_type() => value.cast_to(&t).map_err(|_| {
+                WeirError::new(ErrorKind::InvalidText, format!("invalid input syntax for type {t}: \"{value}\""))
+            })?,
+            _ => value.clone(),
+        };
+        values.push(value);
+    }
+    Ok(plan.with_param_values(ParamValues::from(values))?)
+}
+
+pub(crate) fn object_name(name: &ast::ObjectName) -> Result<String> {
+    let last = name.0.last().and_then(|p| p.as_ident()).ok_or_else(|| WeirError::syntax("expected a name"))?;
+    Ok(crate::sql::parse::normalize_ident(last))
+}
+
+fn first_words(sql: &str) -> String {
+    sql.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+}
+
+/// One DataFusion session for every query: Postgres-ish settings, Weir's catalog as the
+/// `public` schema of catalog `weir`, and a few Postgres functions clients call on connect.
+fn session_context(read: ReadContext) -> Result<SessionContext> {
+    let config = SessionConfig::new()
+        .with_default_catalog_and_schema("weir", "public")
+        .with_create_default_catalog_and_schema(true)
+        .with_information_schema(true)
+        .with_target_partitions(1);
+    let ctx = SessionContext::new_with_config(config);
+    let catalog = ctx.catalog("weir").ok_or_else(|| WeirError::internal("default catalog missing"))?;
+    catalog.register_schema("public", Arc::new(WeirSchema { ctx: read }))?;
+    for (name, value) in [
+        ("version", format!("PostgreSQL {}", config::SERVER_VERSION)),
+        ("current_schema", "public".to_string()),
+        ("current_database", "weir".to_string()),
+        ("current_user", "weir".to_string()),
+    ] {
+        ctx.register_udf(constant_text_udf(name, value));
+    }
+    Ok(ctx)
+}
+
+fn constant_text_udf(name: &str, value: String) -> ScalarUDF {
+    create_udf(
+        name,
+        vec![],
+        DataType::Utf8,
+        Volatility::Stable,
+        Arc::new(move |_args: &[ColumnarValue]| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(value.clone()))))),
+    )
+}

@@ -1,0 +1,239 @@
+//! One error type for the whole database. Each variant maps to a Postgres SQLSTATE, so whatever
+//! goes wrong reaches the client as a proper ErrorResponse (message, and a hint where useful) and
+//! the session goes on.
+
+use std::fmt;
+
+use datafusion::error::DataFusionError;
+
+/// A Weir error: a SQLSTATE class plus a message a person understands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WeirError {
+    pub kind: ErrorKind,
+    pub message: String,
+    pub detail: Option<String>,
+    pub hint: Option<String>,
+}
+
+/// The kinds of error, each with its SQLSTATE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// 42601
+    Syntax,
+    /// 42P01
+    UndefinedTable,
+    /// 42703
+    UndefinedColumn,
+    /// 42P07
+    DuplicateTable,
+    /// 22P02
+    InvalidText,
+    /// 22000 (other data exceptions: overflow, division by zero ...)
+    Data,
+    /// 23505
+    UniqueViolation,
+    /// 23502
+    NotNullViolation,
+    /// 0A000
+    Unsupported,
+    /// 2BP01: drop of an object others depend on
+    DependentObjects,
+    /// 42809: wrong kind of object (INSERT into a view ...)
+    WrongObjectType,
+    /// 42804
+    DatatypeMismatch,
+    /// 22023
+    InvalidParameter,
+    /// 42883
+    UndefinedFunction,
+    /// 58030: I/O error in the store or the log
+    Io,
+    /// XX000
+    Internal,
+}
+
+impl ErrorKind {
+    pub fn sqlstate(self) -> &'static str {
+        match self {
+            ErrorKind::Syntax => "42601",
+            ErrorKind::UndefinedTable => "42P01",
+            ErrorKind::UndefinedColumn => "42703",
+            ErrorKind::DuplicateTable => "42P07",
+            ErrorKind::InvalidText => "22P02",
+            ErrorKind::Data => "22000",
+            ErrorKind::UniqueViolation => "23505",
+            ErrorKind::NotNullViolation => "23502",
+            ErrorKind::Unsupported => "0A000",
+            ErrorKind::DependentObjects => "2BP01",
+            ErrorKind::WrongObjectType => "42809",
+            ErrorKind::DatatypeMismatch => "42804",
+            ErrorKind::InvalidParameter => "22023",
+            ErrorKind::UndefinedFunction => "42883",
+            ErrorKind::Io => "58030",
+            ErrorKind::Internal => "XX000",
+        }
+    }
+}
+
+pub type Result<T, E = WeirError> = std::result::Result<T, E>;
+
+impl WeirError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        WeirError { kind, message: message.into(), detail: None, hint: None }
+    }
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+    pub fn syntax(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Syntax, message)
+    }
+    pub fn unsupported(what: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Unsupported, what)
+    }
+    pub fn undefined_table(name: &str) -> Self {
+        Self::new(ErrorKind::UndefinedTable, format!("relation \"{name}\" does not exist"))
+    }
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Internal, message)
+    }
+    pub fn io(context: &str, err: impl fmt::Display) -> Self {
+        Self::new(ErrorKind::Io, format!("{context}: {err}"))
+    }
+}
+
+impl fmt::Display for WeirError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.message)
+    }
+}
+
+impl std::error::Error for WeirError {}
+
+impl From<DataFusionError> for WeirError {
+    fn from(err: DataFusionError) -> Self {
+        classify_datafusion(err)
+    }
+}
+
+impl From<datafusion::arrow::error::ArrowError> for WeirError {
+    fn from(err: datafusion::arrow::error::ArrowError) -> Self {
+        classify_arrow(&err)
+    }
+}
+
+impl From<sled::Error> for WeirError {
+    fn from(err: sled::Error) -> Self {
+        WeirError::io("store", err)
+    }
+}
+
+impl From<crate::topics::TopicError> for WeirError {
+    fn from(err: crate::topics::TopicError) -> Self {
+        use crate::topics::TopicError;
+        match err {
+            TopicError::AlreadyExists(name) => WeirError::new(
+                ErrorKind::DuplicateTable,
+                format!("topic \"{name}\" already exists"),
+            ),
+            TopicError::NotFound(name) => {
+                WeirError::new(ErrorKind::UndefinedTable, format!("topic \"{name}\" does not exist"))
+            }
+            TopicError::InvalidName(name) => WeirError::new(
+                ErrorKind::InvalidParameter,
+                format!("invalid topic name \"{name}\""),
+            )
+            .with_hint("topic names use letters, digits, '.', '_' and '-'"),
+            other => WeirError::io("topic log", other),
+        }
+    }
+}
+
+/// Sorts a DataFusion error into the SQLSTATE a Postgres user expects.
+fn classify_datafusion(err: DataFusionError) -> WeirError {
+    match err {
+        DataFusionError::SQL(e, _) => WeirError::syntax(e.to_string()),
+        DataFusionError::ArrowError(e, _) => classify_arrow(&e),
+        DataFusionError::NotImplemented(m) => WeirError::unsupported(m),
+        DataFusionError::Context(_, inner) => classify_datafusion(*inner),
+        DataFusionError::Shared(inner) => classify_datafusion(DataFusionError::External(
+            Box::new(WeirError::internal(inner.to_string())),
+        )),
+        DataFusionError::External(e) => match e.downcast::<WeirError>() {
+            Ok(weir) => *weir,
+            Err(e) => WeirError::internal(e.to_string()),
+        },
+        DataFusionError::SchemaError(e, _) => {
+            let text = e.to_string();
+            let kind = if text.contains("No field named") || text.contains("not found") {
+                ErrorKind::UndefinedColumn
+            } else {
+                ErrorKind::Syntax
+            };
+            WeirError::new(kind, clean_message(&text))
+        }
+        DataFusionError::Plan(m) => {
+            let kind = if m.contains("table") && m.contains("not found") {
+                ErrorKind::UndefinedTable
+            } else if m.contains("Invalid function") || m.contains("No function matches") {
+                ErrorKind::UndefinedFunction
+            } else if m.contains("Cannot infer common") || m.contains("Cannot coerce") {
+                ErrorKind::DatatypeMismatch
+            } else {
+                ErrorKind::Syntax
+            };
+            WeirError::new(kind, clean_message(&m))
+        }
+        DataFusionError::Execution(m) => {
+            let kind = if m.contains("Cannot cast") || m.contains("Error parsing") {
+                ErrorKind::InvalidText
+            } else {
+                ErrorKind::Data
+            };
+            WeirError::new(kind, clean_message(&m))
+        }
+        other => WeirError::internal(clean_message(&other.to_string())),
+    }
+}
+
+fn classify_arrow(err: &datafusion::arrow::error::ArrowError) -> WeirError {
+    use datafusion::arrow::error::ArrowError;
+    let kind = match err {
+        ArrowError::CastError(_) | ArrowError::ParseError(_) | ArrowError::JsonError(_) => {
+            ErrorKind::InvalidText
+        }
+        ArrowError::DivideByZero | ArrowError::ArithmeticOverflow(_) => ErrorKind::Data,
+        _ => ErrorKind::Internal,
+    };
+    WeirError::new(kind, clean_message(&err.to_string()))
+}
+
+/// DataFusion prefixes messages with "Error during planning: " and the like; a Postgres user
+/// wants the message alone, lowercase first.
+fn clean_message(text: &str) -> String {
+    let mut s = text;
+    for prefix in [
+        "Error during planning: ",
+        "Execution error: ",
+        "Schema error: ",
+        "Arrow error: ",
+        "Cast error: ",
+        "Parser error: ",
+        "This feature is not implemented: ",
+    ] {
+        while let Some(rest) = s.strip_prefix(prefix) {
+            s = rest;
+        }
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    if let Some(first) = chars.next() {
+        out.extend(first.to_lowercase());
+        out.push_str(chars.as_str());
+    }
+    out
+}

@@ -1,0 +1,43 @@
+//! # Weir: a SQL-first streaming database
+//!
+//! One binary does the jobs of an event log (Kafka), a stream processor (Flink SQL) and a
+//! serving database, and speaks the Postgres wire protocol.
+//!
+//! ```text
+//!  psql / driver ─pgwire─► server ─► sql: parse → bind (DataFusion LogicalPlan) → stream plan
+//!  INSERT / COPY ──────────────► topics (segment files, per partition)
+//!                                     │  (sources decode records; tables keep a changelog)
+//!                                     ▼
+//!                    dataflow: operators over change batches, one epoch at a time
+//!                                     ▼
+//!             state (sled): view rows + operator state + source offsets, one atomic commit
+//!                                     ▼
+//!                    serving: point lookups, DataFusion scans of committed state
+//! ```
+//!
+//! | module | what lives there |
+//! |---|---|
+//! | [`server`] | Postgres wire protocol: sessions, simple + extended query, COPY |
+//! | [`db`] | [`db::Database`]: wires the stages; `execute` shows a statement's whole life |
+//! | [`sql`] | parsing (plus Weir's DDL) and the rewrite of DataFusion plans into dataflows |
+//! | [`catalog`] | sources, tables, views; persisted as their CREATE statements |
+//! | [`topics`] | the durable, partitioned log |
+//! | [`formats`] | JSON / CSV / COPY text ⇄ Arrow; Arrow row format for keys |
+//! | [`dataflow`] | change batches, operators, per-view graphs, the epoch runtime |
+//! | [`state`] | the state-store trait and its sled implementation |
+//! | [`serving`] | reads of committed state: point lookups and DataFusion table providers |
+//!
+//! Dependencies point one way: server → db → sql / serving / catalog → dataflow →
+//! formats → state / topics.
+
+pub mod catalog;
+pub mod config;
+pub mod dataflow;
+pub mod db;
+pub mod error;
+pub mod formats;
+pub mod server;
+pub mod serving;
+pub mod sql;
+pub mod state;
+pub mod topics;

@@ -1,0 +1,70 @@
+//! The `weir` command: flags, the data directory, and starting the listeners.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use weir::config;
+use weir::db::{Database, DbConfig};
+
+#[derive(Parser, Debug)]
+#[command(name = "weir", version, about = "A SQL-first streaming database")]
+struct Args {
+    /// Directory holding the store and the topics.
+    #[arg(long, default_value = config::DATA_DIR_DEFAULT)]
+    data_dir: PathBuf,
+    /// Postgres wire protocol address (`off` disables it).
+    #[arg(long, default_value = config::PG_ADDR_DEFAULT)]
+    pg_addr: String,
+    /// Kafka protocol address (`off` disables it).
+    #[arg(long, default_value = config::KAFKA_ADDR_DEFAULT)]
+    kafka_addr: String,
+    /// HTTP address: dashboard, metrics, ingest (`off` disables it).
+    #[arg(long, default_value = config::HTTP_ADDR_DEFAULT)]
+    http_addr: String,
+    /// How often an epoch is committed, in milliseconds.
+    #[arg(long, default_value_t = config::BARRIER_INTERVAL_MS_DEFAULT)]
+    barrier_interval_ms: u64,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let args = Args::parse();
+    match run(args).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let db = Database::open(DbConfig {
+        data_dir: args.data_dir.clone(),
+        barrier_interval_ms: args.barrier_interval_ms,
+    })
+    .await?;
+    tracing::info!(data_dir = %args.data_dir.display(), "{}", Database::describe_dir(&args.data_dir));
+    for (name, addr) in [("kafka", &args.kafka_addr), ("http", &args.http_addr)] {
+        if addr != "off" {
+            tracing::info!("{name} listener on {addr} is not available yet in this build; continuing without it");
+        }
+    }
+    if args.pg_addr == "off" {
+        tracing::info!("postgres listener off");
+        tokio::signal::ctrl_c().await?;
+        return Ok(());
+    }
+    let listener = tokio::net::TcpListener::bind(&args.pg_addr).await?;
+    tracing::info!("postgres listener on {}", listener.local_addr()?);
+    tokio::select! {
+        _ = weir::server::serve(listener, db) => {}
+        _ = tokio::signal::ctrl_c() => tracing::info!("shutting down"),
+    }
+    Ok(())
+}

@@ -1,0 +1,165 @@
+//! Arrow → Postgres: result column types for RowDescription, and values in text or binary
+//! format as each column's format code asks (pgwire encodes a value per the field's format).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Date32Array, Decimal128Array, Float32Array,
+    Float64Array, Int16Array, Int32Array, Int64Array, RecordBatch, StringArray, Time64MicrosecondArray,
+    TimestampMicrosecondArray,
+};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Schema, TimeUnit};
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use pgwire::api::Type;
+use pgwire::api::portal::Format;
+use pgwire::api::results::{DataRowEncoder, FieldInfo};
+use pgwire::error::PgWireResult;
+use pgwire::messages::data::DataRow;
+
+use crate::error::{Result, WeirError};
+
+/// The Postgres type a column of `data_type` is sent as.
+pub fn pg_type(data_type: &DataType) -> Type {
+    match data_type {
+        DataType::Boolean => Type::BOOL,
+        DataType::Int8 | DataType::Int16 | DataType::UInt8 => Type::INT2,
+        DataType::Int32 | DataType::UInt16 => Type::INT4,
+        DataType::Int64 | DataType::UInt32 | DataType::UInt64 => Type::INT8,
+        DataType::Float16 | DataType::Float32 => Type::FLOAT4,
+        DataType::Float64 => Type::FLOAT8,
+        DataType::Decimal128(_, _) | DataType::Decimal256(_, _) => Type::NUMERIC,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => Type::TEXT,
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => Type::BYTEA,
+        DataType::Date32 | DataType::Date64 => Type::DATE,
+        DataType::Time32(_) | DataType::Time64(_) => Type::TIME,
+        DataType::Timestamp(_, None) => Type::TIMESTAMP,
+        DataType::Timestamp(_, Some(_)) => Type::TIMESTAMPTZ,
+        _ => Type::TEXT,
+    }
+}
+
+/// RowDescription fields for a schema, with the formats the client asked for.
+pub fn fields(schema: &Schema, format: &Format) -> Vec<FieldInfo> {
+    schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            FieldInfo::new(
+                crate::db::pg_column_name(f.name()),
+                None,
+                None,
+                pg_type(f.data_type()),
+                format.format_for(i),
+            )
+        })
+        .collect()
+}
+
+/// Encodes every row of the batches as DataRows.
+pub fn rows(fields: Arc<Vec<FieldInfo>>, batches: &[RecordBatch]) -> Result<Vec<PgWireResult<DataRow>>> {
+    let mut out = Vec::new();
+    let mut encoder = DataRowEncoder::new(fields.clone());
+    for batch in batches {
+        let columns: Vec<Column> = batch.columns().iter().map(Column::new).collect::<Result<_>>()?;
+        for row in 0..batch.num_rows() {
+            for column in &columns {
+                column.encode(&mut encoder, row).map_err(|e| WeirError::internal(format!("encode: {e}")))?;
+            }
+            out.push(Ok(encoder.take_row()));
+        }
+    }
+    Ok(out)
+}
+
+/// A column prepared for encoding: normalised to one array type per Postgres type.
+enum Column {
+    Bool(BooleanArray),
+    I16(Int16Array),
+    I32(Int32Array),
+    I64(Int64Array),
+    F32(Float32Array),
+    F64(Float64Array),
+    Numeric(Decimal128Array, u32),
+    Text(StringArray),
+    Bytes(BinaryArray),
+    Date(Date32Array),
+    Time(Time64MicrosecondArray),
+    Timestamp(TimestampMicrosecondArray),
+    TimestampTz(TimestampMicrosecondArray),
+    /// Anything else, as the text Arrow displays.
+    Display(ArrayRef),
+}
+
+impl Column {
+    fn new(array: &ArrayRef) -> Result<Column> {
+        let to = |t: DataType| cast(array, &t);
+        Ok(match pg_type(array.data_type()) {
+            t if t == Type::BOOL => Column::Bool(array.as_boolean().clone()),
+            t if t == Type::INT2 => Column::I16(to(DataType::Int16)?.as_primitive().clone()),
+            t if t == Type::INT4 => Column::I32(to(DataType::Int32)?.as_primitive().clone()),
+            t if t == Type::INT8 => Column::I64(to(DataType::Int64)?.as_primitive().clone()),
+            t if t == Type::FLOAT4 => Column::F32(to(DataType::Float32)?.as_primitive().clone()),
+            t if t == Type::FLOAT8 => Column::F64(to(DataType::Float64)?.as_primitive().clone()),
+            t if t == Type::NUMERIC => match array.data_type() {
+                DataType::Decimal128(p, s) if *p <= 28 && *s >= 0 => {
+                    Column::Numeric(array.as_primitive().clone(), *s as u32)
+                }
+                _ => Column::Display(array.clone()),
+            },
+            t if t == Type::TEXT && !matches!(array.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) => {
+                Column::Display(array.clone())
+            }
+            t if t == Type::TEXT => Column::Text(to(DataType::Utf8)?.as_string::<i32>().clone()),
+            t if t == Type::BYTEA => Column::Bytes(to(DataType::Binary)?.as_binary::<i32>().clone()),
+            t if t == Type::DATE => Column::Date(to(DataType::Date32)?.as_primitive().clone()),
+            t if t == Type::TIME => Column::Time(to(DataType::Time64(TimeUnit::Microsecond))?.as_primitive().clone()),
+            t if t == Type::TIMESTAMP => {
+                Column::Timestamp(to(DataType::Timestamp(TimeUnit::Microsecond, None))?.as_primitive().clone())
+            }
+            t if t == Type::TIMESTAMPTZ => Column::TimestampTz(
+                to(DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())))?.as_primitive().clone(),
+            ),
+            _ => Column::Display(array.clone()),
+        })
+    }
+
+    fn encode(&self, enc: &mut DataRowEncoder, i: usize) -> PgWireResult<()> {
+        fn opt<A: Array, T>(a: &A, i: usize, f: impl FnOnce() -> T) -> Option<T> {
+            if a.is_null(i) { None } else { Some(f()) }
+        }
+        match self {
+            Column::Bool(a) => enc.encode_field(&opt(a, i, || a.value(i))),
+            Column::I16(a) => enc.encode_field(&opt(a, i, || a.value(i))),
+            Column::I32(a) => enc.encode_field(&opt(a, i, || a.value(i))),
+            Column::I64(a) => enc.encode_field(&opt(a, i, || a.value(i))),
+            Column::F32(a) => enc.encode_field(&opt(a, i, || a.value(i))),
+            Column::F64(a) => enc.encode_field(&opt(a, i, || a.value(i))),
+            Column::Numeric(a, scale) => {
+                enc.encode_field(&opt(a, i, || rust_decimal::Decimal::from_i128_with_scale(a.value(i), *scale)))
+            }
+            Column::Text(a) => enc.encode_field(&opt(a, i, || a.value(i))),
+            Column::Bytes(a) => enc.encode_field(&opt(a, i, || a.value(i))),
+            Column::Date(a) => enc.encode_field(&if a.is_null(i) { None } else { a.value_as_date(i) }),
+            Column::Time(a) => enc.encode_field(&if a.is_null(i) { None } else { a.value_as_time(i) }),
+            Column::Timestamp(a) => enc.encode_field(&if a.is_null(i) { None } else { a.value_as_datetime(i) }),
+            Column::TimestampTz(a) => {
+                let v: Option<DateTime<Utc>> =
+                    if a.is_null(i) { None } else { a.value_as_datetime(i).map(|d| d.and_utc()) };
+                enc.encode_field(&v)
+            }
+            Column::Display(a) => {
+                let text = if a.is_null(i) {
+                    None
+                } else {
+                    let f = ArrayFormatter::try_new(a.as_ref(), &FormatOptions::default())
+                        .map_err(|e| pgwire::error::PgWireError::ApiError(Box::new(e)))?;
+                    Some(f.value(i).to_string())
+                };
+                enc.encode_field(&text)
+            }
+        }
+    }
+}

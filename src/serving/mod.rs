@@ -1,0 +1,9 @@
+//! Reads: every SELECT is answered from committed state here.
+//!
+//! - [`lookup`]: `SELECT cols FROM view WHERE key = value` straight from the store, no query
+//!   plan (the fast path for point lookups).
+//! - [`providers`]: DataFusion `TableProvider`s for everything else — a view's committed rows,
+//!   a table's current contents, a source's history (all records of its topic).
+
+pub mod lookup;
+pub mod providers;

@@ -1,0 +1,131 @@
+//! DataFusion table providers over Weir's relations, and the schema provider that resolves
+//! names against the live catalog, so a query always sees the current set of relations.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{RecordBatch, UInt32Array};
+use datafusion::arrow::compute::take_record_batch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::{SchemaProvider, Session, TableProvider};
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::logical_expr::{Expr, TableType};
+use datafusion::physical_plan::ExecutionPlan;
+
+use crate::catalog::{Catalog, Entry};
+use crate::config::SOURCE_READ_RECORDS_MAX;
+use crate::dataflow::ChangeBatch;
+use crate::error::{Result, WeirError};
+use crate::formats;
+use crate::state::StateStore;
+use crate::topics::TopicStore;
+
+/// Everything a read needs to reach.
+#[derive(Clone)]
+pub struct ReadContext {
+    pub catalog: Arc<Catalog>,
+    pub topics: Arc<TopicStore>,
+    pub store: Arc<dyn StateStore>,
+}
+
+/// The `public` schema: every source, table and view of the catalog.
+#[derive(Clone)]
+pub struct WeirSchema {
+    pub ctx: ReadContext,
+}
+
+impl std::fmt::Debug for WeirSchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WeirSchema")
+    }
+}
+
+#[async_trait]
+impl SchemaProvider for WeirSchema {
+    fn table_names(&self) -> Vec<String> {
+        self.ctx.catalog.entries().iter().map(|e| e.item().name.clone()).collect()
+    }
+    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        Ok(self.ctx.catalog.get(name).map(|entry| {
+            Arc::new(Relation { entry, ctx: self.ctx.clone() }) as Arc<dyn TableProvider>
+        }))
+    }
+    fn table_exist(&self, name: &str) -> bool {
+        self.ctx.catalog.get(name).is_some()
+    }
+}
+
+/// One relation as a DataFusion table.
+#[derive(Debug)]
+struct Relation {
+    entry: Entry,
+    ctx: ReadContext,
+}
+
+impl std::fmt::Debug for ReadContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReadContext")
+    }
+}
+
+#[async_trait]
+impl TableProvider for Relation {
+    fn schema(&self) -> SchemaRef {
+        self.entry.schema()
+    }
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let batches = read_relation(&self.ctx, &self.entry)
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let exec = MemorySourceConfig::try_new_exec(&[batches], self.schema(), projection.cloned())?;
+        Ok(exec)
+    }
+}
+
+/// All current rows of a relation: a view's committed rows, a table's contents, a source's
+/// whole history.
+pub fn read_relation(ctx: &ReadContext, entry: &Entry) -> Result<Vec<RecordBatch>> {
+    match entry {
+        Entry::View(view) => Ok(vec![expand(&view.rows.scan(ctx.store.as_ref())?)?]),
+        Entry::Table(table) => Ok(vec![table.data.snapshot()?]),
+        Entry::Source(source) => {
+            let topic = ctx
+                .topics
+                .topic(&source.topic)
+                .ok_or_else(|| WeirError::undefined_table(&source.topic))?;
+            let mut batches = Vec::new();
+            for p in 0..topic.partitions() {
+                let mut offset = 0;
+                loop {
+                    let records = topic.read(p, offset, SOURCE_READ_RECORDS_MAX)?;
+                    let Some((last, _)) = records.last() else { break };
+                    offset = last + 1;
+                    let values: Vec<&[u8]> = records.iter().map(|(_, r)| r.value.as_ref()).collect();
+                    batches.push(formats::decode_records(source.format, &source.schema, &values)?.batch);
+                }
+            }
+            Ok(batches)
+        }
+    }
+}
+
+/// Turns a multiset (rows with multiplicities) into plain rows, repeating as needed.
+pub fn expand(batch: &ChangeBatch) -> Result<RecordBatch> {
+    if batch.weights.iter().all(|&w| w == 1) {
+        return Ok(batch.rows.clone());
+    }
+    let mut indices = Vec::with_capacity(batch.len());
+    for (i, &w) in batch.weights.iter().enumerate() {
+        indices.extend(std::iter::repeat_n(i as u32, w.max(0) as usize));
+    }
+    Ok(take_record_batch(&batch.rows, &UInt32Array::from(indices))?)
+}

@@ -1,0 +1,326 @@
+//! Parsing: Postgres SQL through sqlparser (via DataFusion's re-export), plus Weir's own
+//! statements (CREATE TOPIC / SOURCE, DROP TOPIC / SOURCE, SHOW TOPICS ..., FLUSH), which are
+//! recognised by their leading keywords as tokens, never by guessing at the text.
+
+use datafusion::arrow::datatypes::{DataType, TimeUnit};
+use datafusion::sql::sqlparser::ast::{self, ColumnOption};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::keywords::Keyword;
+use datafusion::sql::sqlparser::parser::{Parser, ParserError};
+use datafusion::sql::sqlparser::tokenizer::Token;
+
+use crate::error::{ErrorKind, Result, WeirError};
+use crate::formats::Format;
+
+/// One parsed statement.
+#[derive(Debug, Clone)]
+pub enum Statement {
+    CreateTopic { name: String, options: Vec<(String, String)>, if_not_exists: bool },
+    DropTopic { name: String, if_exists: bool },
+    CreateSource(CreateSource),
+    DropSource { name: String, if_exists: bool, cascade: bool },
+    Show(ShowKind),
+    Flush,
+    /// Anything standard SQL: SELECT, INSERT, CREATE TABLE / MATERIALIZED VIEW, SET ...
+    Standard(Box<ast::Statement>),
+}
+
+#[derive(Debug, Clone)]
+pub struct CreateSource {
+    pub name: String,
+    pub columns: Vec<Column>,
+    pub topic: Option<String>,
+    pub format: Format,
+    pub if_not_exists: bool,
+}
+
+impl CreateSource {
+    /// The statement as SQL again (what the catalog stores).
+    pub fn to_sql(&self) -> String {
+        let cols: Vec<String> =
+            self.columns.iter().map(|c| format!("{} {}", quote_ident(&c.name), c.sql_type)).collect();
+        let topic = self.topic.as_ref().map(|t| format!(" FROM TOPIC {}", quote_ident(t))).unwrap_or_default();
+        let format = match self.format {
+            Format::Json => "JSON",
+            Format::Csv => "CSV",
+        };
+        format!("CREATE SOURCE {} ({}){topic} FORMAT {format}", quote_ident(&self.name), cols.join(", "))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Column {
+    pub name: String,
+    pub data_type: DataType,
+    /// The type as written, for error messages and stored SQL.
+    pub sql_type: String,
+    pub primary_key: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShowKind {
+    Topics,
+    Sources,
+    Tables,
+    MaterializedViews,
+}
+
+/// Parses a query string holding one or more statements separated by semicolons.
+pub fn parse(sql: &str) -> Result<Vec<Statement>> {
+    if sql.len() > crate::config::STATEMENT_BYTES_MAX {
+        return Err(WeirError::new(ErrorKind::InvalidParameter, "statement is too long"));
+    }
+    let dialect = PostgreSqlDialect {};
+    let mut parser = Parser::new(&dialect).try_with_sql(sql).map_err(syntax)?;
+    let mut out = Vec::new();
+    loop {
+        while parser.consume_token(&Token::SemiColon) {}
+        if parser.peek_token().token == Token::EOF {
+            break;
+        }
+        out.push(parse_one(&mut parser)?);
+        if !parser.consume_token(&Token::SemiColon) && parser.peek_token().token != Token::EOF {
+            let found = parser.peek_token();
+            return Err(WeirError::syntax(format!("syntax error at or near \"{}\"", found.token)));
+        }
+    }
+    Ok(out)
+}
+
+fn syntax(e: ParserError) -> WeirError {
+    let text = match e {
+        ParserError::ParserError(m) | ParserError::TokenizerError(m) => m,
+        ParserError::RecursionLimitExceeded => "statement is nested too deeply".into(),
+    };
+    WeirError::syntax(text)
+}
+
+/// The upper-cased word at `n` tokens ahead, if it is a word.
+fn word_at(parser: &Parser, n: usize) -> Option<String> {
+    match parser.peek_nth_token(n).token {
+        Token::Word(w) => Some(w.value.to_ascii_uppercase()),
+        _ => None,
+    }
+}
+
+fn parse_one(parser: &mut Parser) -> Result<Statement> {
+    let first = word_at(parser, 0);
+    let second = word_at(parser, 1);
+    match (first.as_deref(), second.as_deref()) {
+        (Some("CREATE"), Some("TOPIC")) => {
+            skip(parser, 2);
+            let if_not_exists = parser.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
+            let name = ident(parser)?;
+            let options = if parser.parse_keyword(Keyword::WITH) { options(parser)? } else { vec![] };
+            Ok(Statement::CreateTopic { name, options, if_not_exists })
+        }
+        (Some("DROP"), Some("TOPIC")) => {
+            skip(parser, 2);
+            let if_exists = parser.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
+            Ok(Statement::DropTopic { name: ident(parser)?, if_exists })
+        }
+        (Some("CREATE"), Some("SOURCE")) => {
+            skip(parser, 2);
+            create_source(parser).map(Statement::CreateSource)
+        }
+        (Some("DROP"), Some("SOURCE")) => {
+            skip(parser, 2);
+            let if_exists = parser.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
+            let name = ident(parser)?;
+            let cascade = parser.parse_keyword(Keyword::CASCADE);
+            if !cascade {
+                let _ = parser.parse_keyword(Keyword::RESTRICT);
+            }
+            Ok(Statement::DropSource { name, if_exists, cascade })
+        }
+        (Some("FLUSH"), _) => {
+            skip(parser, 1);
+            Ok(Statement::Flush)
+        }
+        (Some("SHOW"), Some(what @ ("TOPICS" | "SOURCES" | "TABLES" | "MATERIALIZED"))) => {
+            skip(parser, 2);
+            let kind = match what {
+                "TOPICS" => ShowKind::Topics,
+                "SOURCES" => ShowKind::Sources,
+                "TABLES" => ShowKind::Tables,
+                _ => {
+                    if word_at(parser, 0).as_deref() != Some("VIEWS") {
+                        return Err(WeirError::syntax("expected SHOW MATERIALIZED VIEWS"));
+                    }
+                    skip(parser, 1);
+                    ShowKind::MaterializedViews
+                }
+            };
+            Ok(Statement::Show(kind))
+        }
+        _ => Ok(Statement::Standard(Box::new(parser.parse_statement().map_err(syntax)?))),
+    }
+}
+
+fn skip(parser: &mut Parser, n: usize) {
+    for _ in 0..n {
+        parser.next_token();
+    }
+}
+
+fn ident(parser: &mut Parser) -> Result<String> {
+    Ok(normalize_ident(&parser.parse_identifier().map_err(syntax)?))
+}
+
+/// Postgres folds unquoted identifiers to lower case.
+pub fn normalize_ident(id: &ast::Ident) -> String {
+    if id.quote_style.is_some() { id.value.clone() } else { id.value.to_ascii_lowercase() }
+}
+
+pub fn quote_ident(name: &str) -> String {
+    let plain = name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && !name.is_empty();
+    if plain { name.to_string() } else { format!("\"{}\"", name.replace('"', "\"\"")) }
+}
+
+/// `( key = value [, ...] )` with literal values.
+fn options(parser: &mut Parser) -> Result<Vec<(String, String)>> {
+    parser.expect_token(&Token::LParen).map_err(syntax)?;
+    let mut out = Vec::new();
+    loop {
+        let key = ident(parser)?;
+        parser.expect_token(&Token::Eq).map_err(syntax)?;
+        let value = match parser.next_token().token {
+            Token::Number(n, _) => n,
+            Token::SingleQuotedString(s) => s,
+            Token::Word(w) => w.value,
+            other => return Err(WeirError::syntax(format!("expected a value for option {key}, found {other}"))),
+        };
+        out.push((key, value));
+        if parser.consume_token(&Token::RParen) {
+            return Ok(out);
+        }
+        parser.expect_token(&Token::Comma).map_err(syntax)?;
+    }
+}
+
+fn create_source(parser: &mut Parser) -> Result<CreateSource> {
+    let if_not_exists = parser.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
+    let name = ident(parser)?;
+    let (defs, _constraints) = parser.parse_columns().map_err(syntax)?;
+    if defs.is_empty() {
+        return Err(WeirError::syntax("a source needs a column list")
+            .with_hint("CREATE SOURCE name (col TYPE, ...) FORMAT JSON"));
+    }
+    let columns = columns(&defs)?;
+    let topic = if parser.parse_keyword(Keyword::FROM) {
+        if word_at(parser, 0).as_deref() != Some("TOPIC") {
+            return Err(WeirError::syntax("expected FROM TOPIC name"));
+        }
+        skip(parser, 1);
+        Some(ident(parser)?)
+    } else {
+        None
+    };
+    if !parser.parse_keyword(Keyword::FORMAT) {
+        return Err(WeirError::syntax("expected FORMAT JSON or FORMAT CSV"));
+    }
+    let format = Format::parse(&ident(parser)?)?;
+    Ok(CreateSource { name, columns, topic, format, if_not_exists })
+}
+
+/// Column definitions with their Arrow types.
+pub fn columns(defs: &[ast::ColumnDef]) -> Result<Vec<Column>> {
+    let mut out: Vec<Column> = Vec::new();
+    for def in defs {
+        let name = normalize_ident(&def.name);
+        if out.iter().any(|c| c.name == name) {
+            return Err(WeirError::new(
+                ErrorKind::DuplicateTable,
+                format!("column \"{name}\" specified more than once"),
+            ));
+        }
+        let sql_type = def.data_type.to_string();
+        let primary_key = def.options.iter().any(|o| matches!(o.option, ColumnOption::PrimaryKey(_)));
+        out.push(Column { data_type: arrow_type(&sql_type)?, sql_type, name, primary_key });
+    }
+    Ok(out)
+}
+
+/// Maps a Postgres type name to the Arrow type Weir stores it as.
+pub fn arrow_type(sql_type: &str) -> Result<DataType> {
+    let upper = sql_type.to_ascii_uppercase();
+    let base = upper.split('(').next().unwrap_or("").trim();
+    let t = match base {
+        "BIGINT" | "INT8" => DataType::Int64,
+        "INT" | "INTEGER" | "INT4" => DataType::Int32,
+        "SMALLINT" | "INT2" => DataType::Int16,
+        "REAL" | "FLOAT4" => DataType::Float32,
+        "DOUBLE PRECISION" | "DOUBLE" | "FLOAT8" | "FLOAT" => DataType::Float64,
+        "TEXT" | "VARCHAR" | "CHARACTER VARYING" | "CHAR" | "CHARACTER" | "STRING" | "JSON"
+        | "JSONB" | "UUID" => DataType::Utf8,
+        "BOOLEAN" | "BOOL" => DataType::Boolean,
+        "DATE" => DataType::Date32,
+        "TIMESTAMP" | "TIMESTAMP WITHOUT TIME ZONE" => DataType::Timestamp(TimeUnit::Microsecond, None),
+        "TIMESTAMPTZ" | "TIMESTAMP WITH TIME ZONE" => {
+            DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into()))
+        }
+        "TIME" | "TIME WITHOUT TIME ZONE" => DataType::Time64(TimeUnit::Microsecond),
+        "BYTEA" => DataType::Binary,
+        "NUMERIC" | "DECIMAL" => {
+            let args: Vec<u8> = upper
+                .split(['(', ')', ','])
+                .skip(1)
+                .filter_map(|s| s.trim().parse().ok())
+                .collect();
+            match args.as_slice() {
+                [] => DataType::Decimal128(38, 10),
+                [p] => DataType::Decimal128(*p, 0),
+                [p, s, ..] => DataType::Decimal128(*p, *s as i8),
+            }
+        }
+        _ => {
+            return Err(WeirError::new(ErrorKind::UndefinedTable, format!("type \"{sql_type}\" does not exist"))
+                .with_hint("supported: BIGINT, INT, SMALLINT, REAL, DOUBLE PRECISION, NUMERIC, TEXT, VARCHAR, BOOLEAN, DATE, TIME, TIMESTAMP, TIMESTAMPTZ, BYTEA, JSONB"))
+        }
+    };
+    Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weir_statements_parse() {
+        let stmts = parse(
+            "CREATE TOPIC t WITH (partitions = 4, retention = '7 days'); \
+             CREATE SOURCE s (a BIGINT, b TEXT) FROM TOPIC t FORMAT JSON; FLUSH; SHOW MATERIALIZED VIEWS; \
+             SELECT 1",
+        )
+        .unwrap();
+        assert_eq!(stmts.len(), 5);
+        match &stmts[0] {
+            Statement::CreateTopic { name, options, .. } => {
+                assert_eq!(name, "t");
+                assert_eq!(options, &vec![("partitions".into(), "4".into()), ("retention".into(), "7 days".into())]);
+            }
+            other => panic!("{other:?}"),
+        }
+        match &stmts[1] {
+            Statement::CreateSource(s) => {
+                assert_eq!(s.topic.as_deref(), Some("t"));
+                assert_eq!(s.columns[0].data_type, DataType::Int64);
+                assert_eq!(s.to_sql(), "CREATE SOURCE s (a BIGINT, b TEXT) FROM TOPIC t FORMAT JSON");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(stmts[2], Statement::Flush));
+        assert!(matches!(stmts[3], Statement::Show(ShowKind::MaterializedViews)));
+        assert!(matches!(stmts[4], Statement::Standard(_)));
+    }
+
+    #[test]
+    fn errors_are_syntax_errors() {
+        let err = parse("SELEC 1").unwrap_err();
+        assert_eq!(err.kind.sqlstate(), "42601");
+        let err = parse("CREATE SOURCE s (a BIGINT)").unwrap_err();
+        assert!(err.message.contains("FORMAT"), "{}", err.message);
+    }
+}

@@ -1,0 +1,226 @@
+//! The one rewrite from a DataFusion `LogicalPlan` (bound, type-checked, optimized) into a
+//! streaming dataflow of Weir operators. Whatever it cannot maintain incrementally is rejected
+//! here, with 0A000 naming the construct.
+//!
+//! ```text
+//! Aggregate: groupBy=[[clicks.user_id]], aggr=[[count(Int64(1))]]     HashAggregate
+//!   TableScan: clicks projection=[user_id]                     ==>      -> Input: clicks [0]
+//! ```
+//! Besides the operator tree it derives the view's key: the columns that identify a row
+//! (a GROUP BY key, or a table's primary key carried through projections and filters).
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::common::DFSchema;
+use datafusion::execution::context::ExecutionProps;
+use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion::logical_expr::{Expr, ExprSchemable, JoinType, LogicalPlan};
+use datafusion::physical_expr::{PhysicalExpr, create_physical_expr};
+
+use crate::dataflow::batch::nullable_schema;
+use crate::dataflow::graph::{Dataflow, Node};
+use crate::dataflow::ops::{AggKind, AggSpec, Aggregate, Filter, Join, Project};
+use crate::error::{Result, WeirError};
+
+/// A view's dataflow before it is wired to its inputs.
+pub struct StreamPlan {
+    pub dataflow: Dataflow,
+    /// Relation read by each input, in input order.
+    pub inputs: Vec<String>,
+    /// Output columns identifying a row; empty when no key is known.
+    pub key: Vec<usize>,
+    pub schema: SchemaRef,
+}
+
+/// Turns an optimized plan into a dataflow. `relation_key` gives the key columns of a
+/// relation a scan reads (a table's primary key, a view's key).
+pub fn plan_stream(plan: &LogicalPlan, relation_key: &dyn Fn(&str) -> Vec<usize>) -> Result<StreamPlan> {
+    let mut builder = Builder { inputs: Vec::new(), next_op: 0, relation_key, props: ExecutionProps::new() };
+    let (root, key) = builder.build(plan)?;
+    let schema = nullable_schema(plan.schema().as_arrow());
+    Ok(StreamPlan {
+        dataflow: Dataflow { root, output_schema: schema.clone() },
+        inputs: builder.inputs,
+        key: key.unwrap_or_default(),
+        schema,
+    })
+}
+
+struct Builder<'a> {
+    inputs: Vec<String>,
+    next_op: u32,
+    relation_key: &'a dyn Fn(&str) -> Vec<usize>,
+    props: ExecutionProps,
+}
+
+fn unsupported(what: &str) -> WeirError {
+    WeirError::unsupported(format!("{what} is not supported in a materialized view yet"))
+}
+
+impl Builder<'_> {
+    fn op(&mut self, op: impl crate::dataflow::ops::Operator + 'static, children: Vec<Node>) -> Node {
+        let id = self.next_op;
+        self.next_op += 1;
+        Node::Op { id, op: Box::new(op), children }
+    }
+
+    fn physical(&self, expr: &Expr, schema: &DFSchema) -> Result<Arc<dyn PhysicalExpr>> {
+        Ok(create_physical_expr(expr, schema, &self.props, &PhysicalPlanningContext::default())?)
+    }
+
+    /// Builds the subtree for `plan`, returning it with the key columns of its output.
+    fn build(&mut self, plan: &LogicalPlan) -> Result<(Node, Option<Vec<usize>>)> {
+        match plan {
+            LogicalPlan::TableScan(scan) => {
+                if scan.fetch.is_some() {
+                    return Err(unsupported("LIMIT"));
+                }
+                let name = scan.table_name.table().to_string();
+                let input = self.inputs.len();
+                self.inputs.push(name.clone());
+                let base_key = (self.relation_key)(&name);
+                let key = match &scan.projection {
+                    None => Some(base_key),
+                    Some(cols) => base_key
+                        .iter()
+                        .map(|k| cols.iter().position(|c| c == k))
+                        .collect::<Option<Vec<usize>>>(),
+                };
+                let key = key.filter(|k| !k.is_empty());
+                let mut node = Node::Input { input, projection: scan.projection.clone(), name };
+                if let Some(predicate) = scan.filters.iter().cloned().reduce(|a, b| a.and(b)) {
+                    let filter = Filter::new(self.physical(&predicate, &scan.projected_schema)?);
+                    node = self.op(filter, vec![node]);
+                }
+                Ok((node, key))
+            }
+            LogicalPlan::SubqueryAlias(alias) => self.build(&alias.input),
+            LogicalPlan::Filter(filter) => {
+                let (child, key) = self.build(&filter.input)?;
+                let predicate = self.physical(&filter.predicate, filter.input.schema())?;
+                Ok((self.op(Filter::new(predicate), vec![child]), key))
+            }
+            LogicalPlan::Projection(projection) => {
+                let (child, key) = self.build(&projection.input)?;
+                let input_schema = projection.input.schema();
+                let exprs = projection
+                    .expr
+                    .iter()
+                    .map(|e| self.physical(e, input_schema))
+                    .collect::<Result<Vec<_>>>()?;
+                let out_key = key.and_then(|key| {
+                    key.iter()
+                        .map(|&k| {
+                            projection.expr.iter().position(|e| match e.clone().unalias() {
+                                Expr::Column(c) => input_schema.index_of_column(&c).ok() == Some(k),
+                                _ => false,
+                            })
+                        })
+                        .collect::<Option<Vec<usize>>>()
+                });
+                let schema = nullable_schema(projection.schema.as_arrow());
+                Ok((self.op(Project::new(exprs, schema), vec![child]), out_key))
+            }
+            LogicalPlan::Aggregate(agg) => {
+                let (child, _) = self.build(&agg.input)?;
+                let input_schema = agg.input.schema();
+                let mut group_exprs = Vec::new();
+                let mut group_types = Vec::new();
+                for e in &agg.group_expr {
+                    if matches!(e, Expr::GroupingSet(_)) {
+                        return Err(unsupported("GROUPING SETS / ROLLUP / CUBE"));
+                    }
+                    group_exprs.push(self.physical(e, input_schema)?);
+                    group_types.push(e.get_type(input_schema)?);
+                }
+                let out_fields = agg.schema.fields();
+                let mut specs = Vec::new();
+                let mut arg_types = Vec::new();
+                for (i, e) in agg.aggr_expr.iter().enumerate() {
+                    let Expr::AggregateFunction(f) = e.clone().unalias() else {
+                        return Err(unsupported(&format!("aggregate expression {e}")));
+                    };
+                    let name = f.func.name().to_ascii_lowercase();
+                    let kind = match name.as_str() {
+                        "count" => AggKind::Count,
+                        "sum" => AggKind::Sum,
+                        "avg" | "mean" => AggKind::Avg,
+                        "min" => AggKind::Min,
+                        "max" => AggKind::Max,
+                        other => return Err(unsupported(&format!("aggregate function {other}()"))),
+                    };
+                    if f.params.distinct {
+                        return Err(unsupported(&format!("{name}(DISTINCT ...)")));
+                    }
+                    if f.params.filter.is_some() {
+                        return Err(unsupported("FILTER on an aggregate"));
+                    }
+                    let arg = match f.params.args.as_slice() {
+                        [] => datafusion::logical_expr::lit(1i64),
+                        [a] => a.clone(),
+                        _ => return Err(unsupported(&format!("{name}() with several arguments"))),
+                    };
+                    arg_types.push(arg.get_type(input_schema)?);
+                    specs.push(AggSpec {
+                        kind,
+                        arg: self.physical(&arg, input_schema)?,
+                        output_type: out_fields[group_exprs.len() + i].data_type().clone(),
+                        name: e.schema_name().to_string(),
+                    });
+                }
+                let n_groups = group_exprs.len();
+                let schema = nullable_schema(agg.schema.as_arrow());
+                let op = Aggregate::new(group_exprs, group_types, specs, arg_types, schema)?;
+                let key = if n_groups > 0 { Some((0..n_groups).collect()) } else { None };
+                Ok((self.op(op, vec![child]), key))
+            }
+            LogicalPlan::Join(join) => {
+                if join.join_type != JoinType::Inner {
+                    return Err(unsupported(&format!("{} JOIN", join.join_type)));
+                }
+                if join.on.is_empty() {
+                    return Err(unsupported("a join without an equality condition (cross join)"));
+                }
+                let (left, _) = self.build(&join.left)?;
+                let (right, _) = self.build(&join.right)?;
+                let (ls, rs) = (join.left.schema(), join.right.schema());
+                let mut left_keys = Vec::new();
+                let mut right_keys = Vec::new();
+                let mut key_types: Vec<DataType> = Vec::new();
+                for (l, r) in &join.on {
+                    let (lt, rt) = (l.get_type(ls)?, r.get_type(rs)?);
+                    let (l, r) = if lt == rt {
+                        (l.clone(), r.clone())
+                    } else {
+                        // Compare in one type so equal values encode to equal key bytes.
+                        let common = datafusion::logical_expr::type_coercion::binary::comparison_coercion(&lt, &rt)
+                            .ok_or_else(|| WeirError::new(crate::error::ErrorKind::DatatypeMismatch, format!("cannot join {lt} with {rt}")))?;
+                        (l.clone().cast_to(&common, ls)?, r.clone().cast_to(&common, rs)?)
+                    };
+                    key_types.push(l.get_type(ls)?);
+                    left_keys.push(self.physical(&l, ls)?);
+                    right_keys.push(self.physical(&r, rs)?);
+                }
+                let filter = match &join.filter {
+                    Some(f) => Some(self.physical(f, &join.schema)?),
+                    None => None,
+                };
+                let left_schema = nullable_schema(ls.as_arrow());
+                let right_schema = nullable_schema(rs.as_arrow());
+                let schema = nullable_schema(join.schema.as_arrow());
+                let op = Join::new(left_keys, right_keys, key_types, &left_schema, &right_schema, filter, schema)?;
+                Ok((self.op(op, vec![left, right]), None))
+            }
+            // A view is a set of rows: ORDER BY without LIMIT has nothing to maintain.
+            LogicalPlan::Sort(sort) if sort.fetch.is_none() => self.build(&sort.input),
+            LogicalPlan::Limit(_) => Err(unsupported("LIMIT")),
+            LogicalPlan::Union(_) => Err(unsupported("UNION")),
+            LogicalPlan::Window(_) => Err(unsupported("window functions (OVER)")),
+            LogicalPlan::Values(_) | LogicalPlan::EmptyRelation(_) => {
+                Err(unsupported("a query without a FROM relation"))
+            }
+            other => Err(unsupported(&format!("{}", other.display()))),
+        }
+    }
+}

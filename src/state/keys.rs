@@ -1,0 +1,74 @@
+//! How keys in the store are laid out. Every key starts with a one-byte space tag, so each kind
+//! of state is one contiguous prefix range:
+//!
+//! ```text
+//! c <name>                                  catalog entry (JSON)
+//! m next_id                                 next catalog object id (u64 BE)
+//! v <view id u64 BE> <pk len u32 BE> <pk> <row>   view row multiplicity (i64 LE)
+//! s <view id u64 BE> <operator u32 BE> <operator's own key>   operator state
+//! o <view id u64 BE>                        the view's committed source offsets (JSON)
+//! ```
+//! `pk` and `row` are Arrow row-format bytes (byte-comparable), so view rows scan in key order.
+
+pub const CATALOG: u8 = b'c';
+pub const META_NEXT_ID: &[u8] = b"m/next_id";
+pub const VIEW_ROWS: u8 = b'v';
+pub const OPERATOR_STATE: u8 = b's';
+pub const OFFSETS: u8 = b'o';
+
+pub fn catalog_prefix() -> Vec<u8> {
+    vec![CATALOG]
+}
+
+pub fn catalog_key(name: &str) -> Vec<u8> {
+    let mut k = catalog_prefix();
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
+pub fn view_rows_prefix(view_id: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(9);
+    k.push(VIEW_ROWS);
+    k.extend_from_slice(&view_id.to_be_bytes());
+    k
+}
+
+/// The prefix all rows with primary key `pk` share: what a point lookup scans.
+pub fn view_pk_prefix(view_id: u64, pk: &[u8]) -> Vec<u8> {
+    let mut k = view_rows_prefix(view_id);
+    k.extend_from_slice(&(pk.len() as u32).to_be_bytes());
+    k.extend_from_slice(pk);
+    k
+}
+
+pub fn view_row_key(view_id: u64, pk: &[u8], row: &[u8]) -> Vec<u8> {
+    let mut k = view_pk_prefix(view_id, pk);
+    k.extend_from_slice(row);
+    k
+}
+
+/// The row bytes of a view row key (after the pk).
+pub fn view_row_of_key(key: &[u8]) -> &[u8] {
+    let pk_len = u32::from_be_bytes(key[9..13].try_into().expect("4 bytes")) as usize;
+    &key[13 + pk_len..]
+}
+
+pub fn operator_prefix(view_id: u64, operator: u32) -> Vec<u8> {
+    let mut k = Vec::with_capacity(13);
+    k.push(OPERATOR_STATE);
+    k.extend_from_slice(&view_id.to_be_bytes());
+    k.extend_from_slice(&operator.to_be_bytes());
+    k
+}
+
+pub fn view_state_prefix(view_id: u64) -> Vec<u8> {
+    let mut k = vec![OPERATOR_STATE];
+    k.extend_from_slice(&view_id.to_be_bytes());
+    k
+}
+
+pub fn offsets_key(view_id: u64) -> Vec<u8> {
+    let mut k = vec![OFFSETS];
+    k.extend_from_slice(&view_id.to_be_bytes());
+    k
+}

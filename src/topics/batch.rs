@@ -1,0 +1,233 @@
+//! Encoding and decoding of record batches.
+//!
+//! The byte layout is documented in the `topics` module doc. This file is
+//! pure (no I/O) so the format lives in one place and is easy to test.
+
+use std::io;
+
+use bytes::{Buf, Bytes};
+
+use super::{Record, corrupt, invalid_input};
+
+/// First byte of every batch: identifies the format and its version (1).
+pub(super) const BATCH_MAGIC_V1: u8 = 0x57;
+
+/// Bytes before the CRC-covered payload: magic, payload length, CRC.
+pub(super) const BATCH_PREFIX_BYTES: usize = 9;
+
+/// Bytes of the fixed part at the start of the payload: base offset and
+/// record count.
+const PAYLOAD_FIXED_BYTES: usize = 12;
+
+/// Bytes of the whole fixed-size header (prefix plus the payload's fixed part).
+pub(super) const BATCH_HEADER_BYTES: usize = BATCH_PREFIX_BYTES + PAYLOAD_FIXED_BYTES;
+
+/// Encoded size of a record's timestamp.
+const TIMESTAMP_BYTES: usize = 8;
+
+/// Encoded size of a record's key-presence flag.
+const KEY_FLAG_BYTES: usize = 1;
+
+/// Encoded size of a key or value length field.
+const LENGTH_FIELD_BYTES: usize = 4;
+
+/// Encoded size of a record without its key and value bytes: timestamp,
+/// key-presence flag and value length.
+const RECORD_FIXED_BYTES: usize = TIMESTAMP_BYTES + KEY_FLAG_BYTES + LENGTH_FIELD_BYTES;
+
+/// The fixed-size header of a batch, as read from disk.
+///
+/// Fields other than `payload_bytes` and `crc` are part of the payload and
+/// only trustworthy once [`BatchHeader::crc_matches`] (or an equivalent
+/// streaming check) has passed.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct BatchHeader {
+    /// Length of the CRC-covered payload, starting at the base offset.
+    pub payload_bytes: u32,
+    /// CRC32 of the payload.
+    pub crc: u32,
+    /// Offset of the first record in the batch.
+    pub base_offset: u64,
+    /// Number of records in the batch.
+    pub record_count: u32,
+}
+
+impl BatchHeader {
+    /// Parses a header. Returns `None` when the bytes cannot be the start of
+    /// a batch (wrong magic byte, or a payload too short for its own fixed
+    /// fields, or no records).
+    pub fn parse(bytes: &[u8; BATCH_HEADER_BYTES]) -> Option<BatchHeader> {
+        let mut buf = &bytes[..];
+        if buf.get_u8() != BATCH_MAGIC_V1 {
+            return None;
+        }
+        let header = BatchHeader {
+            payload_bytes: buf.get_u32_le(),
+            crc: buf.get_u32_le(),
+            base_offset: buf.get_u64_le(),
+            record_count: buf.get_u32_le(),
+        };
+        let plausible =
+            header.payload_bytes as usize >= PAYLOAD_FIXED_BYTES && header.record_count > 0;
+        plausible.then_some(header)
+    }
+
+    /// Total size of the batch on disk, header included.
+    pub fn batch_bytes(&self) -> u64 {
+        BATCH_PREFIX_BYTES as u64 + u64::from(self.payload_bytes)
+    }
+
+    /// Size of the record section that follows the header.
+    pub fn records_bytes(&self) -> usize {
+        self.payload_bytes as usize - PAYLOAD_FIXED_BYTES
+    }
+
+    /// Offset just past the last record of the batch. Saturates so that a
+    /// garbage header cannot cause an overflow.
+    pub fn end_offset(&self) -> u64 {
+        self.base_offset
+            .saturating_add(u64::from(self.record_count))
+    }
+
+    /// Starts a CRC computation over the payload with its fixed fields;
+    /// the caller feeds the record section next.
+    pub fn crc_hasher(&self) -> crc32fast::Hasher {
+        let mut hasher = crc32fast::Hasher::new();
+        hasher.update(&self.base_offset.to_le_bytes());
+        hasher.update(&self.record_count.to_le_bytes());
+        hasher
+    }
+
+    /// Whether `records` (the record section) matches the header's CRC.
+    pub fn crc_matches(&self, records: &[u8]) -> bool {
+        let mut hasher = self.crc_hasher();
+        hasher.update(records);
+        hasher.finalize() == self.crc
+    }
+}
+
+/// A batch encoded without its base offset, so the expensive part (copying
+/// records and checksumming them) can happen before the partition's write
+/// lock is taken. [`EncodedBatch::seal`] fills in the offset under the lock.
+pub(super) struct EncodedBatch {
+    bytes: Vec<u8>,
+    records_crc: crc32fast::Hasher,
+    record_count: u32,
+}
+
+impl EncodedBatch {
+    /// Encodes `records` (at least one). Fails with `InvalidInput` when the
+    /// batch would not fit the format's 32-bit length fields.
+    pub fn encode(records: &[Record]) -> io::Result<EncodedBatch> {
+        let record_count = u32::try_from(records.len()).map_err(|_| {
+            invalid_input(format!("batch of {} records is too large", records.len()))
+        })?;
+        if record_count == 0 {
+            return Err(invalid_input(
+                "a batch needs at least one record".to_string(),
+            ));
+        }
+        let records_bytes: u64 = records
+            .iter()
+            .map(|r| {
+                let key = r.key.as_ref().map_or(0, |k| LENGTH_FIELD_BYTES + k.len());
+                (RECORD_FIXED_BYTES + key + r.value.len()) as u64
+            })
+            .sum();
+        let payload_bytes = u32::try_from(records_bytes + PAYLOAD_FIXED_BYTES as u64)
+            .map_err(|_| invalid_input(format!("batch of {records_bytes} bytes is too large")))?;
+        let mut bytes = Vec::with_capacity(BATCH_PREFIX_BYTES + payload_bytes as usize);
+        bytes.push(BATCH_MAGIC_V1);
+        bytes.extend_from_slice(&payload_bytes.to_le_bytes());
+        // CRC and base offset are placeholders until `seal`.
+        bytes.extend_from_slice(&0u32.to_le_bytes());
+        bytes.extend_from_slice(&0u64.to_le_bytes());
+        bytes.extend_from_slice(&record_count.to_le_bytes());
+        for record in records {
+            bytes.extend_from_slice(&record.timestamp_ms.to_le_bytes());
+            match &record.key {
+                Some(key) => {
+                    bytes.push(1);
+                    // Cannot truncate: the whole payload fits in a u32.
+                    bytes.extend_from_slice(&(key.len() as u32).to_le_bytes());
+                    bytes.extend_from_slice(key);
+                }
+                None => bytes.push(0),
+            }
+            bytes.extend_from_slice(&(record.value.len() as u32).to_le_bytes());
+            bytes.extend_from_slice(&record.value);
+        }
+        let mut records_crc = crc32fast::Hasher::new();
+        records_crc.update(&bytes[BATCH_HEADER_BYTES..]);
+        Ok(EncodedBatch {
+            bytes,
+            records_crc,
+            record_count,
+        })
+    }
+
+    /// Number of records in the batch.
+    pub fn record_count(&self) -> u32 {
+        self.record_count
+    }
+
+    /// Size of the batch on disk.
+    pub fn len_bytes(&self) -> u64 {
+        self.bytes.len() as u64
+    }
+
+    /// Stamps the base offset and the final CRC; returns the bytes to write.
+    pub fn seal(&mut self, base_offset: u64) -> &[u8] {
+        let mut hasher = crc32fast::Hasher::new();
+        hasher.update(&base_offset.to_le_bytes());
+        hasher.update(&self.record_count.to_le_bytes());
+        hasher.combine(&self.records_crc);
+        self.bytes[5..9].copy_from_slice(&hasher.finalize().to_le_bytes());
+        self.bytes[9..17].copy_from_slice(&base_offset.to_le_bytes());
+        &self.bytes
+    }
+}
+
+/// Decodes the record section of a batch whose CRC has been verified.
+/// Keys and values share the `records` buffer (no copies). Malformed
+/// contents give an `InvalidData` error, never a panic.
+pub(super) fn decode_records(mut records: Bytes, record_count: u32) -> io::Result<Vec<Record>> {
+    let truncated = || corrupt("batch record section is shorter than its records".to_string());
+    // The count comes from disk: never reserve more records than the bytes
+    // could possibly hold.
+    let fits = records.len() / RECORD_FIXED_BYTES;
+    let mut out = Vec::with_capacity(fits.min(record_count as usize));
+    for _ in 0..record_count {
+        if records.remaining() < TIMESTAMP_BYTES + KEY_FLAG_BYTES {
+            return Err(truncated());
+        }
+        let timestamp_ms = records.get_i64_le();
+        let key = match records.get_u8() {
+            0 => None,
+            1 => Some(take_length_prefixed(&mut records).ok_or_else(truncated)?),
+            flag => return Err(corrupt(format!("bad key presence flag {flag}"))),
+        };
+        let value = take_length_prefixed(&mut records).ok_or_else(truncated)?;
+        out.push(Record {
+            key,
+            value,
+            timestamp_ms,
+        });
+    }
+    if records.has_remaining() {
+        return Err(corrupt(format!(
+            "batch has {} bytes after its last record",
+            records.remaining()
+        )));
+    }
+    Ok(out)
+}
+
+/// Splits a u32-length-prefixed byte string off the front of `buf`.
+fn take_length_prefixed(buf: &mut Bytes) -> Option<Bytes> {
+    if buf.remaining() < LENGTH_FIELD_BYTES {
+        return None;
+    }
+    let len = buf.get_u32_le() as usize;
+    (buf.remaining() >= len).then(|| buf.split_to(len))
+}

@@ -1,0 +1,220 @@
+//! Topics: Weir's durable, partitioned, append-only log.
+//!
+//! A [`TopicStore`] owns one data directory. Each topic is split into a fixed
+//! number of partitions; each partition is an ordered log of [`Record`]s in
+//! which every record gets a dense, increasing offset starting at 0.
+//!
+//! # Layout on disk
+//!
+//! ```text
+//! <dir>/<topic>/meta.json                      TopicConfig as JSON (written last on create, removed first on drop)
+//! <dir>/<topic>/<partition>/<base:020>.log     segment files, named by the offset of their first record
+//! ```
+//!
+//! A topic directory without `meta.json` is the leftover of an interrupted
+//! create or drop and is removed when the store is opened.
+//!
+//! # Batch format (version 1, all integers little-endian)
+//!
+//! Each call to [`Topic::append`] writes one batch to the active segment:
+//!
+//! ```text
+//! offset size  field
+//!  0     1     magic/version byte (0x57, 'W' = format version 1)
+//!  1     4     payload length in bytes (u32), everything after the CRC field
+//!  5     4     CRC32 (crc32fast) of the payload
+//!  9     8     base offset: offset of the first record (u64)      -- payload starts here
+//! 17     4     record count, at least 1 (u32)
+//! 21     ...   records, back to back:
+//!                8  timestamp in milliseconds (i64)
+//!                1  key presence: 0 = no key, 1 = key follows
+//!               [4  key length (u32) + key bytes]   only when present
+//!                4  value length (u32) + value bytes
+//! ```
+//!
+//! The CRC covers the base offset and record count as well as the records,
+//! so a batch that passes the check is trusted as a whole.
+//!
+//! # Recovery
+//!
+//! On open every segment is scanned and every batch's CRC is verified. In the
+//! last segment of a partition, the first batch that is cut short, has a bad
+//! magic byte or fails its CRC marks a torn tail (a write that never became
+//! durable): the file is truncated there and a warning is logged. The same
+//! damage in any earlier segment is reported as an error, because those bytes
+//! were durable and silently dropping them would lose acknowledged data.
+//!
+//! # Durability and visibility
+//!
+//! [`Topic::append`] returns only after its batch is fsynced. Concurrent
+//! appenders to one partition share fsyncs (group commit, described in
+//! `partition.rs`). Readers ([`Topic::read`], [`Topic::end_offset`]) only
+//! see records that are already durable.
+
+mod batch;
+mod partition;
+mod segment;
+mod store;
+mod topic;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::io;
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+pub use store::TopicStore;
+pub use topic::Topic;
+
+/// Default size at which a partition's active segment is closed and a new
+/// one started: 64 MiB.
+pub const SEGMENT_BYTES_MAX_DEFAULT: u64 = 64 * 1024 * 1024;
+
+/// Upper bound on the number of partitions of one topic. Each partition is a
+/// directory with open files, so an absurd count is rejected up front.
+pub const PARTITIONS_MAX: u32 = 10_000;
+
+/// Longest accepted topic name, in characters.
+pub const TOPIC_NAME_CHARS_MAX: usize = 200;
+
+/// One entry of a partition's log.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Record {
+    /// Optional key, typically used by producers to choose a partition.
+    pub key: Option<Bytes>,
+    /// The payload.
+    pub value: Bytes,
+    /// Event time in milliseconds since the Unix epoch, chosen by the writer.
+    pub timestamp_ms: i64,
+}
+
+/// Per-topic settings, stored as `meta.json` in the topic's directory.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TopicConfig {
+    /// Number of partitions, 1..=[`PARTITIONS_MAX`]. Fixed at creation.
+    pub partitions: u32,
+    /// Size in bytes at or above which the active segment is rolled over on
+    /// the next append. A single batch is never split, so a segment can grow
+    /// past this by up to one batch.
+    pub segment_bytes_max: u64,
+}
+
+impl Default for TopicConfig {
+    fn default() -> Self {
+        TopicConfig {
+            partitions: 1,
+            segment_bytes_max: SEGMENT_BYTES_MAX_DEFAULT,
+        }
+    }
+}
+
+/// Errors returned by the topic store.
+#[derive(Debug)]
+pub enum TopicError {
+    /// `create_topic` was given a name that is already in use.
+    AlreadyExists(String),
+    /// No topic has this name (or it was dropped while a handle was held).
+    NotFound(String),
+    /// The partition index is out of range for the topic.
+    BadPartition {
+        topic: String,
+        partition: u32,
+        partitions: u32,
+    },
+    /// The topic name breaks the naming rules (see [`validate_topic_name`]).
+    InvalidName(String),
+    /// An I/O failure, including corrupt data (`InvalidData`) and invalid
+    /// arguments such as an oversized record (`InvalidInput`).
+    Io(io::Error),
+}
+
+impl fmt::Display for TopicError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TopicError::AlreadyExists(name) => write!(f, "topic {name:?} already exists"),
+            TopicError::NotFound(name) => write!(f, "topic {name:?} not found"),
+            TopicError::BadPartition {
+                topic,
+                partition,
+                partitions,
+            } => write!(
+                f,
+                "topic {topic:?} has {partitions} partitions, partition {partition} does not exist"
+            ),
+            TopicError::InvalidName(name) => write!(
+                f,
+                "invalid topic name {name:?}: use 1 to {TOPIC_NAME_CHARS_MAX} characters of \
+                 [A-Za-z0-9._-], not \".\" or \"..\""
+            ),
+            TopicError::Io(err) => write!(f, "topic storage I/O error: {err}"),
+        }
+    }
+}
+
+impl std::error::Error for TopicError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            TopicError::Io(err) => Some(err),
+            _ => None,
+        }
+    }
+}
+
+impl From<io::Error> for TopicError {
+    fn from(err: io::Error) -> Self {
+        TopicError::Io(err)
+    }
+}
+
+/// Checks a topic name: 1..=200 characters of `[A-Za-z0-9._-]`, and not `.`
+/// or `..`. The name becomes a directory name, so this also keeps it from
+/// escaping the data directory.
+pub fn validate_topic_name(name: &str) -> Result<(), TopicError> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    let ok = !name.is_empty()
+        && name.len() <= TOPIC_NAME_CHARS_MAX
+        && name.chars().all(allowed)
+        && name != "."
+        && name != "..";
+    if ok {
+        Ok(())
+    } else {
+        Err(TopicError::InvalidName(name.to_string()))
+    }
+}
+
+/// Builds an `InvalidData` error: bytes on disk do not make sense.
+fn corrupt(message: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, message)
+}
+
+/// Builds an `InvalidInput` error: the caller asked for something impossible.
+fn invalid_input(message: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, message)
+}
+
+// Lock helpers. The state behind every lock in this module is only updated
+// after the I/O it describes has succeeded, with no panicking code in
+// between, so a poisoned lock still holds consistent state and is recovered.
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn read_lock<T>(rwlock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    rwlock.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write_lock<T>(rwlock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    rwlock.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Fsyncs a directory so that entries created, renamed or removed in it are
+/// durable.
+fn sync_dir(path: &std::path::Path) -> io::Result<()> {
+    std::fs::File::open(path)?.sync_all()
+}

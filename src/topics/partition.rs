@@ -1,0 +1,359 @@
+//! One partition: its segments, the append path with group commit, reads
+//! and truncation.
+//!
+//! # Group commit
+//!
+//! An append encodes its batch, then takes the writer lock only to write the
+//! batch (to the page cache) and advance the written offset. It then enters
+//! the sync step under a separate sync lock: if `synced_offset` already
+//! covers its batch, some other appender's fsync did the work and it returns
+//! at once; otherwise it notes the written offset, fsyncs the active segment
+//! and publishes that offset as `synced_offset`. While one thread fsyncs,
+//! others keep writing, and the next fsync covers all of them together.
+//!
+//! Only the active segment is fsynced by the sync step, so a segment is
+//! fsynced when it is rolled over, before any write goes to its successor.
+//!
+//! # Visibility
+//!
+//! Readers only see records below `synced_offset`, so nothing is ever
+//! returned that could vanish in a crash.
+//!
+//! # Lock order
+//!
+//! `sync` before `writer` before `segments` before a segment's index. The
+//! append path never holds two of the first three at once.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use tracing::warn;
+
+use super::batch::EncodedBatch;
+use super::segment::{REWRITE_SUFFIX, Segment};
+use super::{Record, TopicError, corrupt, invalid_input, lock, read_lock, sync_dir, write_lock};
+
+/// Most records a read reserves room for up front; larger reads grow as
+/// they go, so a huge `max_records` does not allocate a huge buffer.
+const READ_PREALLOC_RECORDS_MAX: u64 = 64 * 1024;
+
+/// Whether a partition accepts writes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Status {
+    Open,
+    /// A write or fsync failed; the on-disk state is uncertain until the
+    /// store is reopened and the log re-scanned.
+    Failed,
+    /// The topic was dropped.
+    Dropped,
+}
+
+/// State guarded by the writer lock.
+struct Writer {
+    status: Status,
+    /// Offset the next appended record gets (everything below is written,
+    /// not necessarily durable).
+    next_offset: u64,
+    /// Segment that receives appends (the last one).
+    active: Arc<Segment>,
+    /// Size of the active segment in bytes.
+    active_bytes: u64,
+}
+
+/// One partition of a topic.
+pub(super) struct Partition {
+    topic: Arc<str>,
+    number: u32,
+    dir: PathBuf,
+    segment_bytes_max: u64,
+    /// All segments in offset order; the last one is the active segment.
+    segments: RwLock<Vec<Arc<Segment>>>,
+    writer: Mutex<Writer>,
+    /// Serialises fsyncs; see the module doc.
+    sync: Mutex<()>,
+    /// Records below this offset are durable and visible to readers.
+    synced_offset: AtomicU64,
+    /// Number of data fsyncs issued on this partition's segments.
+    fsyncs: AtomicU64,
+}
+
+impl Partition {
+    /// Creates the directory of a new, empty partition with its first
+    /// segment, durably.
+    pub fn create_dir(dir: &Path) -> io::Result<()> {
+        fs::create_dir(dir)?;
+        Segment::create(dir, 0)?;
+        sync_dir(dir)
+    }
+
+    /// Opens an existing partition directory: scans its segments (cutting a
+    /// torn tail off the last one) and checks that they form one unbroken
+    /// log starting at offset 0.
+    pub fn open(
+        dir: &Path,
+        topic: Arc<str>,
+        number: u32,
+        segment_bytes_max: u64,
+    ) -> io::Result<Partition> {
+        let mut bases = Vec::new();
+        for entry in fs::read_dir(dir)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if let Some(base) = Segment::parse_file_name(&name) {
+                bases.push(base);
+            } else if name.ends_with(REWRITE_SUFFIX) {
+                warn!(file = %entry.path().display(), "removing leftover of an interrupted truncate");
+                fs::remove_file(entry.path())?;
+            }
+        }
+        bases.sort_unstable();
+        if bases.first() != Some(&0) {
+            return Err(corrupt(format!(
+                "{}: no segment starting at offset 0",
+                dir.display()
+            )));
+        }
+        let mut segments = Vec::with_capacity(bases.len());
+        let mut end_offset = 0;
+        let mut active_bytes = 0;
+        for (i, &base) in bases.iter().enumerate() {
+            let path = dir.join(Segment::file_name(base));
+            if base != end_offset {
+                return Err(corrupt(format!(
+                    "{}: starts at offset {base} but the previous segment ends at {end_offset}",
+                    path.display()
+                )));
+            }
+            let scanned = Segment::open(&path, base, i + 1 == bases.len())?;
+            end_offset = scanned.end_offset;
+            active_bytes = scanned.size_bytes;
+            segments.push(Arc::new(scanned.segment));
+        }
+        let active = segments
+            .last()
+            .cloned()
+            .ok_or_else(|| corrupt(format!("{}: no segments", dir.display())))?;
+        Ok(Partition {
+            topic,
+            number,
+            dir: dir.to_path_buf(),
+            segment_bytes_max,
+            segments: RwLock::new(segments),
+            writer: Mutex::new(Writer {
+                status: Status::Open,
+                next_offset: end_offset,
+                active,
+                active_bytes,
+            }),
+            sync: Mutex::new(()),
+            synced_offset: AtomicU64::new(end_offset),
+            fsyncs: AtomicU64::new(0),
+        })
+    }
+
+    /// Offset below which records are durable and readable.
+    pub fn end_offset(&self) -> u64 {
+        self.synced_offset.load(Ordering::Acquire)
+    }
+
+    /// Number of data fsyncs issued so far.
+    pub fn fsync_count(&self) -> u64 {
+        self.fsyncs.load(Ordering::Relaxed)
+    }
+
+    /// Appends `records` as one batch and waits until it is durable. Returns
+    /// the offset of the first record; an empty slice writes nothing and
+    /// returns the current end offset.
+    pub fn append(&self, records: &[Record]) -> Result<u64, TopicError> {
+        if records.is_empty() {
+            return Ok(self.end_offset());
+        }
+        let mut batch = EncodedBatch::encode(records)?;
+        let (base_offset, end_offset) = {
+            let mut writer = lock(&self.writer);
+            self.check_open(&writer)?;
+            match self.write_batch(&mut writer, &mut batch) {
+                Ok(offsets) => offsets,
+                Err(err) => {
+                    writer.status = Status::Failed;
+                    return Err(err.into());
+                }
+            }
+        };
+        self.sync_through(end_offset)?;
+        Ok(base_offset)
+    }
+
+    /// Writes a batch under the writer lock, rolling the segment over first
+    /// if it is full. Returns the batch's base offset and end offset.
+    fn write_batch(&self, writer: &mut Writer, batch: &mut EncodedBatch) -> io::Result<(u64, u64)> {
+        if writer.active_bytes > 0 && writer.active_bytes >= self.segment_bytes_max {
+            self.roll(writer)?;
+        }
+        let base_offset = writer.next_offset;
+        let bytes = batch.seal(base_offset);
+        writer
+            .active
+            .write_batch(writer.active_bytes, base_offset, bytes)?;
+        writer.active_bytes += batch.len_bytes();
+        writer.next_offset += u64::from(batch.record_count());
+        Ok((base_offset, writer.next_offset))
+    }
+
+    /// Seals the active segment (fsync) and starts a new one at the next
+    /// offset.
+    fn roll(&self, writer: &mut Writer) -> io::Result<()> {
+        writer.active.sync_data()?;
+        self.fsyncs.fetch_add(1, Ordering::Relaxed);
+        let segment = Arc::new(Segment::create(&self.dir, writer.next_offset)?);
+        sync_dir(&self.dir)?;
+        write_lock(&self.segments).push(Arc::clone(&segment));
+        writer.active = segment;
+        writer.active_bytes = 0;
+        Ok(())
+    }
+
+    /// The group-commit sync step: returns once every record below
+    /// `end_offset` is durable, fsyncing only if nobody else already has.
+    fn sync_through(&self, end_offset: u64) -> Result<(), TopicError> {
+        let _sync = lock(&self.sync);
+        if self.synced_offset.load(Ordering::Acquire) >= end_offset {
+            return Ok(());
+        }
+        let (written, active) = {
+            let writer = lock(&self.writer);
+            self.check_open(&writer)?;
+            (writer.next_offset, Arc::clone(&writer.active))
+        };
+        if let Err(err) = active.sync_data() {
+            lock(&self.writer).status = Status::Failed;
+            return Err(err.into());
+        }
+        self.fsyncs.fetch_add(1, Ordering::Relaxed);
+        self.synced_offset.store(written, Ordering::Release);
+        Ok(())
+    }
+
+    /// Reads up to `max_records` durable records starting at offset `from`.
+    pub fn read(&self, from: u64, max_records: usize) -> Result<Vec<(u64, Record)>, TopicError> {
+        let end = self.end_offset();
+        if from >= end || max_records == 0 {
+            return Ok(Vec::new());
+        }
+        let max_records = u64::try_from(max_records).unwrap_or(u64::MAX);
+        let until = end.min(from.saturating_add(max_records));
+        let segments: Vec<Arc<Segment>> = {
+            let all = read_lock(&self.segments);
+            let first = all
+                .partition_point(|s| s.base_offset() <= from)
+                .saturating_sub(1);
+            all[first..].to_vec()
+        };
+        let capacity = (until - from).min(READ_PREALLOC_RECORDS_MAX) as usize;
+        let mut out = Vec::with_capacity(capacity);
+        let mut next = from;
+        for (i, segment) in segments.iter().enumerate() {
+            let segment_until = segments
+                .get(i + 1)
+                .map_or(until, |following| following.base_offset().min(until));
+            if next < segment_until {
+                segment.read_records(next, segment_until, &mut out)?;
+                next = segment_until;
+            }
+            if next >= until {
+                return Ok(out);
+            }
+        }
+        Err(corrupt(format!(
+            "{}: records {next}..{until} are missing",
+            self.dir.display()
+        ))
+        .into())
+    }
+
+    /// Drops every record at or above `offset` so that the end offset
+    /// becomes `offset`. Appends written but not yet fsynced are made
+    /// durable first, so their callers are told the truth before the cut.
+    /// `offset` beyond the end is an `InvalidInput` error.
+    pub fn truncate(&self, offset: u64) -> Result<(), TopicError> {
+        let _sync = lock(&self.sync);
+        let mut writer = lock(&self.writer);
+        self.check_open(&writer)?;
+        if offset > writer.next_offset {
+            return Err(invalid_input(format!(
+                "cannot truncate partition {} of topic {:?} to offset {offset}: it ends at {}",
+                self.number, self.topic, writer.next_offset
+            ))
+            .into());
+        }
+        if let Err(err) = self.cut(&mut writer, offset) {
+            writer.status = Status::Failed;
+            return Err(err.into());
+        }
+        Ok(())
+    }
+
+    /// The I/O of [`Partition::truncate`], run under the sync and writer
+    /// locks. Segments are removed newest first, each removal made durable
+    /// before the next, so a crash leaves an unbroken (if longer) log.
+    fn cut(&self, writer: &mut Writer, offset: u64) -> io::Result<()> {
+        if self.end_offset() < writer.next_offset {
+            writer.active.sync_data()?;
+            self.fsyncs.fetch_add(1, Ordering::Relaxed);
+        }
+        self.synced_offset.store(offset, Ordering::Release);
+        if offset == writer.next_offset {
+            return Ok(());
+        }
+        let mut segments = write_lock(&self.segments);
+        let keep = segments
+            .partition_point(|s| s.base_offset() < offset)
+            .max(1);
+        let kept_end = segments
+            .get(keep)
+            .map_or(writer.next_offset, |s| s.base_offset());
+        while segments.len() > keep {
+            if let Some(segment) = segments.pop() {
+                fs::remove_file(segment.path())?;
+                sync_dir(&self.dir)?;
+            }
+        }
+        let Some(last) = segments.last_mut() else {
+            return Err(corrupt(format!("{}: no segments", self.dir.display())));
+        };
+        let active_bytes = if offset < kept_end {
+            let (replacement, bytes) = last.cut(offset)?;
+            if let Some(replacement) = replacement {
+                *last = Arc::new(replacement);
+            }
+            bytes
+        } else {
+            fs::metadata(last.path())?.len()
+        };
+        writer.active = Arc::clone(last);
+        writer.active_bytes = active_bytes;
+        writer.next_offset = offset;
+        Ok(())
+    }
+
+    /// Refuses all further appends because the topic was dropped.
+    pub fn close(&self) {
+        lock(&self.writer).status = Status::Dropped;
+    }
+
+    fn check_open(&self, writer: &Writer) -> Result<(), TopicError> {
+        match writer.status {
+            Status::Open => Ok(()),
+            Status::Dropped => Err(TopicError::NotFound(self.topic.to_string())),
+            Status::Failed => Err(io::Error::other(format!(
+                "partition {} of topic {:?} stopped after an I/O failure; reopen the store to recover",
+                self.number, self.topic
+            ))
+            .into()),
+        }
+    }
+}

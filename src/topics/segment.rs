@@ -1,0 +1,362 @@
+//! One segment file of a partition and its sparse in-memory index.
+//!
+//! A segment is a file of back-to-back batches named after the offset of its
+//! first record. All reads and writes use positioned I/O (`pread`/`pwrite`
+//! via [`FileExt`]), so one file handle serves the writer and any number of
+//! concurrent readers without a shared cursor.
+//!
+//! The index maps a batch's base offset to its byte position. It is sparse:
+//! a batch is indexed only when it starts at least [`INDEX_INTERVAL_BYTES`]
+//! after the previous indexed batch (the first batch always is), so a read
+//! seeks to the nearest indexed batch and then skips at most a few KiB of
+//! batch headers.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+
+use bytes::Bytes;
+use tracing::warn;
+
+use super::batch::{BATCH_HEADER_BYTES, BatchHeader, EncodedBatch, decode_records};
+use super::{Record, corrupt, read_lock, sync_dir, write_lock};
+
+/// Minimum distance in bytes between two indexed batches of a segment.
+pub(super) const INDEX_INTERVAL_BYTES: u64 = 4096;
+
+/// Read buffer used when scanning a segment at open.
+const SCAN_BUFFER_BYTES: usize = 256 * 1024;
+
+/// Digits in a segment file name's base offset (enough for any u64).
+const FILE_NAME_DIGITS: usize = 20;
+
+/// Extension of segment files.
+const SEGMENT_SUFFIX: &str = ".log";
+
+/// Extension of a segment being rewritten by a truncate; a leftover one is
+/// an interrupted rewrite whose original is still intact.
+pub(super) const REWRITE_SUFFIX: &str = ".log.tmp";
+
+/// One entry of the sparse index.
+#[derive(Clone, Copy, Debug)]
+struct IndexEntry {
+    /// Base offset of the batch.
+    offset: u64,
+    /// Byte position of the batch in the file.
+    position: u64,
+}
+
+/// A segment file plus its index.
+#[derive(Debug)]
+pub(super) struct Segment {
+    base_offset: u64,
+    path: PathBuf,
+    file: File,
+    index: RwLock<Vec<IndexEntry>>,
+}
+
+/// What [`Segment::open`] learned from scanning a file.
+pub(super) struct ScannedSegment {
+    pub segment: Segment,
+    /// Offset just past the last valid record.
+    pub end_offset: u64,
+    /// File size after any torn tail was cut.
+    pub size_bytes: u64,
+}
+
+impl Segment {
+    /// File name of the segment starting at `base_offset`.
+    pub fn file_name(base_offset: u64) -> String {
+        format!(
+            "{base_offset:0width$}{SEGMENT_SUFFIX}",
+            width = FILE_NAME_DIGITS
+        )
+    }
+
+    /// Base offset encoded in a segment file name, or `None` if `name` is
+    /// not a segment file name.
+    pub fn parse_file_name(name: &str) -> Option<u64> {
+        let digits = name.strip_suffix(SEGMENT_SUFFIX)?;
+        let well_formed =
+            digits.len() == FILE_NAME_DIGITS && digits.bytes().all(|b| b.is_ascii_digit());
+        well_formed.then(|| digits.parse().ok()).flatten()
+    }
+
+    /// Creates a new, empty segment file in `dir`. The caller makes the
+    /// directory entry durable.
+    pub fn create(dir: &Path, base_offset: u64) -> io::Result<Segment> {
+        let path = dir.join(Segment::file_name(base_offset));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        Ok(Segment::from_parts(base_offset, path, file, Vec::new()))
+    }
+
+    fn from_parts(base_offset: u64, path: PathBuf, file: File, index: Vec<IndexEntry>) -> Segment {
+        Segment {
+            base_offset,
+            path,
+            file,
+            index: RwLock::new(index),
+        }
+    }
+
+    /// Opens an existing segment, verifies every batch and builds the index.
+    ///
+    /// In the last segment of a partition (`is_last`), a damaged batch is a
+    /// torn tail: the file is truncated there. Elsewhere it is an error.
+    pub fn open(path: &Path, base_offset: u64, is_last: bool) -> io::Result<ScannedSegment> {
+        let file = OpenOptions::new().read(true).write(true).open(path)?;
+        let file_bytes = file.metadata()?.len();
+        let mut reader = BufReader::with_capacity(SCAN_BUFFER_BYTES, File::open(path)?);
+        let mut index = Vec::new();
+        let mut position = 0;
+        let mut end_offset = base_offset;
+        while position < file_bytes {
+            let header = match scan_batch(&mut reader, file_bytes - position)? {
+                Ok(header) => header,
+                Err(problem) if is_last => {
+                    file.set_len(position)?;
+                    file.sync_all()?;
+                    warn!(
+                        segment = %path.display(),
+                        position,
+                        bytes_cut = file_bytes - position,
+                        problem,
+                        "truncated torn tail of topic segment"
+                    );
+                    break;
+                }
+                Err(problem) => {
+                    return Err(corrupt(format!(
+                        "{}: {problem} at byte {position} of a sealed segment",
+                        path.display()
+                    )));
+                }
+            };
+            if header.base_offset != end_offset {
+                return Err(corrupt(format!(
+                    "{}: batch at byte {position} has base offset {}, expected {end_offset}",
+                    path.display(),
+                    header.base_offset
+                )));
+            }
+            add_to_index(&mut index, end_offset, position);
+            position += header.batch_bytes();
+            end_offset = header.end_offset();
+        }
+        Ok(ScannedSegment {
+            segment: Segment::from_parts(base_offset, path.to_path_buf(), file, index),
+            end_offset,
+            size_bytes: position,
+        })
+    }
+
+    /// Offset of the first record this segment holds (or will hold).
+    pub fn base_offset(&self) -> u64 {
+        self.base_offset
+    }
+
+    /// Path of the segment file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Flushes the file's data to stable storage.
+    pub fn sync_data(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+
+    /// Writes a batch at `position` (the current end of the file) and
+    /// indexes it if due. Not durable until [`Segment::sync_data`].
+    pub fn write_batch(&self, position: u64, base_offset: u64, bytes: &[u8]) -> io::Result<()> {
+        self.file.write_all_at(bytes, position)?;
+        add_to_index(&mut write_lock(&self.index), base_offset, position);
+        Ok(())
+    }
+
+    /// Appends to `out` the records with offsets in `from..until`. The caller
+    /// guarantees that this segment holds all of them and that they are
+    /// durable, so every batch touched here is complete.
+    pub fn read_records(
+        &self,
+        from: u64,
+        until: u64,
+        out: &mut Vec<(u64, Record)>,
+    ) -> io::Result<()> {
+        let (mut position, mut expected) = self.seek(from)?;
+        while expected < until {
+            let header = self.read_header(position, expected)?;
+            if header.end_offset() > from {
+                let records = self.read_batch_records(position, &header)?;
+                let first = from.max(header.base_offset);
+                let last = until.min(header.end_offset());
+                let skip = (first - header.base_offset) as usize;
+                let take = (last - first) as usize;
+                let offsets = first..last;
+                out.extend(offsets.zip(records.into_iter().skip(skip).take(take)));
+            }
+            position += header.batch_bytes();
+            expected = header.end_offset();
+        }
+        Ok(())
+    }
+
+    /// Cuts the segment so that it ends just before `offset`, which must be
+    /// one of its records. Returns the segment to use from now on (a new one
+    /// if a batch had to be rewritten) and its size in bytes.
+    ///
+    /// A cut at a batch boundary shortens the file in place. A cut inside a
+    /// batch writes the kept prefix and a shortened copy of that batch to a
+    /// temporary file that atomically replaces the segment, so a crash leaves
+    /// either the old or the new segment, never a torn one.
+    pub fn cut(&self, offset: u64) -> io::Result<(Option<Segment>, u64)> {
+        let (mut position, mut expected) = self.seek(offset)?;
+        let header = loop {
+            let header = self.read_header(position, expected)?;
+            if header.end_offset() > offset {
+                break header;
+            }
+            position += header.batch_bytes();
+            expected = header.end_offset();
+        };
+        write_lock(&self.index).retain(|entry| entry.offset < offset);
+        if header.base_offset == offset {
+            self.file.set_len(position)?;
+            self.file.sync_all()?;
+            return Ok((None, position));
+        }
+        let kept = (offset - header.base_offset) as usize;
+        let mut records = self.read_batch_records(position, &header)?;
+        records.truncate(kept);
+        let mut batch = EncodedBatch::encode(&records)?;
+        let new = self.rewrite(position, batch.seal(header.base_offset))?;
+        Ok((Some(new), position + batch.len_bytes()))
+    }
+
+    /// Replaces the file with its first `prefix_bytes` followed by `tail`,
+    /// via a temporary file and an atomic rename.
+    fn rewrite(&self, prefix_bytes: u64, tail: &[u8]) -> io::Result<Segment> {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let temp_path = dir.join(format!(
+            "{:0width$}{REWRITE_SUFFIX}",
+            self.base_offset,
+            width = FILE_NAME_DIGITS
+        ));
+        let mut temp = File::create(&temp_path)?;
+        let copied = io::copy(&mut File::open(&self.path)?.take(prefix_bytes), &mut temp)?;
+        if copied != prefix_bytes {
+            return Err(corrupt(format!(
+                "{}: shorter than expected",
+                self.path.display()
+            )));
+        }
+        temp.write_all(tail)?;
+        temp.sync_all()?;
+        drop(temp);
+        fs::rename(&temp_path, &self.path)?;
+        sync_dir(dir)?;
+        let file = OpenOptions::new().read(true).write(true).open(&self.path)?;
+        let index = read_lock(&self.index).clone();
+        Ok(Segment::from_parts(
+            self.base_offset,
+            self.path.clone(),
+            file,
+            index,
+        ))
+    }
+
+    /// Position and base offset of the last indexed batch at or before
+    /// `offset`.
+    fn seek(&self, offset: u64) -> io::Result<(u64, u64)> {
+        let index = read_lock(&self.index);
+        let after = index.partition_point(|entry| entry.offset <= offset);
+        match after.checked_sub(1).and_then(|i| index.get(i)) {
+            Some(entry) => Ok((entry.position, entry.offset)),
+            None => Err(corrupt(format!(
+                "{}: no batch holds offset {offset}",
+                self.path.display()
+            ))),
+        }
+    }
+
+    /// Reads the header of the batch at `position`, which should start at
+    /// offset `expected`.
+    fn read_header(&self, position: u64, expected: u64) -> io::Result<BatchHeader> {
+        let mut raw = [0; BATCH_HEADER_BYTES];
+        self.file.read_exact_at(&mut raw, position)?;
+        match BatchHeader::parse(&raw) {
+            Some(header) if header.base_offset == expected => Ok(header),
+            _ => Err(corrupt(format!(
+                "{}: no valid batch for offset {expected} at byte {position}",
+                self.path.display()
+            ))),
+        }
+    }
+
+    /// Reads, checks and decodes the records of the batch at `position`.
+    fn read_batch_records(&self, position: u64, header: &BatchHeader) -> io::Result<Vec<Record>> {
+        let mut bytes = vec![0; header.records_bytes()];
+        self.file
+            .read_exact_at(&mut bytes, position + BATCH_HEADER_BYTES as u64)?;
+        if !header.crc_matches(&bytes) {
+            return Err(corrupt(format!(
+                "{}: CRC mismatch in batch at byte {position}",
+                self.path.display()
+            )));
+        }
+        decode_records(Bytes::from(bytes), header.record_count)
+    }
+}
+
+/// Adds the batch at `position` to `index` if it is the first one or far
+/// enough from the last indexed batch.
+fn add_to_index(index: &mut Vec<IndexEntry>, offset: u64, position: u64) {
+    let due = index
+        .last()
+        .is_none_or(|last| position - last.position >= INDEX_INTERVAL_BYTES);
+    if due {
+        index.push(IndexEntry { offset, position });
+    }
+}
+
+/// Reads and verifies one batch from a scan that has `remaining` bytes left
+/// in the file. The outer error is a real I/O failure; the inner one names
+/// what is wrong with the batch.
+fn scan_batch(
+    reader: &mut impl BufRead,
+    remaining: u64,
+) -> io::Result<Result<BatchHeader, &'static str>> {
+    if remaining < BATCH_HEADER_BYTES as u64 {
+        return Ok(Err("incomplete batch header"));
+    }
+    let mut raw = [0; BATCH_HEADER_BYTES];
+    reader.read_exact(&mut raw)?;
+    let Some(header) = BatchHeader::parse(&raw) else {
+        return Ok(Err("invalid batch header"));
+    };
+    if header.batch_bytes() > remaining {
+        return Ok(Err("batch runs past the end of the file"));
+    }
+    let mut hasher = header.crc_hasher();
+    let mut left = header.records_bytes();
+    while left > 0 {
+        let buffered = reader.fill_buf()?;
+        if buffered.is_empty() {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        let n = buffered.len().min(left);
+        hasher.update(&buffered[..n]);
+        reader.consume(n);
+        left -= n;
+    }
+    Ok(if hasher.finalize() == header.crc {
+        Ok(header)
+    } else {
+        Err("CRC mismatch")
+    })
+}
