@@ -167,6 +167,10 @@ fn classify_datafusion(err: DataFusionError) -> WeirError {
             Ok(weir) => *weir,
             Err(e) => WeirError::internal(e.to_string()),
         },
+        DataFusionError::SchemaError(e, _) if matches!(*e, datafusion::common::SchemaError::FieldNotFound { .. }) => {
+            let datafusion::common::SchemaError::FieldNotFound { field, .. } = *e else { unreachable!() };
+            WeirError::new(ErrorKind::UndefinedColumn, format!("column \"{}\" does not exist", field.name()))
+        }
         DataFusionError::SchemaError(e, _) => {
             let text = e.to_string();
             let kind = if text.contains("No field named") || text.contains("not found") {
@@ -177,8 +181,10 @@ fn classify_datafusion(err: DataFusionError) -> WeirError {
             WeirError::new(kind, clean_message(&text))
         }
         DataFusionError::Plan(m) => {
-            let kind = if m.contains("table") && m.contains("not found") {
-                ErrorKind::UndefinedTable
+            let kind = if m.starts_with("table '") && m.ends_with("' not found") {
+                let qualified = &m["table '".len()..m.len() - "' not found".len()];
+                let name = qualified.rsplit('.').next().unwrap_or(qualified);
+                return WeirError::undefined_table(name);
             } else if m.contains("Invalid function") || m.contains("No function matches") {
                 ErrorKind::UndefinedFunction
             } else if m.contains("Cannot infer common") || m.contains("Cannot coerce") {

@@ -351,7 +351,7 @@ impl Database {
             other => return Err(WeirError::unsupported(format!("EXPLAIN of this statement is not supported: {}", super::first_words(&other.to_string())))),
         };
         let schema = Arc::new(Schema::new(vec![Field::new("QUERY PLAN", DataType::Utf8, false)]));
-        let lines = StringArray::from_iter_values(text.lines());
+        let lines = StringArray::from(text.lines().collect::<Vec<_>>());
         let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(lines)])?;
         Ok(Output::Rows { schema, batches: vec![batch] })
     }
@@ -363,17 +363,13 @@ fn columns_schema(columns: &[parse::Column]) -> SchemaRef {
     ))
 }
 
-/// The name Postgres gives an output column: the alias or column name as is, a function
-/// call's function name (`count(*)` → `count`), `?column?` for other expressions.
+/// The name Postgres gives an output column: a bare function call is named after its
+/// function (`count(*)` → `count`); every other name is kept as is.
 pub fn pg_column_name(name: &str) -> String {
-    let is_ident = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_alphanumeric() || c == '_');
-    if is_ident(name) {
-        return name.to_string();
-    }
     if let Some((func, _)) = name.split_once('(') {
-        if is_ident(func) {
+        if !func.is_empty() && func.chars().all(|c| c.is_alphanumeric() || c == '_') {
             return func.to_ascii_lowercase();
         }
     }
-    "?column?".to_string()
+    name.to_string()
 }

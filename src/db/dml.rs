@@ -102,6 +102,9 @@ impl Database {
             })?;
             new_exprs[i] = format!("{}", assignment.value);
         }
+        for (i, e) in new_exprs.iter_mut().enumerate() {
+            *e = format!("{e} AS \"__weir_new_{i}\"");
+        }
         let old_cols: Vec<String> = table.schema.fields().iter().map(|f| quote_ident(f.name())).collect();
         let select = format!("{}, {}", old_cols.join(", "), new_exprs.join(", "));
         let _guard = table.write_lock.lock().await;

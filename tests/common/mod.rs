@@ -1,0 +1,118 @@
+//! A real Weir server for tests: the built `weir` binary on a free loopback port with its own
+//! data directory, stopped (or killed) by the test.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a test waits for a server to accept connections.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub struct WeirServer {
+    child: Option<Child>,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    barrier_interval_ms: u64,
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("local addr").port()
+}
+
+impl WeirServer {
+    /// Starts a server on a fresh port over `data_dir` and waits until it accepts connections.
+    pub async fn start(data_dir: &Path, barrier_interval_ms: u64) -> WeirServer {
+        let mut server = WeirServer {
+            child: None,
+            port: 0,
+            data_dir: data_dir.to_path_buf(),
+            barrier_interval_ms,
+        };
+        server.spawn().await;
+        server
+    }
+
+    async fn spawn(&mut self) {
+        self.port = free_port();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.data_dir.with_extension("log"))
+            .expect("open server log");
+        let child = Command::new(env!("CARGO_BIN_EXE_weir"))
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg("--pg-addr")
+            .arg(format!("127.0.0.1:{}", self.port))
+            .args(["--kafka-addr", "off", "--http-addr", "off"])
+            .arg("--barrier-interval-ms")
+            .arg(self.barrier_interval_ms.to_string())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start weir");
+        self.child = Some(child);
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        loop {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() {
+                return;
+            }
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("weir exited at start-up with {status}; log: {}", self.log());
+            }
+            assert!(Instant::now() < deadline, "weir did not start; log: {}", self.log());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.with_extension("log")).unwrap_or_default()
+    }
+
+    pub async fn connect(&self) -> tokio_postgres::Client {
+        let conn_str = format!("host=127.0.0.1 port={} user=weir dbname=weir", self.port);
+        let (client, connection) = tokio_postgres::connect(&conn_str, tokio_postgres::NoTls)
+            .await
+            .expect("connect to weir");
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        client
+    }
+
+    /// SIGKILL: no shutdown path runs, as in a crash.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Kills the server and starts it again over the same data directory.
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.spawn().await;
+    }
+}
+
+impl Drop for WeirServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Rows of a simple-protocol query as text (NULL as "NULL"), sorted.
+pub async fn rows(client: &tokio_postgres::Client, sql: &str) -> Result<Vec<Vec<String>>, tokio_postgres::Error> {
+    let mut out = Vec::new();
+    for message in client.simple_query(sql).await? {
+        if let tokio_postgres::SimpleQueryMessage::Row(row) = message {
+            out.push((0..row.len()).map(|i| row.get(i).unwrap_or("NULL").to_string()).collect());
+        }
+    }
+    out.sort();
+    Ok(out)
+}
