@@ -79,7 +79,12 @@ pub type Result<T, E = WeirError> = std::result::Result<T, E>;
 
 impl WeirError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        WeirError { kind, message: message.into(), detail: None, hint: None }
+        WeirError {
+            kind,
+            message: message.into(),
+            detail: None,
+            hint: None,
+        }
     }
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
         self.detail = Some(detail.into());
@@ -96,7 +101,10 @@ impl WeirError {
         Self::new(ErrorKind::Unsupported, what)
     }
     pub fn undefined_table(name: &str) -> Self {
-        Self::new(ErrorKind::UndefinedTable, format!("relation \"{name}\" does not exist"))
+        Self::new(
+            ErrorKind::UndefinedTable,
+            format!("relation \"{name}\" does not exist"),
+        )
     }
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Internal, message)
@@ -140,9 +148,10 @@ impl From<crate::topics::TopicError> for WeirError {
                 ErrorKind::DuplicateTable,
                 format!("topic \"{name}\" already exists"),
             ),
-            TopicError::NotFound(name) => {
-                WeirError::new(ErrorKind::UndefinedTable, format!("topic \"{name}\" does not exist"))
-            }
+            TopicError::NotFound(name) => WeirError::new(
+                ErrorKind::UndefinedTable,
+                format!("topic \"{name}\" does not exist"),
+            ),
             TopicError::InvalidName(name) => WeirError::new(
                 ErrorKind::InvalidParameter,
                 format!("invalid topic name \"{name}\""),
@@ -159,27 +168,34 @@ fn classify_datafusion(err: DataFusionError) -> WeirError {
         DataFusionError::SQL(e, _) => WeirError::syntax(e.to_string()),
         DataFusionError::ArrowError(e, _) => classify_arrow(&e),
         DataFusionError::NotImplemented(m) => WeirError::unsupported(m),
-        DataFusionError::Context(_, inner) => classify_datafusion(*inner),
-        DataFusionError::Shared(inner) => classify_datafusion(DataFusionError::External(
-            Box::new(WeirError::internal(inner.to_string())),
-        )),
+        DataFusionError::Context(_, inner) | DataFusionError::Diagnostic(_, inner) => {
+            classify_datafusion(*inner)
+        }
+        DataFusionError::Collection(mut errors) if !errors.is_empty() => {
+            classify_datafusion(errors.remove(0))
+        }
+        DataFusionError::Shared(inner) => classify_datafusion(DataFusionError::External(Box::new(
+            WeirError::internal(inner.to_string()),
+        ))),
         DataFusionError::External(e) => match e.downcast::<WeirError>() {
             Ok(weir) => *weir,
             Err(e) => WeirError::internal(e.to_string()),
         },
-        DataFusionError::SchemaError(e, _) if matches!(*e, datafusion::common::SchemaError::FieldNotFound { .. }) => {
-            let datafusion::common::SchemaError::FieldNotFound { field, .. } = *e else { unreachable!() };
-            WeirError::new(ErrorKind::UndefinedColumn, format!("column \"{}\" does not exist", field.name()))
-        }
-        DataFusionError::SchemaError(e, _) => {
-            let text = e.to_string();
-            let kind = if text.contains("No field named") || text.contains("not found") {
-                ErrorKind::UndefinedColumn
-            } else {
-                ErrorKind::Syntax
-            };
-            WeirError::new(kind, clean_message(&text))
-        }
+        DataFusionError::SchemaError(e, _) => match *e {
+            datafusion::common::SchemaError::FieldNotFound { field, .. } => WeirError::new(
+                ErrorKind::UndefinedColumn,
+                format!("column \"{}\" does not exist", field.name()),
+            ),
+            e => {
+                let text = e.to_string();
+                let kind = if text.contains("No field named") || text.contains("not found") {
+                    ErrorKind::UndefinedColumn
+                } else {
+                    ErrorKind::Syntax
+                };
+                WeirError::new(kind, clean_message(&text))
+            }
+        },
         DataFusionError::Plan(m) => {
             let kind = if m.starts_with("table '") && m.ends_with("' not found") {
                 let qualified = &m["table '".len()..m.len() - "' not found".len()];

@@ -52,7 +52,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     tracing::info!(data_dir = %args.data_dir.display(), "{}", Database::describe_dir(&args.data_dir));
     for (name, addr) in [("kafka", &args.kafka_addr), ("http", &args.http_addr)] {
         if addr != "off" {
-            tracing::info!("{name} listener on {addr} is not available yet in this build; continuing without it");
+            tracing::info!(
+                "{name} listener on {addr} is not available yet in this build; continuing without it"
+            );
         }
     }
     if args.pg_addr == "off" {

@@ -64,7 +64,11 @@ impl AsyncDB for WeirDb {
             match message {
                 tokio_postgres::SimpleQueryMessage::Row(row) => {
                     width = row.len();
-                    out_rows.push((0..row.len()).map(|i| row.get(i).unwrap_or("NULL").to_string()).collect());
+                    out_rows.push(
+                        (0..row.len())
+                            .map(|i| row.get(i).unwrap_or("NULL").to_string())
+                            .collect(),
+                    );
                 }
                 tokio_postgres::SimpleQueryMessage::RowDescription(desc) => {
                     width = desc.len();
@@ -74,7 +78,10 @@ impl AsyncDB for WeirDb {
             }
         }
         if saw_rows || !out_rows.is_empty() {
-            Ok(DBOutput::Rows { types: vec![DefaultColumnType::Any; width], rows: out_rows })
+            Ok(DBOutput::Rows {
+                types: vec![DefaultColumnType::Any; width],
+                rows: out_rows,
+            })
         } else {
             Ok(DBOutput::StatementComplete(0))
         }
@@ -88,17 +95,29 @@ impl AsyncDB for WeirDb {
 }
 
 /// Every view left at the end of a file equals its query recomputed in batch.
-async fn check_views_against_recompute(server: &WeirServer, views: &[(String, String)]) -> Result<(), String> {
+async fn check_views_against_recompute(
+    server: &WeirServer,
+    views: &[(String, String)],
+) -> Result<(), String> {
     let client = server.connect().await;
-    client.simple_query("FLUSH").await.map_err(|e| format!("FLUSH: {e}"))?;
-    let existing = rows(&client, "SHOW MATERIALIZED VIEWS").await.map_err(|e| e.to_string())?;
+    client
+        .simple_query("FLUSH")
+        .await
+        .map_err(|e| format!("FLUSH: {e}"))?;
+    let existing = rows(&client, "SHOW MATERIALIZED VIEWS")
+        .await
+        .map_err(|e| e.to_string())?;
     let existing: Vec<&str> = existing.iter().map(|r| r[0].as_str()).collect();
     for (name, query) in views {
         if !existing.contains(&name.as_str()) {
             continue;
         }
-        let view_rows = rows(&client, &format!("SELECT * FROM {name}")).await.map_err(|e| format!("{name}: {e}"))?;
-        let batch_rows = rows(&client, query).await.map_err(|e| format!("recompute of {name}: {e}"))?;
+        let view_rows = rows(&client, &format!("SELECT * FROM {name}"))
+            .await
+            .map_err(|e| format!("{name}: {e}"))?;
+        let batch_rows = rows(&client, query)
+            .await
+            .map_err(|e| format!("recompute of {name}: {e}"))?;
         if view_rows != batch_rows {
             return Err(format!(
                 "view {name} differs from a batch recompute of its query\n  query: {query}\n  view:  {view_rows:?}\n  batch: {batch_rows:?}"
@@ -118,7 +137,9 @@ async fn run_file(path: &Path) -> Result<(), String> {
         let views = views_for_conn.clone();
         async move {
             let conn_str = format!("host=127.0.0.1 port={port} user=weir dbname=weir");
-            let (client, connection) = tokio_postgres::connect(&conn_str, tokio_postgres::NoTls).await.map_err(describe)?;
+            let (client, connection) = tokio_postgres::connect(&conn_str, tokio_postgres::NoTls)
+                .await
+                .map_err(describe)?;
             tokio::spawn(async move {
                 let _ = connection.await;
             });
@@ -126,7 +147,10 @@ async fn run_file(path: &Path) -> Result<(), String> {
         }
     });
     runner.with_column_validator(sqllogictest::default_column_validator);
-    let result = runner.run_file_async(path).await.map_err(|e| format!("{e}\nserver log:\n{}", server.log()));
+    let result = runner
+        .run_file_async(path)
+        .await
+        .map_err(|e| format!("{e}\nserver log:\n{}", server.log()));
     runner.shutdown_async().await;
     result?;
     let views = views.lock().unwrap().clone();
@@ -140,7 +164,11 @@ fn main() {
         .expect("sql-tests directory")
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "slt"))
-        .filter(|p| filter.as_ref().is_none_or(|f| p.to_string_lossy().contains(f.as_str())))
+        .filter(|p| {
+            filter
+                .as_ref()
+                .is_none_or(|f| p.to_string_lossy().contains(f.as_str()))
+        })
         .collect();
     files.sort();
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
@@ -158,7 +186,10 @@ fn main() {
             }
         }
     }
-    println!("\ntest result: {}. {passed} passed; {failed} failed", if failed == 0 { "ok" } else { "FAILED" });
+    println!(
+        "\ntest result: {}. {passed} passed; {failed} failed",
+        if failed == 0 { "ok" } else { "FAILED" }
+    );
     if failed > 0 {
         std::process::exit(1);
     }

@@ -120,7 +120,10 @@ pub struct Catalog {
 
 impl Catalog {
     pub fn new(store: Arc<dyn StateStore>) -> Self {
-        Catalog { store, entries: RwLock::new(BTreeMap::new()) }
+        Catalog {
+            store,
+            entries: RwLock::new(BTreeMap::new()),
+        }
     }
 
     /// The persisted items, in creation order (what start-up replays).
@@ -139,22 +142,37 @@ impl Catalog {
     pub fn next_id(&self) -> Result<u64> {
         let current = match self.store.get(keys::META_NEXT_ID)? {
             Some(bytes) => u64::from_be_bytes(
-                bytes.as_slice().try_into().map_err(|_| WeirError::internal("corrupt next id"))?,
+                bytes
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| WeirError::internal("corrupt next id"))?,
             ),
             None => 1,
         };
         let mut batch = WriteBatch::default();
-        batch.put(keys::META_NEXT_ID.to_vec(), (current + 1).to_be_bytes().to_vec());
+        batch.put(
+            keys::META_NEXT_ID.to_vec(),
+            (current + 1).to_be_bytes().to_vec(),
+        );
         self.store.commit(batch)?;
         Ok(current)
     }
 
     pub fn get(&self, name: &str) -> Option<Entry> {
-        self.entries.read().expect("catalog lock").get(name).cloned()
+        self.entries
+            .read()
+            .expect("catalog lock")
+            .get(name)
+            .cloned()
     }
 
     pub fn entries(&self) -> Vec<Entry> {
-        self.entries.read().expect("catalog lock").values().cloned().collect()
+        self.entries
+            .read()
+            .expect("catalog lock")
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// Fails with 42P07 when the name is taken.
@@ -178,7 +196,10 @@ impl Catalog {
             batch.put(keys::catalog_key(&item.name), json);
             self.store.commit(batch)?;
         }
-        self.entries.write().expect("catalog lock").insert(item.name, entry);
+        self.entries
+            .write()
+            .expect("catalog lock")
+            .insert(item.name, entry);
         Ok(())
     }
 

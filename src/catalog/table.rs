@@ -37,7 +37,9 @@ pub struct TableWriter<'a> {
 
 impl TableData {
     pub fn new(table_name: &str, schema: SchemaRef, primary_key: Vec<usize>) -> Result<Self> {
-        let pk_types = primary_key.iter().map(|&i| schema.field(i).data_type().clone());
+        let pk_types = primary_key
+            .iter()
+            .map(|&i| schema.field(i).data_type().clone());
         Ok(TableData {
             pk_codec: RowCodec::new(pk_types)?,
             row_codec: RowCodec::for_schema(&schema)?,
@@ -49,7 +51,10 @@ impl TableData {
     }
 
     pub fn writer(&self) -> TableWriter<'_> {
-        TableWriter { data: self, rows: self.rows.lock().expect("table lock") }
+        TableWriter {
+            data: self,
+            rows: self.rows.lock().expect("table lock"),
+        }
     }
 
     /// The current contents as one batch, in key order.
@@ -63,7 +68,9 @@ impl TableData {
         let mut offset = 0;
         loop {
             let records = topic.read(0, offset, crate::config::SOURCE_READ_RECORDS_MAX)?;
-            let Some((last, _)) = records.last() else { break };
+            let Some((last, _)) = records.last() else {
+                break;
+            };
             offset = last + 1;
             let values: Vec<&[u8]> = records.iter().map(|(_, r)| r.value.as_ref()).collect();
             let (batch, weights) = decode_changelog(&self.schema, &values)?;
@@ -81,12 +88,18 @@ impl TableData {
     }
 
     fn key_columns(&self, batch: &RecordBatch) -> Vec<ArrayRef> {
-        self.primary_key.iter().map(|&i| batch.column(i).clone()).collect()
+        self.primary_key
+            .iter()
+            .map(|&i| batch.column(i).clone())
+            .collect()
     }
 
     fn duplicate_key_error(&self, batch: &RecordBatch, row: usize) -> WeirError {
-        let names: Vec<&str> =
-            self.primary_key.iter().map(|&i| self.schema.field(i).name().as_str()).collect();
+        let names: Vec<&str> = self
+            .primary_key
+            .iter()
+            .map(|&i| self.schema.field(i).name().as_str())
+            .collect();
         let values: Vec<String> = self
             .primary_key
             .iter()
@@ -102,13 +115,20 @@ impl TableData {
                 self.table_name
             ),
         )
-        .with_detail(format!("Key ({})=({}) already exists.", names.join(", "), values.join(", ")))
+        .with_detail(format!(
+            "Key ({})=({}) already exists.",
+            names.join(", "),
+            values.join(", ")
+        ))
     }
 }
 
 impl TableWriter<'_> {
     pub fn snapshot(&self) -> Result<RecordBatch> {
-        let columns = self.data.row_codec.decode(self.rows.values().map(|v| v.as_slice()))?;
+        let columns = self
+            .data
+            .row_codec
+            .decode(self.rows.values().map(|v| v.as_slice()))?;
         if columns.is_empty() {
             return Ok(RecordBatch::new_empty(self.data.schema.clone()));
         }
@@ -171,7 +191,11 @@ impl TableWriter<'_> {
         let now_ms = chrono::Utc::now().timestamp_millis();
         let records: Vec<Record> = records
             .into_iter()
-            .map(|value| Record { key: None, value, timestamp_ms: now_ms })
+            .map(|value| Record {
+                key: None,
+                value,
+                timestamp_ms: now_ms,
+            })
             .collect();
         topic.append(0, &records)?;
         for key in removed {
@@ -180,7 +204,8 @@ impl TableWriter<'_> {
         if let (Some(inserts), Some(pks)) = (inserts, insert_pks) {
             let full = data.row_codec.encode(inserts.columns())?;
             for (i, pk) in pks.iter().enumerate() {
-                self.rows.insert(pk.as_ref().to_vec(), full.row(i).as_ref().to_vec());
+                self.rows
+                    .insert(pk.as_ref().to_vec(), full.row(i).as_ref().to_vec());
             }
         }
         Ok(())
@@ -210,7 +235,10 @@ pub fn decode_changelog(schema: &SchemaRef, values: &[&[u8]]) -> Result<(RecordB
         .as_any()
         .downcast_ref::<StringArray>()
         .ok_or_else(|| WeirError::internal("changelog op is not text"))?;
-    let weights = ops.iter().map(|op| if op == Some("-") { -1 } else { 1 }).collect();
+    let weights = ops
+        .iter()
+        .map(|op| if op == Some("-") { -1 } else { 1 })
+        .collect();
     let row = batch
         .column(1)
         .as_any()

@@ -62,7 +62,10 @@ impl ChangeBatch {
     /// Concatenates batches of one schema.
     pub fn concat(schema: &SchemaRef, batches: &[ChangeBatch]) -> Result<ChangeBatch> {
         let rows = compute::concat_batches(schema, batches.iter().map(|b| &b.rows))?;
-        let weights = batches.iter().flat_map(|b| b.weights.iter().copied()).collect();
+        let weights = batches
+            .iter()
+            .flat_map(|b| b.weights.iter().copied())
+            .collect();
         Ok(ChangeBatch { rows, weights })
     }
 
@@ -91,8 +94,11 @@ impl ChangeBatch {
 /// The same schema with every field nullable: what operator outputs are built with, since an
 /// expression may produce NULL where the planner's schema promised none.
 pub fn nullable_schema(schema: &Schema) -> SchemaRef {
-    let fields: Vec<Field> =
-        schema.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone().with_nullable(true))
+        .collect();
     Arc::new(Schema::new(fields))
 }
 
@@ -101,7 +107,11 @@ pub fn batch_from_columns(schema: &SchemaRef, columns: Vec<ArrayRef>) -> Result<
     if schema.fields().is_empty() {
         let n = columns.first().map(|c| c.len()).unwrap_or(0);
         let options = datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(n));
-        return Ok(RecordBatch::try_new_with_options(schema.clone(), columns, &options)?);
+        return Ok(RecordBatch::try_new_with_options(
+            schema.clone(),
+            columns,
+            &options,
+        )?);
     }
     Ok(RecordBatch::try_new(schema.clone(), columns)?)
 }

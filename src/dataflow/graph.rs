@@ -13,8 +13,16 @@ use crate::state::{StateStore, WriteBatch, keys};
 
 pub enum Node {
     /// Input `input` of the view, with the columns the plan reads from it.
-    Input { input: usize, projection: Option<Vec<usize>>, name: String },
-    Op { id: u32, op: Box<dyn Operator>, children: Vec<Node> },
+    Input {
+        input: usize,
+        projection: Option<Vec<usize>>,
+        name: String,
+    },
+    Op {
+        id: u32,
+        op: Box<dyn Operator>,
+        children: Vec<Node>,
+    },
 }
 
 pub struct Dataflow {
@@ -58,7 +66,11 @@ impl Dataflow {
 
 fn push(node: &mut Node, input: usize, batch: &ChangeBatch) -> Result<Vec<ChangeBatch>> {
     match node {
-        Node::Input { input: i, projection, .. } => {
+        Node::Input {
+            input: i,
+            projection,
+            ..
+        } => {
             if *i != input || batch.is_empty() {
                 return Ok(Vec::new());
             }
@@ -109,9 +121,15 @@ fn visit_ops(
 }
 
 fn explain(node: &Node, depth: usize, out: &mut String) {
-    let pad = if depth == 0 { String::new() } else { format!("{}->  ", "  ".repeat(depth * 2 - 1)) };
+    let pad = if depth == 0 {
+        String::new()
+    } else {
+        format!("{}->  ", "  ".repeat(depth * 2 - 1))
+    };
     match node {
-        Node::Input { name, projection, .. } => {
+        Node::Input {
+            name, projection, ..
+        } => {
             let cols = match projection {
                 Some(p) => format!(" projection={p:?}"),
                 None => String::new(),

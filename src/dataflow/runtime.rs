@@ -40,8 +40,13 @@ pub enum Decoding {
 
 /// What feeds one input of a view.
 pub enum InputSource {
-    Topic { topic: Arc<Topic>, decoding: Decoding },
-    View { view_id: u64 },
+    Topic {
+        topic: Arc<Topic>,
+        decoding: Decoding,
+    },
+    View {
+        view_id: u64,
+    },
 }
 
 /// A view ready to run: its dataflow, its inputs and where its rows go.
@@ -64,9 +69,20 @@ struct RunningView {
 }
 
 enum Command {
-    AddView { flow: Box<ViewFlow>, restore: bool, extra: WriteBatch, reply: oneshot::Sender<Result<()>> },
-    DropView { view_id: u64, batch: WriteBatch, reply: oneshot::Sender<Result<()>> },
-    Flush { reply: oneshot::Sender<Result<()>> },
+    AddView {
+        flow: Box<ViewFlow>,
+        restore: bool,
+        extra: WriteBatch,
+        reply: oneshot::Sender<Result<()>>,
+    },
+    DropView {
+        view_id: u64,
+        batch: WriteBatch,
+        reply: oneshot::Sender<Result<()>>,
+    },
+    Flush {
+        reply: oneshot::Sender<Result<()>>,
+    },
 }
 
 /// Handle to the epoch thread.
@@ -78,12 +94,20 @@ pub struct Runtime {
 impl Runtime {
     pub fn start(store: Arc<dyn StateStore>, barrier_interval: Duration) -> Runtime {
         let (tx, rx) = mpsc::channel();
-        let mut epochs = Epochs { store, views: Vec::new(), records_skipped: HashMap::new(), pending: WriteBatch::default() };
+        let mut epochs = Epochs {
+            store,
+            views: Vec::new(),
+            records_skipped: HashMap::new(),
+            pending: WriteBatch::default(),
+        };
         let thread = std::thread::Builder::new()
             .name("weir-epochs".into())
             .spawn(move || epochs.run(rx, barrier_interval))
             .expect("spawn epoch thread");
-        Runtime { commands: Some(tx), thread: Some(thread) }
+        Runtime {
+            commands: Some(tx),
+            thread: Some(thread),
+        }
     }
 
     async fn call(&self, make: impl FnOnce(oneshot::Sender<Result<()>>) -> Command) -> Result<()> {
@@ -93,26 +117,44 @@ impl Runtime {
             .ok_or_else(|| WeirError::internal("dataflow runtime stopped"))?
             .send(make(tx))
             .map_err(|_| WeirError::internal("dataflow runtime stopped"))?;
-        rx.await.map_err(|_| WeirError::internal("dataflow runtime stopped"))?
+        rx.await
+            .map_err(|_| WeirError::internal("dataflow runtime stopped"))?
     }
 
     /// Starts running a view and returns once its backfill epoch is committed. With `restore`
     /// its operator state and offsets are loaded from the store (start-up) instead.
     pub async fn add_view(&self, flow: ViewFlow, restore: bool) -> Result<()> {
         let extra = WriteBatch::default();
-        self.call(|reply| Command::AddView { flow: Box::new(flow), restore, extra, reply }).await
+        self.call(|reply| Command::AddView {
+            flow: Box::new(flow),
+            restore,
+            extra,
+            reply,
+        })
+        .await
     }
 
     /// Like `add_view` for a new view, committing `extra` (its catalog entry) in the same
     /// atomic write as its backfill.
     pub async fn add_view_with(&self, flow: ViewFlow, extra: WriteBatch) -> Result<()> {
-        self.call(|reply| Command::AddView { flow: Box::new(flow), restore: false, extra, reply }).await
+        self.call(|reply| Command::AddView {
+            flow: Box::new(flow),
+            restore: false,
+            extra,
+            reply,
+        })
+        .await
     }
 
     /// Stops a view; `batch` (its catalog removal) is committed together with the deletion of
     /// its rows, state and offsets.
     pub async fn drop_view(&self, view_id: u64, batch: WriteBatch) -> Result<()> {
-        self.call(|reply| Command::DropView { view_id, batch, reply }).await
+        self.call(|reply| Command::DropView {
+            view_id,
+            batch,
+            reply,
+        })
+        .await
     }
 
     /// Runs an epoch now and returns once it is committed and visible.
@@ -144,11 +186,20 @@ impl Epochs {
         loop {
             let wait = next_barrier.saturating_duration_since(Instant::now());
             match rx.recv_timeout(wait) {
-                Ok(Command::AddView { flow, restore, extra, reply }) => {
+                Ok(Command::AddView {
+                    flow,
+                    restore,
+                    extra,
+                    reply,
+                }) => {
                     self.pending = extra;
                     let _ = reply.send(self.add_view(*flow, restore));
                 }
-                Ok(Command::DropView { view_id, batch, reply }) => {
+                Ok(Command::DropView {
+                    view_id,
+                    batch,
+                    reply,
+                }) => {
                     let _ = reply.send(self.drop_view(view_id, batch));
                 }
                 Ok(Command::Flush { reply }) => {
@@ -183,9 +234,18 @@ impl Epochs {
                     .map_err(|e| WeirError::internal(format!("corrupt offsets: {e}")))?;
             }
         }
-        let snapshot_pending = flow.inputs.iter().map(|i| !restore && matches!(i, InputSource::View { .. })).collect();
+        let snapshot_pending = flow
+            .inputs
+            .iter()
+            .map(|i| !restore && matches!(i, InputSource::View { .. }))
+            .collect();
         let id = flow.id;
-        self.views.push(RunningView { flow, offsets, snapshot_pending, failed: None });
+        self.views.push(RunningView {
+            flow,
+            offsets,
+            snapshot_pending,
+            failed: None,
+        });
         if restore {
             self.pending = WriteBatch::default();
             return Ok(());
@@ -233,7 +293,12 @@ impl Epochs {
 
     /// Runs view `i` through the epoch: feeds its inputs, closes it with a barrier and adds
     /// its row changes, operator state and offsets to `batch`.
-    fn advance(&mut self, i: usize, batch: &mut WriteBatch, deltas: &mut HashMap<u64, ChangeBatch>) -> Result<()> {
+    fn advance(
+        &mut self,
+        i: usize,
+        batch: &mut WriteBatch,
+        deltas: &mut HashMap<u64, ChangeBatch>,
+    ) -> Result<()> {
         let store = self.store.clone();
         let (done, rest) = self.views.split_at_mut(i);
         let view = &mut rest[0];
@@ -246,13 +311,23 @@ impl Epochs {
                         while view.offsets[input][p as usize] < end {
                             let from = view.offsets[input][p as usize];
                             let records = topic.read(p, from, SOURCE_READ_RECORDS_MAX)?;
-                            let Some((last, _)) = records.last() else { break };
+                            let Some((last, _)) = records.last() else {
+                                break;
+                            };
                             view.offsets[input][p as usize] = last + 1;
-                            let values: Vec<&[u8]> = records.iter().map(|(_, r)| r.value.as_ref()).collect();
+                            let values: Vec<&[u8]> =
+                                records.iter().map(|(_, r)| r.value.as_ref()).collect();
                             let (changes, skipped) = decode(decoding, &values)?;
                             if skipped > 0 {
-                                *self.records_skipped.entry(topic.name().to_string()).or_default() += skipped as u64;
-                                tracing::warn!(topic = topic.name(), skipped, "records that do not decode were skipped");
+                                *self
+                                    .records_skipped
+                                    .entry(topic.name().to_string())
+                                    .or_default() += skipped as u64;
+                                tracing::warn!(
+                                    topic = topic.name(),
+                                    skipped,
+                                    "records that do not decode were skipped"
+                                );
                             }
                             outputs.extend(view.flow.dataflow.push(input, &changes)?);
                         }
@@ -283,7 +358,8 @@ impl Epochs {
         outputs.extend(view.flow.dataflow.barrier()?);
         let delta = view.flow.rows.apply(&outputs, store.as_ref(), batch)?;
         view.flow.dataflow.checkpoint(view.flow.id, batch)?;
-        let offsets = serde_json::to_vec(&view.offsets).map_err(|e| WeirError::internal(e.to_string()))?;
+        let offsets =
+            serde_json::to_vec(&view.offsets).map_err(|e| WeirError::internal(e.to_string()))?;
         batch.put(keys::offsets_key(view.flow.id), offsets);
         deltas.insert(view.flow.id, delta);
         Ok(())
@@ -292,7 +368,9 @@ impl Epochs {
     /// Puts every running view back to its committed state after a failed epoch.
     fn reload(&mut self) -> Result<()> {
         for view in &mut self.views {
-            view.flow.dataflow.restore(view.flow.id, self.store.as_ref())?;
+            view.flow
+                .dataflow
+                .restore(view.flow.id, self.store.as_ref())?;
             let committed = self.store.get(&keys::offsets_key(view.flow.id))?;
             match committed {
                 Some(bytes) => {
@@ -301,7 +379,9 @@ impl Epochs {
                 }
                 None => {
                     // Never committed: a view still in its backfill starts over.
-                    view.offsets.iter_mut().for_each(|o| o.iter_mut().for_each(|x| *x = 0));
+                    view.offsets
+                        .iter_mut()
+                        .for_each(|o| o.iter_mut().for_each(|x| *x = 0));
                     for (input, pending) in view.snapshot_pending.iter_mut().enumerate() {
                         *pending = matches!(view.flow.inputs[input], InputSource::View { .. });
                     }
@@ -313,7 +393,10 @@ impl Epochs {
 }
 
 fn in_view(name: &str, e: WeirError) -> WeirError {
-    WeirError { message: format!("{} (in materialized view \"{name}\")", e.message), ..e }
+    WeirError {
+        message: format!("{} (in materialized view \"{name}\")", e.message),
+        ..e
+    }
 }
 
 fn decode(decoding: &Decoding, values: &[&[u8]]) -> Result<(ChangeBatch, usize)> {

@@ -25,10 +25,18 @@ impl ViewRows {
         let key_codec = if key.is_empty() {
             None
         } else {
-            Some(RowCodec::new(key.iter().map(|&i| schema.field(i).data_type().clone()))?)
+            Some(RowCodec::new(
+                key.iter().map(|&i| schema.field(i).data_type().clone()),
+            )?)
         };
         let row_codec = RowCodec::for_schema(&schema)?;
-        Ok(ViewRows { view_id, schema, key, key_codec, row_codec })
+        Ok(ViewRows {
+            view_id,
+            schema,
+            key,
+            key_codec,
+            row_codec,
+        })
     }
 
     /// Applies an epoch's changes to the stored rows (into `batch`) and returns them
@@ -47,7 +55,11 @@ impl ViewRows {
         let rows = self.row_codec.encode(delta.rows.columns())?;
         let pks = match &self.key_codec {
             Some(codec) => {
-                let cols: Vec<_> = self.key.iter().map(|&i| delta.rows.column(i).clone()).collect();
+                let cols: Vec<_> = self
+                    .key
+                    .iter()
+                    .map(|&i| delta.rows.column(i).clone())
+                    .collect();
                 Some(codec.encode(&cols)?)
             }
             None => None,
@@ -86,7 +98,10 @@ impl ViewRows {
         store: &dyn StateStore,
         key_columns: &[datafusion::arrow::array::ArrayRef],
     ) -> Result<ChangeBatch> {
-        let codec = self.key_codec.as_ref().ok_or_else(|| WeirError::internal("view has no key"))?;
+        let codec = self
+            .key_codec
+            .as_ref()
+            .ok_or_else(|| WeirError::internal("view has no key"))?;
         let pk = codec.encode(key_columns)?;
         let prefix = keys::view_pk_prefix(self.view_id, pk.row(0).as_ref());
         self.decode_pairs(store.scan_prefix(&prefix)?)
@@ -97,8 +112,13 @@ impl ViewRows {
         for (_, v) in &pairs {
             weights.push(decode_count(v)?);
         }
-        let columns = self.row_codec.decode(pairs.iter().map(|(k, _)| keys::view_row_of_key(k)))?;
-        Ok(ChangeBatch::new(batch_from_columns(&self.schema, columns)?, weights))
+        let columns = self
+            .row_codec
+            .decode(pairs.iter().map(|(k, _)| keys::view_row_of_key(k)))?;
+        Ok(ChangeBatch::new(
+            batch_from_columns(&self.schema, columns)?,
+            weights,
+        ))
     }
 
     /// Deletes every stored row of the view (DROP).
@@ -111,5 +131,7 @@ impl ViewRows {
 }
 
 fn decode_count(v: &[u8]) -> Result<i64> {
-    Ok(i64::from_le_bytes(v.try_into().map_err(|_| WeirError::internal("corrupt view row count"))?))
+    Ok(i64::from_le_bytes(v.try_into().map_err(|_| {
+        WeirError::internal("corrupt view row count")
+    })?))
 }

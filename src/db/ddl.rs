@@ -23,18 +23,29 @@ use crate::topics::TopicConfig;
 const TABLE_TOPIC_PREFIX: &str = "_weir.table.";
 
 impl Database {
-    pub(super) fn create_topic(&self, name: &str, options: &[(String, String)], if_not_exists: bool) -> Result<Output> {
+    pub(super) fn create_topic(
+        &self,
+        name: &str,
+        options: &[(String, String)],
+        if_not_exists: bool,
+    ) -> Result<Output> {
         let mut config = TopicConfig::default();
         for (key, value) in options {
             match key.as_str() {
                 "partitions" => {
                     config.partitions = value.parse().map_err(|_| {
-                        WeirError::new(ErrorKind::InvalidParameter, format!("partitions must be a positive integer, not \"{value}\""))
+                        WeirError::new(
+                            ErrorKind::InvalidParameter,
+                            format!("partitions must be a positive integer, not \"{value}\""),
+                        )
                     })?;
                 }
                 other => {
-                    return Err(WeirError::new(ErrorKind::InvalidParameter, format!("unknown topic option \"{other}\""))
-                        .with_hint("supported: partitions"));
+                    return Err(WeirError::new(
+                        ErrorKind::InvalidParameter,
+                        format!("unknown topic option \"{other}\""),
+                    )
+                    .with_hint("supported: partitions"));
                 }
             }
         }
@@ -61,18 +72,28 @@ impl Database {
             .map(|e| format!("{} {}", e.item().kind.noun(), e.item().name))
             .collect();
         if !users.is_empty() {
-            return Err(WeirError::new(ErrorKind::DependentObjects, format!("cannot drop topic {name} because other objects depend on it"))
-                .with_hint(format!("{} reads it; drop that first", users.join(", "))));
+            return Err(WeirError::new(
+                ErrorKind::DependentObjects,
+                format!("cannot drop topic {name} because other objects depend on it"),
+            )
+            .with_hint(format!("{} reads it; drop that first", users.join(", "))));
         }
         self.topics.drop_topic(name)?;
         Ok(Output::Done(Tag::new("DROP TOPIC")))
     }
 
     /// CREATE SOURCE / TABLE / MATERIALIZED VIEW, or (with `restored`) rebuilding one at start-up.
-    pub(super) async fn create_object(&self, stmt: Statement, restored: Option<CatalogItem>) -> Result<Output> {
+    pub(super) async fn create_object(
+        &self,
+        stmt: Statement,
+        restored: Option<CatalogItem>,
+    ) -> Result<Output> {
         match stmt {
             Statement::CreateSource(create) => {
-                if self.catalog.get(&create.name).is_some() && create.if_not_exists && restored.is_none() {
+                if self.catalog.get(&create.name).is_some()
+                    && create.if_not_exists
+                    && restored.is_none()
+                {
                     return Ok(Output::Done(Tag::new("CREATE SOURCE")));
                 }
                 if restored.is_none() {
@@ -80,11 +101,19 @@ impl Database {
                 }
                 let schema = columns_schema(&create.columns);
                 let (topic, owns_topic) = match (&create.topic, &restored) {
-                    (_, Some(item)) => (create.topic.clone().unwrap_or(create.name.clone()), item.owns_topic),
+                    (_, Some(item)) => (
+                        create.topic.clone().unwrap_or(create.name.clone()),
+                        item.owns_topic,
+                    ),
                     (Some(t), None) => {
                         self.topics.topic(t).ok_or_else(|| {
-                            WeirError::new(ErrorKind::UndefinedTable, format!("topic \"{t}\" does not exist"))
-                                .with_hint(format!("CREATE TOPIC {t} first, or leave out FROM TOPIC to create one"))
+                            WeirError::new(
+                                ErrorKind::UndefinedTable,
+                                format!("topic \"{t}\" does not exist"),
+                            )
+                            .with_hint(format!(
+                                "CREATE TOPIC {t} first, or leave out FROM TOPIC to create one"
+                            ))
                         })?;
                         (t.clone(), false)
                     }
@@ -112,7 +141,12 @@ impl Database {
                         owns_topic,
                     },
                 };
-                let def = SourceDef { item, schema, topic, format: create.format };
+                let def = SourceDef {
+                    item,
+                    schema,
+                    topic,
+                    format: create.format,
+                };
                 self.catalog.insert(Entry::Source(Arc::new(def)), persist)?;
                 Ok(Output::Done(Tag::new("CREATE SOURCE")))
             }
@@ -125,7 +159,11 @@ impl Database {
         }
     }
 
-    async fn create_table(&self, create: ast::CreateTable, restored: Option<CatalogItem>) -> Result<Output> {
+    async fn create_table(
+        &self,
+        create: ast::CreateTable,
+        restored: Option<CatalogItem>,
+    ) -> Result<Output> {
         let name = object_name(&create.name)?;
         if restored.is_none() {
             if create.if_not_exists && self.catalog.get(&name).is_some() {
@@ -134,22 +172,35 @@ impl Database {
             self.catalog.ensure_free(&name)?;
         }
         if create.query.is_some() {
-            return Err(WeirError::unsupported("CREATE TABLE ... AS is not supported")
-                .with_hint("use CREATE MATERIALIZED VIEW ... AS"));
+            return Err(
+                WeirError::unsupported("CREATE TABLE ... AS is not supported")
+                    .with_hint("use CREATE MATERIALIZED VIEW ... AS"),
+            );
         }
         let mut columns = parse::columns(&create.columns)?;
         for constraint in &create.constraints {
             if let ast::TableConstraint::PrimaryKey(pk) = constraint {
                 for col in &pk.columns {
                     let col_name = col.column.expr.to_string().to_ascii_lowercase();
-                    let c = columns.iter_mut().find(|c| c.name == col_name).ok_or_else(|| {
-                        WeirError::new(ErrorKind::UndefinedColumn, format!("column \"{col_name}\" named in key does not exist"))
-                    })?;
+                    let c = columns
+                        .iter_mut()
+                        .find(|c| c.name == col_name)
+                        .ok_or_else(|| {
+                            WeirError::new(
+                                ErrorKind::UndefinedColumn,
+                                format!("column \"{col_name}\" named in key does not exist"),
+                            )
+                        })?;
                     c.primary_key = true;
                 }
             }
         }
-        let primary_key: Vec<usize> = columns.iter().enumerate().filter(|(_, c)| c.primary_key).map(|(i, _)| i).collect();
+        let primary_key: Vec<usize> = columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.primary_key)
+            .map(|(i, _)| i)
+            .collect();
         if primary_key.is_empty() {
             return Err(WeirError::unsupported("a table needs a PRIMARY KEY")
                 .with_hint("for append-only data use CREATE SOURCE; for a table add PRIMARY KEY to its key column(s)"));
@@ -159,7 +210,10 @@ impl Database {
         let topic = match self.topics.topic(&topic_name) {
             Some(t) if restored.is_some() => t,
             Some(_) => {
-                return Err(WeirError::new(ErrorKind::DuplicateTable, format!("topic \"{topic_name}\" already exists")));
+                return Err(WeirError::new(
+                    ErrorKind::DuplicateTable,
+                    format!("topic \"{topic_name}\" already exists"),
+                ));
             }
             None => self.topics.create_topic(&topic_name, Default::default())?,
         };
@@ -177,14 +231,23 @@ impl Database {
                 owns_topic: true,
             },
         };
-        let def = TableDef { item, schema, primary_key, topic: topic_name, data, write_lock: Default::default() };
+        let def = TableDef {
+            item,
+            schema,
+            primary_key,
+            topic: topic_name,
+            data,
+            write_lock: Default::default(),
+        };
         self.catalog.insert(Entry::Table(Arc::new(def)), persist)?;
         Ok(Output::Done(Tag::new("CREATE TABLE")))
     }
 
     /// Plans a view's query into a dataflow and renames columns the way Postgres names them.
     async fn plan_view(&self, query: &ast::Query) -> Result<(StreamPlan, Vec<String>)> {
-        let plan = self.plan(&ast::Statement::Query(Box::new(query.clone()))).await?;
+        let plan = self
+            .plan(&ast::Statement::Query(Box::new(query.clone())))
+            .await?;
         let optimized = self.ctx.state().optimize(&plan)?;
         let catalog = self.catalog.clone();
         let relation_key = move |name: &str| match catalog.get(name) {
@@ -193,12 +256,20 @@ impl Database {
             _ => vec![],
         };
         let mut stream = plan_stream(&optimized, &relation_key)?;
-        let names: Vec<String> = plan.schema().fields().iter().map(|f| pg_column_name(f.name())).collect();
+        let names: Vec<String> = plan
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| pg_column_name(f.name()))
+            .collect();
         let mut seen = std::collections::HashSet::new();
         for n in &names {
             if !seen.insert(n.clone()) {
-                return Err(WeirError::new(ErrorKind::DuplicateTable, format!("column \"{n}\" specified more than once"))
-                    .with_hint("give the columns distinct names with AS"));
+                return Err(WeirError::new(
+                    ErrorKind::DuplicateTable,
+                    format!("column \"{n}\" specified more than once"),
+                )
+                .with_hint("give the columns distinct names with AS"));
             }
         }
         let fields: Vec<Field> = stream
@@ -215,13 +286,22 @@ impl Database {
         Ok((stream, inputs))
     }
 
-    async fn create_view(&self, view: ast::CreateView, restored: Option<CatalogItem>) -> Result<Output> {
+    async fn create_view(
+        &self,
+        view: ast::CreateView,
+        restored: Option<CatalogItem>,
+    ) -> Result<Output> {
         if !view.materialized {
-            return Err(WeirError::unsupported("CREATE VIEW is not supported")
-                .with_hint("use CREATE MATERIALIZED VIEW: Weir keeps it up to date incrementally"));
+            return Err(
+                WeirError::unsupported("CREATE VIEW is not supported").with_hint(
+                    "use CREATE MATERIALIZED VIEW: Weir keeps it up to date incrementally",
+                ),
+            );
         }
         if view.or_replace {
-            return Err(WeirError::unsupported("CREATE OR REPLACE MATERIALIZED VIEW is not supported"));
+            return Err(WeirError::unsupported(
+                "CREATE OR REPLACE MATERIALIZED VIEW is not supported",
+            ));
         }
         let name = object_name(&view.name)?;
         if restored.is_none() {
@@ -250,9 +330,24 @@ impl Database {
                 owns_topic: false,
             },
         };
-        let rows = Arc::new(ViewRows::new(item.id, stream.schema.clone(), stream.key.clone())?);
-        let flow = ViewFlow { id: item.id, name: name.clone(), dataflow: stream.dataflow, inputs: sources, rows: rows.clone() };
-        let def = ViewDef { item: item.clone(), schema: stream.schema, key: stream.key, rows };
+        let rows = Arc::new(ViewRows::new(
+            item.id,
+            stream.schema.clone(),
+            stream.key.clone(),
+        )?);
+        let flow = ViewFlow {
+            id: item.id,
+            name: name.clone(),
+            dataflow: stream.dataflow,
+            inputs: sources,
+            rows: rows.clone(),
+        };
+        let def = ViewDef {
+            item: item.clone(),
+            schema: stream.schema,
+            key: stream.key,
+            rows,
+        };
         if restoring {
             self.runtime.add_view(flow, true).await?;
             self.catalog.insert(Entry::View(Arc::new(def)), false)?;
@@ -260,7 +355,10 @@ impl Database {
             // The catalog entry is committed with the view's backfill epoch: the view exists
             // exactly when its complete first contents do.
             let mut batch = WriteBatch::default();
-            batch.put(crate::state::keys::catalog_key(&name), serde_json::to_vec(&item).map_err(|e| WeirError::internal(e.to_string()))?);
+            batch.put(
+                crate::state::keys::catalog_key(&name),
+                serde_json::to_vec(&item).map_err(|e| WeirError::internal(e.to_string()))?,
+            );
             self.runtime.add_view_with(flow, batch).await?;
             self.catalog.insert(Entry::View(Arc::new(def)), false)?;
         }
@@ -268,15 +366,24 @@ impl Database {
     }
 
     fn input_source(&self, name: &str) -> Result<InputSource> {
-        let topic = |t: &str| self.topics.topic(t).ok_or_else(|| WeirError::undefined_table(t));
+        let topic = |t: &str| {
+            self.topics
+                .topic(t)
+                .ok_or_else(|| WeirError::undefined_table(t))
+        };
         Ok(match self.catalog.get(name) {
             Some(Entry::Source(s)) => InputSource::Topic {
                 topic: topic(&s.topic)?,
-                decoding: Decoding::Rows { format: s.format, schema: s.schema.clone() },
+                decoding: Decoding::Rows {
+                    format: s.format,
+                    schema: s.schema.clone(),
+                },
             },
             Some(Entry::Table(t)) => InputSource::Topic {
                 topic: topic(&t.topic)?,
-                decoding: Decoding::Changelog { schema: t.schema.clone() },
+                decoding: Decoding::Changelog {
+                    schema: t.schema.clone(),
+                },
             },
             Some(Entry::View(v)) => InputSource::View { view_id: v.item.id },
             None => return Err(WeirError::undefined_table(name)),
@@ -284,7 +391,13 @@ impl Database {
     }
 
     /// DROP SOURCE / TABLE / MATERIALIZED VIEW, with CASCADE dropping dependent views first.
-    pub(super) async fn drop_relation(&self, kind: ItemKind, name: &str, if_exists: bool, cascade: bool) -> Result<Output> {
+    pub(super) async fn drop_relation(
+        &self,
+        kind: ItemKind,
+        name: &str,
+        if_exists: bool,
+        cascade: bool,
+    ) -> Result<Output> {
         let tag = match kind {
             ItemKind::Source => "DROP SOURCE",
             ItemKind::Table => "DROP TABLE",
@@ -294,23 +407,40 @@ impl Database {
             if if_exists {
                 return Ok(Output::Done(Tag::new(tag)));
             }
-            return Err(WeirError::new(ErrorKind::UndefinedTable, format!("{} \"{name}\" does not exist", kind.noun())));
+            return Err(WeirError::new(
+                ErrorKind::UndefinedTable,
+                format!("{} \"{name}\" does not exist", kind.noun()),
+            ));
         };
         if entry.item().kind != kind {
-            return Err(WeirError::new(ErrorKind::WrongObjectType, format!("\"{name}\" is not a {}", kind.noun()))
-                .with_hint(format!("use DROP {}", entry.item().kind.noun().to_uppercase())));
+            return Err(WeirError::new(
+                ErrorKind::WrongObjectType,
+                format!("\"{name}\" is not a {}", kind.noun()),
+            )
+            .with_hint(format!(
+                "use DROP {}",
+                entry.item().kind.noun().to_uppercase()
+            )));
         }
         let dependents = self.catalog.dependents(name);
         if !dependents.is_empty() && !cascade {
             return Err(WeirError::new(
                 ErrorKind::DependentObjects,
-                format!("cannot drop {} {name} because other objects depend on it", kind.noun()),
+                format!(
+                    "cannot drop {} {name} because other objects depend on it",
+                    kind.noun()
+                ),
             )
-            .with_detail(format!("materialized view {} depends on {} {name}", dependents.join(", "), kind.noun()))
+            .with_detail(format!(
+                "materialized view {} depends on {} {name}",
+                dependents.join(", "),
+                kind.noun()
+            ))
             .with_hint("Use DROP ... CASCADE to drop the dependent objects too."));
         }
         for dependent in dependents {
-            Box::pin(self.drop_relation(ItemKind::MaterializedView, &dependent, true, true)).await?;
+            Box::pin(self.drop_relation(ItemKind::MaterializedView, &dependent, true, true))
+                .await?;
         }
         let mut batch = WriteBatch::default();
         self.catalog.remove(name, &mut batch);
@@ -338,7 +468,11 @@ impl Database {
                 let (stream, _) = self.plan_view(&view.query).await?;
                 let mut text = stream.dataflow.explain();
                 if !stream.key.is_empty() {
-                    let names: Vec<&str> = stream.key.iter().map(|&k| stream.schema.field(k).name().as_str()).collect();
+                    let names: Vec<&str> = stream
+                        .key
+                        .iter()
+                        .map(|&k| stream.schema.field(k).name().as_str())
+                        .collect();
                     text.push_str(&format!("Key: {}\n", names.join(", ")));
                 }
                 text
@@ -348,18 +482,33 @@ impl Database {
                 let optimized = self.ctx.state().optimize(&plan)?;
                 format!("{}\n", optimized.display_indent())
             }
-            other => return Err(WeirError::unsupported(format!("EXPLAIN of this statement is not supported: {}", super::first_words(&other.to_string())))),
+            other => {
+                return Err(WeirError::unsupported(format!(
+                    "EXPLAIN of this statement is not supported: {}",
+                    super::first_words(&other.to_string())
+                )));
+            }
         };
-        let schema = Arc::new(Schema::new(vec![Field::new("QUERY PLAN", DataType::Utf8, false)]));
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "QUERY PLAN",
+            DataType::Utf8,
+            false,
+        )]));
         let lines = StringArray::from(text.lines().collect::<Vec<_>>());
         let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(lines)])?;
-        Ok(Output::Rows { schema, batches: vec![batch] })
+        Ok(Output::Rows {
+            schema,
+            batches: vec![batch],
+        })
     }
 }
 
 fn columns_schema(columns: &[parse::Column]) -> SchemaRef {
     Arc::new(Schema::new(
-        columns.iter().map(|c| Field::new(&c.name, c.data_type.clone(), true)).collect::<Vec<_>>(),
+        columns
+            .iter()
+            .map(|c| Field::new(&c.name, c.data_type.clone(), true))
+            .collect::<Vec<_>>(),
     ))
 }
 

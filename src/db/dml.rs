@@ -29,26 +29,43 @@ impl Database {
                 ErrorKind::WrongObjectType,
                 format!("cannot change materialized view \"{name}\""),
             )
-            .with_hint("materialized views are maintained from their inputs; write to a source or table")),
+            .with_hint(
+                "materialized views are maintained from their inputs; write to a source or table",
+            )),
             Some(entry) => Ok(entry),
             None => Err(WeirError::undefined_table(name)),
         }
     }
 
-    pub(super) async fn insert(&self, insert: ast::Insert, params: &[ScalarValue]) -> Result<Output> {
+    pub(super) async fn insert(
+        &self,
+        insert: ast::Insert,
+        params: &[ScalarValue],
+    ) -> Result<Output> {
         let ast::TableObject::TableName(name) = &insert.table else {
-            return Err(WeirError::unsupported("INSERT INTO a table function is not supported"));
+            return Err(WeirError::unsupported(
+                "INSERT INTO a table function is not supported",
+            ));
         };
         if insert.returning.is_some() || insert.on.is_some() {
-            return Err(WeirError::unsupported("INSERT ... RETURNING / ON CONFLICT is not supported"));
+            return Err(WeirError::unsupported(
+                "INSERT ... RETURNING / ON CONFLICT is not supported",
+            ));
         }
         let target = self.write_target(&object_name(name)?)?;
         let plan = self.plan(&ast::Statement::Insert(insert)).await?;
         let plan = bind_params(plan, params)?;
         let LogicalPlan::Dml(dml) = plan else {
-            return Err(WeirError::internal("INSERT did not plan as a DML statement"));
+            return Err(WeirError::internal(
+                "INSERT did not plan as a DML statement",
+            ));
         };
-        let batches = self.ctx.execute_logical_plan(dml.input.as_ref().clone()).await?.collect().await?;
+        let batches = self
+            .ctx
+            .execute_logical_plan(dml.input.as_ref().clone())
+            .await?
+            .collect()
+            .await?;
         let batch = conform(&target.schema(), &batches)?;
         let n = self.write_rows(&target, &batch).await?;
         Ok(Output::Done(Tag::with_rows("INSERT", n)))
@@ -67,48 +84,88 @@ impl Database {
                 table.data.writer().write(&topic, None, Some(batch))?;
                 Ok(batch.num_rows())
             }
-            Entry::View(v) => Err(WeirError::internal(format!("write to view {}", v.item.name))),
+            Entry::View(v) => Err(WeirError::internal(format!(
+                "write to view {}",
+                v.item.name
+            ))),
         }
     }
 
     fn append_to_source(&self, source: &SourceDef, batch: &RecordBatch) -> Result<usize> {
-        let topic = self.topics.topic(&source.topic).ok_or_else(|| WeirError::undefined_table(&source.topic))?;
+        let topic = self
+            .topics
+            .topic(&source.topic)
+            .ok_or_else(|| WeirError::undefined_table(&source.topic))?;
         let values = formats::encode_rows(source.format, batch)?;
         let now_ms = chrono::Utc::now().timestamp_millis();
-        let records: Vec<Record> =
-            values.into_iter().map(|value| Record { key: None, value, timestamp_ms: now_ms }).collect();
+        let records: Vec<Record> = values
+            .into_iter()
+            .map(|value| Record {
+                key: None,
+                value,
+                timestamp_ms: now_ms,
+            })
+            .collect();
         let partition = self.next_partition.fetch_add(1, Ordering::Relaxed) % topic.partitions();
         topic.append(partition, &records)?;
         Ok(records.len())
     }
 
     fn table_topic(&self, table: &TableDef) -> Result<Arc<crate::topics::Topic>> {
-        self.topics.topic(&table.topic).ok_or_else(|| WeirError::undefined_table(&table.topic))
+        self.topics
+            .topic(&table.topic)
+            .ok_or_else(|| WeirError::undefined_table(&table.topic))
     }
 
-    pub(super) async fn update(&self, update: ast::Update, params: &[ScalarValue]) -> Result<Output> {
+    pub(super) async fn update(
+        &self,
+        update: ast::Update,
+        params: &[ScalarValue],
+    ) -> Result<Output> {
         if update.from.is_some() || update.returning.is_some() || !update.table.joins.is_empty() {
-            return Err(WeirError::unsupported("UPDATE ... FROM / RETURNING is not supported"));
+            return Err(WeirError::unsupported(
+                "UPDATE ... FROM / RETURNING is not supported",
+            ));
         }
         let table = self.dml_table(&update.table.relation)?;
-        let mut new_exprs: Vec<String> = table.schema.fields().iter().map(|f| quote_ident(f.name())).collect();
+        let mut new_exprs: Vec<String> = table
+            .schema
+            .fields()
+            .iter()
+            .map(|f| quote_ident(f.name()))
+            .collect();
         for assignment in &update.assignments {
             let ast::AssignmentTarget::ColumnName(col) = &assignment.target else {
-                return Err(WeirError::unsupported("UPDATE of a column tuple is not supported"));
+                return Err(WeirError::unsupported(
+                    "UPDATE of a column tuple is not supported",
+                ));
             };
             let col = object_name(col)?;
             let i = table.schema.index_of(&col).map_err(|_| {
-                WeirError::new(ErrorKind::UndefinedColumn, format!("column \"{col}\" of relation \"{}\" does not exist", table.item.name))
+                WeirError::new(
+                    ErrorKind::UndefinedColumn,
+                    format!(
+                        "column \"{col}\" of relation \"{}\" does not exist",
+                        table.item.name
+                    ),
+                )
             })?;
             new_exprs[i] = format!("{}", assignment.value);
         }
         for (i, e) in new_exprs.iter_mut().enumerate() {
             *e = format!("{e} AS \"__weir_new_{i}\"");
         }
-        let old_cols: Vec<String> = table.schema.fields().iter().map(|f| quote_ident(f.name())).collect();
+        let old_cols: Vec<String> = table
+            .schema
+            .fields()
+            .iter()
+            .map(|f| quote_ident(f.name()))
+            .collect();
         let select = format!("{}, {}", old_cols.join(", "), new_exprs.join(", "));
         let _guard = table.write_lock.lock().await;
-        let rows = self.select_from_table(&table, &select, update.selection.as_ref(), params).await?;
+        let rows = self
+            .select_from_table(&table, &select, update.selection.as_ref(), params)
+            .await?;
         let width = table.schema.fields().len();
         let old = RecordBatch::try_new(table.schema.clone(), rows.columns()[..width].to_vec())?;
         let new_cols = rows.columns()[width..]
@@ -124,16 +181,28 @@ impl Database {
         Ok(Output::Done(Tag::with_rows("UPDATE", old.num_rows())))
     }
 
-    pub(super) async fn delete(&self, delete: ast::Delete, params: &[ScalarValue]) -> Result<Output> {
+    pub(super) async fn delete(
+        &self,
+        delete: ast::Delete,
+        params: &[ScalarValue],
+    ) -> Result<Output> {
         let from = match &delete.from {
             ast::FromTable::WithFromKeyword(t) | ast::FromTable::WithoutKeyword(t) => t,
         };
-        if from.len() != 1 || delete.using.is_some() || delete.returning.is_some() || !from[0].joins.is_empty() {
-            return Err(WeirError::unsupported("DELETE ... USING / RETURNING is not supported"));
+        if from.len() != 1
+            || delete.using.is_some()
+            || delete.returning.is_some()
+            || !from[0].joins.is_empty()
+        {
+            return Err(WeirError::unsupported(
+                "DELETE ... USING / RETURNING is not supported",
+            ));
         }
         let table = self.dml_table(&from[0].relation)?;
         let _guard = table.write_lock.lock().await;
-        let rows = self.select_from_table(&table, "*", delete.selection.as_ref(), params).await?;
+        let rows = self
+            .select_from_table(&table, "*", delete.selection.as_ref(), params)
+            .await?;
         let rows = RecordBatch::try_new(table.schema.clone(), rows.columns().to_vec())?;
         if rows.num_rows() > 0 {
             let topic = self.table_topic(&table)?;
@@ -168,11 +237,21 @@ impl Database {
         let mem = MemTable::try_new(table.schema.clone(), vec![vec![snapshot]])?;
         ctx.register_table(table.item.name.as_str(), Arc::new(mem))?;
         let filter = selection.map(|s| format!(" WHERE {s}")).unwrap_or_default();
-        let sql = format!("SELECT {select} FROM {}{filter}", quote_ident(&table.item.name));
-        let Some(crate::sql::parse::Statement::Standard(stmt)) = crate::sql::parse::parse(&sql)?.pop() else {
-            return Err(WeirError::internal("UPDATE / DELETE did not plan as a query"));
+        let sql = format!(
+            "SELECT {select} FROM {}{filter}",
+            quote_ident(&table.item.name)
+        );
+        let Some(crate::sql::parse::Statement::Standard(stmt)) =
+            crate::sql::parse::parse(&sql)?.pop()
+        else {
+            return Err(WeirError::internal(
+                "UPDATE / DELETE did not plan as a query",
+            ));
         };
-        let plan = ctx.state().statement_to_plan(DfStatement::Statement(stmt)).await?;
+        let plan = ctx
+            .state()
+            .statement_to_plan(DfStatement::Statement(stmt))
+            .await?;
         let plan = bind_params(plan, params)?;
         let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
         let batches = ctx.execute_logical_plan(plan).await?.collect().await?;
@@ -190,7 +269,13 @@ pub(crate) fn conform(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Rec
         .columns()
         .iter()
         .zip(schema.fields())
-        .map(|(c, f)| if c.data_type() == f.data_type() { Ok(c.clone()) } else { cast(c, f.data_type()) })
+        .map(|(c, f)| {
+            if c.data_type() == f.data_type() {
+                Ok(c.clone())
+            } else {
+                cast(c, f.data_type())
+            }
+        })
         .collect::<std::result::Result<Vec<_>, _>>()?;
     Ok(RecordBatch::try_new(schema.clone(), columns)?)
 }

@@ -34,7 +34,10 @@ use crate::topics::TopicStore;
 /// What a statement returns to the client.
 #[derive(Debug)]
 pub enum Output {
-    Rows { schema: SchemaRef, batches: Vec<RecordBatch> },
+    Rows {
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+    },
     /// A command tag (`CREATE SOURCE`, `INSERT 0 3` ...).
     Done(Tag),
 }
@@ -48,10 +51,16 @@ pub struct Tag {
 
 impl Tag {
     pub fn new(command: &str) -> Tag {
-        Tag { command: command.into(), rows: None }
+        Tag {
+            command: command.into(),
+            rows: None,
+        }
     }
     pub fn with_rows(command: &str, rows: usize) -> Tag {
-        Tag { command: command.into(), rows: Some(rows) }
+        Tag {
+            command: command.into(),
+            rows: Some(rows),
+        }
     }
 }
 
@@ -81,8 +90,15 @@ impl Database {
         let store: Arc<dyn StateStore> = Arc::new(SledStore::open(&config.data_dir.join("store"))?);
         let topics = Arc::new(TopicStore::open(&config.data_dir.join("topics"))?);
         let catalog = Arc::new(Catalog::new(store.clone()));
-        let runtime = Runtime::start(store.clone(), Duration::from_millis(config.barrier_interval_ms.max(1)));
-        let ctx = session_context(ReadContext { catalog: catalog.clone(), topics: topics.clone(), store: store.clone() })?;
+        let runtime = Runtime::start(
+            store.clone(),
+            Duration::from_millis(config.barrier_interval_ms.max(1)),
+        );
+        let ctx = session_context(ReadContext {
+            catalog: catalog.clone(),
+            topics: topics.clone(),
+            store: store.clone(),
+        })?;
         let db = Arc::new(Database {
             store,
             topics,
@@ -100,10 +116,19 @@ impl Database {
     async fn recover(&self) -> Result<()> {
         for item in self.catalog.load_items()? {
             let stmts = crate::sql::parse::parse(&item.create_sql)?;
-            let Some(stmt) = stmts.into_iter().next() else { continue };
-            self.create_object(stmt, Some(item.clone())).await.map_err(|e| {
-                WeirError::internal(format!("cannot restore {} \"{}\": {}", item.kind.noun(), item.name, e.message))
-            })?;
+            let Some(stmt) = stmts.into_iter().next() else {
+                continue;
+            };
+            self.create_object(stmt, Some(item.clone()))
+                .await
+                .map_err(|e| {
+                    WeirError::internal(format!(
+                        "cannot restore {} \"{}\": {}",
+                        item.kind.noun(),
+                        item.name,
+                        e.message
+                    ))
+                })?;
         }
         Ok(())
     }
@@ -111,13 +136,20 @@ impl Database {
     /// Runs one statement. `params` are the bound values of `$n` placeholders.
     pub async fn execute(&self, stmt: Statement, params: &[ScalarValue]) -> Result<Output> {
         match stmt {
-            Statement::CreateTopic { name, options, if_not_exists } => {
-                self.create_topic(&name, &options, if_not_exists)
-            }
+            Statement::CreateTopic {
+                name,
+                options,
+                if_not_exists,
+            } => self.create_topic(&name, &options, if_not_exists),
             Statement::DropTopic { name, if_exists } => self.drop_topic(&name, if_exists),
             Statement::CreateSource(_) => self.create_object(stmt, None).await,
-            Statement::DropSource { name, if_exists, cascade } => {
-                self.drop_relation(ItemKind::Source, &name, if_exists, cascade).await
+            Statement::DropSource {
+                name,
+                if_exists,
+                cascade,
+            } => {
+                self.drop_relation(ItemKind::Source, &name, if_exists, cascade)
+                    .await
             }
             Statement::Show(kind) => self.show(kind),
             Statement::Flush => {
@@ -128,31 +160,53 @@ impl Database {
         }
     }
 
-    async fn execute_standard(&self, stmt: ast::Statement, params: &[ScalarValue]) -> Result<Output> {
+    async fn execute_standard(
+        &self,
+        stmt: ast::Statement,
+        params: &[ScalarValue],
+    ) -> Result<Output> {
         match stmt {
             ast::Statement::Query(ref query) => {
                 if let Some(lookup) = PointLookup::recognise(query, &self.catalog) {
                     let batch = lookup.execute(self.store.as_ref(), params)?;
-                    return Ok(Output::Rows { schema: batch.schema(), batches: vec![batch] });
+                    return Ok(Output::Rows {
+                        schema: batch.schema(),
+                        batches: vec![batch],
+                    });
                 }
                 let plan = self.plan(&stmt).await?;
                 self.run_query(plan, params).await
             }
             ast::Statement::CreateTable(_) | ast::Statement::CreateView(_) => {
-                self.create_object(Statement::Standard(Box::new(stmt)), None).await
+                self.create_object(Statement::Standard(Box::new(stmt)), None)
+                    .await
             }
             ast::Statement::Insert(insert) => self.insert(insert, params).await,
             ast::Statement::Update(update) => self.update(update, params).await,
             ast::Statement::Delete(delete) => self.delete(delete, params).await,
-            ast::Statement::Drop { object_type, if_exists, names, cascade, .. } => {
+            ast::Statement::Drop {
+                object_type,
+                if_exists,
+                names,
+                cascade,
+                ..
+            } => {
                 let kind = match object_type {
-                    ast::ObjectType::MaterializedView | ast::ObjectType::View => ItemKind::MaterializedView,
+                    ast::ObjectType::MaterializedView | ast::ObjectType::View => {
+                        ItemKind::MaterializedView
+                    }
                     ast::ObjectType::Table => ItemKind::Table,
-                    other => return Err(WeirError::unsupported(format!("DROP {other} is not supported"))),
+                    other => {
+                        return Err(WeirError::unsupported(format!(
+                            "DROP {other} is not supported"
+                        )));
+                    }
                 };
                 let mut tag = Output::Done(Tag::new("DROP"));
                 for name in names {
-                    tag = self.drop_relation(kind, &object_name(&name)?, if_exists, cascade).await?;
+                    tag = self
+                        .drop_relation(kind, &object_name(&name)?, if_exists, cascade)
+                        .await?;
                 }
                 Ok(tag)
             }
@@ -167,7 +221,9 @@ impl Database {
     /// Binds a query with DataFusion: names resolved against the catalog, types checked.
     pub async fn plan(&self, stmt: &ast::Statement) -> Result<LogicalPlan> {
         let state = self.ctx.state();
-        let plan = state.statement_to_plan(DfStatement::Statement(Box::new(stmt.clone()))).await?;
+        let plan = state
+            .statement_to_plan(DfStatement::Statement(Box::new(stmt.clone())))
+            .await?;
         Ok(plan)
     }
 
@@ -183,7 +239,11 @@ impl Database {
         let (header, rows): (&str, Vec<(String, String)>) = match kind {
             ShowKind::Topics => (
                 "partitions",
-                self.topics.list().iter().map(|t| (t.name().to_string(), t.partitions().to_string())).collect(),
+                self.topics
+                    .list()
+                    .iter()
+                    .map(|t| (t.name().to_string(), t.partitions().to_string()))
+                    .collect(),
             ),
             ShowKind::Sources | ShowKind::Tables | ShowKind::MaterializedViews => {
                 let want = match kind {
@@ -205,7 +265,14 @@ impl Database {
                         (e.item().name.clone(), detail)
                     })
                     .collect();
-                (if want == ItemKind::MaterializedView { "inputs" } else { "topic" }, rows)
+                (
+                    if want == ItemKind::MaterializedView {
+                        "inputs"
+                    } else {
+                        "topic"
+                    },
+                    rows,
+                )
             }
         };
         let schema = Arc::new(Schema::new(vec![
@@ -215,12 +282,19 @@ impl Database {
         let names = StringArray::from_iter_values(rows.iter().map(|r| r.0.as_str()));
         let details = StringArray::from_iter_values(rows.iter().map(|r| r.1.as_str()));
         let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(names), Arc::new(details)])?;
-        Ok(Output::Rows { schema, batches: vec![batch] })
+        Ok(Output::Rows {
+            schema,
+            batches: vec![batch],
+        })
     }
 
     /// The data directory layout, for messages.
     pub fn describe_dir(dir: &Path) -> String {
-        format!("store in {}, topics in {}", dir.join("store").display(), dir.join("topics").display())
+        format!(
+            "store in {}, topics in {}",
+            dir.join("store").display(),
+            dir.join("topics").display()
+        )
     }
 }
 
@@ -235,7 +309,10 @@ pub fn bind_params(plan: LogicalPlan, params: &[ScalarValue]) -> Result<LogicalP
         let expected = types.get(&format!("${}", i + 1)).cloned().flatten();
         let value = match expected {
             Some(t) if t != value.data_type() => value.cast_to(&t).map_err(|_| {
-                WeirError::new(ErrorKind::InvalidText, format!("invalid input syntax for type {t}: \"{value}\""))
+                WeirError::new(
+                    ErrorKind::InvalidText,
+                    format!("invalid input syntax for type {t}: \"{value}\""),
+                )
             })?,
             _ => value.clone(),
         };
@@ -245,7 +322,11 @@ pub fn bind_params(plan: LogicalPlan, params: &[ScalarValue]) -> Result<LogicalP
 }
 
 pub(crate) fn object_name(name: &ast::ObjectName) -> Result<String> {
-    let last = name.0.last().and_then(|p| p.as_ident()).ok_or_else(|| WeirError::syntax("expected a name"))?;
+    let last = name
+        .0
+        .last()
+        .and_then(|p| p.as_ident())
+        .ok_or_else(|| WeirError::syntax("expected a name"))?;
     Ok(crate::sql::parse::normalize_ident(last))
 }
 
@@ -262,7 +343,9 @@ fn session_context(read: ReadContext) -> Result<SessionContext> {
         .with_information_schema(true)
         .with_target_partitions(1);
     let ctx = SessionContext::new_with_config(config);
-    let catalog = ctx.catalog("weir").ok_or_else(|| WeirError::internal("default catalog missing"))?;
+    let catalog = ctx
+        .catalog("weir")
+        .ok_or_else(|| WeirError::internal("default catalog missing"))?;
     catalog.register_schema("public", Arc::new(WeirSchema { ctx: read }))?;
     for (name, value) in [
         ("version", format!("PostgreSQL {}", config::SERVER_VERSION)),
@@ -281,6 +364,10 @@ fn constant_text_udf(name: &str, value: String) -> ScalarUDF {
         vec![],
         DataType::Utf8,
         Volatility::Stable,
-        Arc::new(move |_args: &[ColumnarValue]| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(value.clone()))))),
+        Arc::new(move |_args: &[ColumnarValue]| {
+            Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(
+                value.clone(),
+            ))))
+        }),
     )
 }

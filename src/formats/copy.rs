@@ -16,18 +16,30 @@ pub enum CopyFormat {
     /// Postgres text format: delimiter-separated, backslash escapes, `\N` for NULL.
     Text { delimiter: char, null: String },
     /// CSV: quoted fields, an unquoted empty field is NULL.
-    Csv { delimiter: char, null: String, header: bool },
+    Csv {
+        delimiter: char,
+        null: String,
+        header: bool,
+    },
 }
 
 /// Parses COPY data into one batch of `schema`.
 pub fn parse_copy(format: &CopyFormat, data: &[u8], schema: &SchemaRef) -> Result<RecordBatch> {
-    let text = std::str::from_utf8(data)
-        .map_err(|_| WeirError::new(ErrorKind::InvalidText, "invalid byte sequence for encoding \"UTF8\""))?;
+    let text = std::str::from_utf8(data).map_err(|_| {
+        WeirError::new(
+            ErrorKind::InvalidText,
+            "invalid byte sequence for encoding \"UTF8\"",
+        )
+    })?;
     let width = schema.fields().len();
     let mut columns: Vec<Vec<Option<String>>> = vec![Vec::new(); width];
     let records = match format {
         CopyFormat::Text { delimiter, null } => text_records(text, *delimiter, null),
-        CopyFormat::Csv { delimiter, null, header } => {
+        CopyFormat::Csv {
+            delimiter,
+            null,
+            header,
+        } => {
             let mut r = csv_records(text, *delimiter, null)?;
             if *header && !r.is_empty() {
                 r.remove(0);
@@ -39,21 +51,31 @@ pub fn parse_copy(format: &CopyFormat, data: &[u8], schema: &SchemaRef) -> Resul
         if fields.len() != width {
             return Err(WeirError::new(
                 ErrorKind::InvalidText,
-                format!("COPY line {}: expected {width} columns, found {}", line + 1, fields.len()),
+                format!(
+                    "COPY line {}: expected {width} columns, found {}",
+                    line + 1,
+                    fields.len()
+                ),
             ));
         }
         for (col, value) in fields.into_iter().enumerate() {
             columns[col].push(value);
         }
     }
-    let options = CastOptions { safe: false, ..Default::default() };
+    let options = CastOptions {
+        safe: false,
+        ..Default::default()
+    };
     let arrays = columns
         .into_iter()
         .zip(schema.fields())
         .map(|(values, field)| {
             let strings: ArrayRef = Arc::new(StringArray::from(values));
             cast_with_options(&strings, field.data_type(), &options).map_err(|e| {
-                WeirError::new(ErrorKind::InvalidText, format!("COPY column \"{}\": {e}", field.name()))
+                WeirError::new(
+                    ErrorKind::InvalidText,
+                    format!("COPY column \"{}\": {e}", field.name()),
+                )
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -72,7 +94,13 @@ fn text_records(text: &str, delimiter: char, null: &str) -> Vec<Vec<Option<Strin
         }
         let fields = line
             .split(delimiter)
-            .map(|raw| if raw == null { None } else { Some(unescape(raw)) })
+            .map(|raw| {
+                if raw == null {
+                    None
+                } else {
+                    Some(unescape(raw))
+                }
+            })
             .collect();
         out.push(fields);
     }
@@ -108,11 +136,16 @@ fn csv_records(text: &str, delimiter: char, null: &str) -> Result<Vec<Vec<Option
     let mut quoted = false;
     let mut was_quoted = false;
     let mut chars = text.chars().peekable();
-    let finish_field = |field: &mut String, was_quoted: &mut bool, fields: &mut Vec<Option<String>>| {
-        let value = std::mem::take(field);
-        fields.push(if !*was_quoted && value == null { None } else { Some(value) });
-        *was_quoted = false;
-    };
+    let finish_field =
+        |field: &mut String, was_quoted: &mut bool, fields: &mut Vec<Option<String>>| {
+            let value = std::mem::take(field);
+            fields.push(if !*was_quoted && value == null {
+                None
+            } else {
+                Some(value)
+            });
+            *was_quoted = false;
+        };
     while let Some(c) = chars.next() {
         if quoted {
             if c == '"' {
@@ -146,7 +179,10 @@ fn csv_records(text: &str, delimiter: char, null: &str) -> Result<Vec<Vec<Option
         }
     }
     if quoted {
-        return Err(WeirError::new(ErrorKind::InvalidText, "unterminated CSV quoted field"));
+        return Err(WeirError::new(
+            ErrorKind::InvalidText,
+            "unterminated CSV quoted field",
+        ));
     }
     if !(fields.is_empty() && field.is_empty() && !was_quoted) && field != "\\." {
         finish_field(&mut field, &mut was_quoted, &mut fields);
@@ -161,24 +197,43 @@ mod tests {
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
 
     fn schema() -> SchemaRef {
-        Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true), Field::new("s", DataType::Utf8, true)]))
+        Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new("s", DataType::Utf8, true),
+        ]))
     }
 
     #[test]
     fn text_format_with_escapes_and_nulls() {
-        let format = CopyFormat::Text { delimiter: '\t', null: "\\N".into() };
+        let format = CopyFormat::Text {
+            delimiter: '\t',
+            null: "\\N".into(),
+        };
         let batch = parse_copy(&format, b"1\ta\\tb\n2\t\\N\n\\.\n", &schema()).unwrap();
         assert_eq!(batch.num_rows(), 2);
-        let s = batch.column(1).as_any().downcast_ref::<StringArray>().unwrap();
+        let s = batch
+            .column(1)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
         assert_eq!(s.value(0), "a\tb");
         assert!(s.is_null(1));
     }
 
     #[test]
     fn csv_format_with_quotes_header_and_nulls() {
-        let format = CopyFormat::Csv { delimiter: ',', null: String::new(), header: true };
-        let batch = parse_copy(&format, b"id,s\n1,\"x,\"\"y\"\"\"\n2,\n3,\"\"\n", &schema()).unwrap();
-        let s = batch.column(1).as_any().downcast_ref::<StringArray>().unwrap();
+        let format = CopyFormat::Csv {
+            delimiter: ',',
+            null: String::new(),
+            header: true,
+        };
+        let batch =
+            parse_copy(&format, b"id,s\n1,\"x,\"\"y\"\"\"\n2,\n3,\"\"\n", &schema()).unwrap();
+        let s = batch
+            .column(1)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
         assert_eq!(s.value(0), "x,\"y\"");
         assert!(s.is_null(1));
         assert_eq!(s.value(2), "");
@@ -186,7 +241,10 @@ mod tests {
 
     #[test]
     fn bad_values_are_22p02() {
-        let format = CopyFormat::Text { delimiter: '\t', null: "\\N".into() };
+        let format = CopyFormat::Text {
+            delimiter: '\t',
+            null: "\\N".into(),
+        };
         let err = parse_copy(&format, b"abc\tx\n", &schema()).unwrap_err();
         assert_eq!(err.kind.sqlstate(), "22P02");
         let err = parse_copy(&format, b"1\n", &schema()).unwrap_err();

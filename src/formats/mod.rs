@@ -32,8 +32,10 @@ impl Format {
         match name.to_ascii_uppercase().as_str() {
             "JSON" => Ok(Format::Json),
             "CSV" => Ok(Format::Csv),
-            other => Err(WeirError::unsupported(format!("format {other} is not supported"))
-                .with_hint("use FORMAT JSON or FORMAT CSV")),
+            other => Err(
+                WeirError::unsupported(format!("format {other} is not supported"))
+                    .with_hint("use FORMAT JSON or FORMAT CSV"),
+            ),
         }
     }
 }
@@ -93,12 +95,20 @@ pub struct Decoded {
 /// Decodes record values into one batch of `schema`. Malformed records are skipped.
 pub fn decode_records(format: Format, schema: &SchemaRef, values: &[&[u8]]) -> Result<Decoded> {
     if values.is_empty() {
-        return Ok(Decoded { batch: RecordBatch::new_empty(schema.clone()), kept: vec![], skipped: 0 });
+        return Ok(Decoded {
+            batch: RecordBatch::new_empty(schema.clone()),
+            kept: vec![],
+            skipped: 0,
+        });
     }
     // Fast path: everything decodes in one go.
     if let Ok(batch) = decode_all(format, schema, values) {
         if batch.num_rows() == values.len() {
-            return Ok(Decoded { batch, kept: (0..values.len()).collect(), skipped: 0 });
+            return Ok(Decoded {
+                batch,
+                kept: (0..values.len()).collect(),
+                skipped: 0,
+            });
         }
     }
     // Slow path: find the bad records one by one.
@@ -114,7 +124,11 @@ pub fn decode_records(format: Format, schema: &SchemaRef, values: &[&[u8]]) -> R
     }
     let skipped = values.len() - kept.len();
     let batch = datafusion::arrow::compute::concat_batches(schema, &batches)?;
-    Ok(Decoded { batch, kept, skipped })
+    Ok(Decoded {
+        batch,
+        kept,
+        skipped,
+    })
 }
 
 fn decode_all(format: Format, schema: &SchemaRef, values: &[&[u8]]) -> Result<RecordBatch> {
@@ -159,8 +173,11 @@ fn decode_all(format: Format, schema: &SchemaRef, values: &[&[u8]]) -> Result<Re
 }
 
 fn empty_batch(schema: &SchemaRef) -> RecordBatch {
-    let columns: Vec<ArrayRef> =
-        schema.fields().iter().map(|f| new_null_array(f.data_type(), 0)).collect();
+    let columns: Vec<ArrayRef> = schema
+        .fields()
+        .iter()
+        .map(|f| new_null_array(f.data_type(), 0))
+        .collect();
     RecordBatch::try_new(Arc::clone(schema), columns).expect("empty batch matches its schema")
 }
 
@@ -204,12 +221,21 @@ mod tests {
     #[test]
     fn malformed_records_are_skipped_and_counted() {
         let batch = sample();
-        let values: Vec<&[u8]> =
-            vec![br#"{"id": 1, "name": "a"}"#, b"not json", br#"{"id": "x"}"#, br#"{"id": 4}"#];
+        let values: Vec<&[u8]> = vec![
+            br#"{"id": 1, "name": "a"}"#,
+            b"not json",
+            br#"{"id": "x"}"#,
+            br#"{"id": 4}"#,
+        ];
         let decoded = decode_records(Format::Json, &batch.schema(), &values).unwrap();
         assert_eq!(decoded.skipped, 2);
         assert_eq!(decoded.kept, vec![0, 3]);
-        let ids = decoded.batch.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+        let ids = decoded
+            .batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap();
         assert_eq!(ids.values().to_vec(), vec![1, 4]);
     }
 }

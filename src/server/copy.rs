@@ -5,13 +5,13 @@
 use std::fmt::Debug;
 
 use async_trait::async_trait;
+use datafusion::sql::sqlparser::ast::{self, CopyLegacyOption, CopyOption, CopySource, CopyTarget};
 use futures::{Sink, SinkExt};
 use pgwire::api::ClientInfo;
 use pgwire::api::copy::CopyHandler;
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
-use datafusion::sql::sqlparser::ast::{self, CopyLegacyOption, CopyOption, CopySource, CopyTarget};
 
 use super::{Handler, pg_tag, wire_error};
 use crate::catalog::Entry;
@@ -34,21 +34,40 @@ impl PendingCopy {
 
 /// Checks a COPY statement and prepares to receive its data.
 pub fn start(db: &Database, stmt: &ast::Statement) -> Result<PendingCopy> {
-    let ast::Statement::Copy { source, to, target, options, legacy_options, .. } = stmt else {
+    let ast::Statement::Copy {
+        source,
+        to,
+        target,
+        options,
+        legacy_options,
+        ..
+    } = stmt
+    else {
         return Err(WeirError::internal("not a COPY"));
     };
     if *to || !matches!(target, CopyTarget::Stdin) {
-        return Err(WeirError::unsupported("only COPY ... FROM STDIN is supported"));
+        return Err(WeirError::unsupported(
+            "only COPY ... FROM STDIN is supported",
+        ));
     }
-    let CopySource::Table { table_name, columns } = source else {
+    let CopySource::Table {
+        table_name,
+        columns,
+    } = source
+    else {
         return Err(WeirError::unsupported("COPY (query) is not supported"));
     };
     let target = db.write_target(&object_name(table_name)?)?;
     let schema = target.schema();
     let all: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
-    let listed: Vec<String> = columns.iter().map(crate::sql::parse::normalize_ident).collect();
+    let listed: Vec<String> = columns
+        .iter()
+        .map(crate::sql::parse::normalize_ident)
+        .collect();
     if !listed.is_empty() && listed != all {
-        return Err(WeirError::unsupported("COPY with a column list other than all columns in order is not supported"));
+        return Err(WeirError::unsupported(
+            "COPY with a column list other than all columns in order is not supported",
+        ));
     }
     let mut csv = false;
     let mut header = false;
@@ -59,12 +78,20 @@ pub fn start(db: &Database, stmt: &ast::Statement) -> Result<PendingCopy> {
             CopyOption::Format(f) => match f.value.to_ascii_lowercase().as_str() {
                 "csv" => csv = true,
                 "text" => csv = false,
-                other => return Err(WeirError::unsupported(format!("COPY format {other} is not supported"))),
+                other => {
+                    return Err(WeirError::unsupported(format!(
+                        "COPY format {other} is not supported"
+                    )));
+                }
             },
             CopyOption::Header(h) => header = *h,
             CopyOption::Delimiter(d) => delimiter = Some(*d),
             CopyOption::Null(n) => null = Some(n.clone()),
-            other => return Err(WeirError::unsupported(format!("COPY option {other} is not supported"))),
+            other => {
+                return Err(WeirError::unsupported(format!(
+                    "COPY option {other} is not supported"
+                )));
+            }
         }
     }
     for option in legacy_options {
@@ -72,15 +99,30 @@ pub fn start(db: &Database, stmt: &ast::Statement) -> Result<PendingCopy> {
             CopyLegacyOption::Csv(_) => csv = true,
             CopyLegacyOption::Delimiter(d) => delimiter = Some(*d),
             CopyLegacyOption::Null(n) => null = Some(n.clone()),
-            other => return Err(WeirError::unsupported(format!("COPY option {other} is not supported"))),
+            other => {
+                return Err(WeirError::unsupported(format!(
+                    "COPY option {other} is not supported"
+                )));
+            }
         }
     }
     let format = if csv {
-        CopyFormat::Csv { delimiter: delimiter.unwrap_or(','), null: null.unwrap_or_default(), header }
+        CopyFormat::Csv {
+            delimiter: delimiter.unwrap_or(','),
+            null: null.unwrap_or_default(),
+            header,
+        }
     } else {
-        CopyFormat::Text { delimiter: delimiter.unwrap_or('\t'), null: null.unwrap_or_else(|| "\\N".into()) }
+        CopyFormat::Text {
+            delimiter: delimiter.unwrap_or('\t'),
+            null: null.unwrap_or_else(|| "\\N".into()),
+        }
     };
-    Ok(PendingCopy { target, format, data: Vec::new() })
+    Ok(PendingCopy {
+        target,
+        format,
+        data: Vec::new(),
+    })
 }
 
 #[async_trait]
@@ -104,13 +146,26 @@ impl CopyHandler for Handler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let pending = self.copies.lock().expect("copies lock").remove(&client.socket_addr());
+        let pending = self
+            .copies
+            .lock()
+            .expect("copies lock")
+            .remove(&client.socket_addr());
         let Some(pending) = pending else {
             return Err(wire_error(WeirError::internal("no COPY in progress")));
         };
-        let batch = parse_copy(&pending.format, &pending.data, &pending.target.schema()).map_err(wire_error)?;
-        let n = self.db.write_rows(&pending.target, &batch).await.map_err(wire_error)?;
-        client.send(PgWireBackendMessage::CommandComplete(pg_tag(&Tag::with_rows("COPY", n)).into())).await?;
+        let batch = parse_copy(&pending.format, &pending.data, &pending.target.schema())
+            .map_err(wire_error)?;
+        let n = self
+            .db
+            .write_rows(&pending.target, &batch)
+            .await
+            .map_err(wire_error)?;
+        client
+            .send(PgWireBackendMessage::CommandComplete(
+                pg_tag(&Tag::with_rows("COPY", n)).into(),
+            ))
+            .await?;
         Ok(())
     }
 
@@ -120,7 +175,10 @@ impl CopyHandler for Handler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        self.copies.lock().expect("copies lock").remove(&client.socket_addr());
+        self.copies
+            .lock()
+            .expect("copies lock")
+            .remove(&client.socket_addr());
         wire_error(WeirError::new(
             crate::error::ErrorKind::Data,
             format!("COPY from stdin failed: {}", fail.message),

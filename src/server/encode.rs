@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Date32Array, Decimal128Array, Float32Array,
-    Float64Array, Int16Array, Int32Array, Int64Array, RecordBatch, StringArray, Time64MicrosecondArray,
-    TimestampMicrosecondArray,
+    Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Date32Array, Decimal128Array,
+    Float32Array, Float64Array, Int16Array, Int32Array, Int64Array, RecordBatch, StringArray,
+    Time64MicrosecondArray, TimestampMicrosecondArray,
 };
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Schema, TimeUnit};
@@ -59,14 +59,23 @@ pub fn fields(schema: &Schema, format: &Format) -> Vec<FieldInfo> {
 }
 
 /// Encodes every row of the batches as DataRows.
-pub fn rows(fields: Arc<Vec<FieldInfo>>, batches: &[RecordBatch]) -> Result<Vec<PgWireResult<DataRow>>> {
+pub fn rows(
+    fields: Arc<Vec<FieldInfo>>,
+    batches: &[RecordBatch],
+) -> Result<Vec<PgWireResult<DataRow>>> {
     let mut out = Vec::new();
     let mut encoder = DataRowEncoder::new(fields.clone());
     for batch in batches {
-        let columns: Vec<Column> = batch.columns().iter().map(Column::new).collect::<Result<_>>()?;
+        let columns: Vec<Column> = batch
+            .columns()
+            .iter()
+            .map(Column::new)
+            .collect::<Result<_>>()?;
         for row in 0..batch.num_rows() {
             for column in &columns {
-                column.encode(&mut encoder, row).map_err(|e| WeirError::internal(format!("encode: {e}")))?;
+                column
+                    .encode(&mut encoder, row)
+                    .map_err(|e| WeirError::internal(format!("encode: {e}")))?;
             }
             out.push(Ok(encoder.take_row()));
         }
@@ -109,18 +118,36 @@ impl Column {
                 }
                 _ => Column::Display(array.clone()),
             },
-            t if t == Type::TEXT && !matches!(array.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) => {
+            t if t == Type::TEXT
+                && !matches!(
+                    array.data_type(),
+                    DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+                ) =>
+            {
                 Column::Display(array.clone())
             }
             t if t == Type::TEXT => Column::Text(to(DataType::Utf8)?.as_string::<i32>().clone()),
-            t if t == Type::BYTEA => Column::Bytes(to(DataType::Binary)?.as_binary::<i32>().clone()),
-            t if t == Type::DATE => Column::Date(to(DataType::Date32)?.as_primitive().clone()),
-            t if t == Type::TIME => Column::Time(to(DataType::Time64(TimeUnit::Microsecond))?.as_primitive().clone()),
-            t if t == Type::TIMESTAMP => {
-                Column::Timestamp(to(DataType::Timestamp(TimeUnit::Microsecond, None))?.as_primitive().clone())
+            t if t == Type::BYTEA => {
+                Column::Bytes(to(DataType::Binary)?.as_binary::<i32>().clone())
             }
+            t if t == Type::DATE => Column::Date(to(DataType::Date32)?.as_primitive().clone()),
+            t if t == Type::TIME => Column::Time(
+                to(DataType::Time64(TimeUnit::Microsecond))?
+                    .as_primitive()
+                    .clone(),
+            ),
+            t if t == Type::TIMESTAMP => Column::Timestamp(
+                to(DataType::Timestamp(TimeUnit::Microsecond, None))?
+                    .as_primitive()
+                    .clone(),
+            ),
             t if t == Type::TIMESTAMPTZ => Column::TimestampTz(
-                to(DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())))?.as_primitive().clone(),
+                to(DataType::Timestamp(
+                    TimeUnit::Microsecond,
+                    Some("+00:00".into()),
+                ))?
+                .as_primitive()
+                .clone(),
             ),
             _ => Column::Display(array.clone()),
         })
@@ -137,17 +164,32 @@ impl Column {
             Column::I64(a) => enc.encode_field(&opt(a, i, || a.value(i))),
             Column::F32(a) => enc.encode_field(&opt(a, i, || a.value(i))),
             Column::F64(a) => enc.encode_field(&opt(a, i, || a.value(i))),
-            Column::Numeric(a, scale) => {
-                enc.encode_field(&opt(a, i, || rust_decimal::Decimal::from_i128_with_scale(a.value(i), *scale)))
-            }
+            Column::Numeric(a, scale) => enc.encode_field(&opt(a, i, || {
+                rust_decimal::Decimal::from_i128_with_scale(a.value(i), *scale)
+            })),
             Column::Text(a) => enc.encode_field(&opt(a, i, || a.value(i))),
             Column::Bytes(a) => enc.encode_field(&opt(a, i, || a.value(i))),
-            Column::Date(a) => enc.encode_field(&if a.is_null(i) { None } else { a.value_as_date(i) }),
-            Column::Time(a) => enc.encode_field(&if a.is_null(i) { None } else { a.value_as_time(i) }),
-            Column::Timestamp(a) => enc.encode_field(&if a.is_null(i) { None } else { a.value_as_datetime(i) }),
+            Column::Date(a) => enc.encode_field(&if a.is_null(i) {
+                None
+            } else {
+                a.value_as_date(i)
+            }),
+            Column::Time(a) => enc.encode_field(&if a.is_null(i) {
+                None
+            } else {
+                a.value_as_time(i)
+            }),
+            Column::Timestamp(a) => enc.encode_field(&if a.is_null(i) {
+                None
+            } else {
+                a.value_as_datetime(i)
+            }),
             Column::TimestampTz(a) => {
-                let v: Option<DateTime<Utc>> =
-                    if a.is_null(i) { None } else { a.value_as_datetime(i).map(|d| d.and_utc()) };
+                let v: Option<DateTime<Utc>> = if a.is_null(i) {
+                    None
+                } else {
+                    a.value_as_datetime(i).map(|d| d.and_utc())
+                };
                 enc.encode_field(&v)
             }
             Column::Display(a) => {

@@ -19,14 +19,14 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::ScalarValue;
 use datafusion::sql::sqlparser::ast;
 use futures::{Sink, stream};
-use pgwire::api::auth::noop::NoopStartupHandler;
 use pgwire::api::auth::StartupHandler;
+use pgwire::api::auth::noop::NoopStartupHandler;
 use pgwire::api::copy::CopyHandler;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{
-    CopyResponse, DescribePortalResponse, DescribeStatementResponse, FieldInfo, QueryResponse, Response,
-    Tag as PgTag,
+    CopyResponse, DescribePortalResponse, DescribeStatementResponse, FieldInfo, QueryResponse,
+    Response, Tag as PgTag,
 };
 use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::{ClientInfo, PgWireServerHandlers, Type};
@@ -42,7 +42,9 @@ pub use copy::PendingCopy;
 
 /// Serves the Postgres protocol on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, db: Arc<Database>) {
-    let handlers = Arc::new(Handlers { handler: Arc::new(Handler::new(db)) });
+    let handlers = Arc::new(Handlers {
+        handler: Arc::new(Handler::new(db)),
+    });
     loop {
         let (socket, _) = match listener.accept().await {
             Ok(s) => s,
@@ -91,7 +93,11 @@ impl NoopStartupHandler for Handler {}
 
 impl Handler {
     fn new(db: Arc<Database>) -> Self {
-        Handler { parser: Arc::new(WeirParser { db: db.clone() }), db, copies: Mutex::new(HashMap::new()) }
+        Handler {
+            parser: Arc::new(WeirParser { db: db.clone() }),
+            db,
+            copies: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Runs one statement for a client and turns the outcome into a wire response.
@@ -107,10 +113,13 @@ impl Handler {
                 return match out? {
                     session::SessionOutput::Tag(tag) => Ok(Response::Execution(pg_tag(&tag))),
                     session::SessionOutput::Value { name, value } => {
-                        let schema = Arc::new(Schema::new(vec![Field::new(name, DataType::Utf8, false)]));
+                        let schema =
+                            Arc::new(Schema::new(vec![Field::new(name, DataType::Utf8, false)]));
                         let batch = datafusion::arrow::array::RecordBatch::try_new(
                             schema.clone(),
-                            vec![Arc::new(datafusion::arrow::array::StringArray::from(vec![value]))],
+                            vec![Arc::new(datafusion::arrow::array::StringArray::from(vec![
+                                value,
+                            ]))],
                         )?;
                         rows_response(&schema, &[batch], format)
                     }
@@ -119,8 +128,15 @@ impl Handler {
             if let ast::Statement::Copy { .. } = inner.as_ref() {
                 let pending = copy::start(&self.db, inner)?;
                 let columns = pending.columns();
-                self.copies.lock().expect("copies lock").insert(client.socket_addr(), pending);
-                return Ok(Response::CopyIn(CopyResponse::new(0, columns, stream::empty())));
+                self.copies
+                    .lock()
+                    .expect("copies lock")
+                    .insert(client.socket_addr(), pending);
+                return Ok(Response::CopyIn(CopyResponse::new(
+                    0,
+                    columns,
+                    stream::empty(),
+                )));
             }
         }
         match self.db.execute(stmt, params).await? {
@@ -130,10 +146,17 @@ impl Handler {
     }
 }
 
-fn rows_response(schema: &SchemaRef, batches: &[datafusion::arrow::array::RecordBatch], format: &Format) -> Result<Response> {
+fn rows_response(
+    schema: &SchemaRef,
+    batches: &[datafusion::arrow::array::RecordBatch],
+    format: &Format,
+) -> Result<Response> {
     let fields = Arc::new(encode::fields(schema, format));
     let rows = encode::rows(fields.clone(), batches)?;
-    Ok(Response::Query(QueryResponse::new(fields, stream::iter(rows))))
+    Ok(Response::Query(QueryResponse::new(
+        fields,
+        stream::iter(rows),
+    )))
 }
 
 fn pg_tag(tag: &Tag) -> PgTag {
@@ -147,7 +170,11 @@ fn pg_tag(tag: &Tag) -> PgTag {
 
 /// A Weir error as a Postgres ErrorResponse.
 pub fn error_info(e: &WeirError) -> ErrorInfo {
-    let mut info = ErrorInfo::new("ERROR".to_string(), e.kind.sqlstate().to_string(), e.message.clone());
+    let mut info = ErrorInfo::new(
+        "ERROR".to_string(),
+        e.kind.sqlstate().to_string(),
+        e.message.clone(),
+    );
     info.detail = e.detail.clone();
     info.hint = e.hint.clone();
     info
@@ -207,24 +234,41 @@ pub struct WeirParser {
 impl QueryParser for WeirParser {
     type Statement = Prepared;
 
-    async fn parse_sql<C>(&self, _client: &C, sql: &str, types: &[Option<Type>]) -> PgWireResult<Option<Prepared>>
+    async fn parse_sql<C>(
+        &self,
+        _client: &C,
+        sql: &str,
+        types: &[Option<Type>],
+    ) -> PgWireResult<Option<Prepared>>
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
         let mut stmts = parse::parse(sql).map_err(wire_error)?;
         if stmts.len() > 1 {
-            return Err(wire_error(WeirError::syntax("cannot insert multiple commands into a prepared statement")));
+            return Err(wire_error(WeirError::syntax(
+                "cannot insert multiple commands into a prepared statement",
+            )));
         }
-        let Some(stmt) = stmts.pop() else { return Ok(None) };
+        let Some(stmt) = stmts.pop() else {
+            return Ok(None);
+        };
         let (param_types, schema) = describe(&self.db, &stmt, types).await.map_err(wire_error)?;
-        Ok(Some(Prepared { stmt: Some(stmt), param_types, schema }))
+        Ok(Some(Prepared {
+            stmt: Some(stmt),
+            param_types,
+            schema,
+        }))
     }
 
     fn get_parameter_types(&self, stmt: &Prepared) -> PgWireResult<Vec<Type>> {
         Ok(stmt.param_types.clone())
     }
 
-    fn get_result_schema(&self, stmt: &Prepared, format: Option<&Format>) -> PgWireResult<Vec<FieldInfo>> {
+    fn get_result_schema(
+        &self,
+        stmt: &Prepared,
+        format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
         Ok(match &stmt.schema {
             Some(schema) => encode::fields(schema, format.unwrap_or(&Format::UnifiedBinary)),
             None => vec![],
@@ -233,8 +277,18 @@ impl QueryParser for WeirParser {
 }
 
 /// Parameter types and result columns of a statement, for Describe.
-async fn describe(db: &Database, stmt: &Statement, client_types: &[Option<Type>]) -> Result<(Vec<Type>, Option<SchemaRef>)> {
-    let text = |name: &str| Some(Arc::new(Schema::new(vec![Field::new(name, DataType::Utf8, false)])));
+async fn describe(
+    db: &Database,
+    stmt: &Statement,
+    client_types: &[Option<Type>],
+) -> Result<(Vec<Type>, Option<SchemaRef>)> {
+    let text = |name: &str| {
+        Some(Arc::new(Schema::new(vec![Field::new(
+            name,
+            DataType::Utf8,
+            false,
+        )])))
+    };
     let schema = match stmt {
         Statement::Show(kind) => {
             let second = match kind {
@@ -248,9 +302,13 @@ async fn describe(db: &Database, stmt: &Statement, client_types: &[Option<Type>]
             ])))
         }
         Statement::Standard(inner) => match inner.as_ref() {
-            ast::Statement::ShowVariable { variable } => {
-                text(&variable.iter().map(|v| v.value.to_ascii_lowercase()).collect::<Vec<_>>().join("."))
-            }
+            ast::Statement::ShowVariable { variable } => text(
+                &variable
+                    .iter()
+                    .map(|v| v.value.to_ascii_lowercase())
+                    .collect::<Vec<_>>()
+                    .join("."),
+            ),
             ast::Statement::Explain { .. } => text("QUERY PLAN"),
             ast::Statement::Query(_) | ast::Statement::Insert(_) => {
                 let plan = db.plan(inner).await?;
@@ -259,7 +317,10 @@ async fn describe(db: &Database, stmt: &Statement, client_types: &[Option<Type>]
                 let mut param_types = Vec::with_capacity(n);
                 for i in 0..n {
                     let client = client_types.get(i).cloned().flatten();
-                    let inferred = types.remove(&format!("${}", i + 1)).flatten().map(|t| encode::pg_type(&t));
+                    let inferred = types
+                        .remove(&format!("${}", i + 1))
+                        .flatten()
+                        .map(|t| encode::pg_type(&t));
                     param_types.push(client.or(inferred).unwrap_or(Type::TEXT));
                 }
                 let schema = match inner.as_ref() {
@@ -272,13 +333,17 @@ async fn describe(db: &Database, stmt: &Statement, client_types: &[Option<Type>]
         },
         _ => None,
     };
-    let params = client_types.iter().map(|t| t.clone().unwrap_or(Type::TEXT)).collect();
+    let params = client_types
+        .iter()
+        .map(|t| t.clone().unwrap_or(Type::TEXT))
+        .collect();
     Ok((params, schema))
 }
 
 /// Reads bound parameters as ScalarValues of their declared types.
 fn params(portal: &Portal<Prepared>, types: &[Type]) -> Result<Vec<ScalarValue>> {
-    let bad = |e: PgWireError| WeirError::new(ErrorKind::InvalidText, format!("invalid parameter: {e}"));
+    let bad =
+        |e: PgWireError| WeirError::new(ErrorKind::InvalidText, format!("invalid parameter: {e}"));
     let mut out = Vec::with_capacity(portal.parameter_len());
     for i in 0..portal.parameter_len() {
         let t = types.get(i).cloned().unwrap_or(Type::TEXT);
@@ -290,12 +355,23 @@ fn params(portal: &Portal<Prepared>, types: &[Type]) -> Result<Vec<ScalarValue>>
             Type::FLOAT4 => ScalarValue::Float32(portal.parameter::<f32>(i, &t).map_err(bad)?),
             Type::FLOAT8 => ScalarValue::Float64(portal.parameter::<f64>(i, &t).map_err(bad)?),
             Type::NUMERIC => ScalarValue::Utf8(
-                portal.parameter::<rust_decimal::Decimal>(i, &t).map_err(bad)?.map(|d| d.to_string()),
+                portal
+                    .parameter::<rust_decimal::Decimal>(i, &t)
+                    .map_err(bad)?
+                    .map(|d| d.to_string()),
             ),
             Type::TIMESTAMP => ScalarValue::Utf8(
-                portal.parameter::<chrono::NaiveDateTime>(i, &t).map_err(bad)?.map(|d| d.to_string()),
+                portal
+                    .parameter::<chrono::NaiveDateTime>(i, &t)
+                    .map_err(bad)?
+                    .map(|d| d.to_string()),
             ),
-            Type::DATE => ScalarValue::Utf8(portal.parameter::<chrono::NaiveDate>(i, &t).map_err(bad)?.map(|d| d.to_string())),
+            Type::DATE => ScalarValue::Utf8(
+                portal
+                    .parameter::<chrono::NaiveDate>(i, &t)
+                    .map_err(bad)?
+                    .map(|d| d.to_string()),
+            ),
             _ => ScalarValue::Utf8(portal.parameter::<String>(i, &Type::TEXT).map_err(bad)?),
         };
         out.push(v);
@@ -312,27 +388,50 @@ impl ExtendedQueryHandler for Handler {
         self.parser.clone()
     }
 
-    async fn do_query<C>(&self, client: &mut C, portal: &Portal<Prepared>, _max_rows: usize) -> PgWireResult<Response>
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Prepared>,
+        _max_rows: usize,
+    ) -> PgWireResult<Response>
     where
         C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let prepared = &portal.statement.statement;
-        let Some(stmt) = prepared.stmt.clone() else { return Ok(Response::EmptyQuery) };
+        let Some(stmt) = prepared.stmt.clone() else {
+            return Ok(Response::EmptyQuery);
+        };
         let types: Vec<Type> = portal
             .statement
             .parameter_types
             .iter()
             .enumerate()
-            .map(|(i, t)| t.clone().or_else(|| prepared.param_types.get(i).cloned()).unwrap_or(Type::TEXT))
-            .chain(prepared.param_types.iter().skip(portal.statement.parameter_types.len()).cloned())
+            .map(|(i, t)| {
+                t.clone()
+                    .or_else(|| prepared.param_types.get(i).cloned())
+                    .unwrap_or(Type::TEXT)
+            })
+            .chain(
+                prepared
+                    .param_types
+                    .iter()
+                    .skip(portal.statement.parameter_types.len())
+                    .cloned(),
+            )
             .collect();
         let values = params(portal, &types).map_err(wire_error)?;
-        self.run(client, stmt, &values, &portal.result_column_format).await.map_err(wire_error)
+        self.run(client, stmt, &values, &portal.result_column_format)
+            .await
+            .map_err(wire_error)
     }
 
-    async fn do_describe_statement<C>(&self, _client: &mut C, stmt: &StoredStatement<Prepared>) -> PgWireResult<DescribeStatementResponse>
+    async fn do_describe_statement<C>(
+        &self,
+        _client: &mut C,
+        stmt: &StoredStatement<Prepared>,
+    ) -> PgWireResult<DescribeStatementResponse>
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
@@ -341,11 +440,18 @@ impl ExtendedQueryHandler for Handler {
         Ok(DescribeStatementResponse::new(types, fields))
     }
 
-    async fn do_describe_portal<C>(&self, _client: &mut C, portal: &Portal<Prepared>) -> PgWireResult<DescribePortalResponse>
+    async fn do_describe_portal<C>(
+        &self,
+        _client: &mut C,
+        portal: &Portal<Prepared>,
+    ) -> PgWireResult<DescribePortalResponse>
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
-        let fields = self.parser.get_result_schema(&portal.statement.statement, Some(&portal.result_column_format))?;
+        let fields = self.parser.get_result_schema(
+            &portal.statement.statement,
+            Some(&portal.result_column_format),
+        )?;
         Ok(DescribePortalResponse::new(fields))
     }
 }

@@ -15,7 +15,10 @@ use crate::db::Tag;
 pub enum SessionOutput {
     Tag(Tag),
     /// One row, one column: `SHOW name`.
-    Value { name: String, value: String },
+    Value {
+        name: String,
+        value: String,
+    },
 }
 
 /// Defaults a Postgres 15 server reports, for SHOW.
@@ -43,7 +46,11 @@ fn default_value(name: &str) -> Option<&'static str> {
 
 /// Canonical (lower-case) variable name.
 fn var_name(parts: &[ast::Ident]) -> String {
-    parts.iter().map(|p| p.value.to_ascii_lowercase()).collect::<Vec<_>>().join(".")
+    parts
+        .iter()
+        .map(|p| p.value.to_ascii_lowercase())
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 fn value_text(e: &Expr) -> String {
@@ -59,12 +66,23 @@ fn value_text(e: &Expr) -> String {
 }
 
 /// Handles the statement if it is a session statement; None otherwise.
-pub fn handle(stmt: &ast::Statement, vars: &mut HashMap<String, String>) -> Option<crate::error::Result<SessionOutput>> {
+pub fn handle(
+    stmt: &ast::Statement,
+    vars: &mut HashMap<String, String>,
+) -> Option<crate::error::Result<SessionOutput>> {
     let out = match stmt {
         ast::Statement::Set(set) => {
             match set {
-                Set::SingleAssignment { variable, values, .. } => {
-                    let name = var_name(&variable.0.iter().filter_map(|p| p.as_ident().cloned()).collect::<Vec<_>>());
+                Set::SingleAssignment {
+                    variable, values, ..
+                } => {
+                    let name = var_name(
+                        &variable
+                            .0
+                            .iter()
+                            .filter_map(|p| p.as_ident().cloned())
+                            .collect::<Vec<_>>(),
+                    );
                     let value = values.iter().map(value_text).collect::<Vec<_>>().join(", ");
                     vars.insert(name, value);
                 }
@@ -96,8 +114,12 @@ pub fn handle(stmt: &ast::Statement, vars: &mut HashMap<String, String>) -> Opti
         }
         ast::Statement::StartTransaction { .. } => SessionOutput::Tag(Tag::new("BEGIN")),
         ast::Statement::Commit { .. } => SessionOutput::Tag(Tag::new("COMMIT")),
-        ast::Statement::Rollback { savepoint: None, .. } => SessionOutput::Tag(Tag::new("ROLLBACK")),
-        ast::Statement::Rollback { savepoint: Some(_), .. } => SessionOutput::Tag(Tag::new("ROLLBACK")),
+        ast::Statement::Rollback {
+            savepoint: None, ..
+        } => SessionOutput::Tag(Tag::new("ROLLBACK")),
+        ast::Statement::Rollback {
+            savepoint: Some(_), ..
+        } => SessionOutput::Tag(Tag::new("ROLLBACK")),
         ast::Statement::Savepoint { .. } => SessionOutput::Tag(Tag::new("SAVEPOINT")),
         ast::Statement::ReleaseSavepoint { .. } => SessionOutput::Tag(Tag::new("RELEASE")),
         ast::Statement::Discard { .. } => SessionOutput::Tag(Tag::new("DISCARD ALL")),

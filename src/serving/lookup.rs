@@ -8,7 +8,8 @@ use std::sync::Arc;
 use datafusion::arrow::array::{ArrayRef, RecordBatch};
 use datafusion::common::ScalarValue;
 use datafusion::sql::sqlparser::ast::{
-    BinaryOperator, Expr, GroupByExpr, Query, SelectItem, SetExpr, TableFactor, UnaryOperator, Value,
+    BinaryOperator, Expr, GroupByExpr, Query, SelectItem, SetExpr, TableFactor, UnaryOperator,
+    Value,
 };
 
 use super::providers::expand;
@@ -38,24 +39,43 @@ enum KeyValue {
 impl PointLookup {
     /// Recognises the statement, or returns None (then DataFusion answers it).
     pub fn recognise(query: &Query, catalog: &Catalog) -> Option<PointLookup> {
-        if query.with.is_some() || query.order_by.is_some() || query.limit_clause.is_some() || query.fetch.is_some() {
+        if query.with.is_some()
+            || query.order_by.is_some()
+            || query.limit_clause.is_some()
+            || query.fetch.is_some()
+        {
             return None;
         }
-        let SetExpr::Select(select) = query.body.as_ref() else { return None };
+        let SetExpr::Select(select) = query.body.as_ref() else {
+            return None;
+        };
         if select.distinct.is_some() || select.having.is_some() || select.from.len() != 1 {
             return None;
         }
-        if !matches!(&select.group_by, GroupByExpr::Expressions(e, m) if e.is_empty() && m.is_empty()) {
+        if !matches!(&select.group_by, GroupByExpr::Expressions(e, m) if e.is_empty() && m.is_empty())
+        {
             return None;
         }
         let from = &select.from[0];
         if !from.joins.is_empty() {
             return None;
         }
-        let TableFactor::Table { name, alias: None, args: None, .. } = &from.relation else { return None };
-        let [part] = name.0.as_slice() else { return None };
+        let TableFactor::Table {
+            name,
+            alias: None,
+            args: None,
+            ..
+        } = &from.relation
+        else {
+            return None;
+        };
+        let [part] = name.0.as_slice() else {
+            return None;
+        };
         let table = normalize_ident(part.as_ident()?);
-        let Some(Entry::View(view)) = catalog.get(&table) else { return None };
+        let Some(Entry::View(view)) = catalog.get(&table) else {
+            return None;
+        };
         if view.key.is_empty() {
             return None;
         }
@@ -76,7 +96,14 @@ impl PointLookup {
         split_and(select.selection.as_ref()?, &mut conjuncts);
         let mut values: Vec<Option<KeyValue>> = vec![None; view.key.len()];
         for c in conjuncts {
-            let Expr::BinaryOp { left, op: BinaryOperator::Eq, right } = c else { return None };
+            let Expr::BinaryOp {
+                left,
+                op: BinaryOperator::Eq,
+                right,
+            } = c
+            else {
+                return None;
+            };
             let (col, value) = match (column_index(left), column_index(right)) {
                 (Some(col), None) => (col, right.as_ref()),
                 (None, Some(col)) => (col, left.as_ref()),
@@ -89,7 +116,11 @@ impl PointLookup {
             values[slot] = Some(key_value(value)?);
         }
         let values = values.into_iter().collect::<Option<Vec<_>>>()?;
-        Some(PointLookup { view, values, projection })
+        Some(PointLookup {
+            view,
+            values,
+            projection,
+        })
     }
 
     /// Reads the matching rows; `params` are the statement's bound parameters, if any.
@@ -100,13 +131,19 @@ impl PointLookup {
             let scalar = match value {
                 KeyValue::Literal(text) => ScalarValue::Utf8(Some(text.clone())),
                 KeyValue::Param(i) => params.get(*i).cloned().ok_or_else(|| {
-                    WeirError::new(ErrorKind::Syntax, format!("there is no parameter ${}", i + 1))
+                    WeirError::new(
+                        ErrorKind::Syntax,
+                        format!("there is no parameter ${}", i + 1),
+                    )
                 })?,
             };
             let typed = scalar.cast_to(field.data_type()).map_err(|_| {
                 WeirError::new(
                     ErrorKind::InvalidText,
-                    format!("invalid input syntax for type {}: \"{scalar}\"", field.data_type()),
+                    format!(
+                        "invalid input syntax for type {}: \"{scalar}\"",
+                        field.data_type()
+                    ),
                 )
             })?;
             key_columns.push(typed.to_array()?);
@@ -118,7 +155,11 @@ impl PointLookup {
 
 fn split_and<'a>(e: &'a Expr, out: &mut Vec<&'a Expr>) {
     match e {
-        Expr::BinaryOp { left, op: BinaryOperator::And, right } => {
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::And,
+            right,
+        } => {
             split_and(left, out);
             split_and(right, out);
         }
@@ -138,7 +179,10 @@ fn key_value(e: &Expr) -> Option<KeyValue> {
             }
             _ => None,
         },
-        Expr::UnaryOp { op: UnaryOperator::Minus, expr } => match key_value(expr)? {
+        Expr::UnaryOp {
+            op: UnaryOperator::Minus,
+            expr,
+        } => match key_value(expr)? {
             KeyValue::Literal(n) => Some(KeyValue::Literal(format!("-{n}"))),
             KeyValue::Param(_) => None,
         },

@@ -44,11 +44,19 @@ impl std::fmt::Debug for WeirSchema {
 #[async_trait]
 impl SchemaProvider for WeirSchema {
     fn table_names(&self) -> Vec<String> {
-        self.ctx.catalog.entries().iter().map(|e| e.item().name.clone()).collect()
+        self.ctx
+            .catalog
+            .entries()
+            .iter()
+            .map(|e| e.item().name.clone())
+            .collect()
     }
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
         Ok(self.ctx.catalog.get(name).map(|entry| {
-            Arc::new(Relation { entry, ctx: self.ctx.clone() }) as Arc<dyn TableProvider>
+            Arc::new(Relation {
+                entry,
+                ctx: self.ctx.clone(),
+            }) as Arc<dyn TableProvider>
         }))
     }
     fn table_exist(&self, name: &str) -> bool {
@@ -86,7 +94,8 @@ impl TableProvider for Relation {
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let batches = read_relation(&self.ctx, &self.entry)
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
-        let exec = MemorySourceConfig::try_new_exec(&[batches], self.schema(), projection.cloned())?;
+        let exec =
+            MemorySourceConfig::try_new_exec(&[batches], self.schema(), projection.cloned())?;
         Ok(exec)
     }
 }
@@ -107,10 +116,15 @@ pub fn read_relation(ctx: &ReadContext, entry: &Entry) -> Result<Vec<RecordBatch
                 let mut offset = 0;
                 loop {
                     let records = topic.read(p, offset, SOURCE_READ_RECORDS_MAX)?;
-                    let Some((last, _)) = records.last() else { break };
+                    let Some((last, _)) = records.last() else {
+                        break;
+                    };
                     offset = last + 1;
-                    let values: Vec<&[u8]> = records.iter().map(|(_, r)| r.value.as_ref()).collect();
-                    batches.push(formats::decode_records(source.format, &source.schema, &values)?.batch);
+                    let values: Vec<&[u8]> =
+                        records.iter().map(|(_, r)| r.value.as_ref()).collect();
+                    batches.push(
+                        formats::decode_records(source.format, &source.schema, &values)?.batch,
+                    );
                 }
             }
             Ok(batches)

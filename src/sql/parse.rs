@@ -15,10 +15,21 @@ use crate::formats::Format;
 /// One parsed statement.
 #[derive(Debug, Clone)]
 pub enum Statement {
-    CreateTopic { name: String, options: Vec<(String, String)>, if_not_exists: bool },
-    DropTopic { name: String, if_exists: bool },
+    CreateTopic {
+        name: String,
+        options: Vec<(String, String)>,
+        if_not_exists: bool,
+    },
+    DropTopic {
+        name: String,
+        if_exists: bool,
+    },
     CreateSource(CreateSource),
-    DropSource { name: String, if_exists: bool, cascade: bool },
+    DropSource {
+        name: String,
+        if_exists: bool,
+        cascade: bool,
+    },
     Show(ShowKind),
     Flush,
     /// Anything standard SQL: SELECT, INSERT, CREATE TABLE / MATERIALIZED VIEW, SET ...
@@ -37,14 +48,25 @@ pub struct CreateSource {
 impl CreateSource {
     /// The statement as SQL again (what the catalog stores).
     pub fn to_sql(&self) -> String {
-        let cols: Vec<String> =
-            self.columns.iter().map(|c| format!("{} {}", quote_ident(&c.name), c.sql_type)).collect();
-        let topic = self.topic.as_ref().map(|t| format!(" FROM TOPIC {}", quote_ident(t))).unwrap_or_default();
+        let cols: Vec<String> = self
+            .columns
+            .iter()
+            .map(|c| format!("{} {}", quote_ident(&c.name), c.sql_type))
+            .collect();
+        let topic = self
+            .topic
+            .as_ref()
+            .map(|t| format!(" FROM TOPIC {}", quote_ident(t)))
+            .unwrap_or_default();
         let format = match self.format {
             Format::Json => "JSON",
             Format::Csv => "CSV",
         };
-        format!("CREATE SOURCE {} ({}){topic} FORMAT {format}", quote_ident(&self.name), cols.join(", "))
+        format!(
+            "CREATE SOURCE {} ({}){topic} FORMAT {format}",
+            quote_ident(&self.name),
+            cols.join(", ")
+        )
     }
 }
 
@@ -68,7 +90,10 @@ pub enum ShowKind {
 /// Parses a query string holding one or more statements separated by semicolons.
 pub fn parse(sql: &str) -> Result<Vec<Statement>> {
     if sql.len() > crate::config::STATEMENT_BYTES_MAX {
-        return Err(WeirError::new(ErrorKind::InvalidParameter, "statement is too long"));
+        return Err(WeirError::new(
+            ErrorKind::InvalidParameter,
+            "statement is too long",
+        ));
     }
     let dialect = PostgreSqlDialect {};
     let mut parser = Parser::new(&dialect).try_with_sql(sql).map_err(syntax)?;
@@ -81,7 +106,10 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>> {
         out.push(parse_one(&mut parser)?);
         if !parser.consume_token(&Token::SemiColon) && parser.peek_token().token != Token::EOF {
             let found = parser.peek_token();
-            return Err(WeirError::syntax(format!("syntax error at or near \"{}\"", found.token)));
+            return Err(WeirError::syntax(format!(
+                "syntax error at or near \"{}\"",
+                found.token
+            )));
         }
     }
     Ok(out)
@@ -109,15 +137,27 @@ fn parse_one(parser: &mut Parser) -> Result<Statement> {
     match (first.as_deref(), second.as_deref()) {
         (Some("CREATE"), Some("TOPIC")) => {
             skip(parser, 2);
-            let if_not_exists = parser.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
+            let if_not_exists =
+                parser.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
             let name = ident(parser)?;
-            let options = if parser.parse_keyword(Keyword::WITH) { options(parser)? } else { vec![] };
-            Ok(Statement::CreateTopic { name, options, if_not_exists })
+            let options = if parser.parse_keyword(Keyword::WITH) {
+                options(parser)?
+            } else {
+                vec![]
+            };
+            Ok(Statement::CreateTopic {
+                name,
+                options,
+                if_not_exists,
+            })
         }
         (Some("DROP"), Some("TOPIC")) => {
             skip(parser, 2);
             let if_exists = parser.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
-            Ok(Statement::DropTopic { name: ident(parser)?, if_exists })
+            Ok(Statement::DropTopic {
+                name: ident(parser)?,
+                if_exists,
+            })
         }
         (Some("CREATE"), Some("SOURCE")) => {
             skip(parser, 2);
@@ -131,7 +171,11 @@ fn parse_one(parser: &mut Parser) -> Result<Statement> {
             if !cascade {
                 let _ = parser.parse_keyword(Keyword::RESTRICT);
             }
-            Ok(Statement::DropSource { name, if_exists, cascade })
+            Ok(Statement::DropSource {
+                name,
+                if_exists,
+                cascade,
+            })
         }
         (Some("FLUSH"), _) => {
             skip(parser, 1);
@@ -153,7 +197,9 @@ fn parse_one(parser: &mut Parser) -> Result<Statement> {
             };
             Ok(Statement::Show(kind))
         }
-        _ => Ok(Statement::Standard(Box::new(parser.parse_statement().map_err(syntax)?))),
+        _ => Ok(Statement::Standard(Box::new(
+            parser.parse_statement().map_err(syntax)?,
+        ))),
     }
 }
 
@@ -169,14 +215,24 @@ fn ident(parser: &mut Parser) -> Result<String> {
 
 /// Postgres folds unquoted identifiers to lower case.
 pub fn normalize_ident(id: &ast::Ident) -> String {
-    if id.quote_style.is_some() { id.value.clone() } else { id.value.to_ascii_lowercase() }
+    if id.quote_style.is_some() {
+        id.value.clone()
+    } else {
+        id.value.to_ascii_lowercase()
+    }
 }
 
 pub fn quote_ident(name: &str) -> String {
-    let plain = name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    let plain = name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
         && !name.starts_with(|c: char| c.is_ascii_digit())
         && !name.is_empty();
-    if plain { name.to_string() } else { format!("\"{}\"", name.replace('"', "\"\"")) }
+    if plain {
+        name.to_string()
+    } else {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
 }
 
 /// `( key = value [, ...] )` with literal values.
@@ -190,7 +246,11 @@ fn options(parser: &mut Parser) -> Result<Vec<(String, String)>> {
             Token::Number(n, _) => n,
             Token::SingleQuotedString(s) => s,
             Token::Word(w) => w.value,
-            other => return Err(WeirError::syntax(format!("expected a value for option {key}, found {other}"))),
+            other => {
+                return Err(WeirError::syntax(format!(
+                    "expected a value for option {key}, found {other}"
+                )));
+            }
         };
         out.push((key, value));
         if parser.consume_token(&Token::RParen) {
@@ -222,7 +282,13 @@ fn create_source(parser: &mut Parser) -> Result<CreateSource> {
         return Err(WeirError::syntax("expected FORMAT JSON or FORMAT CSV"));
     }
     let format = Format::parse(&ident(parser)?)?;
-    Ok(CreateSource { name, columns, topic, format, if_not_exists })
+    Ok(CreateSource {
+        name,
+        columns,
+        topic,
+        format,
+        if_not_exists,
+    })
 }
 
 /// Column definitions with their Arrow types.
@@ -237,8 +303,16 @@ pub fn columns(defs: &[ast::ColumnDef]) -> Result<Vec<Column>> {
             ));
         }
         let sql_type = def.data_type.to_string();
-        let primary_key = def.options.iter().any(|o| matches!(o.option, ColumnOption::PrimaryKey(_)));
-        out.push(Column { data_type: arrow_type(&sql_type)?, sql_type, name, primary_key });
+        let primary_key = def
+            .options
+            .iter()
+            .any(|o| matches!(o.option, ColumnOption::PrimaryKey(_)));
+        out.push(Column {
+            data_type: arrow_type(&sql_type)?,
+            sql_type,
+            name,
+            primary_key,
+        });
     }
     Ok(out)
 }
@@ -299,7 +373,13 @@ mod tests {
         match &stmts[0] {
             Statement::CreateTopic { name, options, .. } => {
                 assert_eq!(name, "t");
-                assert_eq!(options, &vec![("partitions".into(), "4".into()), ("retention".into(), "7 days".into())]);
+                assert_eq!(
+                    options,
+                    &vec![
+                        ("partitions".into(), "4".into()),
+                        ("retention".into(), "7 days".into())
+                    ]
+                );
             }
             other => panic!("{other:?}"),
         }
@@ -307,12 +387,18 @@ mod tests {
             Statement::CreateSource(s) => {
                 assert_eq!(s.topic.as_deref(), Some("t"));
                 assert_eq!(s.columns[0].data_type, DataType::Int64);
-                assert_eq!(s.to_sql(), "CREATE SOURCE s (a BIGINT, b TEXT) FROM TOPIC t FORMAT JSON");
+                assert_eq!(
+                    s.to_sql(),
+                    "CREATE SOURCE s (a BIGINT, b TEXT) FROM TOPIC t FORMAT JSON"
+                );
             }
             other => panic!("{other:?}"),
         }
         assert!(matches!(stmts[2], Statement::Flush));
-        assert!(matches!(stmts[3], Statement::Show(ShowKind::MaterializedViews)));
+        assert!(matches!(
+            stmts[3],
+            Statement::Show(ShowKind::MaterializedViews)
+        ));
         assert!(matches!(stmts[4], Statement::Standard(_)));
     }
 

@@ -35,12 +35,23 @@ pub struct StreamPlan {
 
 /// Turns an optimized plan into a dataflow. `relation_key` gives the key columns of a
 /// relation a scan reads (a table's primary key, a view's key).
-pub fn plan_stream(plan: &LogicalPlan, relation_key: &dyn Fn(&str) -> Vec<usize>) -> Result<StreamPlan> {
-    let mut builder = Builder { inputs: Vec::new(), next_op: 0, relation_key, props: ExecutionProps::new() };
+pub fn plan_stream(
+    plan: &LogicalPlan,
+    relation_key: &dyn Fn(&str) -> Vec<usize>,
+) -> Result<StreamPlan> {
+    let mut builder = Builder {
+        inputs: Vec::new(),
+        next_op: 0,
+        relation_key,
+        props: ExecutionProps::new(),
+    };
     let (root, key) = builder.build(plan)?;
     let schema = nullable_schema(plan.schema().as_arrow());
     Ok(StreamPlan {
-        dataflow: Dataflow { root, output_schema: schema.clone() },
+        dataflow: Dataflow {
+            root,
+            output_schema: schema.clone(),
+        },
         inputs: builder.inputs,
         key: key.unwrap_or_default(),
         schema,
@@ -55,18 +66,33 @@ struct Builder<'a> {
 }
 
 fn unsupported(what: &str) -> WeirError {
-    WeirError::unsupported(format!("{what} is not supported in a materialized view yet"))
+    WeirError::unsupported(format!(
+        "{what} is not supported in a materialized view yet"
+    ))
 }
 
 impl Builder<'_> {
-    fn op(&mut self, op: impl crate::dataflow::ops::Operator + 'static, children: Vec<Node>) -> Node {
+    fn op(
+        &mut self,
+        op: impl crate::dataflow::ops::Operator + 'static,
+        children: Vec<Node>,
+    ) -> Node {
         let id = self.next_op;
         self.next_op += 1;
-        Node::Op { id, op: Box::new(op), children }
+        Node::Op {
+            id,
+            op: Box::new(op),
+            children,
+        }
     }
 
     fn physical(&self, expr: &Expr, schema: &DFSchema) -> Result<Arc<dyn PhysicalExpr>> {
-        Ok(create_physical_expr(expr, schema, &self.props, &PhysicalPlanningContext::default())?)
+        Ok(create_physical_expr(
+            expr,
+            schema,
+            &self.props,
+            &PhysicalPlanningContext::default(),
+        )?)
     }
 
     /// Builds the subtree for `plan`, returning it with the key columns of its output.
@@ -88,7 +114,11 @@ impl Builder<'_> {
                         .collect::<Option<Vec<usize>>>(),
                 };
                 let key = key.filter(|k| !k.is_empty());
-                let mut node = Node::Input { input, projection: scan.projection.clone(), name };
+                let mut node = Node::Input {
+                    input,
+                    projection: scan.projection.clone(),
+                    name,
+                };
                 if let Some(predicate) = scan.filters.iter().cloned().reduce(|a, b| a.and(b)) {
                     let filter = Filter::new(self.physical(&predicate, &scan.projected_schema)?);
                     node = self.op(filter, vec![node]);
@@ -112,10 +142,15 @@ impl Builder<'_> {
                 let out_key = key.and_then(|key| {
                     key.iter()
                         .map(|&k| {
-                            projection.expr.iter().position(|e| match e.clone().unalias() {
-                                Expr::Column(c) => input_schema.index_of_column(&c).ok() == Some(k),
-                                _ => false,
-                            })
+                            projection
+                                .expr
+                                .iter()
+                                .position(|e| match e.clone().unalias() {
+                                    Expr::Column(c) => {
+                                        input_schema.index_of_column(&c).ok() == Some(k)
+                                    }
+                                    _ => false,
+                                })
                         })
                         .collect::<Option<Vec<usize>>>()
                 });
@@ -172,7 +207,11 @@ impl Builder<'_> {
                 let n_groups = group_exprs.len();
                 let schema = nullable_schema(agg.schema.as_arrow());
                 let op = Aggregate::new(group_exprs, group_types, specs, arg_types, schema)?;
-                let key = if n_groups > 0 { Some((0..n_groups).collect()) } else { None };
+                let key = if n_groups > 0 {
+                    Some((0..n_groups).collect())
+                } else {
+                    None
+                };
                 Ok((self.op(op, vec![child]), key))
             }
             LogicalPlan::Join(join) => {
@@ -180,7 +219,9 @@ impl Builder<'_> {
                     return Err(unsupported(&format!("{} JOIN", join.join_type)));
                 }
                 if join.on.is_empty() {
-                    return Err(unsupported("a join without an equality condition (cross join)"));
+                    return Err(unsupported(
+                        "a join without an equality condition (cross join)",
+                    ));
                 }
                 let (left, _) = self.build(&join.left)?;
                 let (right, _) = self.build(&join.right)?;
@@ -194,9 +235,20 @@ impl Builder<'_> {
                         (l.clone(), r.clone())
                     } else {
                         // Compare in one type so equal values encode to equal key bytes.
-                        let common = datafusion::logical_expr::type_coercion::binary::comparison_coercion(&lt, &rt)
-                            .ok_or_else(|| WeirError::new(crate::error::ErrorKind::DatatypeMismatch, format!("cannot join {lt} with {rt}")))?;
-                        (l.clone().cast_to(&common, ls)?, r.clone().cast_to(&common, rs)?)
+                        let common =
+                            datafusion::logical_expr::type_coercion::binary::comparison_coercion(
+                                &lt, &rt,
+                            )
+                            .ok_or_else(|| {
+                                WeirError::new(
+                                    crate::error::ErrorKind::DatatypeMismatch,
+                                    format!("cannot join {lt} with {rt}"),
+                                )
+                            })?;
+                        (
+                            l.clone().cast_to(&common, ls)?,
+                            r.clone().cast_to(&common, rs)?,
+                        )
                     };
                     key_types.push(l.get_type(ls)?);
                     left_keys.push(self.physical(&l, ls)?);
@@ -209,7 +261,15 @@ impl Builder<'_> {
                 let left_schema = nullable_schema(ls.as_arrow());
                 let right_schema = nullable_schema(rs.as_arrow());
                 let schema = nullable_schema(join.schema.as_arrow());
-                let op = Join::new(left_keys, right_keys, key_types, &left_schema, &right_schema, filter, schema)?;
+                let op = Join::new(
+                    left_keys,
+                    right_keys,
+                    key_types,
+                    &left_schema,
+                    &right_schema,
+                    filter,
+                    schema,
+                )?;
                 Ok((self.op(op, vec![left, right]), None))
             }
             // A view is a set of rows: ORDER BY without LIMIT has nothing to maintain.

@@ -108,7 +108,10 @@ mod tests {
         }
         let store = SledStore::open(dir.path()).unwrap();
         assert_eq!(store.get(b"a/1").unwrap(), None);
-        assert_eq!(store.scan_prefix(b"a/").unwrap(), vec![(b"a/2".to_vec(), b"y".to_vec())]);
+        assert_eq!(
+            store.scan_prefix(b"a/").unwrap(),
+            vec![(b"a/2".to_vec(), b"y".to_vec())]
+        );
         assert_eq!(store.get(b"b/1").unwrap(), Some(b"z".to_vec()));
     }
 }

@@ -58,13 +58,24 @@ impl WeirServer {
         self.child = Some(child);
         let deadline = Instant::now() + STARTUP_TIMEOUT;
         loop {
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .is_ok()
+            {
                 return;
             }
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 panic!("weir exited at start-up with {status}; log: {}", self.log());
             }
-            assert!(Instant::now() < deadline, "weir did not start; log: {}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "weir did not start; log: {}",
+                self.log()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -106,11 +117,18 @@ impl Drop for WeirServer {
 }
 
 /// Rows of a simple-protocol query as text (NULL as "NULL"), sorted.
-pub async fn rows(client: &tokio_postgres::Client, sql: &str) -> Result<Vec<Vec<String>>, tokio_postgres::Error> {
+pub async fn rows(
+    client: &tokio_postgres::Client,
+    sql: &str,
+) -> Result<Vec<Vec<String>>, tokio_postgres::Error> {
     let mut out = Vec::new();
     for message in client.simple_query(sql).await? {
         if let tokio_postgres::SimpleQueryMessage::Row(row) = message {
-            out.push((0..row.len()).map(|i| row.get(i).unwrap_or("NULL").to_string()).collect());
+            out.push(
+                (0..row.len())
+                    .map(|i| row.get(i).unwrap_or("NULL").to_string())
+                    .collect(),
+            );
         }
     }
     out.sort();

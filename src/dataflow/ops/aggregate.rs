@@ -50,8 +50,14 @@ pub struct AggSpec {
 enum Acc {
     Count(i64),
     /// Integer sum (output Int64/UInt64) or Decimal128 sum (unscaled), and non-null count.
-    SumExact { sum: i128, n: i64 },
-    SumFloat { sum: f64, n: i64 },
+    SumExact {
+        sum: i128,
+        n: i64,
+    },
+    SumFloat {
+        sum: f64,
+        n: i64,
+    },
     /// Value bytes (row format) → multiplicity.
     Extreme(BTreeMap<Vec<u8>, i64>),
 }
@@ -93,7 +99,10 @@ impl Aggregate {
                 AggKind::Count | AggKind::Min | AggKind::Max => true,
                 AggKind::Sum => matches!(
                     spec.output_type,
-                    DataType::Int64 | DataType::UInt64 | DataType::Float64 | DataType::Decimal128(_, _)
+                    DataType::Int64
+                        | DataType::UInt64
+                        | DataType::Float64
+                        | DataType::Decimal128(_, _)
                 ),
                 AggKind::Avg => spec.output_type == DataType::Float64,
             };
@@ -104,7 +113,11 @@ impl Aggregate {
                 )));
             }
         }
-        let key_codec = if group_exprs.is_empty() { None } else { Some(RowCodec::new(group_types)?) };
+        let key_codec = if group_exprs.is_empty() {
+            None
+        } else {
+            Some(RowCodec::new(group_types)?)
+        };
         let value_codecs = aggs
             .iter()
             .zip(arg_types)
@@ -148,7 +161,11 @@ impl Aggregate {
                 },
             })
             .collect();
-        GroupState { rows: 0, accs, emitted: None }
+        GroupState {
+            rows: 0,
+            accs,
+            emitted: None,
+        }
     }
 
     /// Evaluates each aggregate's argument, cast to what its accumulator reads.
@@ -167,7 +184,12 @@ impl Aggregate {
     }
 
     /// Builds the current output row of a group, or None when the group has no rows.
-    fn output_value(&self, spec: &AggSpec, codec: Option<&RowCodec>, acc: &Acc) -> Result<ScalarValue> {
+    fn output_value(
+        &self,
+        spec: &AggSpec,
+        codec: Option<&RowCodec>,
+        acc: &Acc,
+    ) -> Result<ScalarValue> {
         let null = ScalarValue::try_from(&spec.output_type)?;
         Ok(match acc {
             Acc::Count(c) => ScalarValue::Int64(Some(*c)),
@@ -176,9 +198,11 @@ impl Aggregate {
                 DataType::Int64 => ScalarValue::Int64(Some(i64::try_from(*sum).map_err(|_| {
                     WeirError::new(crate::error::ErrorKind::Data, "bigint out of range")
                 })?)),
-                DataType::UInt64 => ScalarValue::UInt64(Some(u64::try_from(*sum).map_err(|_| {
-                    WeirError::new(crate::error::ErrorKind::Data, "sum out of range")
-                })?)),
+                DataType::UInt64 => {
+                    ScalarValue::UInt64(Some(u64::try_from(*sum).map_err(|_| {
+                        WeirError::new(crate::error::ErrorKind::Data, "sum out of range")
+                    })?))
+                }
                 DataType::Decimal128(p, s) => ScalarValue::Decimal128(Some(*sum), p, s),
                 _ => return Err(WeirError::internal("exact sum of a non-exact type")),
             },
@@ -196,7 +220,11 @@ impl Aggregate {
                     (Some(bytes), Some(codec)) => {
                         let arr = codec.decode([bytes.as_slice()])?;
                         let v = ScalarValue::try_from_array(&arr[0], 0)?;
-                        if v.data_type() == spec.output_type { v } else { v.cast_to(&spec.output_type)? }
+                        if v.data_type() == spec.output_type {
+                            v
+                        } else {
+                            v.cast_to(&spec.output_type)?
+                        }
                     }
                     _ => null,
                 }
@@ -205,7 +233,14 @@ impl Aggregate {
     }
 }
 
-fn add_weighted(acc: &mut Acc, arr: &ArrayRef, row: usize, w: i64, codec: Option<&RowCodec>, encoded: Option<&datafusion::arrow::row::Rows>) -> Result<()> {
+fn add_weighted(
+    acc: &mut Acc,
+    arr: &ArrayRef,
+    row: usize,
+    w: i64,
+    codec: Option<&RowCodec>,
+    encoded: Option<&datafusion::arrow::row::Rows>,
+) -> Result<()> {
     if arr.is_null(row) {
         return Ok(());
     }
@@ -266,7 +301,12 @@ impl Operator for Aggregate {
             .value_codecs
             .iter()
             .zip(&args)
-            .map(|(codec, arr)| codec.as_ref().map(|c| c.encode(std::slice::from_ref(arr))).transpose())
+            .map(|(codec, arr)| {
+                codec
+                    .as_ref()
+                    .map(|c| c.encode(std::slice::from_ref(arr)))
+                    .transpose()
+            })
             .collect::<Result<_>>()?;
         for row in 0..n {
             let key: &[u8] = keys.as_ref().map(|k| k.row(row).data()).unwrap_or(&[]);
@@ -278,7 +318,14 @@ impl Operator for Aggregate {
             let w = batch.weights[row];
             group.rows += w;
             for (i, acc) in group.accs.iter_mut().enumerate() {
-                add_weighted(acc, &args[i], row, w, self.value_codecs[i].as_ref(), encoded[i].as_ref())?;
+                add_weighted(
+                    acc,
+                    &args[i],
+                    row,
+                    w,
+                    self.value_codecs[i].as_ref(),
+                    encoded[i].as_ref(),
+                )?;
             }
             if !self.dirty.contains(key) {
                 self.dirty.insert(key.to_vec());
@@ -296,12 +343,18 @@ impl Operator for Aggregate {
         let mut insert_keys: Vec<&Vec<u8>> = Vec::new();
         let mut insert_values: Vec<Vec<ScalarValue>> = vec![Vec::new(); self.aggs.len()];
         for key in &dirty {
-            let Some(group) = self.groups.get(key) else { continue };
+            let Some(group) = self.groups.get(key) else {
+                continue;
+            };
             let alive = group.rows > 0 || self.key_codec.is_none();
             if alive {
                 insert_keys.push(key);
                 for (i, spec) in self.aggs.iter().enumerate() {
-                    insert_values[i].push(self.output_value(spec, self.value_codecs[i].as_ref(), &group.accs[i])?);
+                    insert_values[i].push(self.output_value(
+                        spec,
+                        self.value_codecs[i].as_ref(),
+                        &group.accs[i],
+                    )?);
                 }
             }
         }
@@ -328,7 +381,9 @@ impl Operator for Aggregate {
         let mut keep_retract: Vec<Vec<u8>> = Vec::new();
         for key in &dirty {
             let new_row = emitted_new.get(key).cloned();
-            let Some(group) = self.groups.get_mut(key) else { continue };
+            let Some(group) = self.groups.get_mut(key) else {
+                continue;
+            };
             if group.emitted == new_row {
                 continue; // no visible change
             }
@@ -349,7 +404,10 @@ impl Operator for Aggregate {
         }
         let mut weights = vec![-1; keep_retract.len()];
         weights.extend(std::iter::repeat_n(1, inserts.len()));
-        let all = keep_retract.iter().chain(inserts.iter()).map(|r| r.as_slice());
+        let all = keep_retract
+            .iter()
+            .chain(inserts.iter())
+            .map(|r| r.as_slice());
         let columns = self.output_codec.decode(all)?;
         let rows = batch_from_columns(&self.output_schema, columns)?;
         Ok(vec![ChangeBatch::new(rows, weights)])
@@ -380,7 +438,8 @@ impl Operator for Aggregate {
         for (key, value) in pairs {
             let group: GroupState = postcard::from_bytes(&value)
                 .map_err(|e| WeirError::internal(format!("aggregate state decode: {e}")))?;
-            self.groups.insert(key[scope.prefix.len()..].to_vec(), group);
+            self.groups
+                .insert(key[scope.prefix.len()..].to_vec(), group);
         }
         if self.key_codec.is_none() && !self.groups.contains_key(&Vec::new()) {
             self.groups.insert(Vec::new(), self.empty_group());
@@ -393,6 +452,10 @@ impl Operator for Aggregate {
     fn describe(&self) -> String {
         let groups: Vec<String> = self.group_exprs.iter().map(|e| e.to_string()).collect();
         let aggs: Vec<&str> = self.aggs.iter().map(|a| a.name.as_str()).collect();
-        format!("HashAggregate: group_by=[{}], aggs=[{}]", groups.join(", "), aggs.join(", "))
+        format!(
+            "HashAggregate: group_by=[{}], aggs=[{}]",
+            groups.join(", "),
+            aggs.join(", ")
+        )
     }
 }

@@ -22,7 +22,10 @@ impl Filter {
 
 impl Operator for Filter {
     fn process(&mut self, _input: usize, batch: ChangeBatch) -> Result<Vec<ChangeBatch>> {
-        let mask = self.predicate.evaluate(&batch.rows)?.into_array(batch.len())?;
+        let mask = self
+            .predicate
+            .evaluate(&batch.rows)?
+            .into_array(batch.len())?;
         let mask = mask
             .as_any()
             .downcast_ref::<BooleanArray>()

@@ -57,7 +57,10 @@ impl Join {
             })
         };
         Ok(Join {
-            sides: [side(left_keys, left_schema)?, side(right_keys, right_schema)?],
+            sides: [
+                side(left_keys, left_schema)?,
+                side(right_keys, right_schema)?,
+            ],
             key_codec: RowCodec::new(key_types)?,
             filter,
             output_schema,
@@ -105,7 +108,8 @@ impl Operator for Join {
                 columns.extend(other_cols);
                 columns.extend(this_part.rows.columns().iter().cloned());
             }
-            let joined = ChangeBatch::new(batch_from_columns(&self.output_schema, columns)?, weights);
+            let joined =
+                ChangeBatch::new(batch_from_columns(&self.output_schema, columns)?, weights);
             let joined = match &self.filter {
                 Some(f) => {
                     let mask = f.evaluate(&joined.rows)?.into_array(joined.len())?;
@@ -152,7 +156,12 @@ impl Operator for Join {
                 suffix.extend_from_slice(&(key.len() as u32).to_be_bytes());
                 suffix.extend_from_slice(&key);
                 suffix.extend_from_slice(&row);
-                let count = side.state.get(&key).and_then(|b| b.get(&row)).copied().unwrap_or(0);
+                let count = side
+                    .state
+                    .get(&key)
+                    .and_then(|b| b.get(&row))
+                    .copied()
+                    .unwrap_or(0);
                 if count == 0 {
                     batch.delete(scope.key(&suffix));
                 } else {
@@ -172,7 +181,12 @@ impl Operator for Join {
         for (full_key, value) in pairs {
             let k = &full_key[scope.prefix.len()..];
             let side_no = *k.first().ok_or_else(corrupt)? as usize;
-            let key_len = u32::from_be_bytes(k.get(1..5).ok_or_else(corrupt)?.try_into().map_err(|_| corrupt())?) as usize;
+            let key_len = u32::from_be_bytes(
+                k.get(1..5)
+                    .ok_or_else(corrupt)?
+                    .try_into()
+                    .map_err(|_| corrupt())?,
+            ) as usize;
             let key = k.get(5..5 + key_len).ok_or_else(corrupt)?.to_vec();
             let row = k[5 + key_len..].to_vec();
             let count = i64::from_le_bytes(value.as_slice().try_into().map_err(|_| corrupt())?);
@@ -185,7 +199,11 @@ impl Operator for Join {
     fn describe(&self) -> String {
         let l: Vec<String> = self.sides[0].keys.iter().map(|e| e.to_string()).collect();
         let r: Vec<String> = self.sides[1].keys.iter().map(|e| e.to_string()).collect();
-        let on: Vec<String> = l.iter().zip(&r).map(|(a, b)| format!("{a} = {b}")).collect();
+        let on: Vec<String> = l
+            .iter()
+            .zip(&r)
+            .map(|(a, b)| format!("{a} = {b}"))
+            .collect();
         match &self.filter {
             Some(f) => format!("HashJoin: on=[{}], filter={f}", on.join(", ")),
             None => format!("HashJoin: on=[{}]", on.join(", ")),
