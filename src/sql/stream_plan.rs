@@ -65,6 +65,14 @@ struct Builder<'a> {
     props: ExecutionProps,
 }
 
+/// The expression under any number of `AS` aliases.
+fn strip_aliases(e: &Expr) -> &Expr {
+    match e {
+        Expr::Alias(alias) => strip_aliases(&alias.expr),
+        other => other,
+    }
+}
+
 fn unsupported(what: &str) -> WeirError {
     WeirError::unsupported(format!(
         "{what} is not supported in a materialized view yet"
@@ -134,6 +142,15 @@ impl Builder<'_> {
             LogicalPlan::Projection(projection) => {
                 let (child, key) = self.build(&projection.input)?;
                 let input_schema = projection.input.schema();
+                // Columns passed through unchanged in order only rename: no operator needed.
+                let identity = projection.expr.len() == input_schema.fields().len()
+                    && projection.expr.iter().enumerate().all(|(i, e)| match strip_aliases(e) {
+                        Expr::Column(c) => input_schema.index_of_column(&c).ok() == Some(i),
+                        _ => false,
+                    });
+                if identity {
+                    return Ok((child, key));
+                }
                 let exprs = projection
                     .expr
                     .iter()
@@ -145,7 +162,7 @@ impl Builder<'_> {
                             projection
                                 .expr
                                 .iter()
-                                .position(|e| match e.clone().unalias() {
+                                .position(|e| match strip_aliases(e) {
                                     Expr::Column(c) => {
                                         input_schema.index_of_column(&c).ok() == Some(k)
                                     }
@@ -173,7 +190,7 @@ impl Builder<'_> {
                 let mut specs = Vec::new();
                 let mut arg_types = Vec::new();
                 for (i, e) in agg.aggr_expr.iter().enumerate() {
-                    let Expr::AggregateFunction(f) = e.clone().unalias() else {
+                    let Expr::AggregateFunction(f) = strip_aliases(e) else {
                         return Err(unsupported(&format!("aggregate expression {e}")));
                     };
                     let name = f.func.name().to_ascii_lowercase();
