@@ -109,6 +109,15 @@ impl WeirError {
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Internal, message)
     }
+    /// A caught panic (a bug) as an XX000 error, so one statement fails instead of a session.
+    pub fn from_panic(panic: &(dyn std::any::Any + Send)) -> Self {
+        let text = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        Self::internal(format!("internal error: {text}"))
+    }
     pub fn io(context: &str, err: impl fmt::Display) -> Self {
         Self::new(ErrorKind::Io, format!("{context}: {err}"))
     }

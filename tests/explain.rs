@@ -5,8 +5,17 @@ mod common;
 use common::WeirServer;
 
 async fn explain(client: &tokio_postgres::Client, query: &str) -> String {
-    let rows = client.query(&format!("EXPLAIN CREATE MATERIALIZED VIEW v AS {query}"), &[]).await.unwrap();
-    rows.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>().join("\n")
+    let rows = client
+        .query(
+            &format!("EXPLAIN CREATE MATERIALIZED VIEW v AS {query}"),
+            &[],
+        )
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[tokio::test]
@@ -23,11 +32,19 @@ async fn explain_prints_the_dataflow() {
         .unwrap();
     insta::assert_snapshot!(
         "aggregate",
-        explain(&client, "SELECT user_id, count(*) AS n, max(url) AS last_url FROM clicks GROUP BY user_id").await
+        explain(
+            &client,
+            "SELECT user_id, count(*) AS n, max(url) AS last_url FROM clicks GROUP BY user_id"
+        )
+        .await
     );
     insta::assert_snapshot!(
         "filter_project",
-        explain(&client, "SELECT url, user_id * 2 AS twice FROM clicks WHERE url <> '/home'").await
+        explain(
+            &client,
+            "SELECT url, user_id * 2 AS twice FROM clicks WHERE url <> '/home'"
+        )
+        .await
     );
     insta::assert_snapshot!(
         "join_aggregate",
@@ -37,5 +54,8 @@ async fn explain_prints_the_dataflow() {
         )
         .await
     );
-    insta::assert_snapshot!("table_key", explain(&client, "SELECT id, name FROM users WHERE country = 'NZ'").await);
+    insta::assert_snapshot!(
+        "table_key",
+        explain(&client, "SELECT id, name FROM users WHERE country = 'NZ'").await
+    );
 }

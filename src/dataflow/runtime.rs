@@ -280,7 +280,11 @@ impl Epochs {
             if self.views[i].failed.is_some() {
                 continue;
             }
-            if let Err(e) = self.advance(i, &mut batch, &mut deltas) {
+            let advanced = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.advance(i, &mut batch, &mut deltas)
+            }))
+            .unwrap_or_else(|panic| Err(WeirError::from_panic(&*panic)));
+            if let Err(e) = advanced {
                 let view = &mut self.views[i];
                 tracing::error!(view = view.flow.name, "materialized view failed: {e}");
                 view.failed = Some(e.message.clone());

@@ -100,8 +100,27 @@ impl Handler {
         }
     }
 
-    /// Runs one statement for a client and turns the outcome into a wire response.
+    /// Runs one statement for a client and turns the outcome into a wire response. A panic
+    /// while running it (a bug, never expected) becomes an XX000 error for this statement
+    /// only: the session and the server go on.
     async fn run<C: ClientInfo>(
+        &self,
+        client: &mut C,
+        stmt: Statement,
+        params: &[ScalarValue],
+        format: &Format,
+    ) -> Result<Response> {
+        use futures::FutureExt;
+        match std::panic::AssertUnwindSafe(self.run_statement(client, stmt, params, format))
+            .catch_unwind()
+            .await
+        {
+            Ok(result) => result,
+            Err(panic) => Err(WeirError::from_panic(&*panic)),
+        }
+    }
+
+    async fn run_statement<C: ClientInfo>(
         &self,
         client: &mut C,
         stmt: Statement,

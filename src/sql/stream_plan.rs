@@ -143,11 +143,14 @@ impl Builder<'_> {
                 let (child, key) = self.build(&projection.input)?;
                 let input_schema = projection.input.schema();
                 // Columns passed through unchanged in order only rename: no operator needed.
-                let identity = projection.expr.len() == input_schema.fields().len()
-                    && projection.expr.iter().enumerate().all(|(i, e)| match strip_aliases(e) {
-                        Expr::Column(c) => input_schema.index_of_column(&c).ok() == Some(i),
-                        _ => false,
-                    });
+                let identity =
+                    projection.expr.len() == input_schema.fields().len()
+                        && projection.expr.iter().enumerate().all(|(i, e)| {
+                            match strip_aliases(e) {
+                                Expr::Column(c) => input_schema.index_of_column(&c).ok() == Some(i),
+                                _ => false,
+                            }
+                        });
                 if identity {
                     return Ok((child, key));
                 }
@@ -159,15 +162,10 @@ impl Builder<'_> {
                 let out_key = key.and_then(|key| {
                     key.iter()
                         .map(|&k| {
-                            projection
-                                .expr
-                                .iter()
-                                .position(|e| match strip_aliases(e) {
-                                    Expr::Column(c) => {
-                                        input_schema.index_of_column(&c).ok() == Some(k)
-                                    }
-                                    _ => false,
-                                })
+                            projection.expr.iter().position(|e| match strip_aliases(e) {
+                                Expr::Column(c) => input_schema.index_of_column(&c).ok() == Some(k),
+                                _ => false,
+                            })
                         })
                         .collect::<Option<Vec<usize>>>()
                 });
