@@ -194,6 +194,7 @@ fn csv_records(text: &str, delimiter: char, null: &str) -> Result<Vec<Vec<Option
 #[cfg(test)]
 mod tests {
     use super::*;
+    use datafusion::arrow::array::Array;
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
 
     fn schema() -> SchemaRef {
