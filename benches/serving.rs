@@ -34,18 +34,27 @@ fn micros(d: Duration) -> String {
 struct Lcg(u64);
 impl Lcg {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         self.0 >> 33
     }
 }
 
 #[tokio::main]
 async fn main() {
-    let rows: usize = std::env::var("ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let rows: usize = std::env::var("ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
     let dir = tempfile::tempdir().unwrap();
     let server = WeirServer::start(&dir.path().join("data"), 1000).await;
     let client = server.connect().await;
-    client.batch_execute("CREATE SOURCE events (user_id BIGINT, amount BIGINT, url TEXT) FORMAT CSV").await.unwrap();
+    client
+        .batch_execute("CREATE SOURCE events (user_id BIGINT, amount BIGINT, url TEXT) FORMAT CSV")
+        .await
+        .unwrap();
 
     // COPY ingest.
     let mut rng = Lcg(42);
@@ -56,7 +65,11 @@ async fn main() {
         let mut chunk = String::with_capacity(n * 24);
         for _ in 0..n {
             let user = rng.next() % KEYS;
-            chunk.push_str(&format!("{user}\t{}\t/p/{}\n", rng.next() % 1000, user % 50));
+            chunk.push_str(&format!(
+                "{user}\t{}\t/p/{}\n",
+                rng.next() % 1000,
+                user % 50
+            ));
         }
         let sink = client.copy_in("COPY events FROM STDIN").await.unwrap();
         futures::pin_mut!(sink);
@@ -77,11 +90,17 @@ async fn main() {
     let backfill_secs = started.elapsed().as_secs_f64();
 
     // Single-row INSERT latency (each acknowledged after fsync).
-    let insert = client.prepare("INSERT INTO events VALUES ($1, $2, '/x')").await.unwrap();
+    let insert = client
+        .prepare("INSERT INTO events VALUES ($1, $2, '/x')")
+        .await
+        .unwrap();
     let mut insert_lat = Vec::with_capacity(INSERTS);
     for i in 0..INSERTS {
         let t = Instant::now();
-        client.execute(&insert, &[&((i as u64 % KEYS) as i64), &1i64]).await.unwrap();
+        client
+            .execute(&insert, &[&((i as u64 % KEYS) as i64), &1i64])
+            .await
+            .unwrap();
         insert_lat.push(t.elapsed());
     }
     insert_lat.sort();
@@ -92,7 +111,10 @@ async fn main() {
     let flush_ms = started.elapsed().as_secs_f64() * 1e3;
 
     // Point lookups on the view's key.
-    let lookup = client.prepare("SELECT n, total, last FROM per_user WHERE user_id = $1").await.unwrap();
+    let lookup = client
+        .prepare("SELECT n, total, last FROM per_user WHERE user_id = $1")
+        .await
+        .unwrap();
     let mut lookup_lat = Vec::with_capacity(LOOKUPS);
     let mut found = 0;
     let started = Instant::now();
@@ -105,14 +127,34 @@ async fn main() {
     }
     let lookup_secs = started.elapsed().as_secs_f64();
     lookup_lat.sort();
-    assert!(found > LOOKUPS * 9 / 10, "lookups found their keys ({found} of {LOOKUPS})");
+    assert!(
+        found > LOOKUPS * 9 / 10,
+        "lookups found their keys ({found} of {LOOKUPS})"
+    );
 
     println!("| measurement | result |");
     println!("|---|---|");
-    println!("| COPY ingest, {rows} rows (CSV text, fsynced) | {:.0} rows/s |", rows as f64 / copy_secs);
-    println!("| backfill of a 4-aggregate GROUP BY view over {rows} rows, {KEYS} keys | {backfill_secs:.2} s ({:.0} rows/s) |", rows as f64 / backfill_secs);
-    println!("| single-row INSERT, acknowledged after fsync (p50 / p99) | {} / {} |", micros(percentile(&insert_lat, 0.5)), micros(percentile(&insert_lat, 0.99)));
+    println!(
+        "| COPY ingest, {rows} rows (CSV text, fsynced) | {:.0} rows/s |",
+        rows as f64 / copy_secs
+    );
+    println!(
+        "| backfill of a 4-aggregate GROUP BY view over {rows} rows, {KEYS} keys | {backfill_secs:.2} s ({:.0} rows/s) |",
+        rows as f64 / backfill_secs
+    );
+    println!(
+        "| single-row INSERT, acknowledged after fsync (p50 / p99) | {} / {} |",
+        micros(percentile(&insert_lat, 0.5)),
+        micros(percentile(&insert_lat, 0.99))
+    );
     println!("| FLUSH after {INSERTS} inserts (epoch with them committed) | {flush_ms:.1} ms |");
-    println!("| point lookup on the view key, prepared, over loopback (p50 / p99) | {} / {} |", micros(percentile(&lookup_lat, 0.5)), micros(percentile(&lookup_lat, 0.99)));
-    println!("| point lookups, one client, sequential | {:.0} lookups/s |", LOOKUPS as f64 / lookup_secs);
+    println!(
+        "| point lookup on the view key, prepared, over loopback (p50 / p99) | {} / {} |",
+        micros(percentile(&lookup_lat, 0.5)),
+        micros(percentile(&lookup_lat, 0.99))
+    );
+    println!(
+        "| point lookups, one client, sequential | {:.0} lookups/s |",
+        LOOKUPS as f64 / lookup_secs
+    );
 }

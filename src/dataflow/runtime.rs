@@ -62,6 +62,8 @@ struct RunningView {
     flow: ViewFlow,
     /// Per input, per partition: the next offset to read (topic inputs only).
     offsets: Vec<Vec<u64>>,
+    /// The offsets as last committed (written again only when they move).
+    committed_offsets: Option<Vec<Vec<u64>>>,
     /// Per input: whether an upstream view's rows must still be fed as a snapshot.
     snapshot_pending: Vec<bool>,
     /// Set when the view's dataflow failed; it is no longer updated (its rows stay readable).
@@ -240,9 +242,11 @@ impl Epochs {
             .map(|i| !restore && matches!(i, InputSource::View { .. }))
             .collect();
         let id = flow.id;
+        let committed_offsets = if restore { Some(offsets.clone()) } else { None };
         self.views.push(RunningView {
             flow,
             offsets,
+            committed_offsets,
             snapshot_pending,
             failed: None,
         });
@@ -292,7 +296,11 @@ impl Epochs {
                 return Err(in_view(&self.views[i].flow.name, e));
             }
         }
-        self.store.commit(batch)
+        self.store.commit(batch)?;
+        for view in &mut self.views {
+            view.committed_offsets = Some(view.offsets.clone());
+        }
+        Ok(())
     }
 
     /// Runs view `i` through the epoch: feeds its inputs, closes it with a barrier and adds
@@ -362,9 +370,11 @@ impl Epochs {
         outputs.extend(view.flow.dataflow.barrier()?);
         let delta = view.flow.rows.apply(&outputs, store.as_ref(), batch)?;
         view.flow.dataflow.checkpoint(view.flow.id, batch)?;
-        let offsets =
-            serde_json::to_vec(&view.offsets).map_err(|e| WeirError::internal(e.to_string()))?;
-        batch.put(keys::offsets_key(view.flow.id), offsets);
+        if view.committed_offsets.as_ref() != Some(&view.offsets) {
+            let offsets = serde_json::to_vec(&view.offsets)
+                .map_err(|e| WeirError::internal(e.to_string()))?;
+            batch.put(keys::offsets_key(view.flow.id), offsets);
+        }
         deltas.insert(view.flow.id, delta);
         Ok(())
     }
@@ -380,6 +390,7 @@ impl Epochs {
                 Some(bytes) => {
                     view.offsets = serde_json::from_slice(&bytes)
                         .map_err(|e| WeirError::internal(format!("corrupt offsets: {e}")))?;
+                    view.committed_offsets = Some(view.offsets.clone());
                 }
                 None => {
                     // Never committed: a view still in its backfill starts over.
