@@ -188,16 +188,7 @@ impl TableWriter<'_> {
         if records.is_empty() {
             return Ok(());
         }
-        let now_ms = chrono::Utc::now().timestamp_millis();
-        let records: Vec<Record> = records
-            .into_iter()
-            .map(|value| Record {
-                key: None,
-                value,
-                timestamp_ms: now_ms,
-            })
-            .collect();
-        topic.append(0, &records)?;
+        topic.append(0, &Record::unkeyed_now(records))?;
         for key in removed {
             self.rows.remove(&key);
         }

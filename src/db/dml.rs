@@ -96,16 +96,7 @@ impl Database {
             .topics
             .topic(&source.topic)
             .ok_or_else(|| WeirError::undefined_table(&source.topic))?;
-        let values = formats::encode_rows(source.format, batch)?;
-        let now_ms = chrono::Utc::now().timestamp_millis();
-        let records: Vec<Record> = values
-            .into_iter()
-            .map(|value| Record {
-                key: None,
-                value,
-                timestamp_ms: now_ms,
-            })
-            .collect();
+        let records = Record::unkeyed_now(formats::encode_rows(source.format, batch)?);
         let partition = self.next_partition.fetch_add(1, Ordering::Relaxed) % topic.partitions();
         topic.append(partition, &records)?;
         Ok(records.len())

@@ -143,14 +143,7 @@ fn decode_all(format: Format, schema: &SchemaRef, values: &[&[u8]]) -> Result<Re
                 .with_batch_size(values.len())
                 .with_strict_mode(false)
                 .build_decoder()?;
-            let mut consumed = 0;
-            while consumed < text.len() {
-                let n = decoder.decode(&text[consumed..])?;
-                if n == 0 {
-                    break;
-                }
-                consumed += n;
-            }
+            feed(&text, |bytes| decoder.decode(bytes))?;
             decoder.flush()?
         }
         Format::Csv => {
@@ -158,18 +151,27 @@ fn decode_all(format: Format, schema: &SchemaRef, values: &[&[u8]]) -> Result<Re
                 .with_header(false)
                 .with_batch_size(values.len())
                 .build_decoder();
-            let mut consumed = 0;
-            while consumed < text.len() {
-                let n = decoder.decode(&text[consumed..])?;
-                if n == 0 {
-                    break;
-                }
-                consumed += n;
-            }
+            feed(&text, |bytes| decoder.decode(bytes))?;
             decoder.flush()?
         }
     };
     Ok(batch.unwrap_or_else(|| empty_batch(schema)))
+}
+
+/// Hands `text` to a push decoder until it has consumed all of it (or stops taking more).
+fn feed(
+    text: &[u8],
+    mut decode: impl FnMut(&[u8]) -> std::result::Result<usize, datafusion::arrow::error::ArrowError>,
+) -> Result<()> {
+    let mut consumed = 0;
+    while consumed < text.len() {
+        let n = decode(&text[consumed..])?;
+        if n == 0 {
+            break;
+        }
+        consumed += n;
+    }
+    Ok(())
 }
 
 fn empty_batch(schema: &SchemaRef) -> RecordBatch {

@@ -92,6 +92,24 @@ pub struct Record {
     pub timestamp_ms: i64,
 }
 
+impl Record {
+    /// Unkeyed records holding `values`, all stamped with the current time.
+    pub fn unkeyed_now(values: Vec<Bytes>) -> Vec<Record> {
+        let timestamp_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        values
+            .into_iter()
+            .map(|value| Record {
+                key: None,
+                value,
+                timestamp_ms,
+            })
+            .collect()
+    }
+}
+
 /// Per-topic settings, stored as `meta.json` in the topic's directory.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TopicConfig {
