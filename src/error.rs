@@ -28,8 +28,16 @@ pub enum ErrorKind {
     DuplicateTable,
     /// 22P02
     InvalidText,
-    /// 22000 (other data exceptions: overflow, division by zero ...)
+    /// 22000 (other data exceptions)
     Data,
+    /// 22003: a value out of its type's range
+    NumericOutOfRange,
+    /// 22012
+    DivisionByZero,
+    /// 42704: an unknown type or other object
+    UndefinedObject,
+    /// 42701
+    DuplicateColumn,
     /// 23505
     UniqueViolation,
     /// 23502
@@ -38,6 +46,8 @@ pub enum ErrorKind {
     Unsupported,
     /// 2BP01: drop of an object others depend on
     DependentObjects,
+    /// 55000: the object is not in a state to do this (a failed view)
+    ObjectNotInPrerequisiteState,
     /// 42809: wrong kind of object (INSERT into a view ...)
     WrongObjectType,
     /// 42804
@@ -61,11 +71,16 @@ impl ErrorKind {
             ErrorKind::DuplicateTable => "42P07",
             ErrorKind::InvalidText => "22P02",
             ErrorKind::Data => "22000",
+            ErrorKind::NumericOutOfRange => "22003",
+            ErrorKind::DivisionByZero => "22012",
+            ErrorKind::UndefinedObject => "42704",
+            ErrorKind::DuplicateColumn => "42701",
             ErrorKind::UniqueViolation => "23505",
             ErrorKind::NotNullViolation => "23502",
             ErrorKind::Unsupported => "0A000",
             ErrorKind::DependentObjects => "2BP01",
             ErrorKind::WrongObjectType => "42809",
+            ErrorKind::ObjectNotInPrerequisiteState => "55000",
             ErrorKind::DatatypeMismatch => "42804",
             ErrorKind::InvalidParameter => "22023",
             ErrorKind::UndefinedFunction => "42883",
@@ -220,7 +235,14 @@ fn classify_datafusion(err: DataFusionError) -> WeirError {
             WeirError::new(kind, clean_message(&m))
         }
         DataFusionError::Execution(m) => {
-            let kind = if m.contains("Cannot cast") || m.contains("Error parsing") {
+            let kind = if m.contains("Divide by zero") || m.contains("division by zero") {
+                ErrorKind::DivisionByZero
+            } else if ["can't cast value", "too large to store", "overflow"]
+                .iter()
+                .any(|p| m.to_ascii_lowercase().contains(p))
+            {
+                ErrorKind::NumericOutOfRange
+            } else if m.contains("Cannot cast") || m.contains("Error parsing") {
                 ErrorKind::InvalidText
             } else {
                 ErrorKind::Data
@@ -233,11 +255,18 @@ fn classify_datafusion(err: DataFusionError) -> WeirError {
 
 fn classify_arrow(err: &datafusion::arrow::error::ArrowError) -> WeirError {
     use datafusion::arrow::error::ArrowError;
+    let text = err.to_string().to_ascii_lowercase();
+    let out_of_range = text.contains("can't cast value")
+        || text.contains("too large to store")
+        || text.contains("overflow");
     let kind = match err {
+        ArrowError::DivideByZero => ErrorKind::DivisionByZero,
+        ArrowError::ArithmeticOverflow(_) => ErrorKind::NumericOutOfRange,
+        _ if out_of_range => ErrorKind::NumericOutOfRange,
         ArrowError::CastError(_) | ArrowError::ParseError(_) | ArrowError::JsonError(_) => {
             ErrorKind::InvalidText
         }
-        ArrowError::DivideByZero | ArrowError::ArithmeticOverflow(_) => ErrorKind::Data,
+        ArrowError::InvalidArgumentError(_) => ErrorKind::Data,
         _ => ErrorKind::Internal,
     };
     WeirError::new(kind, clean_message(&err.to_string()))

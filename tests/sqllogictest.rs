@@ -27,7 +27,7 @@ impl std::error::Error for DbError {}
 
 struct WeirDb {
     client: tokio_postgres::Client,
-    /// `(name, query)` of each CREATE MATERIALIZED VIEW that succeeded.
+    /// `(name, query)` of each materialized view created (the latest query per name).
     views: Arc<Mutex<Vec<(String, String)>>>,
 }
 
@@ -51,7 +51,14 @@ impl AsyncDB for WeirDb {
                     if let datafusion::sql::sqlparser::ast::Statement::CreateView(v) = *s {
                         if v.materialized {
                             let name = v.name.to_string().to_ascii_lowercase();
-                            self.views.lock().unwrap().push((name, v.query.to_string()));
+                            let mut views = self.views.lock().unwrap();
+                            let known = views.iter().any(|(n, _)| *n == name);
+                            // A re-created name checks its latest query; an IF NOT EXISTS
+                            // that found the view changed nothing.
+                            if !(v.if_not_exists && known) {
+                                views.retain(|(n, _)| *n != name);
+                                views.push((name, v.query.to_string()));
+                            }
                         }
                     }
                 }

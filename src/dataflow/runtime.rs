@@ -292,6 +292,7 @@ impl Epochs {
                 let view = &mut self.views[i];
                 tracing::error!(view = view.flow.name, "materialized view failed: {e}");
                 view.failed = Some(e.message.clone());
+                view.flow.rows.set_failed(&e.message);
                 self.reload()?;
                 return Err(in_view(&self.views[i].flow.name, e));
             }

@@ -18,6 +18,8 @@ pub struct ViewRows {
     pub key: Vec<usize>,
     key_codec: Option<RowCodec>,
     row_codec: RowCodec,
+    /// Why the view stopped being maintained, once its dataflow failed.
+    failure: std::sync::Mutex<Option<String>>,
 }
 
 impl ViewRows {
@@ -36,6 +38,7 @@ impl ViewRows {
             key,
             key_codec,
             row_codec,
+            failure: Default::default(),
         })
     }
 
@@ -85,6 +88,28 @@ impl ViewRows {
             }
         }
         Ok(delta)
+    }
+
+    /// Marks the view failed: it is no longer maintained and reads report `reason`.
+    pub fn set_failed(&self, reason: &str) {
+        *self.failure.lock().expect("failure lock") = Some(reason.to_string());
+    }
+
+    /// Why the view failed, if it did.
+    pub fn failure(&self) -> Option<String> {
+        self.failure.lock().expect("failure lock").clone()
+    }
+
+    /// Fails when the view is no longer maintained, so nobody reads stale rows unknowingly.
+    pub fn check_readable(&self, name: &str) -> Result<()> {
+        match self.failure() {
+            None => Ok(()),
+            Some(reason) => Err(WeirError::new(
+                crate::error::ErrorKind::ObjectNotInPrerequisiteState,
+                format!("materialized view \"{name}\" is not maintained any more: {reason}"),
+            )
+            .with_hint("fix the cause, then DROP and CREATE the view again")),
+        }
     }
 
     /// Every committed row, each with its multiplicity as weight.

@@ -33,12 +33,19 @@ impl Database {
         for (key, value) in options {
             match key.as_str() {
                 "partitions" => {
-                    config.partitions = value.parse().map_err(|_| {
-                        WeirError::new(
-                            ErrorKind::InvalidParameter,
-                            format!("partitions must be a positive integer, not \"{value}\""),
-                        )
-                    })?;
+                    config.partitions = value
+                        .parse()
+                        .ok()
+                        .filter(|&p| p >= 1 && p <= crate::topics::PARTITIONS_MAX)
+                        .ok_or_else(|| {
+                            WeirError::new(
+                                ErrorKind::InvalidParameter,
+                                format!(
+                                    "partitions must be an integer from 1 to {}, not \"{value}\"",
+                                    crate::topics::PARTITIONS_MAX
+                                ),
+                            )
+                        })?;
                 }
                 other => {
                     return Err(WeirError::new(
@@ -266,7 +273,7 @@ impl Database {
         for n in &names {
             if !seen.insert(n.clone()) {
                 return Err(WeirError::new(
-                    ErrorKind::DuplicateTable,
+                    ErrorKind::DuplicateColumn,
                     format!("column \"{n}\" specified more than once"),
                 )
                 .with_hint("give the columns distinct names with AS"));
@@ -390,22 +397,43 @@ impl Database {
         })
     }
 
-    /// DROP SOURCE / TABLE / MATERIALIZED VIEW, with CASCADE dropping dependent views first.
-    pub(super) async fn drop_relation(
+    /// DROP SOURCE / TABLE / MATERIALIZED VIEW of one or more names, with CASCADE dropping
+    /// dependent views first. Every name is checked before anything is dropped, so a DROP
+    /// that fails drops nothing.
+    pub(super) async fn drop_relations(
+        &self,
+        kind: ItemKind,
+        names: &[String],
+        if_exists: bool,
+        cascade: bool,
+    ) -> Result<Output> {
+        for name in names {
+            self.check_drop(kind, name, if_exists, cascade, names)?;
+        }
+        for name in names {
+            if self.catalog.get(name).is_some() {
+                self.drop_with_dependents(name).await?;
+            }
+        }
+        Ok(Output::Done(Tag::new(match kind {
+            ItemKind::Source => "DROP SOURCE",
+            ItemKind::Table => "DROP TABLE",
+            ItemKind::MaterializedView => "DROP MATERIALIZED VIEW",
+        })))
+    }
+
+    /// Whether `name` may be dropped as a `kind`; dependents listed in `dropping` too are fine.
+    fn check_drop(
         &self,
         kind: ItemKind,
         name: &str,
         if_exists: bool,
         cascade: bool,
-    ) -> Result<Output> {
-        let tag = match kind {
-            ItemKind::Source => "DROP SOURCE",
-            ItemKind::Table => "DROP TABLE",
-            ItemKind::MaterializedView => "DROP MATERIALIZED VIEW",
-        };
+        dropping: &[String],
+    ) -> Result<()> {
         let Some(entry) = self.catalog.get(name) else {
             if if_exists {
-                return Ok(Output::Done(Tag::new(tag)));
+                return Ok(());
             }
             return Err(WeirError::new(
                 ErrorKind::UndefinedTable,
@@ -422,7 +450,12 @@ impl Database {
                 entry.item().kind.noun().to_uppercase()
             )));
         }
-        let dependents = self.catalog.dependents(name);
+        let dependents: Vec<String> = self
+            .catalog
+            .dependents(name)
+            .into_iter()
+            .filter(|d| !dropping.contains(d))
+            .collect();
         if !dependents.is_empty() && !cascade {
             return Err(WeirError::new(
                 ErrorKind::DependentObjects,
@@ -438,10 +471,17 @@ impl Database {
             ))
             .with_hint("Use DROP ... CASCADE to drop the dependent objects too."));
         }
-        for dependent in dependents {
-            Box::pin(self.drop_relation(ItemKind::MaterializedView, &dependent, true, true))
-                .await?;
+        Ok(())
+    }
+
+    /// Drops `name` and, first, every view that reads it (checks are done).
+    async fn drop_with_dependents(&self, name: &str) -> Result<()> {
+        for dependent in self.catalog.dependents(name) {
+            Box::pin(self.drop_with_dependents(&dependent)).await?;
         }
+        let Some(entry) = self.catalog.get(name) else {
+            return Ok(());
+        };
         let mut batch = WriteBatch::default();
         self.catalog.remove(name, &mut batch);
         match &entry {
@@ -457,7 +497,7 @@ impl Database {
                 self.topics.drop_topic(&t.topic)?;
             }
         }
-        Ok(Output::Done(Tag::new(tag)))
+        Ok(())
     }
 
     /// EXPLAIN CREATE MATERIALIZED VIEW prints the dataflow; EXPLAIN of a query prints

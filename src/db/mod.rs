@@ -148,7 +148,7 @@ impl Database {
                 if_exists,
                 cascade,
             } => {
-                self.drop_relation(ItemKind::Source, &name, if_exists, cascade)
+                self.drop_relations(ItemKind::Source, &[name], if_exists, cascade)
                     .await
             }
             Statement::Show(kind) => self.show(kind),
@@ -168,11 +168,12 @@ impl Database {
         match stmt {
             ast::Statement::Query(ref query) => {
                 if let Some(lookup) = PointLookup::recognise(query, &self.catalog) {
-                    let batch = lookup.execute(self.store.as_ref(), params)?;
-                    return Ok(Output::Rows {
-                        schema: batch.schema(),
-                        batches: vec![batch],
-                    });
+                    if let Some(batch) = lookup.execute(self.store.as_ref(), params)? {
+                        return Ok(Output::Rows {
+                            schema: batch.schema(),
+                            batches: vec![batch],
+                        });
+                    }
                 }
                 let plan = self.plan(&stmt).await?;
                 self.run_query(plan, params).await
@@ -202,13 +203,8 @@ impl Database {
                         )));
                     }
                 };
-                let mut tag = Output::Done(Tag::new("DROP"));
-                for name in names {
-                    tag = self
-                        .drop_relation(kind, &object_name(&name)?, if_exists, cascade)
-                        .await?;
-                }
-                Ok(tag)
+                let names = names.iter().map(object_name).collect::<Result<Vec<_>>>()?;
+                self.drop_relations(kind, &names, if_exists, cascade).await
             }
             ast::Statement::Explain { statement, .. } => self.explain(*statement).await,
             other => Err(WeirError::unsupported(format!(
@@ -342,6 +338,9 @@ fn session_context(read: ReadContext) -> Result<SessionContext> {
         .with_create_default_catalog_and_schema(true)
         .with_information_schema(true)
         .with_target_partitions(1);
+    // `1.005` is NUMERIC in Postgres, not a float: keep its exact digits.
+    let mut config = config;
+    config.options_mut().sql_parser.parse_float_as_decimal = true;
     let ctx = SessionContext::new_with_config(config);
     let catalog = ctx
         .catalog("weir")

@@ -31,8 +31,6 @@ pub fn parse_copy(format: &CopyFormat, data: &[u8], schema: &SchemaRef) -> Resul
             "invalid byte sequence for encoding \"UTF8\"",
         )
     })?;
-    let width = schema.fields().len();
-    let mut columns: Vec<Vec<Option<String>>> = vec![Vec::new(); width];
     let records = match format {
         CopyFormat::Text { delimiter, null } => text_records(text, *delimiter, null),
         CopyFormat::Csv {
@@ -40,19 +38,30 @@ pub fn parse_copy(format: &CopyFormat, data: &[u8], schema: &SchemaRef) -> Resul
             null,
             header,
         } => {
-            let mut r = csv_records(text, *delimiter, null)?;
+            let mut r = super::csv::parse_records(text, *delimiter, null)?;
             if *header && !r.is_empty() {
                 r.remove(0);
             }
             r
         }
     };
+    strings_to_batch(records, schema)
+}
+
+/// Rows of text fields (None = NULL) → a batch of `schema`, each column cast from text. A
+/// wrong field count or a value that does not parse is 22P02 (22003 when out of range).
+pub fn strings_to_batch(
+    records: Vec<Vec<Option<String>>>,
+    schema: &SchemaRef,
+) -> Result<RecordBatch> {
+    let width = schema.fields().len();
+    let mut columns: Vec<Vec<Option<String>>> = vec![Vec::with_capacity(records.len()); width];
     for (line, fields) in records.into_iter().enumerate() {
         if fields.len() != width {
             return Err(WeirError::new(
                 ErrorKind::InvalidText,
                 format!(
-                    "COPY line {}: expected {width} columns, found {}",
+                    "line {}: expected {width} columns, found {}",
                     line + 1,
                     fields.len()
                 ),
@@ -72,10 +81,9 @@ pub fn parse_copy(format: &CopyFormat, data: &[u8], schema: &SchemaRef) -> Resul
         .map(|(values, field)| {
             let strings: ArrayRef = Arc::new(StringArray::from(values));
             cast_with_options(&strings, field.data_type(), &options).map_err(|e| {
-                WeirError::new(
-                    ErrorKind::InvalidText,
-                    format!("COPY column \"{}\": {e}", field.name()),
-                )
+                let mut err = WeirError::from(e);
+                err.message = format!("column \"{}\": {}", field.name(), err.message);
+                err
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -127,68 +135,6 @@ fn unescape(raw: &str) -> String {
         }
     }
     out
-}
-
-fn csv_records(text: &str, delimiter: char, null: &str) -> Result<Vec<Vec<Option<String>>>> {
-    let mut records = Vec::new();
-    let mut fields: Vec<Option<String>> = Vec::new();
-    let mut field = String::new();
-    let mut quoted = false;
-    let mut was_quoted = false;
-    let mut chars = text.chars().peekable();
-    let finish_field =
-        |field: &mut String, was_quoted: &mut bool, fields: &mut Vec<Option<String>>| {
-            let value = std::mem::take(field);
-            fields.push(if !*was_quoted && value == null {
-                None
-            } else {
-                Some(value)
-            });
-            *was_quoted = false;
-        };
-    while let Some(c) = chars.next() {
-        if quoted {
-            if c == '"' {
-                if chars.peek() == Some(&'"') {
-                    chars.next();
-                    field.push('"');
-                } else {
-                    quoted = false;
-                }
-            } else {
-                field.push(c);
-            }
-        } else if c == '"' {
-            quoted = true;
-            was_quoted = true;
-        } else if c == delimiter {
-            finish_field(&mut field, &mut was_quoted, &mut fields);
-        } else if c == '\n' || c == '\r' {
-            if c == '\r' && chars.peek() == Some(&'\n') {
-                chars.next();
-            }
-            if field == "\\." && fields.is_empty() {
-                return Ok(records);
-            }
-            if !(fields.is_empty() && field.is_empty() && !was_quoted) {
-                finish_field(&mut field, &mut was_quoted, &mut fields);
-                records.push(std::mem::take(&mut fields));
-            }
-        } else {
-            field.push(c);
-        }
-    }
-    if quoted {
-        return Err(WeirError::new(
-            ErrorKind::InvalidText,
-            "unterminated CSV quoted field",
-        ));
-    }
-    if !(fields.is_empty() && field.is_empty() && !was_quoted) && field != "\\." {
-        finish_field(&mut field, &mut was_quoted, &mut fields);
-        records.push(fields);
-    }
-    Ok(records)
 }
 
 #[cfg(test)]

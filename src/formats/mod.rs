@@ -9,12 +9,13 @@ use std::sync::Arc;
 use bytes::Bytes;
 use datafusion::arrow::array::{ArrayRef, RecordBatch, new_null_array};
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::arrow::{csv, json};
+use datafusion::arrow::json;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, WeirError};
 
 pub mod copy;
+pub mod csv;
 pub mod rows;
 pub use rows::RowCodec;
 
@@ -42,35 +43,28 @@ impl Format {
 
 /// Encodes each row of `batch` as one record value.
 pub fn encode_rows(format: Format, batch: &RecordBatch) -> Result<Vec<Bytes>> {
-    let mut buf = Vec::with_capacity(batch.num_rows() * 64);
     match format {
-        Format::Json => {
-            let mut writer = json::WriterBuilder::new()
-                .with_explicit_nulls(true)
-                .build::<_, json::writer::LineDelimited>(&mut buf);
-            writer.write(batch)?;
-            writer.finish()?;
-        }
-        Format::Csv => {
-            let mut writer = csv::WriterBuilder::new().with_header(false).build(&mut buf);
-            writer.write(batch)?;
-        }
+        Format::Json => encode_json(batch),
+        Format::Csv => self::csv::encode_rows(batch),
     }
+}
+
+/// One JSON object per row. The writer ends every row with exactly one '\n' and escapes
+/// newlines inside values, so splitting on '\n' gives the rows.
+fn encode_json(batch: &RecordBatch) -> Result<Vec<Bytes>> {
+    let mut buf = Vec::with_capacity(batch.num_rows() * 64);
+    let mut writer = json::WriterBuilder::new()
+        .with_explicit_nulls(true)
+        .build::<_, json::writer::LineDelimited>(&mut buf);
+    writer.write(batch)?;
+    writer.finish()?;
     let buf = Bytes::from(buf);
     let mut out = Vec::with_capacity(batch.num_rows());
     let mut start = 0;
-    // Both writers end every row with exactly one '\n' and escape newlines inside values
-    // (JSON as \n, CSV by quoting), so a JSON line split is exact; CSV quoted newlines are
-    // handled by splitting on newlines outside quotes.
-    let mut in_quotes = false;
     for (i, &b) in buf.iter().enumerate() {
-        match b {
-            b'"' if format == Format::Csv => in_quotes = !in_quotes,
-            b'\n' if !in_quotes => {
-                out.push(buf.slice(start..i));
-                start = i + 1;
-            }
-            _ => {}
+        if b == b'\n' {
+            out.push(buf.slice(start..i));
+            start = i + 1;
         }
     }
     if out.len() != batch.num_rows() {
@@ -147,12 +141,14 @@ fn decode_all(format: Format, schema: &SchemaRef, values: &[&[u8]]) -> Result<Re
             decoder.flush()?
         }
         Format::Csv => {
-            let mut decoder = csv::ReaderBuilder::new(schema.clone())
-                .with_header(false)
-                .with_batch_size(values.len())
-                .build_decoder();
-            feed(&text, |bytes| decoder.decode(bytes))?;
-            decoder.flush()?
+            let text = std::str::from_utf8(&text).map_err(|_| {
+                WeirError::new(
+                    crate::error::ErrorKind::InvalidText,
+                    "CSV record is not UTF-8",
+                )
+            })?;
+            let records = self::csv::parse_records(text, ',', "")?;
+            Some(copy::strings_to_batch(records, schema)?)
         }
     };
     Ok(batch.unwrap_or_else(|| empty_batch(schema)))
@@ -198,7 +194,11 @@ mod tests {
             schema,
             vec![
                 Arc::new(Int64Array::from(vec![Some(1), None, Some(3)])),
-                Arc::new(StringArray::from(vec![Some("a,b\nc"), Some("x"), None])),
+                Arc::new(StringArray::from(vec![
+                    Some("a,b\nc \"q\""),
+                    Some(""),
+                    None,
+                ])),
             ],
         )
         .unwrap()
@@ -213,10 +213,8 @@ mod tests {
             let refs: Vec<&[u8]> = values.iter().map(|v| v.as_ref()).collect();
             let decoded = decode_records(format, &batch.schema(), &refs).unwrap();
             assert_eq!(decoded.skipped, 0);
-            assert_eq!(decoded.batch.column(0), batch.column(0), "{format:?}");
-            if format == Format::Json {
-                assert_eq!(decoded.batch, batch);
-            }
+            // NULL and the empty string stay distinct in both formats.
+            assert_eq!(decoded.batch, batch, "{format:?}");
         }
     }
 

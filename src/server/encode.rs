@@ -14,7 +14,7 @@ use datafusion::arrow::datatypes::{DataType, Schema, TimeUnit};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use pgwire::api::Type;
 use pgwire::api::portal::Format;
-use pgwire::api::results::{DataRowEncoder, FieldInfo};
+use pgwire::api::results::{DataRowEncoder, FieldFormat, FieldInfo};
 use pgwire::error::PgWireResult;
 use pgwire::messages::data::DataRow;
 
@@ -65,6 +65,10 @@ pub fn rows(
 ) -> Result<Vec<PgWireResult<DataRow>>> {
     let mut out = Vec::new();
     let mut encoder = DataRowEncoder::new(fields.clone());
+    let text: Vec<bool> = fields
+        .iter()
+        .map(|f| f.format() == FieldFormat::Text)
+        .collect();
     for batch in batches {
         let columns: Vec<Column> = batch
             .columns()
@@ -72,15 +76,78 @@ pub fn rows(
             .map(Column::new)
             .collect::<Result<_>>()?;
         for row in 0..batch.num_rows() {
-            for column in &columns {
+            for (c, column) in columns.iter().enumerate() {
                 column
-                    .encode(&mut encoder, row)
+                    .encode(&mut encoder, row, text[c])
                     .map_err(|e| WeirError::internal(format!("encode: {e}")))?;
             }
             out.push(Ok(encoder.take_row()));
         }
     }
     Ok(out)
+}
+
+/// A float as Postgres prints it: shortest round-trip digits, exponent form outside
+/// [1e-4, 1e15) (1e6 for real), `Infinity` / `NaN` spelled out.
+fn pg_float(v: f64, single: bool) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 {
+            "Infinity".into()
+        } else {
+            "-Infinity".into()
+        };
+    }
+    let shortest = if single {
+        format!("{}", v as f32)
+    } else {
+        format!("{v}")
+    };
+    let magnitude = v.abs();
+    let exponent_limit = if single { 1e6 } else { 1e15 };
+    if v == 0.0 || (1e-4..exponent_limit).contains(&magnitude) {
+        return shortest;
+    }
+    let e = if single {
+        format!("{:e}", v as f32)
+    } else {
+        format!("{v:e}")
+    };
+    match e.split_once('e') {
+        Some((mantissa, exp)) => {
+            let (sign, digits) = match exp.strip_prefix('-') {
+                Some(d) => ('-', d),
+                None => ('+', exp),
+            };
+            format!("{mantissa}e{sign}{digits:0>2}")
+        }
+        None => shortest,
+    }
+}
+
+/// Fractional seconds as Postgres prints them: none when zero, else trailing zeros trimmed.
+fn pg_fraction(nanos: u32) -> String {
+    if nanos == 0 {
+        return String::new();
+    }
+    let micros = format!(".{:06}", nanos / 1000);
+    micros.trim_end_matches('0').to_string()
+}
+
+fn pg_datetime(d: &chrono::NaiveDateTime) -> String {
+    use chrono::Timelike;
+    format!(
+        "{}{}",
+        d.format("%Y-%m-%d %H:%M:%S"),
+        pg_fraction(d.nanosecond())
+    )
+}
+
+fn pg_time(t: &chrono::NaiveTime) -> String {
+    use chrono::Timelike;
+    format!("{}{}", t.format("%H:%M:%S"), pg_fraction(t.nanosecond()))
 }
 
 /// A column prepared for encoding: normalised to one array type per Postgres type.
@@ -153,9 +220,37 @@ impl Column {
         })
     }
 
-    fn encode(&self, enc: &mut DataRowEncoder, i: usize) -> PgWireResult<()> {
+    /// Encodes value `i`; `text` says the client asked for text format, where floats and
+    /// times are written the way Postgres writes them.
+    fn encode(&self, enc: &mut DataRowEncoder, i: usize, text: bool) -> PgWireResult<()> {
         fn opt<A: Array, T>(a: &A, i: usize, f: impl FnOnce() -> T) -> Option<T> {
             if a.is_null(i) { None } else { Some(f()) }
+        }
+        if text {
+            let formatted = match self {
+                Column::F32(a) => Some(opt(a, i, || pg_float(a.value(i) as f64, true))),
+                Column::F64(a) => Some(opt(a, i, || pg_float(a.value(i), false))),
+                Column::Timestamp(a) => Some(if a.is_null(i) {
+                    None
+                } else {
+                    a.value_as_datetime(i).map(|d| pg_datetime(&d))
+                }),
+                Column::TimestampTz(a) => Some(if a.is_null(i) {
+                    None
+                } else {
+                    a.value_as_datetime(i)
+                        .map(|d| format!("{}+00", pg_datetime(&d)))
+                }),
+                Column::Time(a) => Some(if a.is_null(i) {
+                    None
+                } else {
+                    a.value_as_time(i).map(|t| pg_time(&t))
+                }),
+                _ => None,
+            };
+            if let Some(value) = formatted {
+                return enc.encode_field(&value);
+            }
         }
         match self {
             Column::Bool(a) => enc.encode_field(&opt(a, i, || a.value(i))),
@@ -203,5 +298,35 @@ impl Column {
                 enc.encode_field(&text)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn floats_print_like_postgres() {
+        assert_eq!(pg_float(1.0, false), "1");
+        assert_eq!(pg_float(100.0, false), "100");
+        assert_eq!(pg_float(0.1, false), "0.1");
+        assert_eq!(pg_float(1e20, false), "1e+20");
+        assert_eq!(pg_float(1.5e-7, false), "1.5e-07");
+        assert_eq!(pg_float(f64::NEG_INFINITY, false), "-Infinity");
+        assert_eq!(pg_float(2.5, true), "2.5");
+    }
+
+    #[test]
+    fn times_trim_fractions() {
+        let d = chrono::NaiveDate::from_ymd_opt(2024, 5, 6)
+            .unwrap()
+            .and_hms_micro_opt(7, 8, 9, 500_000)
+            .unwrap();
+        assert_eq!(pg_datetime(&d), "2024-05-06 07:08:09.5");
+        let d = chrono::NaiveDate::from_ymd_opt(2024, 5, 6)
+            .unwrap()
+            .and_hms_opt(7, 8, 9)
+            .unwrap();
+        assert_eq!(pg_datetime(&d), "2024-05-06 07:08:09");
     }
 }

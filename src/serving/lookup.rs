@@ -124,7 +124,14 @@ impl PointLookup {
     }
 
     /// Reads the matching rows; `params` are the statement's bound parameters, if any.
-    pub fn execute(&self, store: &dyn StateStore, params: &[ScalarValue]) -> Result<RecordBatch> {
+    /// Returns None when a value does not convert exactly to its key column's type (say,
+    /// `id = 9.5` on a BIGINT key): then the general path answers, with SQL's comparison rules.
+    pub fn execute(
+        &self,
+        store: &dyn StateStore,
+        params: &[ScalarValue],
+    ) -> Result<Option<RecordBatch>> {
+        self.view.rows.check_readable(&self.view.item.name)?;
         let mut key_columns: Vec<ArrayRef> = Vec::with_capacity(self.values.len());
         for (slot, value) in self.values.iter().enumerate() {
             let field = self.view.schema.field(self.view.key[slot]);
@@ -137,19 +144,19 @@ impl PointLookup {
                     )
                 })?,
             };
-            let typed = scalar.cast_to(field.data_type()).map_err(|_| {
-                WeirError::new(
-                    ErrorKind::InvalidText,
-                    format!(
-                        "invalid input syntax for type {}: \"{scalar}\"",
-                        field.data_type()
-                    ),
-                )
-            })?;
+            let Ok(typed) = scalar.cast_to(field.data_type()) else {
+                return Ok(None);
+            };
+            let exact = typed
+                .cast_to(&scalar.data_type())
+                .is_ok_and(|back| back == scalar);
+            if !exact || typed.is_null() {
+                return Ok(None);
+            }
             key_columns.push(typed.to_array()?);
         }
         let rows = self.view.rows.lookup(store, &key_columns)?;
-        Ok(expand(&rows)?.project(&self.projection)?)
+        Ok(Some(expand(&rows)?.project(&self.projection)?))
     }
 }
 

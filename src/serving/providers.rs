@@ -104,7 +104,10 @@ impl TableProvider for Relation {
 /// whole history.
 pub fn read_relation(ctx: &ReadContext, entry: &Entry) -> Result<Vec<RecordBatch>> {
     match entry {
-        Entry::View(view) => Ok(vec![expand(&view.rows.scan(ctx.store.as_ref())?)?]),
+        Entry::View(view) => {
+            view.rows.check_readable(&view.item.name)?;
+            Ok(vec![expand(&view.rows.scan(ctx.store.as_ref())?)?])
+        }
         Entry::Table(table) => Ok(vec![table.data.snapshot()?]),
         Entry::Source(source) => {
             let topic = ctx

@@ -298,7 +298,7 @@ pub fn columns(defs: &[ast::ColumnDef]) -> Result<Vec<Column>> {
         let name = normalize_ident(&def.name);
         if out.iter().any(|c| c.name == name) {
             return Err(WeirError::new(
-                ErrorKind::DuplicateTable,
+                ErrorKind::DuplicateColumn,
                 format!("column \"{name}\" specified more than once"),
             ));
         }
@@ -350,7 +350,7 @@ pub fn arrow_type(sql_type: &str) -> Result<DataType> {
             }
         }
         _ => {
-            return Err(WeirError::new(ErrorKind::UndefinedTable, format!("type \"{sql_type}\" does not exist"))
+            return Err(WeirError::new(ErrorKind::UndefinedObject, format!("type \"{sql_type}\" does not exist"))
                 .with_hint("supported: BIGINT, INT, SMALLINT, REAL, DOUBLE PRECISION, NUMERIC, TEXT, VARCHAR, BOOLEAN, DATE, TIME, TIMESTAMP, TIMESTAMPTZ, BYTEA, JSONB"))
         }
     };
