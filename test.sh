@@ -1,7 +1,17 @@
 #!/usr/bin/env bash
 # Runs every test Weir has: unit tests, the sqllogictest files against a real server, the
-# wire-protocol tests, the crash test and the EXPLAIN snapshots. Installs nothing today: all
-# of it is Rust. (Client tests with psql/JDBC/ODBC will install their clients here.)
+# wire-protocol tests, the crash test, the EXPLAIN snapshots and the Kafka client tests.
+# Installs what the tests need first: real Kafka clients (confluent-kafka, which bundles
+# librdkafka, and kafka-python) into a virtualenv outside the clone, reused between runs.
 set -euo pipefail
 cd "$(dirname "$0")"
+
+venv="${WEIR_TEST_VENV:-$HOME/.cache/weir-test-venv}"
+if ! "$venv/bin/python" -c "import confluent_kafka, kafka" 2>/dev/null; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check \
+        confluent-kafka==2.16.1 kafka-python==3.0.12
+fi
+export WEIR_TEST_PYTHON="$venv/bin/python"
+
 cargo test --locked "$@"

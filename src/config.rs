@@ -9,6 +9,8 @@ pub const DATA_DIR_DEFAULT: &str = "./weir-data";
 pub const PG_ADDR_DEFAULT: &str = "127.0.0.1:6543";
 /// Kafka protocol listener (its listener comes with the Kafka issue).
 pub const KAFKA_ADDR_DEFAULT: &str = "127.0.0.1:9092";
+/// Whether Kafka clients create unknown topics by producing to them (as Kafka does).
+pub const KAFKA_AUTO_CREATE_TOPICS_DEFAULT: bool = true;
 /// HTTP listener: dashboard, metrics, ingest (comes with the HTTP issue).
 pub const HTTP_ADDR_DEFAULT: &str = "127.0.0.1:6544";
 /// How often the dataflow closes an epoch and commits it to the store.

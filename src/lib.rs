@@ -21,6 +21,7 @@
 //! | [`db`] | [`db::Database`]: wires the stages; `execute` shows a statement's whole life |
 //! | [`sql`] | parsing (plus Weir's DDL) and the rewrite of DataFusion plans into dataflows |
 //! | [`catalog`] | sources, tables, views; persisted as their CREATE statements |
+//! | [`kafka`] | Kafka wire protocol over the topics (produce, fetch, metadata) |
 //! | [`topics`] | the durable, partitioned log |
 //! | [`formats`] | JSON / CSV / COPY text ⇄ Arrow; Arrow row format for keys |
 //! | [`dataflow`] | change batches, operators, per-view graphs, the epoch runtime |
@@ -36,6 +37,7 @@ pub mod dataflow;
 pub mod db;
 pub mod error;
 pub mod formats;
+pub mod kafka;
 pub mod server;
 pub mod serving;
 pub mod sql;

@@ -21,6 +21,9 @@ struct Args {
     /// HTTP address: dashboard, metrics, ingest (`off` disables it).
     #[arg(long, default_value = config::HTTP_ADDR_DEFAULT)]
     http_addr: String,
+    /// Whether a Kafka client producing to (or asking for) an unknown topic creates it.
+    #[arg(long, default_value_t = config::KAFKA_AUTO_CREATE_TOPICS_DEFAULT, action = clap::ArgAction::Set)]
+    kafka_auto_create_topics: bool,
     /// How often an epoch is committed, in milliseconds.
     #[arg(long, default_value_t = config::BARRIER_INTERVAL_MS_DEFAULT)]
     barrier_interval_ms: u64,
@@ -50,12 +53,21 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     })
     .await?;
     tracing::info!(data_dir = %args.data_dir.display(), "{}", Database::describe_dir(&args.data_dir));
-    for (name, addr) in [("kafka", &args.kafka_addr), ("http", &args.http_addr)] {
-        if addr != "off" {
-            tracing::info!(
-                "{name} listener on {addr} is not available yet in this build; continuing without it"
-            );
-        }
+    if args.kafka_addr == "off" {
+        tracing::info!("kafka listener off");
+    } else {
+        let listener = tokio::net::TcpListener::bind(&args.kafka_addr).await?;
+        let advertised = listener.local_addr()?;
+        tracing::info!("kafka listener on {advertised}");
+        let broker =
+            weir::kafka::Broker::new(db.clone(), advertised, args.kafka_auto_create_topics);
+        tokio::spawn(weir::kafka::serve(listener, std::sync::Arc::new(broker)));
+    }
+    if args.http_addr != "off" {
+        tracing::info!(
+            "http listener on {} is not available yet in this build; continuing without it",
+            args.http_addr
+        );
     }
     if args.pg_addr == "off" {
         tracing::info!("postgres listener off");

@@ -63,7 +63,7 @@ impl Database {
         Ok(Output::Done(Tag::new("CREATE TOPIC")))
     }
 
-    pub(super) fn drop_topic(&self, name: &str, if_exists: bool) -> Result<Output> {
+    pub(crate) fn drop_topic(&self, name: &str, if_exists: bool) -> Result<Output> {
         if self.topics.topic(name).is_none() && if_exists {
             return Ok(Output::Done(Tag::new("DROP TOPIC")));
         }

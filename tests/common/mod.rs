@@ -14,6 +14,8 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct WeirServer {
     child: Option<Child>,
     pub port: u16,
+    /// The Kafka listener's port, when the server runs one.
+    pub kafka_port: Option<u16>,
     pub data_dir: PathBuf,
     barrier_interval_ms: u64,
 }
@@ -26,9 +28,19 @@ fn free_port() -> u16 {
 impl WeirServer {
     /// Starts a server on a fresh port over `data_dir` and waits until it accepts connections.
     pub async fn start(data_dir: &Path, barrier_interval_ms: u64) -> WeirServer {
+        Self::start_with(data_dir, barrier_interval_ms, false).await
+    }
+
+    /// Like `start`, with the Kafka listener on a free port too.
+    pub async fn start_with_kafka(data_dir: &Path, barrier_interval_ms: u64) -> WeirServer {
+        Self::start_with(data_dir, barrier_interval_ms, true).await
+    }
+
+    async fn start_with(data_dir: &Path, barrier_interval_ms: u64, kafka: bool) -> WeirServer {
         let mut server = WeirServer {
             child: None,
             port: 0,
+            kafka_port: kafka.then_some(0),
             data_dir: data_dir.to_path_buf(),
             barrier_interval_ms,
         };
@@ -38,6 +50,13 @@ impl WeirServer {
 
     async fn spawn(&mut self) {
         self.port = free_port();
+        if self.kafka_port.is_some() {
+            self.kafka_port = Some(free_port());
+        }
+        let kafka_addr = match self.kafka_port {
+            Some(port) => format!("127.0.0.1:{port}"),
+            None => "off".to_string(),
+        };
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -48,7 +67,7 @@ impl WeirServer {
             .arg(&self.data_dir)
             .arg("--pg-addr")
             .arg(format!("127.0.0.1:{}", self.port))
-            .args(["--kafka-addr", "off", "--http-addr", "off"])
+            .args(["--kafka-addr", &kafka_addr, "--http-addr", "off"])
             .arg("--barrier-interval-ms")
             .arg(self.barrier_interval_ms.to_string())
             .stdout(Stdio::null())
@@ -78,6 +97,14 @@ impl WeirServer {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// `host:port` of the Kafka listener.
+    pub fn bootstrap(&self) -> String {
+        format!(
+            "127.0.0.1:{}",
+            self.kafka_port.expect("server started with Kafka")
+        )
     }
 
     pub fn log(&self) -> String {

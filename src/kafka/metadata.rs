@@ -1,0 +1,234 @@
+//! Cluster and topic administration: ApiVersions, Metadata, CreateTopics, DeleteTopics.
+//! Weir is a one-broker cluster: node 1 leads every partition.
+
+use std::hash::{Hash, Hasher};
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsResponse, BrokerId, CreateTopicsRequest, CreateTopicsResponse,
+    DeleteTopicsRequest, DeleteTopicsResponse, MetadataRequest, MetadataResponse, ResponseKind,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use super::{Broker, NODE_ID, SUPPORTED, kafka_name, topic_name};
+use crate::topics::{Topic, TopicConfig, TopicError};
+
+pub fn api_versions() -> ApiVersionsResponse {
+    let keys = SUPPORTED
+        .iter()
+        .map(|(key, lo, hi)| {
+            ApiVersion::default()
+                .with_api_key(*key as i16)
+                .with_min_version(*lo)
+                .with_max_version(*hi)
+        })
+        .collect();
+    ApiVersionsResponse::default().with_api_keys(keys)
+}
+
+/// The answer to an ApiVersions request of a version we do not speak: error 35 and our range.
+pub fn api_versions_unsupported() -> ResponseKind {
+    let (_, lo, hi) = SUPPORTED
+        .iter()
+        .find(|(k, _, _)| *k == ApiKey::ApiVersions)
+        .copied()
+        .unwrap_or((ApiKey::ApiVersions, 0, 0));
+    ApiVersionsResponse::default()
+        .with_error_code(ResponseError::UnsupportedVersion.code())
+        .with_api_keys(vec![
+            ApiVersion::default()
+                .with_api_key(ApiKey::ApiVersions as i16)
+                .with_min_version(lo)
+                .with_max_version(hi),
+        ])
+        .into()
+}
+
+/// A stable, non-nil id per topic name (Metadata v10+ carries topic ids).
+fn topic_id(name: &str) -> uuid::Uuid {
+    let mut a = std::collections::hash_map::DefaultHasher::new();
+    name.hash(&mut a);
+    let mut b = std::collections::hash_map::DefaultHasher::new();
+    (name, "weir-topic").hash(&mut b);
+    uuid::Uuid::from_u128(((a.finish() as u128) << 64) | (b.finish() as u128) | 1)
+}
+
+fn describe_topic(topic: &Topic) -> MetadataResponseTopic {
+    let partitions = (0..topic.partitions() as i32)
+        .map(|p| {
+            MetadataResponsePartition::default()
+                .with_partition_index(p)
+                .with_leader_id(BrokerId(NODE_ID))
+                .with_leader_epoch(0)
+                .with_replica_nodes(vec![BrokerId(NODE_ID)])
+                .with_isr_nodes(vec![BrokerId(NODE_ID)])
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_name(Some(kafka_name(topic.name())))
+        .with_topic_id(topic_id(topic.name()))
+        .with_is_internal(topic.name().starts_with("_weir."))
+        .with_partitions(partitions)
+}
+
+pub fn metadata(broker: &Broker, request: MetadataRequest, version: i16) -> MetadataResponse {
+    let topics_store = &broker.db.topics;
+    let wanted: Option<Vec<String>> = match request.topics {
+        None => None,
+        Some(t) if t.is_empty() && version == 0 => None,
+        Some(t) => Some(
+            t.iter()
+                .filter_map(|t| t.name.as_ref().map(topic_name))
+                .collect(),
+        ),
+    };
+    let topics = match wanted {
+        None => topics_store
+            .list()
+            .iter()
+            .map(|t| describe_topic(t))
+            .collect(),
+        Some(names) => names
+            .iter()
+            .map(|name| {
+                let mut found = topics_store.topic(name);
+                if found.is_none() && broker.auto_create_topics && request.allow_auto_topic_creation
+                {
+                    found = create(broker, name, 1).ok();
+                }
+                match found {
+                    Some(t) => describe_topic(&t),
+                    None => MetadataResponseTopic::default()
+                        .with_name(Some(kafka_name(name)))
+                        .with_error_code(ResponseError::UnknownTopicOrPartition.code()),
+                }
+            })
+            .collect(),
+    };
+    let broker_entry = MetadataResponseBroker::default()
+        .with_node_id(BrokerId(NODE_ID))
+        .with_host(StrBytes::from_string(broker.advertised.ip().to_string()))
+        .with_port(broker.advertised.port() as i32);
+    MetadataResponse::default()
+        .with_brokers(vec![broker_entry])
+        .with_cluster_id(Some(StrBytes::from_static_str("weir")))
+        .with_controller_id(BrokerId(NODE_ID))
+        .with_topics(topics)
+}
+
+/// Creates a topic (Kafka clients and auto-creation), with the same rules as CREATE TOPIC.
+pub fn create(
+    broker: &Broker,
+    name: &str,
+    partitions: u32,
+) -> Result<std::sync::Arc<Topic>, TopicError> {
+    let config = TopicConfig {
+        partitions,
+        ..Default::default()
+    };
+    let topic = broker.db.topics.create_topic(name, config)?;
+    tracing::info!(topic = name, partitions, "topic created by a Kafka client");
+    Ok(topic)
+}
+
+pub fn create_topics(broker: &Broker, request: CreateTopicsRequest) -> CreateTopicsResponse {
+    let results = request
+        .topics
+        .iter()
+        .map(|t| {
+            let name = topic_name(&t.name);
+            let partitions = if t.num_partitions < 0 {
+                1
+            } else {
+                t.num_partitions
+            };
+            let outcome = if partitions == 0 || partitions as u32 > crate::topics::PARTITIONS_MAX {
+                Err((
+                    ResponseError::InvalidPartitions,
+                    format!(
+                        "partitions must be from 1 to {}",
+                        crate::topics::PARTITIONS_MAX
+                    ),
+                ))
+            } else if request.validate_only {
+                match broker.db.topics.topic(&name) {
+                    Some(_) => Err((
+                        ResponseError::TopicAlreadyExists,
+                        format!("topic '{name}' already exists"),
+                    )),
+                    None => crate::topics::validate_topic_name(&name)
+                        .map_err(|e| (ResponseError::InvalidTopicException, e.to_string())),
+                }
+            } else {
+                create(broker, &name, partitions as u32)
+                    .map(|_| ())
+                    .map_err(|e| match e {
+                        TopicError::AlreadyExists(_) => (
+                            ResponseError::TopicAlreadyExists,
+                            format!("topic '{name}' already exists"),
+                        ),
+                        TopicError::InvalidName(_) => (
+                            ResponseError::InvalidTopicException,
+                            format!("invalid topic name '{name}'"),
+                        ),
+                        other => (ResponseError::UnknownServerError, other.to_string()),
+                    })
+            };
+            let result = CreatableTopicResult::default().with_name(t.name.clone());
+            match outcome {
+                Ok(()) => result
+                    .with_topic_id(topic_id(&name))
+                    .with_num_partitions(partitions)
+                    .with_replication_factor(1),
+                Err((code, message)) => result
+                    .with_error_code(code.code())
+                    .with_error_message(Some(StrBytes::from_string(message))),
+            }
+        })
+        .collect();
+    CreateTopicsResponse::default().with_topics(results)
+}
+
+pub fn delete_topics(
+    broker: &Broker,
+    request: DeleteTopicsRequest,
+    version: i16,
+) -> DeleteTopicsResponse {
+    let names: Vec<String> = if version >= 6 {
+        request
+            .topics
+            .iter()
+            .filter_map(|t| t.name.as_ref().map(topic_name))
+            .collect()
+    } else {
+        request.topic_names.iter().map(topic_name).collect()
+    };
+    let responses = names
+        .iter()
+        .map(|name| {
+            let result = DeletableTopicResult::default().with_name(Some(kafka_name(name)));
+            if broker.db.topics.topic(name).is_none() {
+                return result.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+            }
+            match broker.db.drop_topic(name, false) {
+                Ok(_) => result,
+                Err(e) => {
+                    let with_message =
+                        result.with_error_code(ResponseError::PolicyViolation.code());
+                    if version >= 5 {
+                        with_message.with_error_message(Some(StrBytes::from_string(e.message)))
+                    } else {
+                        with_message
+                    }
+                }
+            }
+        })
+        .collect();
+    DeleteTopicsResponse::default().with_responses(responses)
+}

@@ -1,0 +1,189 @@
+//! The Kafka wire protocol over Weir's topics: any Kafka producer or consumer can point at
+//! Weir. Topics are one namespace — a topic made with `CREATE TOPIC` is a Kafka topic, and a
+//! topic a Kafka client creates shows in `SHOW TOPICS`.
+//!
+//! Each connection is served in order (read a request, answer it, read the next), as Kafka
+//! clients require responses in request order. Message encoding is the `kafka-protocol` crate's;
+//! what each request does lives in `metadata.rs` (ApiVersions, Metadata, CreateTopics,
+//! DeleteTopics), `produce.rs` and `fetch.rs` (Fetch, ListOffsets).
+
+mod fetch;
+mod metadata;
+mod produce;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
+use kafka_protocol::protocol::{Decodable, Encodable};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::db::Database;
+
+/// Largest request accepted, in bytes (Kafka's `socket.request.max.bytes` default).
+pub const REQUEST_BYTES_MAX: usize = 100 * 1024 * 1024;
+/// The one broker's id.
+pub const NODE_ID: i32 = 1;
+
+/// What every request handler can reach.
+pub struct Broker {
+    pub db: Arc<Database>,
+    /// The address clients are told to connect to (Metadata).
+    pub advertised: SocketAddr,
+    /// Whether producing to (or asking metadata for) an unknown topic creates it.
+    pub auto_create_topics: bool,
+    /// Idempotent producers: ids handed out and the sequences seen per partition.
+    pub producers: produce::Producers,
+}
+
+impl Broker {
+    pub fn new(db: Arc<Database>, advertised: SocketAddr, auto_create_topics: bool) -> Broker {
+        Broker {
+            db,
+            advertised,
+            auto_create_topics,
+            producers: Default::default(),
+        }
+    }
+}
+
+/// The APIs and versions Weir serves (what ApiVersions advertises). Versions that name topics
+/// by id instead of name (Produce 13, Fetch 13+, DeleteTopics 6) are left out.
+pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 3, 12),
+    (ApiKey::Fetch, 4, 12),
+    (ApiKey::ListOffsets, 1, 7),
+    (ApiKey::Metadata, 0, 12),
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 5),
+    (ApiKey::InitProducerId, 0, 5),
+];
+
+/// Serves Kafka clients on `listener` until the task is dropped.
+pub async fn serve(listener: TcpListener, broker: Arc<Broker>) {
+    loop {
+        let (socket, peer) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("kafka accept failed: {e}");
+                continue;
+            }
+        };
+        let broker = broker.clone();
+        tokio::spawn(async move {
+            if let Err(e) = connection(socket, broker).await {
+                tracing::debug!(%peer, "kafka connection ended: {e}");
+            }
+        });
+    }
+}
+
+async fn connection(mut socket: TcpStream, broker: Arc<Broker>) -> std::io::Result<()> {
+    socket.set_nodelay(true)?;
+    loop {
+        let len = match socket.read_i32().await {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        if len < 8 || len as usize > REQUEST_BYTES_MAX {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("bad request length {len}"),
+            ));
+        }
+        let mut frame = BytesMut::zeroed(len as usize);
+        socket.read_exact(&mut frame).await?;
+        match respond(&broker, frame.freeze()).await {
+            Ok(Some(reply)) => socket.write_all(&reply).await?,
+            Ok(None) => {} // acks=0 produce: no response
+            Err(e) => {
+                return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e));
+            }
+        }
+    }
+}
+
+/// Decodes one request, runs it and encodes the response (None: the request wants none).
+async fn respond(broker: &Broker, mut frame: Bytes) -> Result<Option<Bytes>, String> {
+    let raw_key = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+    let key = ApiKey::try_from(raw_key).map_err(|_| format!("unknown api key {raw_key}"))?;
+    let supported = SUPPORTED.iter().find(|(k, _, _)| *k == key);
+    if key == ApiKey::ApiVersions
+        && supported.is_none_or(|(_, lo, hi)| version < *lo || version > *hi)
+    {
+        // A client asking for a newer ApiVersions gets a v0 answer with our range (KIP-511).
+        return encode(
+            key,
+            0,
+            correlation_id,
+            &metadata::api_versions_unsupported(),
+        )
+        .map(Some);
+    }
+    let Some((_, lo, hi)) = supported else {
+        return Err(format!("api {key:?} is not supported"));
+    };
+    if version < *lo || version > *hi {
+        return Err(format!(
+            "api {key:?} version {version} is not supported (supported {lo}..={hi})"
+        ));
+    }
+    RequestHeader::decode(&mut frame, key.request_header_version(version))
+        .map_err(|e| e.to_string())?;
+    let request = RequestKind::decode(key, &mut frame, version).map_err(|e| e.to_string())?;
+    let response: ResponseKind = match request {
+        RequestKind::ApiVersions(_) => metadata::api_versions().into(),
+        RequestKind::Metadata(r) => metadata::metadata(broker, r, version).into(),
+        RequestKind::CreateTopics(r) => metadata::create_topics(broker, r).into(),
+        RequestKind::DeleteTopics(r) => metadata::delete_topics(broker, r, version).into(),
+        RequestKind::Produce(r) => {
+            let acks = r.acks;
+            let response = produce::produce(broker, r).await;
+            if acks == 0 {
+                return Ok(None);
+            }
+            response.into()
+        }
+        RequestKind::Fetch(r) => fetch::fetch(broker, r).await.into(),
+        RequestKind::ListOffsets(r) => fetch::list_offsets(broker, r, version).into(),
+        RequestKind::InitProducerId(r) => produce::init_producer_id(broker, r).into(),
+        _ => return Err(format!("api {key:?} is not handled")),
+    };
+    encode(key, version, correlation_id, &response).map(Some)
+}
+
+fn encode(
+    key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &ResponseKind,
+) -> Result<Bytes, String> {
+    let mut buf = BytesMut::with_capacity(256);
+    buf.put_i32(0);
+    ResponseHeader::default()
+        .with_correlation_id(correlation_id)
+        .encode(&mut buf, key.response_header_version(version))
+        .map_err(|e| e.to_string())?;
+    body.encode(&mut buf, version).map_err(|e| e.to_string())?;
+    let len = (buf.len() - 4) as i32;
+    buf[0..4].copy_from_slice(&len.to_be_bytes());
+    Ok(buf.freeze())
+}
+
+/// A Kafka topic name from the protocol's bytes.
+fn topic_name(name: &kafka_protocol::messages::TopicName) -> String {
+    name.0.as_str().to_string()
+}
+
+/// The protocol's topic name from ours.
+fn kafka_name(name: &str) -> kafka_protocol::messages::TopicName {
+    kafka_protocol::messages::TopicName(kafka_protocol::protocol::StrBytes::from_string(
+        name.to_string(),
+    ))
+}

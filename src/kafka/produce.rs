@@ -1,0 +1,176 @@
+//! Produce: record batches from a client are decoded (CRC checked, any compression), appended
+//! to the partition's log and acknowledged only once durable — the same fsync rule as INSERT.
+//! Keys and timestamps are kept; a null value is stored as an empty one. Record headers are not
+//! stored yet.
+//!
+//! Idempotent producers (InitProducerId) number their batches per partition; a batch whose
+//! sequence was already written (a retry) is answered with its original offset and not written
+//! again, and a gap in the sequence is refused. The sequence state is kept in memory: it does
+//! not survive a restart yet.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use bytes::Bytes;
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{
+    InitProducerIdRequest, InitProducerIdResponse, ProduceRequest, ProduceResponse, ProducerId,
+};
+use kafka_protocol::records::{RecordBatchDecoder, RecordSet};
+
+use super::{Broker, metadata, topic_name};
+use crate::topics::Record;
+
+/// Idempotent-producer state.
+#[derive(Default)]
+pub struct Producers {
+    next_id: AtomicI64,
+    /// (producer id, topic, partition) → the last batch written.
+    last: Mutex<HashMap<(i64, String, u32), LastBatch>>,
+}
+
+#[derive(Clone, Copy)]
+struct LastBatch {
+    base_sequence: i32,
+    next_sequence: i32,
+    base_offset: u64,
+}
+
+pub fn init_producer_id(broker: &Broker, request: InitProducerIdRequest) -> InitProducerIdResponse {
+    if request.transactional_id.is_some() {
+        return InitProducerIdResponse::default()
+            .with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code());
+    }
+    // Ids start from the clock so that ids from before a restart are not handed out again.
+    let producers = &broker.producers;
+    let _ = producers.next_id.compare_exchange(
+        0,
+        chrono::Utc::now().timestamp_millis() * 1000,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    let id = producers.next_id.fetch_add(1, Ordering::SeqCst);
+    InitProducerIdResponse::default()
+        .with_producer_id(ProducerId(id))
+        .with_producer_epoch(0)
+}
+
+pub async fn produce(broker: &Broker, request: ProduceRequest) -> ProduceResponse {
+    let mut responses = Vec::with_capacity(request.topic_data.len());
+    for topic_data in &request.topic_data {
+        let name = topic_name(&topic_data.name);
+        let mut topic = broker.db.topics.topic(&name);
+        if topic.is_none() && broker.auto_create_topics {
+            topic = metadata::create(broker, &name, 1).ok();
+        }
+        let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
+        for part in &topic_data.partition_data {
+            let response = PartitionProduceResponse::default().with_index(part.index);
+            let outcome = match (&topic, part.records.clone()) {
+                (None, _) => Err(ResponseError::UnknownTopicOrPartition),
+                (Some(t), _) if part.index < 0 || part.index as u32 >= t.partitions() => {
+                    Err(ResponseError::UnknownTopicOrPartition)
+                }
+                (_, None) => Err(ResponseError::CorruptMessage),
+                (Some(t), Some(raw)) => append(&broker.producers, t, part.index as u32, raw),
+            };
+            partitions.push(match outcome {
+                Ok(base_offset) => response
+                    .with_base_offset(base_offset as i64)
+                    .with_log_start_offset(0),
+                Err(code) => response.with_error_code(code.code()).with_base_offset(-1),
+            });
+        }
+        responses.push(
+            TopicProduceResponse::default()
+                .with_name(topic_data.name.clone())
+                .with_partition_responses(partitions),
+        );
+    }
+    ProduceResponse::default().with_responses(responses)
+}
+
+/// Decodes the client's batches and appends their records; returns the first offset.
+fn append(
+    producers: &Producers,
+    topic: &crate::topics::Topic,
+    partition: u32,
+    mut raw: Bytes,
+) -> Result<u64, ResponseError> {
+    let sets = RecordBatchDecoder::decode_all(&mut raw).map_err(|e| {
+        tracing::debug!(
+            topic = topic.name(),
+            "produce with a batch that does not decode: {e}"
+        );
+        ResponseError::CorruptMessage
+    })?;
+    let mut first_offset = None;
+    for set in sets {
+        let offset = append_batch(producers, topic, partition, set)?;
+        first_offset.get_or_insert(offset);
+    }
+    match first_offset {
+        Some(offset) => Ok(offset),
+        None => topic
+            .end_offset(partition)
+            .map_err(|_| ResponseError::UnknownServerError),
+    }
+}
+
+fn append_batch(
+    producers: &Producers,
+    topic: &crate::topics::Topic,
+    partition: u32,
+    set: RecordSet,
+) -> Result<u64, ResponseError> {
+    let Some(first) = set.records.first() else {
+        return topic
+            .end_offset(partition)
+            .map_err(|_| ResponseError::UnknownServerError);
+    };
+    let idempotent = (first.producer_id >= 0)
+        .then(|| (first.producer_id, first.sequence, set.records.len() as i32));
+    let mut last = producers.last.lock().expect("producer state lock");
+    let key = idempotent.map(|(id, _, _)| (id, topic.name().to_string(), partition));
+    if let (Some((_, sequence, _)), Some(key)) = (idempotent, key.as_ref()) {
+        if let Some(previous) = last.get(key) {
+            if sequence == previous.base_sequence {
+                return Ok(previous.base_offset); // a retry of the last batch: already written
+            }
+            if sequence < previous.next_sequence {
+                return Err(ResponseError::DuplicateSequenceNumber);
+            }
+            if sequence > previous.next_sequence {
+                return Err(ResponseError::OutOfOrderSequenceNumber);
+            }
+        }
+    }
+    let records: Vec<Record> = set
+        .records
+        .into_iter()
+        .map(|r| Record {
+            key: r.key,
+            value: r.value.unwrap_or_default(),
+            timestamp_ms: r.timestamp,
+        })
+        .collect();
+    // The append fsyncs: let the runtime move other tasks off this thread meanwhile.
+    let base_offset =
+        tokio::task::block_in_place(|| topic.append(partition, &records)).map_err(|e| {
+            tracing::error!(topic = topic.name(), "produce append failed: {e}");
+            ResponseError::UnknownServerError
+        })?;
+    if let (Some((_, sequence, count)), Some(key)) = (idempotent, key) {
+        last.insert(
+            key,
+            LastBatch {
+                base_sequence: sequence,
+                next_sequence: sequence.wrapping_add(count),
+                base_offset,
+            },
+        );
+    }
+    Ok(base_offset)
+}

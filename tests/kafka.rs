@@ -1,0 +1,139 @@
+//! Weir topics are Kafka topics: real Kafka clients (librdkafka through confluent-kafka, and
+//! kafka-python) produce and consume against a real Weir, and what they write shows up in
+//! sources and views read over the Postgres wire. `./test.sh` installs the clients into a
+//! virtualenv (`WEIR_TEST_PYTHON` points at its python).
+
+mod common;
+
+use std::process::Command;
+
+use common::{WeirServer, rows};
+
+fn python() -> String {
+    std::env::var("WEIR_TEST_PYTHON").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/weir-test-venv/bin/python",
+            std::env::var("HOME").unwrap_or_default()
+        )
+    })
+}
+
+/// Runs tests/kafka/clients.py and returns its stdout lines.
+fn client(args: &[&str]) -> Vec<String> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/kafka/clients.py");
+    let out = Command::new(python())
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run {} ({e}); run ./test.sh, which installs the Kafka clients",
+                python()
+            )
+        });
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_clients_produce_and_consume_and_views_follow() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = WeirServer::start_with_kafka(&dir.path().join("data"), 50).await;
+    let bootstrap = server.bootstrap();
+    let sql = server.connect().await;
+    sql.batch_execute(
+        "CREATE TOPIC events WITH (partitions = 3);
+         CREATE SOURCE events (user_id BIGINT, amount BIGINT) FROM TOPIC events FORMAT JSON;
+         CREATE MATERIALIZED VIEW totals AS SELECT user_id, count(*) AS n, sum(amount) AS total FROM events GROUP BY user_id;",
+    )
+    .await
+    .unwrap();
+
+    // librdkafka with every compression codec, acks=all.
+    let mut start = 0;
+    for compression in ["none", "gzip", "snappy", "lz4", "zstd"] {
+        let acked = client(&[
+            "produce-confluent",
+            &bootstrap,
+            "events",
+            "200",
+            compression,
+            &start.to_string(),
+        ]);
+        assert_eq!(acked, vec!["200"], "{compression}");
+        start += 200;
+    }
+    // kafka-python, acks=all.
+    assert_eq!(
+        client(&[
+            "produce-python",
+            &bootstrap,
+            "events",
+            "100",
+            &start.to_string()
+        ]),
+        vec!["100"]
+    );
+    start += 100;
+    // And a row through SQL: one namespace.
+    sql.batch_execute(&format!("INSERT INTO events VALUES (3, {start})"))
+        .await
+        .unwrap();
+    let total_records = start + 1;
+
+    // The view over the topic equals a recompute, and holds every record.
+    sql.batch_execute("FLUSH").await.unwrap();
+    let view = rows(&sql, "SELECT user_id, n, total FROM totals")
+        .await
+        .unwrap();
+    let batch = rows(
+        &sql,
+        "SELECT user_id, count(*), sum(amount) FROM events GROUP BY user_id",
+    )
+    .await
+    .unwrap();
+    assert_eq!(view, batch);
+    let n: i64 = view.iter().map(|r| r[1].parse::<i64>().unwrap()).sum();
+    assert_eq!(n, total_records as i64);
+    let sum: i64 = view.iter().map(|r| r[2].parse::<i64>().unwrap()).sum();
+    assert_eq!(sum, (0..total_records as i64).sum::<i64>());
+
+    // Consumers read every record from the beginning, including the one INSERTed.
+    for consumer in ["consume-confluent", "consume-python"] {
+        let values = client(&[consumer, &bootstrap, "events", &total_records.to_string()]);
+        assert_eq!(values.len(), total_records, "{consumer}");
+        let mut amounts: Vec<i64> = values
+            .iter()
+            .map(|v| {
+                serde_json::from_str::<serde_json::Value>(v).unwrap()["amount"]
+                    .as_i64()
+                    .unwrap()
+            })
+            .collect();
+        amounts.sort();
+        assert_eq!(
+            amounts,
+            (0..total_records as i64).collect::<Vec<_>>(),
+            "{consumer}"
+        );
+    }
+
+    // A topic a Kafka client creates is a Weir topic.
+    assert_eq!(
+        client(&["create-topic", &bootstrap, "from_kafka", "2"]),
+        vec!["created"]
+    );
+    let topics = rows(&sql, "SHOW TOPICS").await.unwrap();
+    assert!(
+        topics.contains(&vec!["from_kafka".to_string(), "2".to_string()]),
+        "{topics:?}"
+    );
+}

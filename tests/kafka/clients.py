@@ -1,0 +1,108 @@
+"""Real Kafka clients against Weir, driven by tests/kafka.rs.
+
+  produce-confluent BOOTSTRAP TOPIC COUNT COMPRESSION START  -> prints the number of acked records
+  produce-python    BOOTSTRAP TOPIC COUNT START              -> kafka-python producer, acks=all
+  consume-confluent BOOTSTRAP TOPIC COUNT                    -> prints the consumed values, one a line
+  consume-python    BOOTSTRAP TOPIC COUNT                    -> same with kafka-python
+  create-topic      BOOTSTRAP TOPIC PARTITIONS               -> AdminClient.create_topics
+Every record value is JSON {"user_id": i % 10, "amount": i}; the key is str(i).
+"""
+import json
+import sys
+
+
+def produce_confluent(bootstrap, topic, count, compression, start):
+    from confluent_kafka import Producer
+
+    acked = []
+    errors = []
+
+    def on_delivery(err, msg):
+        (errors if err else acked).append(err or msg.offset())
+
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "compression.type": compression,
+                  "linger.ms": 5, "api.version.request": True})
+    for i in range(start, start + count):
+        p.produce(topic, key=str(i), value=json.dumps({"user_id": i % 10, "amount": i}), on_delivery=on_delivery)
+        p.poll(0)
+    remaining = p.flush(30)
+    if errors or remaining:
+        print(f"errors={errors[:3]} remaining={remaining}", file=sys.stderr)
+        sys.exit(1)
+    print(len(acked))
+
+
+def produce_python(bootstrap, topic, count, start):
+    from kafka import KafkaProducer
+
+    p = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    futures = [p.send(topic, key=str(i).encode(), value=json.dumps({"user_id": i % 10, "amount": i}).encode())
+               for i in range(start, start + count)]
+    p.flush(30)
+    print(sum(1 for f in futures if f.get(timeout=30) is not None))
+
+
+def consume_confluent(bootstrap, topic, count):
+    from confluent_kafka import Consumer, TopicPartition, OFFSET_BEGINNING
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "unused", "enable.auto.commit": False})
+    meta = c.list_topics(topic, timeout=10)
+    parts = [TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.topics[topic].partitions]
+    c.assign(parts)
+    seen = []
+    idle = 0
+    while len(seen) < count and idle < 50:
+        msg = c.poll(0.2)
+        if msg is None:
+            idle += 1
+            continue
+        if msg.error():
+            print(f"error {msg.error()}", file=sys.stderr)
+            sys.exit(1)
+        seen.append(msg.value().decode())
+    c.close()
+    for v in seen:
+        print(v)
+
+
+def consume_python(bootstrap, topic, count):
+    from kafka import KafkaConsumer, TopicPartition
+
+    c = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
+                      consumer_timeout_ms=10000)
+    parts = [TopicPartition(topic, p) for p in c.partitions_for_topic(topic)]
+    c.assign(parts)
+    c.seek_to_beginning(*parts)
+    seen = []
+    for msg in c:
+        seen.append(msg.value.decode())
+        if len(seen) >= count:
+            break
+    c.close()
+    for v in seen:
+        print(v)
+
+
+def create_topic(bootstrap, topic, partitions):
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for _, future in admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)]).items():
+        future.result(10)
+    print("created")
+
+
+if __name__ == "__main__":
+    cmd, bootstrap, topic, *rest = sys.argv[1:]
+    if cmd == "produce-confluent":
+        produce_confluent(bootstrap, topic, int(rest[0]), rest[1], int(rest[2]))
+    elif cmd == "produce-python":
+        produce_python(bootstrap, topic, int(rest[0]), int(rest[1]))
+    elif cmd == "consume-confluent":
+        consume_confluent(bootstrap, topic, int(rest[0]))
+    elif cmd == "consume-python":
+        consume_python(bootstrap, topic, int(rest[0]))
+    elif cmd == "create-topic":
+        create_topic(bootstrap, topic, int(rest[0]))
+    else:
+        sys.exit(f"unknown command {cmd}")
