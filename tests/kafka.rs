@@ -5,7 +5,8 @@
 
 mod common;
 
-use std::process::Command;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
 
 use common::{WeirServer, rows};
 
@@ -136,4 +137,49 @@ async fn kafka_clients_produce_and_consume_and_views_follow() {
         topics.contains(&vec!["from_kafka".to_string(), "2".to_string()]),
         "{topics:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_produce_survives_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = WeirServer::start_with_kafka(&dir.path().join("data"), 50).await;
+    let bootstrap = server.bootstrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/kafka/clients.py");
+    let mut producer = Command::new(python())
+        .args([script, "produce-until-error", &bootstrap, "crashy"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the producer");
+    let mut acked: Vec<i64> = Vec::new();
+    let mut lines = BufReader::new(producer.stdout.take().unwrap()).lines();
+    // Kill Weir while the producer is sending, after 2000 acknowledgements.
+    while acked.len() < 2000 {
+        let line = lines.next().expect("producer output").unwrap();
+        acked.push(line.parse().unwrap());
+    }
+    server.kill();
+    for line in lines {
+        acked.push(line.unwrap().parse().unwrap());
+    }
+    producer.wait().unwrap();
+    server.restart().await;
+    let bootstrap = server.bootstrap();
+    // Read everything back: each acknowledged record exactly once.
+    let values = client(&["consume-confluent", &bootstrap, "crashy", "1000000"]);
+    let mut seen: std::collections::BTreeMap<i64, usize> = Default::default();
+    for v in &values {
+        let amount = serde_json::from_str::<serde_json::Value>(v).unwrap()["amount"]
+            .as_i64()
+            .unwrap();
+        *seen.entry(amount).or_default() += 1;
+    }
+    for id in &acked {
+        assert_eq!(
+            seen.get(id),
+            Some(&1),
+            "acknowledged record {id} must be present exactly once"
+        );
+    }
+    assert!(seen.values().all(|&n| n == 1), "no record is present twice");
 }

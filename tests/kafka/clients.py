@@ -2,6 +2,7 @@
 
   produce-confluent BOOTSTRAP TOPIC COUNT COMPRESSION START  -> prints the number of acked records
   produce-python    BOOTSTRAP TOPIC COUNT START              -> kafka-python producer, acks=all
+  produce-until-error BOOTSTRAP TOPIC                        -> prints each acked key until the broker dies
   consume-confluent BOOTSTRAP TOPIC COUNT                    -> prints the consumed values, one a line
   consume-python    BOOTSTRAP TOPIC COUNT                    -> same with kafka-python
   create-topic      BOOTSTRAP TOPIC PARTITIONS               -> AdminClient.create_topics
@@ -30,6 +31,32 @@ def produce_confluent(bootstrap, topic, count, compression, start):
         print(f"errors={errors[:3]} remaining={remaining}", file=sys.stderr)
         sys.exit(1)
     print(len(acked))
+
+
+def produce_until_error(bootstrap, topic):
+    """Produces forever with acks=all, printing each acknowledged id at once; exits when the
+    broker goes away (no retries across a restart, so nothing is written twice)."""
+    from confluent_kafka import Producer
+
+    failed = []
+
+    def on_delivery(err, msg):
+        if err:
+            failed.append(err)
+        else:
+            print(msg.key().decode(), flush=True)
+
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 1,
+                  "message.timeout.ms": 2000, "retries": 0, "reconnect.backoff.max.ms": 100})
+    i = 0
+    while not failed:
+        try:
+            p.produce(topic, key=str(i), value=json.dumps({"user_id": i % 10, "amount": i}), on_delivery=on_delivery)
+            i += 1
+        except BufferError:
+            pass
+        p.poll(0.001)
+    p.flush(5)
 
 
 def produce_python(bootstrap, topic, count, start):
@@ -96,6 +123,8 @@ if __name__ == "__main__":
     cmd, bootstrap, topic, *rest = sys.argv[1:]
     if cmd == "produce-confluent":
         produce_confluent(bootstrap, topic, int(rest[0]), rest[1], int(rest[2]))
+    elif cmd == "produce-until-error":
+        produce_until_error(bootstrap, topic)
     elif cmd == "produce-python":
         produce_python(bootstrap, topic, int(rest[0]), int(rest[1]))
     elif cmd == "consume-confluent":
