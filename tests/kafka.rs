@@ -183,3 +183,129 @@ async fn acknowledged_produce_survives_kill_9() {
     }
     assert!(seen.values().all(|&n| n == 1), "no record is present twice");
 }
+
+fn assignments(output: &str) -> Vec<Vec<i32>> {
+    output
+        .lines()
+        .filter_map(|l| l.strip_prefix("assigned "))
+        .map(|l| {
+            l.split(',')
+                .filter(|p| !p.is_empty())
+                .map(|p| p.parse().unwrap())
+                .collect()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_group_splits_partitions_and_rebalances_when_one_leaves() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = WeirServer::start_with_kafka(&dir.path().join("data"), 50).await;
+    let bootstrap = server.bootstrap();
+    server
+        .connect()
+        .await
+        .batch_execute("CREATE TOPIC shared WITH (partitions = 4)")
+        .await
+        .unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/kafka/clients.py");
+    let spawn = |stay: &str| {
+        Command::new(python())
+            .args([
+                script,
+                "group-assignments",
+                &bootstrap,
+                "shared",
+                "pair",
+                stay,
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start a consumer")
+    };
+    let first = spawn("5");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let second = spawn("10");
+    let first = String::from_utf8(first.wait_with_output().unwrap().stdout).unwrap();
+    let second = String::from_utf8(second.wait_with_output().unwrap().stdout).unwrap();
+    let (a, b) = (assignments(&first), assignments(&second));
+    // While both were in the group they split the four partitions between them.
+    let a_half = a
+        .iter()
+        .find(|p| p.len() == 2)
+        .unwrap_or_else(|| panic!("first: {a:?}"));
+    let b_half = b
+        .iter()
+        .find(|p| p.len() == 2)
+        .unwrap_or_else(|| panic!("second: {b:?}"));
+    let mut union: Vec<i32> = a_half.iter().chain(b_half).copied().collect();
+    union.sort();
+    assert_eq!(union, vec![0, 1, 2, 3], "first {a:?}, second {b:?}");
+    // After the first left, the second got everything.
+    assert_eq!(b.last().unwrap(), &vec![0, 1, 2, 3], "second {b:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_offsets_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = WeirServer::start_with_kafka(&dir.path().join("data"), 50).await;
+    server
+        .connect()
+        .await
+        .batch_execute("CREATE TOPIC progress WITH (partitions = 2)")
+        .await
+        .unwrap();
+    assert_eq!(
+        client(&[
+            "produce-confluent",
+            &server.bootstrap(),
+            "progress",
+            "50",
+            "none",
+            "0"
+        ]),
+        vec!["50"]
+    );
+    let first = client(&[
+        "group-consume",
+        &server.bootstrap(),
+        "progress",
+        "readers",
+        "10",
+    ]);
+    assert_eq!(first.len(), 50);
+    server.restart().await;
+    assert_eq!(
+        client(&[
+            "produce-confluent",
+            &server.bootstrap(),
+            "progress",
+            "10",
+            "none",
+            "50"
+        ]),
+        vec!["10"]
+    );
+    let second = client(&[
+        "group-consume",
+        &server.bootstrap(),
+        "progress",
+        "readers",
+        "10",
+    ]);
+    let mut amounts: Vec<i64> = second
+        .iter()
+        .map(|v| {
+            serde_json::from_str::<serde_json::Value>(v).unwrap()["amount"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    amounts.sort();
+    assert_eq!(
+        amounts,
+        (50..60).collect::<Vec<_>>(),
+        "only the records after the committed offsets"
+    );
+}

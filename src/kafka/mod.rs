@@ -5,9 +5,11 @@
 //! Each connection is served in order (read a request, answer it, read the next), as Kafka
 //! clients require responses in request order. Message encoding is the `kafka-protocol` crate's;
 //! what each request does lives in `metadata.rs` (ApiVersions, Metadata, CreateTopics,
-//! DeleteTopics), `produce.rs` and `fetch.rs` (Fetch, ListOffsets).
+//! DeleteTopics), `produce.rs` (Produce, InitProducerId), `fetch.rs` (Fetch, ListOffsets) and
+//! `groups.rs` (consumer groups and committed offsets).
 
 mod fetch;
+mod groups;
 mod metadata;
 mod produce;
 
@@ -36,6 +38,8 @@ pub struct Broker {
     pub auto_create_topics: bool,
     /// Idempotent producers: ids handed out and the sequences seen per partition.
     pub producers: produce::Producers,
+    /// Consumer groups.
+    pub groups: groups::Groups,
 }
 
 impl Broker {
@@ -45,6 +49,7 @@ impl Broker {
             advertised,
             auto_create_topics,
             producers: Default::default(),
+            groups: Default::default(),
         }
     }
 }
@@ -60,6 +65,13 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreateTopics, 2, 7),
     (ApiKey::DeleteTopics, 1, 5),
     (ApiKey::InitProducerId, 0, 5),
+    (ApiKey::FindCoordinator, 0, 4),
+    (ApiKey::JoinGroup, 0, 7),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 4),
+    (ApiKey::OffsetCommit, 2, 8),
+    (ApiKey::OffsetFetch, 1, 7),
 ];
 
 /// Serves Kafka clients on `listener` until the task is dropped.
@@ -153,6 +165,13 @@ async fn respond(broker: &Broker, mut frame: Bytes) -> Result<Option<Bytes>, Str
         RequestKind::Fetch(r) => fetch::fetch(broker, r).await.into(),
         RequestKind::ListOffsets(r) => fetch::list_offsets(broker, r, version).into(),
         RequestKind::InitProducerId(r) => produce::init_producer_id(broker, r).into(),
+        RequestKind::FindCoordinator(r) => groups::find_coordinator(broker, r, version).into(),
+        RequestKind::JoinGroup(r) => broker.groups.join(r, version).await.into(),
+        RequestKind::SyncGroup(r) => broker.groups.sync(r, version).await.into(),
+        RequestKind::Heartbeat(r) => broker.groups.heartbeat(r).into(),
+        RequestKind::LeaveGroup(r) => broker.groups.leave(r, version).into(),
+        RequestKind::OffsetCommit(r) => groups::offset_commit(broker, r).into(),
+        RequestKind::OffsetFetch(r) => groups::offset_fetch(broker, r).into(),
         _ => return Err(format!("api {key:?} is not handled")),
     };
     encode(key, version, correlation_id, &response).map(Some)

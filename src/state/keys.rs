@@ -7,6 +7,7 @@
 //! v <view id u64 BE> <pk len u32 BE> <pk> <row>   view row multiplicity (i64 LE)
 //! s <view id u64 BE> <operator u32 BE> <operator's own key>   operator state
 //! o <view id u64 BE>                        the view's committed source offsets (JSON)
+//! g <group> 0 <topic> 0 <partition i32 BE>  a Kafka consumer group's committed offset
 //! ```
 //! `pk` and `row` are Arrow row-format bytes (byte-comparable), so view rows scan in key order.
 
@@ -15,6 +16,7 @@ pub const META_NEXT_ID: &[u8] = b"m/next_id";
 pub const VIEW_ROWS: u8 = b'v';
 pub const OPERATOR_STATE: u8 = b's';
 pub const OFFSETS: u8 = b'o';
+pub const GROUP_OFFSETS: u8 = b'g';
 
 pub fn catalog_prefix() -> Vec<u8> {
     vec![CATALOG]

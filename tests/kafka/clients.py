@@ -6,6 +6,8 @@
   consume-confluent BOOTSTRAP TOPIC COUNT                    -> prints the consumed values, one a line
   consume-python    BOOTSTRAP TOPIC COUNT                    -> same with kafka-python
   create-topic      BOOTSTRAP TOPIC PARTITIONS               -> AdminClient.create_topics
+  group-assignments BOOTSTRAP TOPIC GROUP SECONDS            -> prints each assignment received in GROUP
+  group-consume     BOOTSTRAP TOPIC GROUP IDLE_ROUNDS        -> consumes from committed offsets, commits
 Every record value is JSON {"user_id": i % 10, "amount": i}; the key is str(i).
 """
 import json
@@ -110,6 +112,55 @@ def consume_python(bootstrap, topic, count):
         print(v)
 
 
+def group_assignments(bootstrap, topic, group, stay_seconds):
+    """Joins GROUP subscribed to TOPIC and prints each distinct assignment it gets
+    ("assigned 0,2"), for STAY_SECONDS; then leaves the group."""
+    import time
+    from confluent_kafka import Consumer
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False,
+                  "heartbeat.interval.ms": 300, "session.timeout.ms": 6000})
+    c.subscribe([topic])
+    last = None
+    end = time.time() + stay_seconds
+    while time.time() < end:
+        c.poll(0.1)
+        now = sorted(tp.partition for tp in c.assignment())
+        if now != last:
+            print("assigned " + ",".join(map(str, now)), flush=True)
+            last = now
+    c.close()
+
+
+def group_consume(bootstrap, topic, group, idle_rounds):
+    """Consumes TOPIC in GROUP from the committed offsets (earliest if none) until idle,
+    commits synchronously and prints the values."""
+    from confluent_kafka import Consumer
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False,
+                  "auto.offset.reset": "earliest", "heartbeat.interval.ms": 300, "session.timeout.ms": 6000})
+    c.subscribe([topic])
+    seen = []
+    idle = 0
+    while idle < idle_rounds:
+        msg = c.poll(0.2)
+        if msg is None:
+            # Idle time counts only once the group has given us partitions.
+            if c.assignment():
+                idle += 1
+            continue
+        if msg.error():
+            print(f"error {msg.error()}", file=sys.stderr)
+            sys.exit(1)
+        idle = 0
+        seen.append(msg.value().decode())
+    if seen:
+        c.commit(asynchronous=False)
+    c.close()
+    for v in seen:
+        print(v)
+
+
 def create_topic(bootstrap, topic, partitions):
     from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -131,6 +182,10 @@ if __name__ == "__main__":
         consume_confluent(bootstrap, topic, int(rest[0]))
     elif cmd == "consume-python":
         consume_python(bootstrap, topic, int(rest[0]))
+    elif cmd == "group-assignments":
+        group_assignments(bootstrap, topic, rest[0], float(rest[1]))
+    elif cmd == "group-consume":
+        group_consume(bootstrap, topic, rest[0], int(rest[1]))
     elif cmd == "create-topic":
         create_topic(bootstrap, topic, int(rest[0]))
     else:
