@@ -309,3 +309,102 @@ async fn committed_offsets_survive_a_restart() {
         "only the records after the committed offsets"
     );
 }
+
+/// Applies a sink topic's records: append mode (op insert/delete) or upsert mode (key → last
+/// value, tombstones delete). Returns the resulting rows as sorted `user_id,n,total` strings.
+fn replay_sink(lines: &[String], upsert: bool) -> Vec<String> {
+    let row = |v: &serde_json::Value| format!("{},{},{}", v["user_id"], v["n"], v["total"]);
+    let mut rows: Vec<String> = Vec::new();
+    let mut by_key: std::collections::BTreeMap<String, String> = Default::default();
+    for line in lines {
+        let (key, value) = line.split_once('\t').unwrap();
+        if upsert {
+            if value == "-" {
+                by_key.remove(key);
+            } else {
+                by_key.insert(key.to_string(), row(&serde_json::from_str(value).unwrap()));
+            }
+        } else {
+            let v: serde_json::Value = serde_json::from_str(value).unwrap();
+            match v["op"].as_str().unwrap() {
+                "insert" => rows.push(row(&v)),
+                _ => {
+                    let at = rows
+                        .iter()
+                        .position(|r| *r == row(&v))
+                        .expect("a delete matches an earlier insert");
+                    rows.remove(at);
+                }
+            }
+        }
+    }
+    if upsert {
+        rows = by_key.into_values().collect();
+    }
+    rows.sort();
+    rows
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sinks_let_kafka_consumers_follow_a_view() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = WeirServer::start_with_kafka(&dir.path().join("data"), 50).await;
+    let sql = server.connect().await;
+    sql.batch_execute(
+        "CREATE TABLE events (id BIGINT PRIMARY KEY, user_id BIGINT, amount BIGINT);
+         INSERT INTO events VALUES (1, 1, 10), (2, 1, 5), (3, 2, 7);
+         CREATE MATERIALIZED VIEW totals AS SELECT user_id, count(*) AS n, sum(amount) AS total FROM events GROUP BY user_id;
+         CREATE SINK totals_changes FROM totals INTO TOPIC totals_changes FORMAT JSON;
+         CREATE SINK totals_latest FROM totals INTO TOPIC totals_latest FORMAT JSON WITH (mode = 'upsert');
+         INSERT INTO events VALUES (4, 3, 1);
+         UPDATE events SET amount = 100 WHERE id = 1;
+         DELETE FROM events WHERE id = 3;
+         FLUSH;",
+    )
+    .await
+    .unwrap();
+    let check = |server: &WeirServer, view: Vec<Vec<String>>| {
+        let expected: Vec<String> = {
+            let mut v: Vec<String> = view.iter().map(|r| r.join(",")).collect();
+            v.sort();
+            v
+        };
+        for (topic, upsert) in [("totals_changes", false), ("totals_latest", true)] {
+            let lines = client(&["consume-keyed", &server.bootstrap(), topic]);
+            assert_eq!(replay_sink(&lines, upsert), expected, "{topic}: {lines:?}");
+        }
+    };
+    let view = rows(&sql, "SELECT user_id, n, total FROM totals")
+        .await
+        .unwrap();
+    assert_eq!(view.len(), 2, "user 2 is gone: {view:?}");
+    check(&server, view);
+    // Nothing is written twice across a crash and restart.
+    server.restart().await;
+    let sql = server.connect().await;
+    sql.batch_execute("INSERT INTO events VALUES (5, 1, 1); FLUSH")
+        .await
+        .unwrap();
+    let view = rows(&sql, "SELECT user_id, n, total FROM totals")
+        .await
+        .unwrap();
+    check(&server, view);
+    let sinks = rows(&sql, "SHOW SINKS").await.unwrap();
+    assert_eq!(sinks.len(), 2, "{sinks:?}");
+    let err = sql
+        .batch_execute("DROP MATERIALIZED VIEW totals")
+        .await
+        .unwrap_err();
+    assert!(
+        err.as_db_error()
+            .unwrap()
+            .detail()
+            .unwrap_or("")
+            .contains("sink totals_changes"),
+        "{err:?}"
+    );
+    sql.batch_execute("DROP MATERIALIZED VIEW totals CASCADE")
+        .await
+        .unwrap();
+    assert!(rows(&sql, "SHOW SINKS").await.unwrap().is_empty());
+}

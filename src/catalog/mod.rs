@@ -25,6 +25,7 @@ pub enum ItemKind {
     Source,
     Table,
     MaterializedView,
+    Sink,
 }
 
 impl ItemKind {
@@ -33,6 +34,7 @@ impl ItemKind {
             ItemKind::Source => "source",
             ItemKind::Table => "table",
             ItemKind::MaterializedView => "materialized view",
+            ItemKind::Sink => "sink",
         }
     }
 }
@@ -84,7 +86,16 @@ pub struct ViewDef {
     /// in which case the whole row is the key.
     pub key: Vec<usize>,
     /// Where its committed rows are read from.
-    pub rows: Arc<crate::dataflow::sink::ViewRows>,
+    pub rows: Arc<crate::dataflow::view_rows::ViewRows>,
+}
+
+/// A sink: a view's changes written to a topic.
+#[derive(Debug)]
+pub struct SinkDef {
+    pub item: CatalogItem,
+    pub view: String,
+    pub topic: String,
+    pub upsert: bool,
 }
 
 /// One resolved catalog entry.
@@ -93,6 +104,7 @@ pub enum Entry {
     Source(Arc<SourceDef>),
     Table(Arc<TableDef>),
     View(Arc<ViewDef>),
+    Sink(Arc<SinkDef>),
 }
 
 impl Entry {
@@ -101,13 +113,20 @@ impl Entry {
             Entry::Source(s) => &s.item,
             Entry::Table(t) => &t.item,
             Entry::View(v) => &v.item,
+            Entry::Sink(s) => &s.item,
         }
+    }
+
+    /// Sources, tables and views are relations (they have rows); sinks are not.
+    pub fn is_relation(&self) -> bool {
+        !matches!(self, Entry::Sink(_))
     }
     pub fn schema(&self) -> SchemaRef {
         match self {
             Entry::Source(s) => s.schema.clone(),
             Entry::Table(t) => t.schema.clone(),
             Entry::View(v) => v.schema.clone(),
+            Entry::Sink(_) => std::sync::Arc::new(datafusion::arrow::datatypes::Schema::empty()),
         }
     }
 }

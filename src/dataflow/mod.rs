@@ -15,6 +15,7 @@ pub mod batch;
 pub mod graph;
 pub mod ops;
 pub mod runtime;
-pub mod sink;
+pub mod topic_sink;
+pub mod view_rows;
 
 pub use batch::ChangeBatch;

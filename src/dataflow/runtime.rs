@@ -22,7 +22,8 @@ use tokio::sync::oneshot;
 
 use super::ChangeBatch;
 use super::graph::Dataflow;
-use super::sink::ViewRows;
+use super::topic_sink::TopicSink;
+use super::view_rows::ViewRows;
 use crate::catalog::table::decode_changelog;
 use crate::config::SOURCE_READ_RECORDS_MAX;
 use crate::error::{Result, WeirError};
@@ -82,6 +83,17 @@ enum Command {
         batch: WriteBatch,
         reply: oneshot::Sender<Result<()>>,
     },
+    AddSink {
+        sink: Box<TopicSink>,
+        restore: bool,
+        extra: WriteBatch,
+        reply: oneshot::Sender<Result<()>>,
+    },
+    DropSink {
+        sink_id: u64,
+        batch: WriteBatch,
+        reply: oneshot::Sender<Result<()>>,
+    },
     Flush {
         reply: oneshot::Sender<Result<()>>,
     },
@@ -101,6 +113,7 @@ impl Runtime {
             views: Vec::new(),
             records_skipped: HashMap::new(),
             pending: WriteBatch::default(),
+            sinks: Vec::new(),
         };
         let thread = std::thread::Builder::new()
             .name("weir-epochs".into())
@@ -159,6 +172,29 @@ impl Runtime {
         .await
     }
 
+    /// Starts a sink. A new one writes the view's rows in its first epoch (committed with
+    /// `extra`, its catalog entry); a restored one first cuts its topic back to what was
+    /// committed.
+    pub async fn add_sink(&self, sink: TopicSink, restore: bool, extra: WriteBatch) -> Result<()> {
+        self.call(|reply| Command::AddSink {
+            sink: Box::new(sink),
+            restore,
+            extra,
+            reply,
+        })
+        .await
+    }
+
+    /// Stops a sink; `batch` (its catalog removal) is committed with its offsets' removal.
+    pub async fn drop_sink(&self, sink_id: u64, batch: WriteBatch) -> Result<()> {
+        self.call(|reply| Command::DropSink {
+            sink_id,
+            batch,
+            reply,
+        })
+        .await
+    }
+
     /// Runs an epoch now and returns once it is committed and visible.
     pub async fn flush(&self) -> Result<()> {
         self.call(|reply| Command::Flush { reply }).await
@@ -180,6 +216,7 @@ struct Epochs {
     records_skipped: HashMap<String, u64>,
     /// Writes to commit with the next epoch (a new view's catalog entry).
     pending: WriteBatch,
+    sinks: Vec<TopicSink>,
 }
 
 impl Epochs {
@@ -203,6 +240,23 @@ impl Epochs {
                     reply,
                 }) => {
                     let _ = reply.send(self.drop_view(view_id, batch));
+                }
+                Ok(Command::AddSink {
+                    sink,
+                    restore,
+                    extra,
+                    reply,
+                }) => {
+                    let _ = reply.send(self.add_sink(*sink, restore, extra));
+                }
+                Ok(Command::DropSink {
+                    sink_id,
+                    mut batch,
+                    reply,
+                }) => {
+                    self.sinks.retain(|s| s.id != sink_id);
+                    batch.delete(super::topic_sink::offsets_key(sink_id));
+                    let _ = reply.send(self.store.commit(batch));
                 }
                 Ok(Command::Flush { reply }) => {
                     let _ = reply.send(self.epoch());
@@ -297,9 +351,65 @@ impl Epochs {
                 return Err(in_view(&self.views[i].flow.name, e));
             }
         }
-        self.store.commit(batch)?;
+        if let Err(e) = self
+            .write_sinks(&deltas, &mut batch)
+            .and_then(|()| self.store.commit(batch))
+        {
+            // Nothing of the epoch is committed: take back what the sinks wrote.
+            for sink in &self.sinks {
+                sink.rewind(self.store.as_ref())?;
+            }
+            self.reload()?;
+            return Err(e);
+        }
         for view in &mut self.views {
             view.committed_offsets = Some(view.offsets.clone());
+        }
+        for sink in &mut self.sinks {
+            sink.snapshot_pending = false;
+        }
+        Ok(())
+    }
+
+    fn add_sink(&mut self, sink: TopicSink, restore: bool, extra: WriteBatch) -> Result<()> {
+        if restore {
+            sink.rewind(self.store.as_ref())?;
+            self.sinks.push(sink);
+            return Ok(());
+        }
+        let id = sink.id;
+        self.pending = extra;
+        self.sinks.push(sink);
+        let result = self.epoch();
+        if result.is_err() {
+            self.sinks.retain(|s| s.id != id);
+        }
+        result
+    }
+
+    /// Appends this epoch's changes of each sink's view to its topic (before the commit).
+    fn write_sinks(
+        &self,
+        deltas: &HashMap<u64, ChangeBatch>,
+        batch: &mut WriteBatch,
+    ) -> Result<()> {
+        for sink in &self.sinks {
+            let Some(view) = self
+                .views
+                .iter()
+                .find(|v| v.flow.id == sink.view_id && v.failed.is_none())
+            else {
+                continue;
+            };
+            let mut changes = Vec::new();
+            if sink.snapshot_pending {
+                changes.push(view.flow.rows.scan(self.store.as_ref())?);
+            }
+            changes.extend(deltas.get(&sink.view_id).cloned());
+            let changes = ChangeBatch::concat(&sink.schema, &changes)?;
+            if !changes.is_empty() || sink.snapshot_pending {
+                sink.write(&changes, batch)?;
+            }
         }
         Ok(())
     }

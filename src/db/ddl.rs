@@ -10,9 +10,12 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::sql::sqlparser::ast;
 
 use super::{Database, Output, Tag, object_name};
-use crate::catalog::{CatalogItem, Entry, ItemKind, SourceDef, TableData, TableDef, ViewDef};
+use crate::catalog::{
+    CatalogItem, Entry, ItemKind, SinkDef, SourceDef, TableData, TableDef, ViewDef,
+};
 use crate::dataflow::runtime::{Decoding, InputSource, ViewFlow};
-use crate::dataflow::sink::ViewRows;
+use crate::dataflow::topic_sink::{SinkMode, TopicSink};
+use crate::dataflow::view_rows::ViewRows;
 use crate::error::{ErrorKind, Result, WeirError};
 use crate::sql::parse::{self, Statement};
 use crate::sql::stream_plan::{StreamPlan, plan_stream};
@@ -74,6 +77,7 @@ impl Database {
             .filter(|e| match e {
                 Entry::Source(s) => s.topic == name,
                 Entry::Table(t) => t.topic == name,
+                Entry::Sink(s) => s.topic == name,
                 Entry::View(_) => false,
             })
             .map(|e| format!("{} {}", e.item().kind.noun(), e.item().name))
@@ -157,6 +161,7 @@ impl Database {
                 self.catalog.insert(Entry::Source(Arc::new(def)), persist)?;
                 Ok(Output::Done(Tag::new("CREATE SOURCE")))
             }
+            Statement::CreateSink(create) => self.create_sink(create, restored).await,
             Statement::Standard(stmt) => match *stmt {
                 ast::Statement::CreateTable(create) => self.create_table(create, restored).await,
                 ast::Statement::CreateView(view) => self.create_view(view, restored).await,
@@ -372,6 +377,97 @@ impl Database {
         Ok(Output::Done(Tag::new("CREATE MATERIALIZED VIEW")))
     }
 
+    async fn create_sink(
+        &self,
+        create: parse::CreateSink,
+        restored: Option<CatalogItem>,
+    ) -> Result<Output> {
+        if restored.is_none() {
+            if create.if_not_exists && self.catalog.get(&create.name).is_some() {
+                return Ok(Output::Done(Tag::new("CREATE SINK")));
+            }
+            self.catalog.ensure_free(&create.name)?;
+        }
+        let view = match self.catalog.get(&create.view) {
+            Some(Entry::View(v)) => v,
+            Some(other) => {
+                return Err(WeirError::new(
+                    ErrorKind::WrongObjectType,
+                    format!(
+                        "\"{}\" is a {}, not a materialized view",
+                        create.view,
+                        other.item().kind.noun()
+                    ),
+                )
+                .with_hint("a sink writes the changes of a materialized view"));
+            }
+            None => return Err(WeirError::undefined_table(&create.view)),
+        };
+        if create.upsert && view.key.is_empty() {
+            return Err(WeirError::unsupported(format!(
+                "materialized view \"{}\" has no key to upsert by",
+                create.view
+            ))
+            .with_hint("upsert sinks need a view with GROUP BY (its key); use mode = 'append'"));
+        }
+        let (topic, created) = match self.topics.topic(&create.topic) {
+            Some(t) => (t, false),
+            None if restored.is_none() => (
+                self.topics
+                    .create_topic(&create.topic, Default::default())?,
+                true,
+            ),
+            None => return Err(WeirError::undefined_table(&create.topic)),
+        };
+        let restoring = restored.is_some();
+        let item = match restored {
+            Some(item) => item,
+            None => CatalogItem {
+                id: self.catalog.next_id()?,
+                name: create.name.clone(),
+                kind: ItemKind::Sink,
+                create_sql: create.to_sql(),
+                depends_on: vec![create.view.clone()],
+                owns_topic: created,
+            },
+        };
+        let sink = TopicSink {
+            id: item.id,
+            name: create.name.clone(),
+            view_id: view.item.id,
+            topic,
+            mode: if create.upsert {
+                SinkMode::Upsert
+            } else {
+                SinkMode::Append
+            },
+            key: view.key.clone(),
+            schema: view.schema.clone(),
+            snapshot_pending: !restoring,
+        };
+        let mut extra = WriteBatch::default();
+        if !restoring {
+            extra.put(
+                crate::state::keys::catalog_key(&create.name),
+                serde_json::to_vec(&item).map_err(|e| WeirError::internal(e.to_string()))?,
+            );
+        }
+        if let Err(e) = self.runtime.add_sink(sink, restoring, extra).await {
+            if created {
+                let _ = self.topics.drop_topic(&create.topic);
+            }
+            return Err(e);
+        }
+        let def = SinkDef {
+            item,
+            view: create.view,
+            topic: create.topic,
+            upsert: create.upsert,
+        };
+        self.catalog.insert(Entry::Sink(Arc::new(def)), false)?;
+        Ok(Output::Done(Tag::new("CREATE SINK")))
+    }
+
     fn input_source(&self, name: &str) -> Result<InputSource> {
         let topic = |t: &str| {
             self.topics
@@ -393,6 +489,12 @@ impl Database {
                 },
             },
             Some(Entry::View(v)) => InputSource::View { view_id: v.item.id },
+            Some(Entry::Sink(_)) => {
+                return Err(WeirError::new(
+                    ErrorKind::WrongObjectType,
+                    format!("\"{name}\" is a sink, not a relation"),
+                ));
+            }
             None => return Err(WeirError::undefined_table(name)),
         })
     }
@@ -419,6 +521,7 @@ impl Database {
             ItemKind::Source => "DROP SOURCE",
             ItemKind::Table => "DROP TABLE",
             ItemKind::MaterializedView => "DROP MATERIALIZED VIEW",
+            ItemKind::Sink => "DROP SINK",
         })))
     }
 
@@ -455,6 +558,10 @@ impl Database {
             .dependents(name)
             .into_iter()
             .filter(|d| !dropping.contains(d))
+            .map(|d| match self.catalog.get(&d) {
+                Some(e) => format!("{} {d}", e.item().kind.noun()),
+                None => d,
+            })
             .collect();
         if !dependents.is_empty() && !cascade {
             return Err(WeirError::new(
@@ -465,7 +572,7 @@ impl Database {
                 ),
             )
             .with_detail(format!(
-                "materialized view {} depends on {} {name}",
+                "{} depends on {} {name}",
                 dependents.join(", "),
                 kind.noun()
             ))
@@ -486,6 +593,12 @@ impl Database {
         self.catalog.remove(name, &mut batch);
         match &entry {
             Entry::View(v) => self.runtime.drop_view(v.item.id, batch).await?,
+            Entry::Sink(s) => {
+                self.runtime.drop_sink(s.item.id, batch).await?;
+                if s.item.owns_topic {
+                    self.topics.drop_topic(&s.topic)?;
+                }
+            }
             Entry::Source(s) => {
                 self.store.commit(batch)?;
                 if s.item.owns_topic {

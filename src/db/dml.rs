@@ -32,6 +32,10 @@ impl Database {
             .with_hint(
                 "materialized views are maintained from their inputs; write to a source or table",
             )),
+            Some(Entry::Sink(_)) => Err(WeirError::new(
+                ErrorKind::WrongObjectType,
+                format!("cannot write to sink \"{name}\""),
+            )),
             Some(entry) => Ok(entry),
             None => Err(WeirError::undefined_table(name)),
         }
@@ -84,9 +88,9 @@ impl Database {
                 table.data.writer().write(&topic, None, Some(batch))?;
                 Ok(batch.num_rows())
             }
-            Entry::View(v) => Err(WeirError::internal(format!(
-                "write to view {}",
-                v.item.name
+            Entry::View(_) | Entry::Sink(_) => Err(WeirError::internal(format!(
+                "write to {}",
+                target.item().name
             ))),
         }
     }

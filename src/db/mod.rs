@@ -142,7 +142,13 @@ impl Database {
                 if_not_exists,
             } => self.create_topic(&name, &options, if_not_exists),
             Statement::DropTopic { name, if_exists } => self.drop_topic(&name, if_exists),
-            Statement::CreateSource(_) => self.create_object(stmt, None).await,
+            Statement::CreateSource(_) | Statement::CreateSink(_) => {
+                self.create_object(stmt, None).await
+            }
+            Statement::DropSink { name, if_exists } => {
+                self.drop_relations(ItemKind::Sink, &[name], if_exists, false)
+                    .await
+            }
             Statement::DropSource {
                 name,
                 if_exists,
@@ -241,10 +247,14 @@ impl Database {
                     .map(|t| (t.name().to_string(), t.partitions().to_string()))
                     .collect(),
             ),
-            ShowKind::Sources | ShowKind::Tables | ShowKind::MaterializedViews => {
+            ShowKind::Sources
+            | ShowKind::Tables
+            | ShowKind::MaterializedViews
+            | ShowKind::Sinks => {
                 let want = match kind {
                     ShowKind::Sources => ItemKind::Source,
                     ShowKind::Tables => ItemKind::Table,
+                    ShowKind::Sinks => ItemKind::Sink,
                     _ => ItemKind::MaterializedView,
                 };
                 let rows = self
@@ -257,6 +267,7 @@ impl Database {
                             Entry::Source(s) => s.topic.clone(),
                             Entry::Table(t) => t.topic.clone(),
                             Entry::View(v) => v.item.depends_on.join(", "),
+                            Entry::Sink(s) => s.topic.clone(),
                         };
                         (e.item().name.clone(), detail)
                     })

@@ -52,15 +52,20 @@ impl SchemaProvider for WeirSchema {
             .collect()
     }
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
-        Ok(self.ctx.catalog.get(name).map(|entry| {
-            Arc::new(Relation {
-                entry,
-                ctx: self.ctx.clone(),
-            }) as Arc<dyn TableProvider>
-        }))
+        Ok(self
+            .ctx
+            .catalog
+            .get(name)
+            .filter(|e| e.is_relation())
+            .map(|entry| {
+                Arc::new(Relation {
+                    entry,
+                    ctx: self.ctx.clone(),
+                }) as Arc<dyn TableProvider>
+            }))
     }
     fn table_exist(&self, name: &str) -> bool {
-        self.ctx.catalog.get(name).is_some()
+        self.ctx.catalog.get(name).is_some_and(|e| e.is_relation())
     }
 }
 
@@ -104,6 +109,10 @@ impl TableProvider for Relation {
 /// whole history.
 pub fn read_relation(ctx: &ReadContext, entry: &Entry) -> Result<Vec<RecordBatch>> {
     match entry {
+        Entry::Sink(s) => Err(WeirError::new(
+            crate::error::ErrorKind::WrongObjectType,
+            format!("\"{}\" is a sink, not a relation", s.item.name),
+        )),
         Entry::View(view) => {
             view.rows.check_readable(&view.item.name)?;
             Ok(vec![expand(&view.rows.scan(ctx.store.as_ref())?)?])

@@ -25,6 +25,11 @@ pub enum Statement {
         if_exists: bool,
     },
     CreateSource(CreateSource),
+    CreateSink(CreateSink),
+    DropSink {
+        name: String,
+        if_exists: bool,
+    },
     DropSource {
         name: String,
         if_exists: bool,
@@ -70,6 +75,32 @@ impl CreateSource {
     }
 }
 
+/// `CREATE SINK name FROM view INTO TOPIC topic FORMAT JSON [WITH (mode = 'upsert')]`
+#[derive(Debug, Clone)]
+pub struct CreateSink {
+    pub name: String,
+    pub view: String,
+    pub topic: String,
+    pub upsert: bool,
+    pub if_not_exists: bool,
+}
+
+impl CreateSink {
+    pub fn to_sql(&self) -> String {
+        let mode = if self.upsert {
+            " WITH (mode = 'upsert')"
+        } else {
+            ""
+        };
+        format!(
+            "CREATE SINK {} FROM {} INTO TOPIC {} FORMAT JSON{mode}",
+            quote_ident(&self.name),
+            quote_ident(&self.view),
+            quote_ident(&self.topic)
+        )
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Column {
     pub name: String,
@@ -85,6 +116,7 @@ pub enum ShowKind {
     Sources,
     Tables,
     MaterializedViews,
+    Sinks,
 }
 
 /// Parses a query string holding one or more statements separated by semicolons.
@@ -177,16 +209,32 @@ fn parse_one(parser: &mut Parser) -> Result<Statement> {
                 cascade,
             })
         }
+        (Some("CREATE"), Some("SINK")) => {
+            skip(parser, 2);
+            create_sink(parser).map(Statement::CreateSink)
+        }
+        (Some("DROP"), Some("SINK")) => {
+            skip(parser, 2);
+            let if_exists = parser.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
+            Ok(Statement::DropSink {
+                name: ident(parser)?,
+                if_exists,
+            })
+        }
         (Some("FLUSH"), _) => {
             skip(parser, 1);
             Ok(Statement::Flush)
         }
-        (Some("SHOW"), Some(what @ ("TOPICS" | "SOURCES" | "TABLES" | "MATERIALIZED"))) => {
+        (
+            Some("SHOW"),
+            Some(what @ ("TOPICS" | "SOURCES" | "TABLES" | "SINKS" | "MATERIALIZED")),
+        ) => {
             skip(parser, 2);
             let kind = match what {
                 "TOPICS" => ShowKind::Topics,
                 "SOURCES" => ShowKind::Sources,
                 "TABLES" => ShowKind::Tables,
+                "SINKS" => ShowKind::Sinks,
                 _ => {
                     if word_at(parser, 0).as_deref() != Some("VIEWS") {
                         return Err(WeirError::syntax("expected SHOW MATERIALIZED VIEWS"));
@@ -258,6 +306,55 @@ fn options(parser: &mut Parser) -> Result<Vec<(String, String)>> {
         }
         parser.expect_token(&Token::Comma).map_err(syntax)?;
     }
+}
+
+fn expect_word(parser: &mut Parser, word: &str) -> Result<()> {
+    if word_at(parser, 0).as_deref() != Some(word) {
+        let found = parser.peek_token();
+        return Err(WeirError::syntax(format!(
+            "expected {word}, found \"{}\"",
+            found.token
+        )));
+    }
+    skip(parser, 1);
+    Ok(())
+}
+
+fn create_sink(parser: &mut Parser) -> Result<CreateSink> {
+    let if_not_exists = parser.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
+    let name = ident(parser)?;
+    expect_word(parser, "FROM")?;
+    let view = ident(parser)?;
+    expect_word(parser, "INTO")?;
+    expect_word(parser, "TOPIC")?;
+    let topic = ident(parser)?;
+    expect_word(parser, "FORMAT")?;
+    if Format::parse(&ident(parser)?)? != Format::Json {
+        return Err(WeirError::unsupported("sinks write FORMAT JSON only"));
+    }
+    let mut upsert = false;
+    if parser.parse_keyword(Keyword::WITH) {
+        for (key, value) in options(parser)? {
+            match (key.as_str(), value.to_ascii_lowercase().as_str()) {
+                ("mode", "upsert") => upsert = true,
+                ("mode", "append") => upsert = false,
+                _ => {
+                    return Err(WeirError::new(
+                        ErrorKind::InvalidParameter,
+                        format!("unknown sink option {key} = '{value}'"),
+                    )
+                    .with_hint("supported: mode = 'append' | 'upsert'"));
+                }
+            }
+        }
+    }
+    Ok(CreateSink {
+        name,
+        view,
+        topic,
+        upsert,
+        if_not_exists,
+    })
 }
 
 fn create_source(parser: &mut Parser) -> Result<CreateSource> {

@@ -8,6 +8,7 @@
 //! s <view id u64 BE> <operator u32 BE> <operator's own key>   operator state
 //! o <view id u64 BE>                        the view's committed source offsets (JSON)
 //! g <group> 0 <topic> 0 <partition i32 BE>  a Kafka consumer group's committed offset
+//! k <sink id u64 BE>                        a sink's topic end offsets at the last commit (JSON)
 //! ```
 //! `pk` and `row` are Arrow row-format bytes (byte-comparable), so view rows scan in key order.
 
@@ -17,6 +18,7 @@ pub const VIEW_ROWS: u8 = b'v';
 pub const OPERATOR_STATE: u8 = b's';
 pub const OFFSETS: u8 = b'o';
 pub const GROUP_OFFSETS: u8 = b'g';
+pub const SINK_OFFSETS: u8 = b'k';
 
 pub fn catalog_prefix() -> Vec<u8> {
     vec![CATALOG]

@@ -52,7 +52,9 @@ pub struct SledStore {
 
 impl SledStore {
     pub fn open(dir: &Path) -> Result<Self> {
-        let db = sled::Config::new().path(dir).open()?;
+        // Every commit flushes explicitly, so sled's background flusher is not needed (and
+        // without it the store's lock is released as soon as it is dropped).
+        let db = sled::Config::new().path(dir).flush_every_ms(None).open()?;
         Ok(SledStore { db })
     }
 }

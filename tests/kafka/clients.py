@@ -5,6 +5,7 @@
   produce-until-error BOOTSTRAP TOPIC                        -> prints each acked key until the broker dies
   consume-confluent BOOTSTRAP TOPIC COUNT                    -> prints the consumed values, one a line
   consume-python    BOOTSTRAP TOPIC COUNT                    -> same with kafka-python
+  consume-keyed     BOOTSTRAP TOPIC                          -> every record as key TAB value, until idle
   create-topic      BOOTSTRAP TOPIC PARTITIONS               -> AdminClient.create_topics
   group-assignments BOOTSTRAP TOPIC GROUP SECONDS            -> prints each assignment received in GROUP
   group-consume     BOOTSTRAP TOPIC GROUP IDLE_ROUNDS        -> consumes from committed offsets, commits
@@ -94,6 +95,26 @@ def consume_confluent(bootstrap, topic, count):
         print(v)
 
 
+def consume_keyed(bootstrap, topic):
+    """Reads the whole topic (until idle), printing key TAB value per record ("-" for none)."""
+    from confluent_kafka import Consumer, TopicPartition, OFFSET_BEGINNING
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "unused", "enable.auto.commit": False})
+    meta = c.list_topics(topic, timeout=10)
+    c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.topics[topic].partitions])
+    idle = 0
+    while idle < 10:
+        msg = c.poll(0.2)
+        if msg is None:
+            idle += 1
+            continue
+        idle = 0
+        key = msg.key().decode() if msg.key() is not None else "-"
+        value = msg.value().decode() if msg.value() else "-"
+        print(f"{key}\t{value}")
+    c.close()
+
+
 def consume_python(bootstrap, topic, count):
     from kafka import KafkaConsumer, TopicPartition
 
@@ -180,6 +201,8 @@ if __name__ == "__main__":
         produce_python(bootstrap, topic, int(rest[0]), int(rest[1]))
     elif cmd == "consume-confluent":
         consume_confluent(bootstrap, topic, int(rest[0]))
+    elif cmd == "consume-keyed":
+        consume_keyed(bootstrap, topic)
     elif cmd == "consume-python":
         consume_python(bootstrap, topic, int(rest[0]))
     elif cmd == "group-assignments":
