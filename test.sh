@@ -2,7 +2,8 @@
 # Runs every test Weir has: unit tests, the sqllogictest files against a real server, the
 # wire-protocol tests, the crash test, the EXPLAIN snapshots and the Kafka client tests.
 # Installs what the tests need first: real Kafka clients (confluent-kafka, which bundles
-# librdkafka, and kafka-python) into a virtualenv outside the clone, reused between runs.
+# librdkafka, and kafka-python) into a virtualenv outside the clone, reused between runs, and
+# kcat from Debian.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -13,5 +14,10 @@ if ! "$venv/bin/python" -c "import confluent_kafka, kafka" 2>/dev/null; then
         confluent-kafka==2.16.1 kafka-python==3.0.12
 fi
 export WEIR_TEST_PYTHON="$venv/bin/python"
+# kcat, the Kafka command-line client, from Debian.
+if ! command -v kcat >/dev/null; then
+    sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq kcat >/dev/null
+fi
 
 cargo test --locked "$@"

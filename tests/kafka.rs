@@ -408,3 +408,65 @@ async fn sinks_let_kafka_consumers_follow_a_view() {
         .unwrap();
     assert!(rows(&sql, "SHOW SINKS").await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn kcat_produces_and_consumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = WeirServer::start_with_kafka(&dir.path().join("data"), 50).await;
+    let kcat = |args: &[&str], input: Option<&str>| {
+        let mut child = Command::new("kcat")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("kcat (./test.sh installs it from Debian)");
+        if let Some(text) = input {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(text.as_bytes())
+                .unwrap();
+        } else {
+            drop(child.stdin.take());
+        }
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "kcat {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let bootstrap = server.bootstrap();
+    kcat(
+        &["-P", "-b", &bootstrap, "-t", "cat", "-K", ":"],
+        Some("1:{\"user_id\": 1}\n2:{\"user_id\": 2}\n"),
+    );
+    let out = kcat(
+        &[
+            "-C",
+            "-b",
+            &bootstrap,
+            "-t",
+            "cat",
+            "-o",
+            "beginning",
+            "-e",
+            "-f",
+            "%k=%s\n",
+        ],
+        None,
+    );
+    assert_eq!(out, "1={\"user_id\": 1}\n2={\"user_id\": 2}\n");
+    let sql = server.connect().await;
+    sql.batch_execute("CREATE SOURCE cat (user_id BIGINT) FROM TOPIC cat FORMAT JSON")
+        .await
+        .unwrap();
+    assert_eq!(
+        rows(&sql, "SELECT user_id FROM cat").await.unwrap(),
+        vec![vec!["1".to_string()], vec!["2".to_string()]]
+    );
+}
