@@ -10,14 +10,22 @@ async fn psycopg_and_psycopg2_work() {
     let dir = tempfile::tempdir().unwrap();
     let server = WeirServer::start(&dir.path().join("data"), 50).await;
     let python = std::env::var("WEIR_TEST_PYTHON").unwrap_or_else(|_| {
-        format!("{}/.cache/weir-test-venv/bin/python", std::env::var("HOME").unwrap_or_default())
+        format!(
+            "{}/.cache/weir-test-venv/bin/python",
+            std::env::var("HOME").unwrap_or_default()
+        )
     });
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/psycopg_check.py");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/clients/psycopg_check.py"
+    );
     let out = std::process::Command::new(&python)
         .arg(script)
         .arg(server.port.to_string())
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {python} ({e}); run ./test.sh, which installs psycopg"));
+        .unwrap_or_else(|e| {
+            panic!("cannot run {python} ({e}); run ./test.sh, which installs psycopg")
+        });
     assert!(
         out.status.success(),
         "psycopg check failed:\n{}\n{}",

@@ -13,9 +13,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
+use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
@@ -23,8 +25,9 @@ use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponsePartition, OffsetFetchResponseTopic,
 };
 use kafka_protocol::messages::{
-    BrokerId, FindCoordinatorRequest, FindCoordinatorResponse, HeartbeatRequest, HeartbeatResponse,
-    JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse,
+    BrokerId, DescribeGroupsRequest, DescribeGroupsResponse, FindCoordinatorRequest,
+    FindCoordinatorResponse, GroupId, HeartbeatRequest, HeartbeatResponse, JoinGroupRequest,
+    JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse, ListGroupsResponse,
     OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse,
     SyncGroupRequest, SyncGroupResponse,
 };
@@ -63,6 +66,18 @@ enum State {
     Joining,
     Syncing,
     Stable,
+}
+
+impl State {
+    /// The state's name as Kafka reports it.
+    fn kafka_name(self) -> &'static str {
+        match self {
+            State::Empty => "Empty",
+            State::Joining => "PreparingRebalance",
+            State::Syncing => "CompletingRebalance",
+            State::Stable => "Stable",
+        }
+    }
 }
 
 struct Member {
@@ -386,6 +401,66 @@ impl Groups {
         } else {
             response.with_error_code(codes.first().map(|(_, c)| *c).unwrap_or(0))
         }
+    }
+}
+
+impl Groups {
+    pub fn list(&self, version: i16) -> ListGroupsResponse {
+        let groups = self.groups.lock().expect("groups lock");
+        let listed = groups
+            .iter()
+            .map(|(id, g)| {
+                let listed = ListedGroup::default()
+                    .with_group_id(GroupId(text(id)))
+                    .with_protocol_type(text(&g.protocol_type));
+                if version >= 4 {
+                    listed.with_group_state(text(g.state.kafka_name()))
+                } else {
+                    listed
+                }
+            })
+            .collect();
+        ListGroupsResponse::default().with_groups(listed)
+    }
+
+    pub fn describe(&self, request: DescribeGroupsRequest) -> DescribeGroupsResponse {
+        let groups = self.groups.lock().expect("groups lock");
+        let described = request
+            .groups
+            .iter()
+            .map(|id| {
+                let described = DescribedGroup::default().with_group_id(id.clone());
+                match groups.get(id.0.as_str()) {
+                    None => described.with_group_state(text("Dead")),
+                    Some(g) => {
+                        let protocol = g.protocol.clone().unwrap_or_default();
+                        let members = g
+                            .members
+                            .iter()
+                            .map(|(member_id, m)| {
+                                let metadata = m
+                                    .protocols
+                                    .iter()
+                                    .find(|(n, _)| *n == protocol)
+                                    .map(|(_, b)| b.clone());
+                                DescribedGroupMember::default()
+                                    .with_member_id(text(member_id))
+                                    .with_member_metadata(metadata.unwrap_or_default())
+                                    .with_member_assignment(
+                                        m.assignment.clone().unwrap_or_default(),
+                                    )
+                            })
+                            .collect();
+                        described
+                            .with_group_state(text(g.state.kafka_name()))
+                            .with_protocol_type(text(&g.protocol_type))
+                            .with_protocol_data(text(&protocol))
+                            .with_members(members)
+                    }
+                }
+            })
+            .collect();
+        DescribeGroupsResponse::default().with_groups(described)
     }
 }
 

@@ -7,6 +7,9 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult,
+};
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
@@ -14,6 +17,7 @@ use kafka_protocol::messages::{
     ApiKey, ApiVersionsResponse, BrokerId, CreateTopicsRequest, CreateTopicsResponse,
     DeleteTopicsRequest, DeleteTopicsResponse, MetadataRequest, MetadataResponse, ResponseKind,
 };
+use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use super::{Broker, NODE_ID, SUPPORTED, kafka_name, topic_name};
@@ -231,4 +235,56 @@ pub fn delete_topics(
         })
         .collect();
     DeleteTopicsResponse::default().with_responses(responses)
+}
+
+/// Topic configuration as Kafka clients (and admin tools) ask for it. Weir's topics keep
+/// everything (no retention yet), so that is what they report; all values are read-only.
+pub fn describe_configs(
+    broker: &Broker,
+    request: DescribeConfigsRequest,
+) -> DescribeConfigsResponse {
+    const TOPIC: i8 = 2;
+    const DEFAULT_CONFIG: i8 = 5;
+    let results = request
+        .resources
+        .iter()
+        .map(|r| {
+            let result = DescribeConfigsResult::default()
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name.clone());
+            if r.resource_type != TOPIC {
+                return result.with_configs(vec![]);
+            }
+            let Some(topic) = broker.db.topics.topic(r.resource_name.as_str()) else {
+                return result.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+            };
+            let all = [
+                ("cleanup.policy", "delete".to_string()),
+                ("retention.ms", "-1".to_string()),
+                ("retention.bytes", "-1".to_string()),
+                (
+                    "segment.bytes",
+                    topic.config().segment_bytes_max.to_string(),
+                ),
+                ("max.message.bytes", super::REQUEST_BYTES_MAX.to_string()),
+            ];
+            let configs = all
+                .iter()
+                .filter(|(name, _)| {
+                    r.configuration_keys
+                        .as_ref()
+                        .is_none_or(|keys| keys.iter().any(|k| k.as_str() == *name))
+                })
+                .map(|(name, value)| {
+                    DescribeConfigsResourceResult::default()
+                        .with_name(StrBytes::from_static_str(name))
+                        .with_value(Some(StrBytes::from_string(value.clone())))
+                        .with_read_only(true)
+                        .with_config_source(DEFAULT_CONFIG)
+                })
+                .collect();
+            result.with_configs(configs)
+        })
+        .collect();
+    DescribeConfigsResponse::default().with_results(results)
 }

@@ -72,6 +72,9 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::LeaveGroup, 0, 4),
     (ApiKey::OffsetCommit, 2, 8),
     (ApiKey::OffsetFetch, 1, 7),
+    (ApiKey::ListGroups, 0, 4),
+    (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::DescribeConfigs, 1, 4),
 ];
 
 /// Serves Kafka clients on `listener` until the task is dropped.
@@ -172,6 +175,9 @@ async fn respond(broker: &Broker, mut frame: Bytes) -> Result<Option<Bytes>, Str
         RequestKind::LeaveGroup(r) => broker.groups.leave(r, version).into(),
         RequestKind::OffsetCommit(r) => groups::offset_commit(broker, r).into(),
         RequestKind::OffsetFetch(r) => groups::offset_fetch(broker, r).into(),
+        RequestKind::ListGroups(_) => broker.groups.list(version).into(),
+        RequestKind::DescribeGroups(r) => broker.groups.describe(r).into(),
+        RequestKind::DescribeConfigs(r) => metadata::describe_configs(broker, r).into(),
         _ => return Err(format!("api {key:?} is not handled")),
     };
     encode(key, version, correlation_id, &response).map(Some)

@@ -9,6 +9,7 @@
   create-topic      BOOTSTRAP TOPIC PARTITIONS               -> AdminClient.create_topics
   group-assignments BOOTSTRAP TOPIC GROUP SECONDS            -> prints each assignment received in GROUP
   group-consume     BOOTSTRAP TOPIC GROUP IDLE_ROUNDS        -> consumes from committed offsets, commits
+  admin-describe    BOOTSTRAP TOPIC GROUP                    -> lists groups, describes GROUP and TOPIC's config
 Every record value is JSON {"user_id": i % 10, "amount": i}; the key is str(i).
 """
 import json
@@ -182,6 +183,20 @@ def group_consume(bootstrap, topic, group, idle_rounds):
         print(v)
 
 
+def admin_describe(bootstrap, topic, group):
+    """Prints the group ids AdminClient lists, GROUP's state, and TOPIC's cleanup.policy."""
+    from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    listed = admin.list_consumer_groups().result(10)
+    print("groups " + ",".join(sorted(g.group_id for g in listed.valid)))
+    described = admin.describe_consumer_groups([group])[group].result(10)
+    print("state " + str(described.state).split(".")[-1])
+    resource = ConfigResource(ResourceType.TOPIC, topic)
+    configs = admin.describe_configs([resource])[resource].result(10)
+    print("cleanup.policy " + configs["cleanup.policy"].value)
+
+
 def create_topic(bootstrap, topic, partitions):
     from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -209,6 +224,8 @@ if __name__ == "__main__":
         group_assignments(bootstrap, topic, rest[0], float(rest[1]))
     elif cmd == "group-consume":
         group_consume(bootstrap, topic, rest[0], int(rest[1]))
+    elif cmd == "admin-describe":
+        admin_describe(bootstrap, topic, rest[0])
     elif cmd == "create-topic":
         create_topic(bootstrap, topic, int(rest[0]))
     else:
