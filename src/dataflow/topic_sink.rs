@@ -158,12 +158,14 @@ impl TopicSink {
                     key: Some(key.clone()),
                     value,
                     timestamp_ms: now,
+                    headers: Vec::new(),
                 });
             } else if !inserted.contains(key) {
                 out.push(Record {
                     key: Some(key.clone()),
                     value: Bytes::new(),
                     timestamp_ms: now,
+                    headers: Vec::new(),
                 });
             }
         }

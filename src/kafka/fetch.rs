@@ -17,6 +17,8 @@ use kafka_protocol::records::{
     RecordEncodeOptions, TimestampType,
 };
 
+use kafka_protocol::protocol::StrBytes;
+
 use super::{Broker, topic_name};
 use crate::topics::Topic;
 
@@ -136,7 +138,11 @@ fn encode_records(
                 timestamp: r.timestamp_ms,
                 key: r.key,
                 value: Some(r.value),
-                headers: Default::default(),
+                headers: r
+                    .headers
+                    .into_iter()
+                    .filter_map(|(name, value)| StrBytes::from_utf8(name).ok().map(|n| (n, value)))
+                    .collect(),
             });
         }
     }

@@ -1,7 +1,6 @@
 //! Produce: record batches from a client are decoded (CRC checked, any compression), appended
 //! to the partition's log and acknowledged only once durable — the same fsync rule as INSERT.
-//! Keys and timestamps are kept; a null value is stored as an empty one. Record headers are not
-//! stored yet.
+//! Keys, headers and timestamps are kept; a null value is stored as an empty one.
 //!
 //! Idempotent producers (InitProducerId) number their batches per partition; a batch whose
 //! sequence was already written (a retry) is answered with its original offset and not written
@@ -154,6 +153,11 @@ fn append_batch(
             key: r.key,
             value: r.value.unwrap_or_default(),
             timestamp_ms: r.timestamp,
+            headers: r
+                .headers
+                .into_iter()
+                .map(|(name, value)| (name.into_bytes(), value))
+                .collect(),
         })
         .collect();
     // The append fsyncs: let the runtime move other tasks off this thread meanwhile.

@@ -25,8 +25,13 @@ pub(super) const BATCH_HEADER_BYTES: usize = BATCH_PREFIX_BYTES + PAYLOAD_FIXED_
 /// Encoded size of a record's timestamp.
 const TIMESTAMP_BYTES: usize = 8;
 
-/// Encoded size of a record's key-presence flag.
+/// Encoded size of a record's flags byte.
 const KEY_FLAG_BYTES: usize = 1;
+
+/// Record flags: a key follows.
+const FLAG_KEY: u8 = 1;
+/// Record flags: headers follow the value.
+const FLAG_HEADERS: u8 = 2;
 
 /// Encoded size of a key or value length field.
 const LENGTH_FIELD_BYTES: usize = 4;
@@ -131,7 +136,7 @@ impl EncodedBatch {
             .iter()
             .map(|r| {
                 let key = r.key.as_ref().map_or(0, |k| LENGTH_FIELD_BYTES + k.len());
-                (RECORD_FIXED_BYTES + key + r.value.len()) as u64
+                (RECORD_FIXED_BYTES + key + r.value.len() + headers_bytes(r)) as u64
             })
             .sum();
         let payload_bytes = u32::try_from(records_bytes + PAYLOAD_FIXED_BYTES as u64)
@@ -145,17 +150,32 @@ impl EncodedBatch {
         bytes.extend_from_slice(&record_count.to_le_bytes());
         for record in records {
             bytes.extend_from_slice(&record.timestamp_ms.to_le_bytes());
-            match &record.key {
-                Some(key) => {
-                    bytes.push(1);
-                    // Cannot truncate: the whole payload fits in a u32.
-                    bytes.extend_from_slice(&(key.len() as u32).to_le_bytes());
-                    bytes.extend_from_slice(key);
-                }
-                None => bytes.push(0),
+            let mut flags = 0;
+            if record.key.is_some() {
+                flags |= FLAG_KEY;
             }
-            bytes.extend_from_slice(&(record.value.len() as u32).to_le_bytes());
-            bytes.extend_from_slice(&record.value);
+            if !record.headers.is_empty() {
+                flags |= FLAG_HEADERS;
+            }
+            bytes.push(flags);
+            // Lengths cannot truncate: the whole payload fits in a u32.
+            if let Some(key) = &record.key {
+                put_length_prefixed(&mut bytes, key);
+            }
+            put_length_prefixed(&mut bytes, &record.value);
+            if !record.headers.is_empty() {
+                bytes.extend_from_slice(&(record.headers.len() as u32).to_le_bytes());
+                for (name, value) in &record.headers {
+                    put_length_prefixed(&mut bytes, name);
+                    match value {
+                        Some(v) => {
+                            bytes.push(1);
+                            put_length_prefixed(&mut bytes, v);
+                        }
+                        None => bytes.push(0),
+                    }
+                }
+            }
         }
         let mut records_crc = crc32fast::Hasher::new();
         records_crc.update(&bytes[BATCH_HEADER_BYTES..]);
@@ -202,16 +222,40 @@ pub(super) fn decode_records(mut records: Bytes, record_count: u32) -> io::Resul
             return Err(truncated());
         }
         let timestamp_ms = records.get_i64_le();
-        let key = match records.get_u8() {
-            0 => None,
-            1 => Some(take_length_prefixed(&mut records).ok_or_else(truncated)?),
-            flag => return Err(corrupt(format!("bad key presence flag {flag}"))),
+        let flags = records.get_u8();
+        if flags & !(FLAG_KEY | FLAG_HEADERS) != 0 {
+            return Err(corrupt(format!("bad record flags {flags}")));
+        }
+        let key = if flags & FLAG_KEY != 0 {
+            Some(take_length_prefixed(&mut records).ok_or_else(truncated)?)
+        } else {
+            None
         };
         let value = take_length_prefixed(&mut records).ok_or_else(truncated)?;
+        let mut headers = Vec::new();
+        if flags & FLAG_HEADERS != 0 {
+            if records.remaining() < LENGTH_FIELD_BYTES {
+                return Err(truncated());
+            }
+            let count = records.get_u32_le();
+            for _ in 0..count {
+                let name = take_length_prefixed(&mut records).ok_or_else(truncated)?;
+                if !records.has_remaining() {
+                    return Err(truncated());
+                }
+                let value = match records.get_u8() {
+                    0 => None,
+                    1 => Some(take_length_prefixed(&mut records).ok_or_else(truncated)?),
+                    flag => return Err(corrupt(format!("bad header value flag {flag}"))),
+                };
+                headers.push((name, value));
+            }
+        }
         out.push(Record {
             key,
             value,
             timestamp_ms,
+            headers,
         });
     }
     if records.has_remaining() {
@@ -221,6 +265,29 @@ pub(super) fn decode_records(mut records: Bytes, record_count: u32) -> io::Resul
         )));
     }
     Ok(out)
+}
+
+/// Encoded size of a record's headers (zero when it has none).
+fn headers_bytes(record: &Record) -> usize {
+    if record.headers.is_empty() {
+        return 0;
+    }
+    LENGTH_FIELD_BYTES
+        + record
+            .headers
+            .iter()
+            .map(|(n, v)| {
+                LENGTH_FIELD_BYTES
+                    + n.len()
+                    + 1
+                    + v.as_ref().map_or(0, |v| LENGTH_FIELD_BYTES + v.len())
+            })
+            .sum::<usize>()
+}
+
+fn put_length_prefixed(bytes: &mut Vec<u8>, data: &[u8]) {
+    bytes.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    bytes.extend_from_slice(data);
 }
 
 /// Splits a u32-length-prefixed byte string off the front of `buf`.

@@ -27,9 +27,11 @@
 //! 17     4     record count, at least 1 (u32)
 //! 21     ...   records, back to back:
 //!                8  timestamp in milliseconds (i64)
-//!                1  key presence: 0 = no key, 1 = key follows
+//!                1  flags: bit 0 = a key follows, bit 1 = headers follow the value
 //!               [4  key length (u32) + key bytes]   only when present
 //!                4  value length (u32) + value bytes
+//!               [4  header count (u32), then per header: 4 name length + name bytes,
+//!                1  value presence (0/1), [4 value length + value bytes]]   only with bit 1
 //! ```
 //!
 //! The CRC covers the base offset and record count as well as the records,
@@ -90,6 +92,8 @@ pub struct Record {
     pub value: Bytes,
     /// Event time in milliseconds since the Unix epoch, chosen by the writer.
     pub timestamp_ms: i64,
+    /// Headers (name, value) in order, as Kafka producers attach them.
+    pub headers: Vec<(Bytes, Option<Bytes>)>,
 }
 
 impl Record {
@@ -105,6 +109,7 @@ impl Record {
                 key: None,
                 value,
                 timestamp_ms,
+                headers: Vec::new(),
             })
             .collect()
     }

@@ -49,6 +49,7 @@ fn append_read_round_trip_across_partitions() {
         key: Some(Bytes::new()),
         value: Bytes::new(),
         timestamp_ms: i64::MIN,
+        headers: Vec::new(),
     };
     let offset = topic.append(1, std::slice::from_ref(&odd)).unwrap();
     assert_eq!(offset, 20);

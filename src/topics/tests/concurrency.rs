@@ -18,6 +18,7 @@ fn thread_record(thread: usize, append: usize, index: usize) -> Record {
         key: Some(Bytes::from(format!("thread-{thread}"))),
         value: Bytes::from(format!("t{thread}-a{append}-r{index}")),
         timestamp_ms: (thread * 1_000_000 + append) as i64,
+        headers: Vec::new(),
     }
 }
 

@@ -15,11 +15,13 @@ fn batch_layout_matches_the_documented_format() {
             key: Some(Bytes::from_static(b"k")),
             value: Bytes::from_static(b"vv"),
             timestamp_ms: -2,
+            headers: Vec::new(),
         },
         Record {
             key: None,
             value: Bytes::from_static(b""),
             timestamp_ms: 7,
+            headers: Vec::new(),
         },
     ];
     let mut batch = EncodedBatch::encode(&input).unwrap();

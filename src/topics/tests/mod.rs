@@ -21,6 +21,18 @@ fn record(i: u64) -> Record {
         key: (!i.is_multiple_of(3)).then(|| Bytes::from(format!("key-{i}"))),
         value: Bytes::from(format!("value-{i}")),
         timestamp_ms: i as i64 * 10 - 500,
+        // Every fifth record carries headers, one of them without a value.
+        headers: if i.is_multiple_of(5) {
+            vec![
+                (
+                    Bytes::from_static(b"trace"),
+                    Some(Bytes::from(format!("t-{i}"))),
+                ),
+                (Bytes::from_static(b"empty"), None),
+            ]
+        } else {
+            Vec::new()
+        },
     }
 }
 
