@@ -19,8 +19,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::ScalarValue;
 use datafusion::sql::sqlparser::ast;
 use futures::{Sink, stream};
-use pgwire::api::auth::StartupHandler;
-use pgwire::api::auth::noop::NoopStartupHandler;
+use pgwire::api::auth::{self, StartupHandler};
 use pgwire::api::copy::CopyHandler;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
@@ -29,9 +28,11 @@ use pgwire::api::results::{
     Response, Tag as PgTag,
 };
 use pgwire::api::stmt::{QueryParser, StoredStatement};
-use pgwire::api::{ClientInfo, PgWireServerHandlers, Type};
+use pgwire::api::{
+    ClientInfo, PgWireServerHandlers, PidSecretKeyGenerator, RandomPidSecretKeyGenerator, Type,
+};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
-use pgwire::messages::PgWireBackendMessage;
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio::net::TcpListener;
 
 use crate::db::{Database, Output, Tag};
@@ -87,16 +88,46 @@ pub struct Handler {
     parser: Arc<WeirParser>,
     /// COPY FROM STDIN in progress, by connection.
     copies: Mutex<HashMap<SocketAddr, PendingCopy>>,
+    /// What start-up reports in ParameterStatus.
+    parameters: auth::DefaultServerParameterProvider,
+    pids: RandomPidSecretKeyGenerator,
 }
 
-impl NoopStartupHandler for Handler {}
+/// Start-up: every local user is trusted (Weir listens on loopback by default); the
+/// ParameterStatus messages report the same server version as `SELECT version()`.
+#[async_trait]
+impl StartupHandler for Handler {
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if let PgWireFrontendMessage::Startup(ref startup) = message {
+            auth::protocol_negotiation(client, startup).await?;
+            auth::save_startup_parameters_to_metadata(client, startup);
+            let (pid, secret_key) = self.pids.generate(client);
+            client.set_pid_and_secret_key(pid, secret_key);
+            auth::finish_authentication(client, &self.parameters).await?;
+        }
+        Ok(())
+    }
+}
 
 impl Handler {
     fn new(db: Arc<Database>) -> Self {
+        let mut parameters = auth::DefaultServerParameterProvider::default();
+        parameters.server_version = crate::config::SERVER_VERSION.to_string();
         Handler {
             parser: Arc::new(WeirParser { db: db.clone() }),
             db,
             copies: Mutex::new(HashMap::new()),
+            parameters,
+            pids: RandomPidSecretKeyGenerator::default(),
         }
     }
 
