@@ -41,6 +41,7 @@ async fn main() {
     let sql = server.connect().await;
     sql.batch_execute(
         "CREATE TOPIC firehose WITH (partitions = 1);
+         CREATE SOURCE firehose_rows (payload TEXT) FROM TOPIC firehose FORMAT CSV;
          CREATE TOPIC pings WITH (partitions = 1);
          CREATE SOURCE pings (id BIGINT) FROM TOPIC pings FORMAT JSON;
          CREATE MATERIALIZED VIEW seen AS SELECT id, count(*) AS n FROM pings GROUP BY id;",
@@ -70,7 +71,7 @@ async fn main() {
     let count: f64 = parts.next().unwrap().parse().unwrap();
     let seconds: f64 = parts.next().unwrap().parse().unwrap();
     let end: i64 = sql
-        .query_one("SELECT count(*) FROM firehose", &[])
+        .query_one("SELECT count(*) FROM firehose_rows", &[])
         .await
         .map(|r| r.get(0))
         .unwrap_or(-1);

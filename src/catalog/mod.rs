@@ -228,6 +228,18 @@ impl Catalog {
         self.entries.write().expect("catalog lock").remove(name);
     }
 
+    /// The sink that writes `topic`, if one does (a sink's topic has no other writer).
+    pub fn sink_writing(&self, topic: &str) -> Option<String> {
+        self.entries
+            .read()
+            .expect("catalog lock")
+            .values()
+            .find_map(|e| match e {
+                Entry::Sink(s) if s.topic == topic => Some(s.item.name.clone()),
+                _ => None,
+            })
+    }
+
     /// Names of the views that read `name` directly.
     pub fn dependents(&self, name: &str) -> Vec<String> {
         self.entries

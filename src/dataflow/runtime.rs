@@ -97,6 +97,8 @@ enum Command {
     Flush {
         reply: oneshot::Sender<Result<()>>,
     },
+    /// Start-up is over: periodic epochs may begin.
+    Start,
 }
 
 /// Handle to the epoch thread.
@@ -195,6 +197,15 @@ impl Runtime {
         .await
     }
 
+    /// Begins periodic epochs. Called once start-up has restored every view and sink, so no
+    /// epoch runs while only some of them are back (a view restored later would miss the
+    /// changes its inputs made in between).
+    pub fn begin_epochs(&self) {
+        if let Some(tx) = &self.commands {
+            let _ = tx.send(Command::Start);
+        }
+    }
+
     /// Runs an epoch now and returns once it is committed and visible.
     pub async fn flush(&self) -> Result<()> {
         self.call(|reply| Command::Flush { reply }).await
@@ -222,9 +233,18 @@ struct Epochs {
 impl Epochs {
     fn run(&mut self, rx: Receiver<Command>, interval: Duration) {
         let mut next_barrier = Instant::now() + interval;
+        let mut started = false;
         loop {
-            let wait = next_barrier.saturating_duration_since(Instant::now());
+            let wait = if started {
+                next_barrier.saturating_duration_since(Instant::now())
+            } else {
+                Duration::from_secs(3600)
+            };
             match rx.recv_timeout(wait) {
+                Ok(Command::Start) => {
+                    started = true;
+                    next_barrier = Instant::now() + interval;
+                }
                 Ok(Command::AddView {
                     flow,
                     restore,
@@ -377,12 +397,19 @@ impl Epochs {
             self.sinks.push(sink);
             return Ok(());
         }
-        let id = sink.id;
+        // If the first epoch fails, what the new sink wrote is cut off again.
+        let ends = (0..sink.topic.partitions())
+            .map(|p| sink.topic.end_offset(p))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let (id, topic) = (sink.id, sink.topic.clone());
         self.pending = extra;
         self.sinks.push(sink);
         let result = self.epoch();
         if result.is_err() {
             self.sinks.retain(|s| s.id != id);
+            for (p, end) in ends.into_iter().enumerate() {
+                topic.truncate(p as u32, end)?;
+            }
         }
         result
     }

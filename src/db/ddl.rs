@@ -222,10 +222,10 @@ impl Database {
         let topic = match self.topics.topic(&topic_name) {
             Some(t) if restored.is_some() => t,
             Some(_) => {
-                return Err(WeirError::new(
-                    ErrorKind::DuplicateTable,
-                    format!("topic \"{topic_name}\" already exists"),
-                ));
+                // No table owns it (the name is free): the leftover of a crash between creating
+                // the topic and committing the table, or between dropping them. Start afresh.
+                self.topics.drop_topic(&topic_name)?;
+                self.topics.create_topic(&topic_name, Default::default())?
             }
             None => self.topics.create_topic(&topic_name, Default::default())?,
         };
@@ -409,6 +409,37 @@ impl Database {
                 create.view
             ))
             .with_hint("upsert sinks need a view with GROUP BY (its key); use mode = 'append'"));
+        }
+        if restored.is_none() {
+            let writers: Vec<String> = self
+                .catalog
+                .entries()
+                .into_iter()
+                .filter(|e| match e {
+                    Entry::Source(s) => s.topic == create.topic,
+                    Entry::Table(t) => t.topic == create.topic,
+                    Entry::Sink(s) => s.topic == create.topic,
+                    Entry::View(_) => false,
+                })
+                .map(|e| format!("{} {}", e.item().kind.noun(), e.item().name))
+                .collect();
+            if !writers.is_empty() || create.topic.starts_with(TABLE_TOPIC_PREFIX) {
+                return Err(WeirError::new(
+                    ErrorKind::WrongObjectType,
+                    format!("topic \"{}\" cannot take a sink", create.topic),
+                )
+                .with_detail(format!(
+                    "it is used by {}",
+                    if writers.is_empty() {
+                        "a table".to_string()
+                    } else {
+                        writers.join(", ")
+                    }
+                ))
+                .with_hint(
+                    "a sink's topic is written by that sink alone; give the sink its own topic",
+                ));
+            }
         }
         let (topic, created) = match self.topics.topic(&create.topic) {
             Some(t) => (t, false),

@@ -5,7 +5,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::compute::{cast, concat_batches};
+use datafusion::arrow::compute::{CastOptions, cast_with_options, concat_batches};
+
+/// Casts that fail on a value that does not fit (as Postgres does) instead of making it NULL.
+const STRICT_CAST: CastOptions<'static> = CastOptions {
+    safe: false,
+    format_options: datafusion::arrow::util::display::FormatOptions::new(),
+};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::ScalarValue;
 use datafusion::datasource::MemTable;
@@ -36,6 +42,16 @@ impl Database {
                 ErrorKind::WrongObjectType,
                 format!("cannot write to sink \"{name}\""),
             )),
+            Some(Entry::Source(s)) if self.catalog.sink_writing(&s.topic).is_some() => {
+                let sink = self.catalog.sink_writing(&s.topic).unwrap_or_default();
+                Err(WeirError::new(
+                    ErrorKind::WrongObjectType,
+                    format!(
+                        "cannot write to source \"{name}\": its topic \"{}\" is written by sink \"{sink}\"",
+                        s.topic
+                    ),
+                ))
+            }
             Some(entry) => Ok(entry),
             None => Err(WeirError::undefined_table(name)),
         }
@@ -166,7 +182,7 @@ impl Database {
         let new_cols = rows.columns()[width..]
             .iter()
             .zip(table.schema.fields())
-            .map(|(c, f)| cast(c, f.data_type()))
+            .map(|(c, f)| cast_with_options(c, f.data_type(), &STRICT_CAST))
             .collect::<std::result::Result<Vec<_>, _>>()?;
         let new = RecordBatch::try_new(table.schema.clone(), new_cols)?;
         if old.num_rows() > 0 {
@@ -268,7 +284,7 @@ pub(crate) fn conform(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Rec
             if c.data_type() == f.data_type() {
                 Ok(c.clone())
             } else {
-                cast(c, f.data_type())
+                cast_with_options(c, f.data_type(), &STRICT_CAST)
             }
         })
         .collect::<std::result::Result<Vec<_>, _>>()?;

@@ -79,6 +79,9 @@ pub struct Database {
     pub(crate) ctx: SessionContext,
     /// Round-robin partition choice for INSERT / COPY into multi-partition sources.
     pub(crate) next_partition: std::sync::atomic::AtomicU32,
+    /// DDL runs one statement at a time: ids, name checks and dependency checks see a catalog
+    /// no other CREATE or DROP is changing.
+    pub(crate) ddl: tokio::sync::Mutex<()>,
 }
 
 impl Database {
@@ -106,8 +109,10 @@ impl Database {
             runtime,
             ctx,
             next_partition: Default::default(),
+            ddl: Default::default(),
         });
         db.recover().await?;
+        db.runtime.begin_epochs();
         Ok(db)
     }
 
@@ -135,6 +140,11 @@ impl Database {
 
     /// Runs one statement. `params` are the bound values of `$n` placeholders.
     pub async fn execute(&self, stmt: Statement, params: &[ScalarValue]) -> Result<Output> {
+        let _ddl = if is_ddl(&stmt) {
+            Some(self.ddl.lock().await)
+        } else {
+            None
+        };
         match stmt {
             Statement::CreateTopic {
                 name,
@@ -302,6 +312,25 @@ impl Database {
             dir.join("store").display(),
             dir.join("topics").display()
         )
+    }
+}
+
+/// Statements that change the catalog or the set of topics.
+fn is_ddl(stmt: &Statement) -> bool {
+    match stmt {
+        Statement::CreateTopic { .. }
+        | Statement::DropTopic { .. }
+        | Statement::CreateSource(_)
+        | Statement::DropSource { .. }
+        | Statement::CreateSink(_)
+        | Statement::DropSink { .. } => true,
+        Statement::Standard(s) => matches!(
+            s.as_ref(),
+            ast::Statement::CreateTable(_)
+                | ast::Statement::CreateView(_)
+                | ast::Statement::Drop { .. }
+        ),
+        Statement::Show(_) | Statement::Flush => false,
     }
 }
 

@@ -109,6 +109,12 @@ impl Group {
             self.leader = None;
             return;
         }
+        if self.state == State::Joining {
+            // A round is under way: members already waiting in JoinGroup stay joined; the round
+            // ends as soon as the remaining members have joined.
+            self.maybe_complete_join(now);
+            return;
+        }
         self.state = State::Joining;
         self.join_deadline = Some(now + wait);
         for m in self.members.values_mut() {

@@ -32,6 +32,7 @@ pub struct Producers {
 
 #[derive(Clone, Copy)]
 struct LastBatch {
+    producer_epoch: i16,
     base_sequence: i32,
     next_sequence: i32,
     base_offset: u64,
@@ -69,6 +70,13 @@ pub async fn produce(broker: &Broker, request: ProduceRequest) -> ProduceRespons
             let response = PartitionProduceResponse::default().with_index(part.index);
             let outcome = match (&topic, part.records.clone()) {
                 (None, _) => Err(ResponseError::UnknownTopicOrPartition),
+                // Weir's own topics (table changelogs, sink outputs) have one writer: Weir.
+                (Some(t), _)
+                    if t.name().starts_with("_weir.")
+                        || broker.db.catalog.sink_writing(t.name()).is_some() =>
+                {
+                    Err(ResponseError::PolicyViolation)
+                }
                 (Some(t), _) if part.index < 0 || part.index as u32 >= t.partitions() => {
                     Err(ResponseError::UnknownTopicOrPartition)
                 }
@@ -131,10 +139,11 @@ fn append_batch(
     };
     let idempotent = (first.producer_id >= 0)
         .then(|| (first.producer_id, first.sequence, set.records.len() as i32));
+    let epoch = first.producer_epoch;
     let mut last = producers.last.lock().expect("producer state lock");
     let key = idempotent.map(|(id, _, _)| (id, topic.name().to_string(), partition));
     if let (Some((_, sequence, _)), Some(key)) = (idempotent, key.as_ref()) {
-        if let Some(previous) = last.get(key) {
+        if let Some(previous) = last.get(key).filter(|p| p.producer_epoch == epoch) {
             if sequence == previous.base_sequence {
                 return Ok(previous.base_offset); // a retry of the last batch: already written
             }
@@ -144,7 +153,10 @@ fn append_batch(
             if sequence > previous.next_sequence {
                 return Err(ResponseError::OutOfOrderSequenceNumber);
             }
+        } else if last.get(key).is_some_and(|p| epoch < p.producer_epoch) {
+            return Err(ResponseError::InvalidProducerEpoch);
         }
+        // A new epoch (the producer bumped it) starts its sequences afresh.
     }
     let records: Vec<Record> = set
         .records
@@ -170,6 +182,7 @@ fn append_batch(
         last.insert(
             key,
             LastBatch {
+                producer_epoch: epoch,
                 base_sequence: sequence,
                 next_sequence: sequence.wrapping_add(count),
                 base_offset,

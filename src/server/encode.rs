@@ -52,10 +52,22 @@ pub fn fields(schema: &Schema, format: &Format) -> Vec<FieldInfo> {
                 None,
                 None,
                 pg_type(f.data_type()),
-                format.format_for(i),
+                column_format(format, i),
             )
         })
         .collect()
+}
+
+/// The format of result column `i`. A client may send one code for all columns or one per
+/// column; a malformed list (neither) means text rather than a panic in the format lookup.
+fn column_format(format: &Format, i: usize) -> FieldFormat {
+    match format {
+        Format::Individual(codes) if codes.len() == 1 => FieldFormat::from(codes[0]),
+        Format::Individual(codes) => codes
+            .get(i)
+            .map_or(FieldFormat::Text, |c| FieldFormat::from(*c)),
+        other => other.format_for(i),
+    }
 }
 
 /// Encodes every row of the batches as DataRows.

@@ -45,9 +45,12 @@ pub trait StateStore: Send + Sync {
     fn commit(&self, batch: WriteBatch) -> Result<()>;
 }
 
-/// [`StateStore`] on an embedded sled database.
+/// [`StateStore`] on an embedded sled database. sled applies a batch atomically but its
+/// iterators take its lock per step, so a long scan could see half of a commit: `reads` makes
+/// every get and whole scan exclusive with commits.
 pub struct SledStore {
     db: sled::Db,
+    reads: std::sync::RwLock<()>,
 }
 
 impl SledStore {
@@ -55,16 +58,21 @@ impl SledStore {
         // Every commit flushes explicitly, so sled's background flusher is not needed (and
         // without it the store's lock is released as soon as it is dropped).
         let db = sled::Config::new().path(dir).flush_every_ms(None).open()?;
-        Ok(SledStore { db })
+        Ok(SledStore {
+            db,
+            reads: std::sync::RwLock::new(()),
+        })
     }
 }
 
 impl StateStore for SledStore {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let _reading = self.reads.read().expect("store lock");
         Ok(self.db.get(key)?.map(|v| v.to_vec()))
     }
 
     fn scan_prefix(&self, prefix: &[u8]) -> Result<KvPairs> {
+        let _reading = self.reads.read().expect("store lock");
         let mut out = Vec::new();
         for pair in self.db.scan_prefix(prefix) {
             let (k, v) = pair?;
@@ -84,7 +92,10 @@ impl StateStore for SledStore {
                 None => sled_batch.remove(key),
             }
         }
-        self.db.apply_batch(sled_batch)?;
+        {
+            let _writing = self.reads.write().expect("store lock");
+            self.db.apply_batch(sled_batch)?;
+        }
         self.db.flush()?;
         Ok(())
     }
