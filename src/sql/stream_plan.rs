@@ -211,6 +211,16 @@ impl Builder<'_> {
                         [a] => a.clone(),
                         _ => return Err(unsupported(&format!("{name}() with several arguments"))),
                     };
+                    // Type coercion turns avg(int) into avg(CAST(int AS DOUBLE)); the operator
+                    // keeps integer sums exact itself, so it takes the integer argument.
+                    let arg = match (&kind, &arg) {
+                        (AggKind::Avg, Expr::Cast(c))
+                            if c.expr.get_type(input_schema)?.is_integer() =>
+                        {
+                            (*c.expr).clone()
+                        }
+                        _ => arg,
+                    };
                     arg_types.push(arg.get_type(input_schema)?);
                     specs.push(AggSpec {
                         kind,

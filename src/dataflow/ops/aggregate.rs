@@ -77,6 +77,8 @@ pub struct Aggregate {
     key_codec: Option<RowCodec>,
     /// Codec per min/max argument (None for other kinds).
     value_codecs: Vec<Option<RowCodec>>,
+    /// Per aggregate: an avg over integers, accumulated as an exact sum.
+    exact_avg: Vec<bool>,
     output_schema: SchemaRef,
     output_codec: RowCodec,
     groups: HashMap<Vec<u8>, GroupState>,
@@ -113,6 +115,12 @@ impl Aggregate {
                 )));
             }
         }
+        // avg over integers keeps an exact integer sum, so retractions never drift.
+        let exact_avg = aggs
+            .iter()
+            .zip(&arg_types)
+            .map(|(spec, t)| spec.kind == AggKind::Avg && t.is_integer())
+            .collect();
         let key_codec = if group_exprs.is_empty() {
             None
         } else {
@@ -132,6 +140,7 @@ impl Aggregate {
             aggs,
             key_codec,
             value_codecs,
+            exact_avg,
             output_schema,
             output_codec,
             groups: HashMap::new(),
@@ -151,9 +160,11 @@ impl Aggregate {
         let accs = self
             .aggs
             .iter()
-            .map(|spec| match spec.kind {
+            .enumerate()
+            .map(|(i, spec)| match spec.kind {
                 AggKind::Count => Acc::Count(0),
                 AggKind::Min | AggKind::Max => Acc::Extreme(BTreeMap::new()),
+                AggKind::Avg if self.exact_avg[i] => Acc::SumExact { sum: 0, n: 0 },
                 AggKind::Avg => Acc::SumFloat { sum: 0.0, n: 0 },
                 AggKind::Sum => match spec.output_type {
                     DataType::Float64 => Acc::SumFloat { sum: 0.0, n: 0 },
@@ -173,9 +184,11 @@ impl Aggregate {
         let n = batch.len();
         self.aggs
             .iter()
-            .map(|spec| {
+            .enumerate()
+            .map(|(i, spec)| {
                 let arr = spec.arg.evaluate(&batch.rows)?.into_array(n)?;
                 Ok(match spec.kind {
+                    AggKind::Avg if self.exact_avg[i] => cast(&arr, &DataType::Int64)?,
                     AggKind::Sum | AggKind::Avg => cast(&arr, &spec.output_type)?,
                     _ => arr,
                 })
@@ -194,6 +207,9 @@ impl Aggregate {
         Ok(match acc {
             Acc::Count(c) => ScalarValue::Int64(Some(*c)),
             Acc::SumExact { n: 0, .. } | Acc::SumFloat { n: 0, .. } => null,
+            Acc::SumExact { sum, n } if spec.kind == AggKind::Avg => {
+                ScalarValue::Float64(Some(*sum as f64 / *n as f64))
+            }
             Acc::SumExact { sum, .. } => match spec.output_type {
                 DataType::Int64 => ScalarValue::Int64(Some(i64::try_from(*sum).map_err(|_| {
                     WeirError::new(crate::error::ErrorKind::Data, "bigint out of range")
