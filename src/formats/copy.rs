@@ -90,49 +90,83 @@ pub fn strings_to_batch(
     Ok(RecordBatch::try_new(schema.clone(), arrays)?)
 }
 
+/// Splits Postgres text-format COPY data into rows of fields. Escapes are decoded while
+/// splitting, so an escaped delimiter stays in its field; the null marker is compared with the
+/// raw field text, as Postgres does. Every line is a row (an empty line is one empty field),
+/// up to an optional `\.` end marker.
 fn text_records(text: &str, delimiter: char, null: &str) -> Vec<Vec<Option<String>>> {
+    let body = text.strip_suffix('\n').unwrap_or(text);
+    if body.is_empty() {
+        return Vec::new();
+    }
     let mut out = Vec::new();
-    for line in text.split('\n') {
+    for line in body.split('\n') {
         let line = line.strip_suffix('\r').unwrap_or(line);
         if line == "\\." {
             break;
         }
-        if line.is_empty() {
-            continue;
-        }
-        let fields = line
-            .split(delimiter)
-            .map(|raw| {
-                if raw == null {
+        let mut fields = Vec::new();
+        let (mut raw, mut value) = (String::new(), String::new());
+        let mut chars = line.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c == delimiter {
+                fields.push(if raw == null {
                     None
                 } else {
-                    Some(unescape(raw))
+                    Some(std::mem::take(&mut value))
+                });
+                raw.clear();
+                value.clear();
+                continue;
+            }
+            raw.push(c);
+            if c != '\\' {
+                value.push(c);
+                continue;
+            }
+            let Some(e) = chars.next() else {
+                value.push('\\');
+                break;
+            };
+            raw.push(e);
+            match e {
+                'n' => value.push('\n'),
+                't' => value.push('\t'),
+                'r' => value.push('\r'),
+                'b' => value.push('\u{8}'),
+                'f' => value.push('\u{c}'),
+                'v' => value.push('\u{b}'),
+                '0'..='7' => {
+                    let mut code = e.to_digit(8).unwrap_or(0);
+                    for _ in 0..2 {
+                        match chars.peek().and_then(|d| d.to_digit(8)) {
+                            Some(d) => {
+                                code = code * 8 + d;
+                                raw.extend(chars.next());
+                            }
+                            None => break,
+                        }
+                    }
+                    value.extend(char::from_u32(code));
                 }
-            })
-            .collect();
+                'x' if chars.peek().is_some_and(|d| d.is_ascii_hexdigit()) => {
+                    let mut code = 0;
+                    for _ in 0..2 {
+                        match chars.peek().and_then(|d| d.to_digit(16)) {
+                            Some(d) => {
+                                code = code * 16 + d;
+                                raw.extend(chars.next());
+                            }
+                            None => break,
+                        }
+                    }
+                    value.extend(char::from_u32(code));
+                }
+                other => value.push(other),
+            }
+        }
+        fields.push(if raw == null { None } else { Some(value) });
         out.push(fields);
-    }
-    out
-}
-
-fn unescape(raw: &str) -> String {
-    let mut out = String::with_capacity(raw.len());
-    let mut chars = raw.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('n') => out.push('\n'),
-            Some('t') => out.push('\t'),
-            Some('r') => out.push('\r'),
-            Some('b') => out.push('\u{8}'),
-            Some('f') => out.push('\u{c}'),
-            Some('v') => out.push('\u{b}'),
-            Some(other) => out.push(other),
-            None => out.push('\\'),
-        }
     }
     out
 }
@@ -165,6 +199,22 @@ mod tests {
             .unwrap();
         assert_eq!(s.value(0), "a\tb");
         assert!(s.is_null(1));
+    }
+
+    #[test]
+    fn text_format_escaped_delimiters_octal_and_empty_lines() {
+        let format = CopyFormat::Text {
+            delimiter: '\t',
+            null: "\\N".into(),
+        };
+        let one = Arc::new(Schema::new(vec![Field::new("s", DataType::Utf8, true)]));
+        let batch = parse_copy(&format, b"a\\\tb\n\n\\101\\x42\n", &one).unwrap();
+        let s = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
+        assert_eq!((s.value(0), s.value(1), s.value(2)), ("a\tb", "", "AB"));
     }
 
     #[test]
