@@ -191,3 +191,47 @@ async fn copy_from_stdin_text_and_csv() {
     let got: Vec<(i64, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
     assert_eq!(got, vec![(5, 2), (6, 1)]);
 }
+
+#[tokio::test]
+async fn parameterized_update_and_delete() {
+    let (_dir, _server, client) = setup().await;
+    client
+        .batch_execute("CREATE TABLE accounts (id BIGINT PRIMARY KEY, owner TEXT, balance BIGINT)")
+        .await
+        .unwrap();
+    let insert = client
+        .prepare("INSERT INTO accounts VALUES ($1, $2, $3)")
+        .await
+        .unwrap();
+    for (id, owner, balance) in [(1i64, "ann", 10i64), (2, "bob", 20), (3, "cy", 30)] {
+        client
+            .execute(&insert, &[&id, &owner, &balance])
+            .await
+            .unwrap();
+    }
+    let update = client
+        .prepare("UPDATE accounts SET balance = $1 WHERE id = $2")
+        .await
+        .unwrap();
+    assert_eq!(
+        update.params(),
+        &[
+            tokio_postgres::types::Type::INT8,
+            tokio_postgres::types::Type::INT8
+        ]
+    );
+    assert_eq!(client.execute(&update, &[&99i64, &2i64]).await.unwrap(), 1);
+    assert_eq!(
+        client
+            .execute("DELETE FROM accounts WHERE owner = $1", &[&"cy"])
+            .await
+            .unwrap(),
+        1
+    );
+    let rows = client
+        .query("SELECT id, balance FROM accounts ORDER BY id", &[])
+        .await
+        .unwrap();
+    let got: Vec<(i64, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(got, vec![(1, 10), (2, 99)]);
+}

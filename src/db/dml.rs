@@ -1,6 +1,7 @@
 //! Writes: INSERT and COPY append to a source's topic or a table's changelog; UPDATE and
 //! DELETE change a keyed table. A write returns only once it is durable in the log.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -12,7 +13,7 @@ const STRICT_CAST: CastOptions<'static> = CastOptions {
     safe: false,
     format_options: datafusion::arrow::util::display::FormatOptions::new(),
 };
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::ScalarValue;
 use datafusion::datasource::MemTable;
 use datafusion::execution::context::SessionContext;
@@ -220,6 +221,69 @@ impl Database {
             table.data.writer().write(&topic, Some(&rows), None)?;
         }
         Ok(Output::Done(Tag::with_rows("DELETE", rows.num_rows())))
+    }
+
+    /// The types of the `$n` parameters of an UPDATE or DELETE (for Describe): an assigned
+    /// placeholder takes its column's type, the rest are inferred by planning the equivalent
+    /// SELECT over the table.
+    pub async fn dml_parameter_types(
+        &self,
+        stmt: &ast::Statement,
+    ) -> Result<HashMap<String, Option<DataType>>> {
+        let (relation, selection, values): (&ast::TableFactor, Option<&ast::Expr>, Vec<String>) =
+            match stmt {
+                ast::Statement::Update(u) => (
+                    &u.table.relation,
+                    u.selection.as_ref(),
+                    u.assignments.iter().map(|a| a.value.to_string()).collect(),
+                ),
+                ast::Statement::Delete(d) => match &d.from {
+                    ast::FromTable::WithFromKeyword(t) | ast::FromTable::WithoutKeyword(t)
+                        if t.len() == 1 =>
+                    {
+                        (&t[0].relation, d.selection.as_ref(), vec![])
+                    }
+                    _ => return Ok(HashMap::new()),
+                },
+                _ => return Ok(HashMap::new()),
+            };
+        let table = self.dml_table(relation)?;
+        let mut types = HashMap::new();
+        if let ast::Statement::Update(u) = stmt {
+            for a in &u.assignments {
+                if let (ast::AssignmentTarget::ColumnName(col), ast::Expr::Value(v)) =
+                    (&a.target, &a.value)
+                {
+                    if let ast::Value::Placeholder(p) = &v.value {
+                        let column = object_name(col)?;
+                        if let Ok(field) = table.schema.field_with_name(&column) {
+                            types.insert(p.clone(), Some(field.data_type().clone()));
+                        }
+                    }
+                }
+            }
+        }
+        let select = if values.is_empty() {
+            "*".to_string()
+        } else {
+            values.join(", ")
+        };
+        let filter = selection.map(|s| format!(" WHERE {s}")).unwrap_or_default();
+        let sql = format!(
+            "SELECT {select} FROM {}{filter}",
+            quote_ident(&table.item.name)
+        );
+        if let Some(crate::sql::parse::Statement::Standard(query)) =
+            crate::sql::parse::parse(&sql)?.pop()
+        {
+            for (name, t) in self.plan(&query).await?.get_parameter_types()? {
+                let entry = types.entry(name).or_insert(None);
+                if entry.is_none() {
+                    *entry = t;
+                }
+            }
+        }
+        Ok(types)
     }
 
     fn dml_table(&self, relation: &ast::TableFactor) -> Result<Arc<TableDef>> {

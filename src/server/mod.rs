@@ -362,22 +362,16 @@ async fn describe(
             ast::Statement::Explain { .. } => text("QUERY PLAN"),
             ast::Statement::Query(_) | ast::Statement::Insert(_) => {
                 let plan = db.plan(inner).await?;
-                let mut types = plan.get_parameter_types()?;
-                let n = types.len().max(client_types.len());
-                let mut param_types = Vec::with_capacity(n);
-                for i in 0..n {
-                    let client = client_types.get(i).cloned().flatten();
-                    let inferred = types
-                        .remove(&format!("${}", i + 1))
-                        .flatten()
-                        .map(|t| encode::pg_type(&t));
-                    param_types.push(client.or(inferred).unwrap_or(Type::TEXT));
-                }
+                let param_types = merge_parameter_types(plan.get_parameter_types()?, client_types);
                 let schema = match inner.as_ref() {
                     ast::Statement::Query(_) => Some(Arc::new(plan.schema().as_arrow().clone())),
                     _ => None,
                 };
                 return Ok((param_types, schema));
+            }
+            ast::Statement::Update(_) | ast::Statement::Delete(_) => {
+                let types = db.dml_parameter_types(inner).await?;
+                return Ok((merge_parameter_types(types, client_types), None));
             }
             _ => None,
         },
@@ -388,6 +382,24 @@ async fn describe(
         .map(|t| t.clone().unwrap_or(Type::TEXT))
         .collect();
     Ok((params, schema))
+}
+
+/// Parameter types for Describe: what the client declared, else what was inferred, else text.
+fn merge_parameter_types(
+    mut inferred: HashMap<String, Option<DataType>>,
+    client_types: &[Option<Type>],
+) -> Vec<Type> {
+    let n = inferred.len().max(client_types.len());
+    (0..n)
+        .map(|i| {
+            let client = client_types.get(i).cloned().flatten();
+            let found = inferred
+                .remove(&format!("${}", i + 1))
+                .flatten()
+                .map(|t| encode::pg_type(&t));
+            client.or(found).unwrap_or(Type::TEXT)
+        })
+        .collect()
 }
 
 /// Reads bound parameters as ScalarValues of their declared types.
