@@ -10,6 +10,20 @@ use std::process::{Command, Stdio};
 
 use common::{WeirServer, rows};
 
+/// The `amount` field of each JSON record value, sorted.
+fn amounts(values: &[String]) -> Vec<i64> {
+    let mut out: Vec<i64> = values
+        .iter()
+        .map(|v| {
+            serde_json::from_str::<serde_json::Value>(v).unwrap()["amount"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    out.sort();
+    out
+}
+
 fn python() -> String {
     std::env::var("WEIR_TEST_PYTHON").unwrap_or_else(|_| {
         format!(
@@ -111,17 +125,8 @@ async fn kafka_clients_produce_and_consume_and_views_follow() {
     for consumer in ["consume-confluent", "consume-python"] {
         let values = client(&[consumer, &bootstrap, "events", &total_records.to_string()]);
         assert_eq!(values.len(), total_records, "{consumer}");
-        let mut amounts: Vec<i64> = values
-            .iter()
-            .map(|v| {
-                serde_json::from_str::<serde_json::Value>(v).unwrap()["amount"]
-                    .as_i64()
-                    .unwrap()
-            })
-            .collect();
-        amounts.sort();
         assert_eq!(
-            amounts,
+            amounts(&values),
             (0..total_records as i64).collect::<Vec<_>>(),
             "{consumer}"
         );
@@ -294,17 +299,8 @@ async fn committed_offsets_survive_a_restart() {
         "readers",
         "10",
     ]);
-    let mut amounts: Vec<i64> = second
-        .iter()
-        .map(|v| {
-            serde_json::from_str::<serde_json::Value>(v).unwrap()["amount"]
-                .as_i64()
-                .unwrap()
-        })
-        .collect();
-    amounts.sort();
     assert_eq!(
-        amounts,
+        amounts(&second),
         (50..60).collect::<Vec<_>>(),
         "only the records after the committed offsets"
     );

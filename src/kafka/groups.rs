@@ -203,29 +203,16 @@ impl Groups {
                 .iter()
                 .map(|p| (p.name.to_string(), p.metadata.clone()))
                 .collect();
+            let member = Member {
+                protocols,
+                session_timeout,
+                last_seen: now,
+                joined: false,
+                assignment: None,
+            };
+            group.members.insert(member_id.clone(), member);
             if group.state != State::Joining {
-                group.members.insert(
-                    member_id.clone(),
-                    Member {
-                        protocols,
-                        session_timeout,
-                        last_seen: now,
-                        joined: false,
-                        assignment: None,
-                    },
-                );
                 group.start_round(now, wait);
-            } else {
-                group.members.insert(
-                    member_id.clone(),
-                    Member {
-                        protocols,
-                        session_timeout,
-                        last_seen: now,
-                        joined: false,
-                        assignment: None,
-                    },
-                );
             }
             if let Some(m) = group.members.get_mut(&member_id) {
                 m.joined = true;
