@@ -235,3 +235,39 @@ async fn parameterized_update_and_delete() {
     let got: Vec<(i64, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
     assert_eq!(got, vec![(1, 10), (2, 99)]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_over_two_views_sees_one_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = WeirServer::start(&dir.path().join("data"), 5).await;
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE SOURCE ticks (v BIGINT) FORMAT JSON;
+             CREATE MATERIALIZED VIEW tick_count AS SELECT count(*) AS n FROM ticks;
+             CREATE MATERIALIZED VIEW tick_sum AS SELECT sum(v) AS s FROM ticks;",
+        )
+        .await
+        .unwrap();
+    let writer = server.connect().await;
+    let writing = tokio::spawn(async move {
+        for _ in 0..300 {
+            writer
+                .batch_execute("INSERT INTO ticks VALUES (1)")
+                .await
+                .unwrap();
+        }
+    });
+    // Every tick is 1, so the two views agree exactly when read at the same epoch.
+    for _ in 0..300 {
+        let row = client
+            .query_one(
+                "SELECT c.n - coalesce(s.s, 0) FROM tick_count c CROSS JOIN tick_sum s",
+                &[],
+            )
+            .await
+            .unwrap();
+        assert_eq!(row.get::<_, i64>(0), 0);
+    }
+    writing.await.unwrap();
+}

@@ -108,10 +108,17 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    pub fn start(store: Arc<dyn StateStore>, barrier_interval: Duration) -> Runtime {
+    /// Starts the epoch thread. Every commit takes `epoch_lock` exclusively; a query that
+    /// reads several views holds it shared, so it sees them all at one epoch.
+    pub fn start(
+        store: Arc<dyn StateStore>,
+        barrier_interval: Duration,
+        epoch_lock: EpochLock,
+    ) -> Runtime {
         let (tx, rx) = mpsc::channel();
         let mut epochs = Epochs {
             store,
+            epoch_lock,
             views: Vec::new(),
             records_skipped: HashMap::new(),
             pending: WriteBatch::default(),
@@ -221,8 +228,12 @@ impl Drop for Runtime {
     }
 }
 
+/// Shared by readers (a whole query) and exclusive for each commit of an epoch.
+pub type EpochLock = Arc<tokio::sync::RwLock<()>>;
+
 struct Epochs {
     store: Arc<dyn StateStore>,
+    epoch_lock: EpochLock,
     views: Vec<RunningView>,
     records_skipped: HashMap<String, u64>,
     /// Writes to commit with the next epoch (a new view's catalog entry).
@@ -276,7 +287,7 @@ impl Epochs {
                 }) => {
                     self.sinks.retain(|s| s.id != sink_id);
                     batch.delete(super::topic_sink::offsets_key(sink_id));
-                    let _ = reply.send(self.store.commit(batch));
+                    let _ = reply.send(self.commit(batch));
                 }
                 Ok(Command::Flush { reply }) => {
                     let _ = reply.send(self.epoch());
@@ -344,7 +355,7 @@ impl Epochs {
             batch.delete(k);
         }
         batch.delete(keys::offsets_key(view_id));
-        self.store.commit(batch)
+        self.commit(batch)
     }
 
     /// One epoch over every view, committed atomically. When a view's dataflow fails (say, a
@@ -354,12 +365,13 @@ impl Epochs {
     fn epoch(&mut self) -> Result<()> {
         let mut batch = std::mem::take(&mut self.pending);
         let mut deltas: HashMap<u64, ChangeBatch> = HashMap::new();
+        let mut ends: HashMap<(String, u32), u64> = HashMap::new();
         for i in 0..self.views.len() {
             if self.views[i].failed.is_some() {
                 continue;
             }
             let advanced = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                self.advance(i, &mut batch, &mut deltas)
+                self.advance(i, &mut batch, &mut deltas, &mut ends)
             }))
             .unwrap_or_else(|panic| Err(WeirError::from_panic(&*panic)));
             if let Err(e) = advanced {
@@ -373,7 +385,7 @@ impl Epochs {
         }
         if let Err(e) = self
             .write_sinks(&deltas, &mut batch)
-            .and_then(|()| self.store.commit(batch))
+            .and_then(|()| self.commit(batch))
         {
             // Nothing of the epoch is committed: take back what the sinks wrote.
             for sink in &self.sinks {
@@ -389,6 +401,12 @@ impl Epochs {
             sink.snapshot_pending = false;
         }
         Ok(())
+    }
+
+    /// Commits a batch while no query is between its reads of two views.
+    fn commit(&self, batch: WriteBatch) -> Result<()> {
+        let _no_readers = self.epoch_lock.blocking_write();
+        self.store.commit(batch)
     }
 
     fn add_sink(&mut self, sink: TopicSink, restore: bool, extra: WriteBatch) -> Result<()> {
@@ -443,11 +461,14 @@ impl Epochs {
 
     /// Runs view `i` through the epoch: feeds its inputs, closes it with a barrier and adds
     /// its row changes, operator state and offsets to `batch`.
+    /// `ends` fixes, per topic partition, the offset this epoch reads up to: the first view to
+    /// read a partition sets it, so every view of the epoch has seen the same records.
     fn advance(
         &mut self,
         i: usize,
         batch: &mut WriteBatch,
         deltas: &mut HashMap<u64, ChangeBatch>,
+        ends: &mut HashMap<(String, u32), u64>,
     ) -> Result<()> {
         let store = self.store.clone();
         let (done, rest) = self.views.split_at_mut(i);
@@ -457,10 +478,18 @@ impl Epochs {
             match &view.flow.inputs[input] {
                 InputSource::Topic { topic, decoding } => {
                     for p in 0..topic.partitions() {
-                        let end = topic.end_offset(p)?;
+                        let end = match ends.get(&(topic.name().to_string(), p)) {
+                            Some(&end) => end,
+                            None => {
+                                let end = topic.end_offset(p)?;
+                                ends.insert((topic.name().to_string(), p), end);
+                                end
+                            }
+                        };
                         while view.offsets[input][p as usize] < end {
                             let from = view.offsets[input][p as usize];
-                            let records = topic.read(p, from, SOURCE_READ_RECORDS_MAX)?;
+                            let want = ((end - from) as usize).min(SOURCE_READ_RECORDS_MAX);
+                            let records = topic.read(p, from, want)?;
                             let Some((last, _)) = records.last() else {
                                 break;
                             };

@@ -23,7 +23,7 @@ use datafusion::sql::sqlparser::ast;
 
 use crate::catalog::{Catalog, Entry, ItemKind};
 use crate::config;
-use crate::dataflow::runtime::Runtime;
+use crate::dataflow::runtime::{EpochLock, Runtime};
 use crate::error::{ErrorKind, Result, WeirError};
 use crate::serving::lookup::PointLookup;
 use crate::serving::providers::{ReadContext, WeirSchema};
@@ -82,6 +82,8 @@ pub struct Database {
     /// DDL runs one statement at a time: ids, name checks and dependency checks see a catalog
     /// no other CREATE or DROP is changing.
     pub(crate) ddl: tokio::sync::Mutex<()>,
+    /// Held shared while a query reads, so all the views it reads are at one epoch.
+    pub(crate) epoch_lock: EpochLock,
 }
 
 impl Database {
@@ -93,9 +95,11 @@ impl Database {
         let store: Arc<dyn StateStore> = Arc::new(SledStore::open(&config.data_dir.join("store"))?);
         let topics = Arc::new(TopicStore::open(&config.data_dir.join("topics"))?);
         let catalog = Arc::new(Catalog::new(store.clone()));
+        let epoch_lock: EpochLock = Default::default();
         let runtime = Runtime::start(
             store.clone(),
             Duration::from_millis(config.barrier_interval_ms.max(1)),
+            epoch_lock.clone(),
         );
         let ctx = session_context(ReadContext {
             catalog: catalog.clone(),
@@ -110,6 +114,7 @@ impl Database {
             ctx,
             next_partition: Default::default(),
             ddl: Default::default(),
+            epoch_lock,
         });
         db.recover().await?;
         db.runtime.begin_epochs();
@@ -243,6 +248,8 @@ impl Database {
     pub async fn run_query(&self, plan: LogicalPlan, params: &[ScalarValue]) -> Result<Output> {
         let plan = bind_params(plan, params)?;
         let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
+        // The scans of all relations happen while no epoch commits: views read together agree.
+        let _one_epoch = self.epoch_lock.read().await;
         let batches = self.ctx.execute_logical_plan(plan).await?.collect().await?;
         Ok(Output::Rows { schema, batches })
     }
