@@ -96,6 +96,8 @@ pub struct SinkDef {
     pub view: String,
     pub topic: String,
     pub upsert: bool,
+    /// The topic's end offsets as of the last committed epoch (what consumers may read).
+    pub committed: crate::dataflow::topic_sink::CommittedEnds,
 }
 
 /// One resolved catalog entry.
@@ -236,6 +238,26 @@ impl Catalog {
             .values()
             .find_map(|e| match e {
                 Entry::Sink(s) if s.topic == topic => Some(s.item.name.clone()),
+                _ => None,
+            })
+    }
+
+    /// How far a consumer may read `topic`'s partition: its committed end when a sink writes
+    /// it (None: no sink, read to the log end).
+    pub fn readable_end(&self, topic: &str, partition: u32) -> Option<u64> {
+        self.entries
+            .read()
+            .expect("catalog lock")
+            .values()
+            .find_map(|e| match e {
+                Entry::Sink(s) if s.topic == topic => Some(
+                    s.committed
+                        .read()
+                        .expect("sink lock")
+                        .get(partition as usize)
+                        .copied()
+                        .unwrap_or(0),
+                ),
                 _ => None,
             })
     }

@@ -398,6 +398,7 @@ impl Epochs {
             view.committed_offsets = Some(view.offsets.clone());
         }
         for sink in &mut self.sinks {
+            sink.publish();
             sink.snapshot_pending = false;
         }
         Ok(())

@@ -7,7 +7,9 @@
 //!
 //! Exactly once per committed epoch: the records are appended *before* the epoch's store commit,
 //! and the topic's end offsets go into that same commit. After a crash the topic is cut back to
-//! the committed end offsets, and the replayed epoch writes its records again, once.
+//! the committed end offsets, and the replayed epoch writes its records again, once. Kafka
+//! consumers read a sink topic only up to the committed end offsets, so they never see records
+//! that are then taken back.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -41,6 +43,48 @@ pub struct TopicSink {
     pub schema: SchemaRef,
     /// A new sink first writes the view's current rows, then its changes.
     pub snapshot_pending: bool,
+    /// The topic's end offsets as of the last committed epoch: what Kafka consumers may read.
+    pub committed: CommittedEnds,
+    /// End offsets written in the current epoch, committed with it.
+    written: std::sync::Mutex<Option<Vec<u64>>>,
+}
+
+/// A sink topic's readable end offsets, shared with the Kafka fetch path.
+pub type CommittedEnds = Arc<std::sync::RwLock<Vec<u64>>>;
+
+impl TopicSink {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        id: u64,
+        name: String,
+        view_id: u64,
+        topic: Arc<Topic>,
+        mode: SinkMode,
+        key: Vec<usize>,
+        schema: SchemaRef,
+        snapshot_pending: bool,
+        committed: CommittedEnds,
+    ) -> Self {
+        TopicSink {
+            id,
+            name,
+            view_id,
+            topic,
+            mode,
+            key,
+            schema,
+            snapshot_pending,
+            committed,
+            written: Default::default(),
+        }
+    }
+
+    /// The epoch was committed: its records become readable.
+    pub fn publish(&self) {
+        if let Some(ends) = self.written.lock().expect("sink lock").take() {
+            *self.committed.write().expect("sink lock") = ends;
+        }
+    }
 }
 
 /// Store key of a sink's committed topic end offsets.
@@ -77,6 +121,7 @@ impl TopicSink {
             offsets_key(self.id),
             serde_json::to_vec(&ends).map_err(|e| WeirError::internal(e.to_string()))?,
         );
+        *self.written.lock().expect("sink lock") = Some(ends);
         Ok(())
     }
 
@@ -88,6 +133,8 @@ impl TopicSink {
         };
         let ends: Vec<u64> = serde_json::from_slice(&bytes)
             .map_err(|e| WeirError::internal(format!("corrupt sink offsets: {e}")))?;
+        *self.written.lock().expect("sink lock") = None;
+        *self.committed.write().expect("sink lock") = ends.clone();
         for (p, end) in ends.into_iter().enumerate() {
             if self.topic.end_offset(p as u32)? > end {
                 tracing::info!(

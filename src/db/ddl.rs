@@ -14,7 +14,7 @@ use crate::catalog::{
     CatalogItem, Entry, ItemKind, SinkDef, SourceDef, TableData, TableDef, ViewDef,
 };
 use crate::dataflow::runtime::{Decoding, InputSource, ViewFlow};
-use crate::dataflow::topic_sink::{SinkMode, TopicSink};
+use crate::dataflow::topic_sink::{CommittedEnds, SinkMode, TopicSink};
 use crate::dataflow::view_rows::ViewRows;
 use crate::error::{ErrorKind, Result, WeirError};
 use crate::sql::parse::{self, Statement};
@@ -462,20 +462,27 @@ impl Database {
                 owns_topic: created,
             },
         };
-        let sink = TopicSink {
-            id: item.id,
-            name: create.name.clone(),
-            view_id: view.item.id,
-            topic,
-            mode: if create.upsert {
-                SinkMode::Upsert
-            } else {
-                SinkMode::Append
-            },
-            key: view.key.clone(),
-            schema: view.schema.clone(),
-            snapshot_pending: !restoring,
+        // Until its first epoch commits, consumers see what the topic held before the sink.
+        let before = (0..topic.partitions())
+            .map(|p| topic.end_offset(p))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let committed: CommittedEnds = Arc::new(std::sync::RwLock::new(before));
+        let mode = if create.upsert {
+            SinkMode::Upsert
+        } else {
+            SinkMode::Append
         };
+        let sink = TopicSink::new(
+            item.id,
+            create.name.clone(),
+            view.item.id,
+            topic,
+            mode,
+            view.key.clone(),
+            view.schema.clone(),
+            !restoring,
+            committed.clone(),
+        );
         let mut extra = WriteBatch::default();
         if !restoring {
             extra.put(
@@ -494,6 +501,7 @@ impl Database {
             view: create.view,
             topic: create.topic,
             upsert: create.upsert,
+            committed,
         };
         self.catalog.insert(Entry::Sink(Arc::new(def)), false)?;
         Ok(Output::Done(Tag::new("CREATE SINK")))

@@ -69,7 +69,12 @@ fn fetch_once(broker: &Broker, request: &FetchRequest) -> (FetchResponse, usize)
                 continue;
             };
             let partition = p.partition as u32;
-            let end = topic.end_offset(partition).unwrap_or(0) as i64;
+            let log_end = topic.end_offset(partition).unwrap_or(0);
+            let end = broker
+                .db
+                .catalog
+                .readable_end(&name, partition)
+                .map_or(log_end, |c| c.min(log_end)) as i64;
             let data = data
                 .with_high_watermark(end)
                 .with_last_stable_offset(end)
@@ -80,7 +85,7 @@ fn fetch_once(broker: &Broker, request: &FetchRequest) -> (FetchResponse, usize)
             }
             let budget =
                 (p.partition_max_bytes.max(1) as usize).min(max_bytes.saturating_sub(total).max(1));
-            match encode_records(topic, partition, p.fetch_offset as u64, budget) {
+            match encode_records(topic, partition, p.fetch_offset as u64, end as u64, budget) {
                 Ok(records) => {
                     total += records.len();
                     partitions.push(data.with_records(Some(records.freeze())));
@@ -100,19 +105,25 @@ fn fetch_once(broker: &Broker, request: &FetchRequest) -> (FetchResponse, usize)
     (FetchResponse::default().with_responses(topics), total)
 }
 
-/// Records from `from` as one v2 batch, up to about `budget` bytes (at least one record).
+/// Records from `from` up to (not including) `end` as one v2 batch, up to about `budget`
+/// bytes (at least one record).
 fn encode_records(
     topic: &Topic,
     partition: u32,
     from: u64,
+    end: u64,
     budget: usize,
 ) -> Result<BytesMut, String> {
     let mut records = Vec::new();
     let mut bytes = 0usize;
     let mut next = from;
     'read: loop {
+        let want = (end.saturating_sub(next) as usize).min(FETCH_READ_RECORDS);
+        if want == 0 {
+            break;
+        }
         let chunk = topic
-            .read(partition, next, FETCH_READ_RECORDS)
+            .read(partition, next, want)
             .map_err(|e| e.to_string())?;
         if chunk.is_empty() {
             break;
@@ -208,7 +219,11 @@ pub fn list_offsets(
                         -2 | -4 => Ok((0, -1)),
                         -1 | -3 | -5 => topic
                             .end_offset(partition)
-                            .map(|e| (e as i64, -1))
+                            .map(|e| {
+                                let readable =
+                                    broker.db.catalog.readable_end(topic.name(), partition);
+                                (readable.map_or(e, |c| c.min(e)) as i64, -1)
+                            })
                             .map_err(|e| e.to_string()),
                         ts => offset_for_time(topic, partition, ts),
                     };
