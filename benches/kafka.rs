@@ -1,8 +1,10 @@
-//! Kafka benchmark with a real client (librdkafka via confluent-kafka, from the virtualenv
-//! `./test.sh` makes) against a release `weir` with `--barrier-interval-ms 10`:
-//! - produce throughput, acks=all, 100-byte records, batched by the client, one partition;
+//! Kafka benchmark with real librdkafka clients against a release `weir` with
+//! `--barrier-interval-ms 10`:
+//! - produce throughput with kcat (C, librdkafka; Debian package, `./test.sh` installs it):
+//!   acks=all, 100-byte records from a file, batched by the client, one partition, timed from
+//!   start to kcat's exit (all records acknowledged);
 //! - produce → visible in a view: a record produced (acks=all) until a point lookup on a view
-//!   over its topic returns it, p50 / p99.
+//!   over its topic returns it, p50 / p99 (confluent-kafka from the `./test.sh` virtualenv).
 //!
 //! Run: `cargo bench --bench kafka` (RECORDS=n to change the throughput run).
 
@@ -49,27 +51,32 @@ async fn main() {
     .await
     .unwrap();
 
-    // Throughput.
-    let out = Command::new(python())
+    // Throughput: kcat reads one record per line from a file.
+    let input = dir.path().join("records.txt");
+    std::fs::write(&input, format!("{}\n", "x".repeat(100)).repeat(records)).unwrap();
+    let started = std::time::Instant::now();
+    let out = Command::new("kcat")
+        .args(["-P", "-b", &server.bootstrap(), "-t", "firehose", "-l"])
         .args([
-            script(),
-            "throughput",
-            &server.bootstrap(),
-            "firehose",
-            &records.to_string(),
-            "100",
+            "-X",
+            "acks=all",
+            "-X",
+            "linger.ms=5",
+            "-X",
+            "batch.size=1000000",
+            "-X",
+            "queue.buffering.max.messages=1000000",
         ])
+        .arg(&input)
         .output()
-        .expect("run the producer (./test.sh installs the virtualenv)");
+        .expect("run kcat (./test.sh installs it)");
+    let seconds = started.elapsed().as_secs_f64();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let text = String::from_utf8(out.stdout).unwrap();
-    let mut parts = text.split_whitespace();
-    let count: f64 = parts.next().unwrap().parse().unwrap();
-    let seconds: f64 = parts.next().unwrap().parse().unwrap();
+    let count = records as f64;
     let end: i64 = sql
         .query_one("SELECT count(*) FROM firehose_rows", &[])
         .await
@@ -118,7 +125,7 @@ async fn main() {
     println!("| measurement | result |");
     println!("|---|---|");
     println!(
-        "| librdkafka produce, acks=all, 100-byte records, 1 partition, {count:.0} records | {:.0} records/s ({:.1} MB/s) |",
+        "| kcat (librdkafka) produce, acks=all, 100-byte records, 1 partition, {count:.0} records | {:.0} records/s ({:.1} MB/s) |",
         count / seconds,
         count * 100.0 / seconds / 1e6
     );
