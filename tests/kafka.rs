@@ -465,4 +465,36 @@ async fn kcat_produces_and_consumes() {
         rows(&sql, "SELECT user_id FROM cat").await.unwrap(),
         vec![vec!["1".to_string()], vec!["2".to_string()]]
     );
+    // A record that is not JSON is skipped by views, counted, and stays in the topic.
+    kcat(&["-P", "-b", &bootstrap, "-t", "cat"], Some("not json\n"));
+    sql.batch_execute("CREATE MATERIALIZED VIEW cat_count AS SELECT count(*) AS n FROM cat")
+        .await
+        .unwrap();
+    assert_eq!(
+        rows(&sql, "SELECT n FROM cat_count").await.unwrap(),
+        vec![vec!["2".to_string()]]
+    );
+    let skipped = rows(
+        &sql,
+        "SELECT topic, records_skipped FROM weir_skipped_records",
+    )
+    .await
+    .unwrap();
+    assert_eq!(skipped, vec![vec!["cat".to_string(), "1".to_string()]]);
+    let out = kcat(
+        &[
+            "-C",
+            "-b",
+            &bootstrap,
+            "-t",
+            "cat",
+            "-o",
+            "beginning",
+            "-e",
+            "-f",
+            "%s\n",
+        ],
+        None,
+    );
+    assert!(out.ends_with("not json\n"), "{out}");
 }

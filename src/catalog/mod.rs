@@ -19,6 +19,9 @@ use crate::formats::Format;
 use crate::state::{StateStore, WriteBatch, keys};
 pub use table::TableData;
 
+/// Names of Weir's system tables (served by `serving::providers`); users cannot take them.
+pub const SYSTEM_TABLES: &[&str] = &["weir_skipped_records"];
+
 /// The kinds of relation a user creates.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ItemKind {
@@ -198,6 +201,13 @@ impl Catalog {
 
     /// Fails with 42P07 when the name is taken.
     pub fn ensure_free(&self, name: &str) -> Result<()> {
+        if SYSTEM_TABLES.contains(&name) {
+            return Err(WeirError::new(
+                ErrorKind::DuplicateTable,
+                format!("relation \"{name}\" already exists"),
+            )
+            .with_hint("it is a Weir system table"));
+        }
         if let Some(existing) = self.get(name) {
             return Err(WeirError::new(
                 ErrorKind::DuplicateTable,

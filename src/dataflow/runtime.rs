@@ -105,6 +105,7 @@ enum Command {
 pub struct Runtime {
     commands: Option<Sender<Command>>,
     thread: Option<JoinHandle<()>>,
+    records_skipped: SkippedRecords,
 }
 
 impl Runtime {
@@ -116,11 +117,12 @@ impl Runtime {
         epoch_lock: EpochLock,
     ) -> Runtime {
         let (tx, rx) = mpsc::channel();
+        let records_skipped = SkippedRecords::default();
         let mut epochs = Epochs {
             store,
             epoch_lock,
             views: Vec::new(),
-            records_skipped: HashMap::new(),
+            records_skipped: records_skipped.clone(),
             pending: WriteBatch::default(),
             sinks: Vec::new(),
         };
@@ -131,7 +133,13 @@ impl Runtime {
         Runtime {
             commands: Some(tx),
             thread: Some(thread),
+            records_skipped,
         }
+    }
+
+    /// The skipped-record counters (read by the `weir_skipped_records` system table).
+    pub fn skipped_records(&self) -> SkippedRecords {
+        self.records_skipped.clone()
     }
 
     async fn call(&self, make: impl FnOnce(oneshot::Sender<Result<()>>) -> Command) -> Result<()> {
@@ -228,6 +236,10 @@ impl Drop for Runtime {
     }
 }
 
+/// Records skipped because they do not decode, per (view, topic), since start: each view
+/// that reads a topic meets its bad records, so a topic's count is the largest of its views'.
+pub type SkippedRecords = Arc<std::sync::Mutex<HashMap<(u64, String), u64>>>;
+
 /// Shared by readers (a whole query) and exclusive for each commit of an epoch.
 pub type EpochLock = Arc<tokio::sync::RwLock<()>>;
 
@@ -235,7 +247,7 @@ struct Epochs {
     store: Arc<dyn StateStore>,
     epoch_lock: EpochLock,
     views: Vec<RunningView>,
-    records_skipped: HashMap<String, u64>,
+    records_skipped: SkippedRecords,
     /// Writes to commit with the next epoch (a new view's catalog entry).
     pending: WriteBatch,
     sinks: Vec<TopicSink>,
@@ -501,7 +513,9 @@ impl Epochs {
                             if skipped > 0 {
                                 *self
                                     .records_skipped
-                                    .entry(topic.name().to_string())
+                                    .lock()
+                                    .expect("skipped lock")
+                                    .entry((view.flow.id, topic.name().to_string()))
                                     .or_default() += skipped as u64;
                                 tracing::warn!(
                                     topic = topic.name(),

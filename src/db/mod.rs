@@ -105,6 +105,7 @@ impl Database {
             catalog: catalog.clone(),
             topics: topics.clone(),
             store: store.clone(),
+            skipped: runtime.skipped_records(),
         })?;
         let db = Arc::new(Database {
             store,

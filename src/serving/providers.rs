@@ -27,6 +27,40 @@ pub struct ReadContext {
     pub catalog: Arc<Catalog>,
     pub topics: Arc<TopicStore>,
     pub store: Arc<dyn StateStore>,
+    pub skipped: crate::dataflow::runtime::SkippedRecords,
+}
+
+/// The system table of records skipped because they do not decode: `(topic, records_skipped)`,
+/// counted since the server started.
+pub const SKIPPED_RECORDS_TABLE: &str = crate::catalog::SYSTEM_TABLES[0];
+
+fn skipped_records_table(ctx: &ReadContext) -> DfResult<Arc<dyn TableProvider>> {
+    let mut per_topic: std::collections::BTreeMap<String, u64> = Default::default();
+    for ((_, topic), n) in ctx.skipped.lock().expect("skipped lock").iter() {
+        let entry = per_topic.entry(topic.clone()).or_default();
+        *entry = (*entry).max(*n);
+    }
+    let schema = Arc::new(datafusion::arrow::datatypes::Schema::new(vec![
+        datafusion::arrow::datatypes::Field::new(
+            "topic",
+            datafusion::arrow::datatypes::DataType::Utf8,
+            false,
+        ),
+        datafusion::arrow::datatypes::Field::new(
+            "records_skipped",
+            datafusion::arrow::datatypes::DataType::Int64,
+            false,
+        ),
+    ]));
+    let topics = datafusion::arrow::array::StringArray::from_iter_values(per_topic.keys());
+    let counts = datafusion::arrow::array::Int64Array::from_iter_values(
+        per_topic.values().map(|&n| n as i64),
+    );
+    let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(topics), Arc::new(counts)])?;
+    Ok(Arc::new(datafusion::datasource::MemTable::try_new(
+        schema,
+        vec![vec![batch]],
+    )?))
 }
 
 /// The `public` schema: every source, table and view of the catalog.
@@ -44,14 +78,21 @@ impl std::fmt::Debug for WeirSchema {
 #[async_trait]
 impl SchemaProvider for WeirSchema {
     fn table_names(&self) -> Vec<String> {
-        self.ctx
+        let mut names: Vec<String> = self
+            .ctx
             .catalog
             .entries()
             .iter()
+            .filter(|e| e.is_relation())
             .map(|e| e.item().name.clone())
-            .collect()
+            .collect();
+        names.push(SKIPPED_RECORDS_TABLE.to_string());
+        names
     }
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        if name == SKIPPED_RECORDS_TABLE {
+            return skipped_records_table(&self.ctx).map(Some);
+        }
         Ok(self
             .ctx
             .catalog
@@ -65,7 +106,7 @@ impl SchemaProvider for WeirSchema {
             }))
     }
     fn table_exist(&self, name: &str) -> bool {
-        self.ctx.catalog.get(name).is_some_and(|e| e.is_relation())
+        name == SKIPPED_RECORDS_TABLE || self.ctx.catalog.get(name).is_some_and(|e| e.is_relation())
     }
 }
 
