@@ -437,26 +437,45 @@ async fn kcat_produces_and_consumes() {
         String::from_utf8(out.stdout).unwrap()
     };
     let bootstrap = server.bootstrap();
+    // Reads the whole topic, one line per record in kcat's `format`.
+    let consume = |format: &str| {
+        kcat(
+            &[
+                "-C",
+                "-b",
+                &bootstrap,
+                "-t",
+                "cat",
+                "-o",
+                "beginning",
+                "-e",
+                "-f",
+                format,
+            ],
+            None,
+        )
+    };
     kcat(
-        &["-P", "-b", &bootstrap, "-t", "cat", "-K", ":"],
-        Some("1:{\"user_id\": 1}\n2:{\"user_id\": 2}\n"),
-    );
-    let out = kcat(
         &[
-            "-C",
+            "-P",
             "-b",
             &bootstrap,
             "-t",
             "cat",
-            "-o",
-            "beginning",
-            "-e",
-            "-f",
-            "%k=%s\n",
+            "-K",
+            ":",
+            "-H",
+            "trace=abc",
+            "-H",
+            "origin=kcat",
         ],
-        None,
+        Some("1:{\"user_id\": 1}\n2:{\"user_id\": 2}\n"),
     );
-    assert_eq!(out, "1={\"user_id\": 1}\n2={\"user_id\": 2}\n");
+    // Keys, values and headers come back as produced.
+    assert_eq!(
+        consume("%k=%s %h\n"),
+        "1={\"user_id\": 1} trace=abc,origin=kcat\n2={\"user_id\": 2} trace=abc,origin=kcat\n"
+    );
     let sql = server.connect().await;
     sql.batch_execute("CREATE SOURCE cat (user_id BIGINT) FROM TOPIC cat FORMAT JSON")
         .await
@@ -481,20 +500,6 @@ async fn kcat_produces_and_consumes() {
     .await
     .unwrap();
     assert_eq!(skipped, vec![vec!["cat".to_string(), "1".to_string()]]);
-    let out = kcat(
-        &[
-            "-C",
-            "-b",
-            &bootstrap,
-            "-t",
-            "cat",
-            "-o",
-            "beginning",
-            "-e",
-            "-f",
-            "%s\n",
-        ],
-        None,
-    );
+    let out = consume("%s\n");
     assert!(out.ends_with("not json\n"), "{out}");
 }
