@@ -106,7 +106,7 @@ public class JdbcCheck {
 
             step("getColumns users", () -> check("columns of users", columns(meta, "users"), List.of(
                 "1 id int8 " + Types.BIGINT + " NO NO",
-                "2 name text " + Types.VARCHAR + " NO NO",
+                "2 name text " + Types.VARCHAR + " YES NO",
                 "3 score float8 " + Types.DOUBLE + " YES NO",
                 "4 active bool " + Types.BIT + " YES NO")));
             step("getColumns clicks", () -> check("columns of clicks", columns(meta, "clicks"), List.of(

@@ -42,7 +42,7 @@ columns = [
 ]
 check("SQLColumns users", columns, [
     ("id", "int8", 0),
-    ("name", "text", 0),
+    ("name", "text", 1),
     ("score", "float8", 1),
     ("active", "bool", 1),
 ])

@@ -23,7 +23,7 @@ COLUMNS_SQL = """
 EXPECTED_COLUMNS = {
     "users": [
         ("id", "bigint", "NO"),
-        ("name", "text", "NO"),
+        ("name", "text", "YES"),
         ("score", "double precision", "YES"),
         ("active", "boolean", "YES"),
     ],

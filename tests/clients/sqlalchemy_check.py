@@ -32,7 +32,7 @@ for driver in ("psycopg2", "psycopg"):
 
     check(f"{driver} columns of users", column_types(insp.get_columns("users")), [
         ("id", "BIGINT", False),
-        ("name", "TEXT", False),
+        ("name", "TEXT", True),
         ("score", "DOUBLE_PRECISION", True),
         ("active", "BOOLEAN", True),
     ])
