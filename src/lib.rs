@@ -27,6 +27,7 @@
 //! | [`dataflow`] | change batches, operators, per-view graphs, the epoch runtime |
 //! | [`state`] | the state-store trait and its sled implementation |
 //! | [`serving`] | reads of committed state: point lookups and DataFusion table providers |
+//! | [`pg_catalog`] | `pg_catalog` / `information_schema` over the catalog, for clients and BI tools |
 //!
 //! Dependencies point one way: server → db → sql / serving / catalog → dataflow →
 //! formats → state / topics.
@@ -38,6 +39,7 @@ pub mod db;
 pub mod error;
 pub mod formats;
 pub mod kafka;
+pub mod pg_catalog;
 pub mod server;
 pub mod serving;
 pub mod sql;

@@ -25,6 +25,7 @@ use crate::catalog::{Catalog, Entry, ItemKind};
 use crate::config;
 use crate::dataflow::runtime::{EpochLock, Runtime};
 use crate::error::{ErrorKind, Result, WeirError};
+use crate::pg_catalog;
 use crate::serving::lookup::PointLookup;
 use crate::serving::providers::{ReadContext, WeirSchema};
 use crate::sql::parse::{ShowKind, Statement};
@@ -239,8 +240,10 @@ impl Database {
     /// Binds a query with DataFusion: names resolved against the catalog, types checked.
     pub async fn plan(&self, stmt: &ast::Statement) -> Result<LogicalPlan> {
         let state = self.ctx.state();
+        let mut stmt = stmt.clone();
+        pg_catalog::rewrite::rewrite(&mut stmt);
         let plan = state
-            .statement_to_plan(DfStatement::Statement(Box::new(stmt.clone())))
+            .statement_to_plan(DfStatement::Statement(Box::new(stmt)))
             .await?;
         Ok(plan)
     }
@@ -384,7 +387,6 @@ fn session_context(read: ReadContext) -> Result<SessionContext> {
     let config = SessionConfig::new()
         .with_default_catalog_and_schema("weir", "public")
         .with_create_default_catalog_and_schema(true)
-        .with_information_schema(true)
         .with_target_partitions(1);
     // `1.005` is NUMERIC in Postgres, not a float: keep its exact digits.
     let mut config = config;
@@ -393,6 +395,18 @@ fn session_context(read: ReadContext) -> Result<SessionContext> {
     let catalog = ctx
         .catalog("weir")
         .ok_or_else(|| WeirError::internal("default catalog missing"))?;
+    // Postgres's system catalogs, for clients that introspect (pg_catalog.rs).
+    catalog.register_schema(
+        "pg_catalog",
+        Arc::new(pg_catalog::SystemSchema::pg_catalog(read.catalog.clone())),
+    )?;
+    catalog.register_schema(
+        "information_schema",
+        Arc::new(pg_catalog::SystemSchema::information_schema(
+            read.catalog.clone(),
+        )),
+    )?;
+    pg_catalog::functions::register(&ctx, &read.catalog);
     catalog.register_schema("public", Arc::new(WeirSchema { ctx: read }))?;
     for (name, value) in [
         ("version", format!("PostgreSQL {}", config::SERVER_VERSION)),

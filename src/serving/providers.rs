@@ -90,6 +90,11 @@ impl SchemaProvider for WeirSchema {
         names
     }
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        // As in Postgres, pg_catalog comes first on the search path: `FROM pg_type` works.
+        let system = crate::pg_catalog::SystemSchema::pg_catalog(self.ctx.catalog.clone());
+        if let Some(table) = system.get(name) {
+            return Ok(Some(table));
+        }
         if name == SKIPPED_RECORDS_TABLE {
             return skipped_records_table(&self.ctx).map(Some);
         }
@@ -106,7 +111,11 @@ impl SchemaProvider for WeirSchema {
             }))
     }
     fn table_exist(&self, name: &str) -> bool {
-        name == SKIPPED_RECORDS_TABLE || self.ctx.catalog.get(name).is_some_and(|e| e.is_relation())
+        crate::pg_catalog::tables::PG_CATALOG_TABLES
+            .iter()
+            .any(|t| t.name == name)
+            || name == SKIPPED_RECORDS_TABLE
+            || self.ctx.catalog.get(name).is_some_and(|e| e.is_relation())
     }
 }
 

@@ -1,0 +1,457 @@
+//! The Postgres catalog functions clients call while introspecting: `format_type`,
+//! `pg_get_indexdef`, `pg_get_viewdef`, `pg_table_is_visible`, `has_table_privilege` ... and
+//! the `regclass` / `regtype` conversions [`super::rewrite`] turns casts into.
+//!
+//! Each is a row-at-a-time function over [`ScalarValue`]s: catalog queries touch a handful
+//! of rows, and one small body per function reads better than vectorized kernels would.
+
+use std::cell::OnceCell;
+use std::sync::Arc;
+
+use datafusion::arrow::array::Array;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::ScalarValue;
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
+    Volatility,
+};
+use datafusion::prelude::SessionContext;
+
+use super::{CURRENT_ROLE, Snapshot, types};
+use crate::catalog::Catalog;
+use crate::error::{ErrorKind, WeirError};
+
+/// What a function body can reach: the catalog, snapshotted once per call.
+pub struct Call<'a> {
+    catalog: &'a Catalog,
+    snapshot: OnceCell<Snapshot>,
+}
+
+impl Call<'_> {
+    fn snap(&self) -> &Snapshot {
+        self.snapshot.get_or_init(|| Snapshot::take(self.catalog))
+    }
+}
+
+type Body = fn(&Call, &[ScalarValue]) -> DfResult<ScalarValue>;
+
+/// A catalog function: name, accepted argument counts, result type and body.
+struct PgFunction {
+    name: &'static str,
+    signature: Signature,
+    returns: DataType,
+    body: Body,
+    catalog: Arc<Catalog>,
+}
+
+impl std::fmt::Debug for PgFunction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)
+    }
+}
+impl PartialEq for PgFunction {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+impl Eq for PgFunction {}
+impl std::hash::Hash for PgFunction {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
+    }
+}
+
+impl ScalarUDFImpl for PgFunction {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _arg_types: &[DataType]) -> DfResult<DataType> {
+        Ok(self.returns.clone())
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let call = Call {
+            catalog: &self.catalog,
+            snapshot: OnceCell::new(),
+        };
+        let all_scalar = args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let rows = if all_scalar { 1 } else { args.number_rows };
+        let arrays = args
+            .args
+            .iter()
+            .map(|a| a.to_array(rows))
+            .collect::<DfResult<Vec<_>>>()?;
+        let mut out = Vec::with_capacity(rows);
+        for row in 0..rows {
+            let values = arrays
+                .iter()
+                .map(|a| ScalarValue::try_from_array(a, row))
+                .collect::<DfResult<Vec<_>>>()?;
+            let value = (self.body)(&call, &values)?;
+            out.push(if value.is_null() {
+                ScalarValue::try_from(&self.returns)?
+            } else {
+                value.cast_to(&self.returns)?
+            });
+        }
+        if all_scalar {
+            return Ok(ColumnarValue::Scalar(out.pop().expect("one row")));
+        }
+        Ok(ColumnarValue::Array(ScalarValue::iter_to_array(out)?))
+    }
+}
+
+/// Registers every catalog function on `ctx`.
+pub fn register(ctx: &SessionContext, catalog: &Arc<Catalog>) {
+    let text = DataType::Utf8;
+    let oid = DataType::UInt32;
+    let boolean = DataType::Boolean;
+    let defs: Vec<(&'static str, &[usize], DataType, Body)> = vec![
+        ("pg_get_userbyid", &[1], text.clone(), |_, _| {
+            Ok(utf8(CURRENT_ROLE))
+        }),
+        ("pg_table_is_visible", &[1], boolean.clone(), |c, a| {
+            Ok(ScalarValue::Boolean(
+                as_oid(&a[0]).map(|o| c.snap().by_oid(o).is_some()),
+            ))
+        }),
+        ("pg_type_is_visible", &[1], boolean.clone(), always_true),
+        ("pg_function_is_visible", &[1], boolean.clone(), always_true),
+        (
+            "pg_collation_is_visible",
+            &[1],
+            boolean.clone(),
+            always_true,
+        ),
+        ("pg_opclass_is_visible", &[1], boolean.clone(), always_true),
+        ("format_type", &[2], text.clone(), |_, a| {
+            Ok(match as_oid(&a[0]) {
+                Some(oid) => ScalarValue::Utf8(Some(
+                    types::format_type(oid, as_i64(&a[1]).map(|m| m as i32))
+                        .unwrap_or_else(|| "???".into()),
+                )),
+                None => ScalarValue::Null,
+            })
+        }),
+        // Weir has no column defaults or partial indexes: what is stored is printed as is.
+        (
+            "pg_get_expr",
+            &[2, 3],
+            text.clone(),
+            |_, a| Ok(a[0].clone()),
+        ),
+        ("pg_get_indexdef", &[1, 3], text.clone(), |c, a| {
+            let Some(rel) = as_oid(&a[0]).and_then(|o| c.snap().by_oid(o)) else {
+                return Ok(ScalarValue::Null);
+            };
+            let column = a.get(1).and_then(as_i64).unwrap_or(0);
+            Ok(match column {
+                0 => utf8(&rel.index_def()),
+                n => match rel.key.get(n as usize - 1) {
+                    Some(&k) => utf8(&super::quote_ident(rel.columns[k].name())),
+                    None => utf8(""),
+                },
+            })
+        }),
+        ("pg_get_constraintdef", &[1, 2], text.clone(), |c, a| {
+            Ok(as_oid(&a[0])
+                .and_then(|o| c.snap().by_oid(o))
+                .filter(|r| r.has_primary_key())
+                .map_or(ScalarValue::Null, |r| utf8(&r.constraint_def())))
+        }),
+        ("pg_get_viewdef", &[1, 2], text.clone(), |c, a| {
+            let snap = c.snap();
+            let rel = match &a[0] {
+                ScalarValue::Utf8(Some(name)) if as_oid(&a[0]).is_none() => snap.by_name(name),
+                other => as_oid(other).and_then(|o| snap.by_oid(o)),
+            };
+            Ok(rel
+                .and_then(|r| r.definition.as_deref())
+                .map_or(ScalarValue::Null, |d| utf8(&format!(" {d};"))))
+        }),
+        // Weir keeps no comments.
+        ("obj_description", &[1, 2], text.clone(), null_text),
+        ("col_description", &[2], text.clone(), null_text),
+        ("shobj_description", &[2], text.clone(), null_text),
+        ("pg_get_serial_sequence", &[2], text.clone(), null_text),
+        (
+            "pg_get_statisticsobjdef_columns",
+            &[1],
+            text.clone(),
+            null_text,
+        ),
+        ("pg_get_triggerdef", &[1, 2], text.clone(), null_text),
+        ("pg_get_ruledef", &[1, 2], text.clone(), null_text),
+        ("pg_get_partkeydef", &[1], text.clone(), null_text),
+        ("pg_get_function_result", &[1], text.clone(), null_text),
+        ("pg_get_function_arguments", &[1], text.clone(), null_text),
+        (
+            "pg_get_function_identity_arguments",
+            &[1],
+            text.clone(),
+            null_text,
+        ),
+        (
+            "pg_relation_is_publishable",
+            &[1],
+            boolean.clone(),
+            |_, _| Ok(ScalarValue::Boolean(Some(false))),
+        ),
+        ("pg_encoding_to_char", &[1], text.clone(), |_, _| {
+            Ok(utf8("UTF8"))
+        }),
+        (
+            "current_schemas",
+            &[1],
+            DataType::new_list(text.clone(), true),
+            |_, a| {
+                let mut schemas = vec![];
+                if matches!(a[0], ScalarValue::Boolean(Some(true))) {
+                    schemas.push(utf8("pg_catalog"));
+                }
+                schemas.push(utf8("public"));
+                Ok(ScalarValue::List(ScalarValue::new_list_nullable(
+                    &schemas,
+                    &DataType::Utf8,
+                )))
+            },
+        ),
+        ("current_setting", &[1, 2], text.clone(), |_, a| {
+            let name = as_text(&a[0]).unwrap_or_default();
+            match super::SETTINGS
+                .iter()
+                .find(|(n, ..)| n.eq_ignore_ascii_case(&name))
+            {
+                Some((_, value, ..)) => Ok(utf8(value)),
+                None if matches!(a.get(1), Some(ScalarValue::Boolean(Some(true)))) => {
+                    Ok(ScalarValue::Null)
+                }
+                None => Err(external(WeirError::new(
+                    ErrorKind::UndefinedObject,
+                    format!("unrecognized configuration parameter \"{name}\""),
+                ))),
+            }
+        }),
+        ("pg_backend_pid", &[0], DataType::Int32, |_, _| {
+            Ok(ScalarValue::Int32(Some(std::process::id() as i32)))
+        }),
+        ("to_regtype", &[1], oid.clone(), |_, a| {
+            Ok(ScalarValue::UInt32(
+                as_text(&a[0]).and_then(|n| types::oid_by_name(&n)),
+            ))
+        }),
+        ("to_regclass", &[1], oid.clone(), |c, a| {
+            Ok(ScalarValue::UInt32(
+                as_text(&a[0]).and_then(|n| c.snap().by_name(&n).map(|r| r.oid)),
+            ))
+        }),
+        ("array_upper", &[2], DataType::Int32, |_, a| {
+            Ok(ScalarValue::Int32(
+                array_len(&a[0]).filter(|&n| n > 0 && as_i64(&a[1]) == Some(1)),
+            ))
+        }),
+        ("array_lower", &[2], DataType::Int32, |_, a| {
+            Ok(ScalarValue::Int32(
+                array_len(&a[0])
+                    .filter(|&n| n > 0 && as_i64(&a[1]) == Some(1))
+                    .map(|_| 1),
+            ))
+        }),
+        // `_pg_expandarray(a)`: each element `x` with its 1-based position `n` (`rewrite`
+        // wraps it in `unnest`).
+        ("_pg_expandarray", &[1], expanded_array_type(), |_, a| {
+            let ScalarValue::List(list) = &a[0] else {
+                return Ok(ScalarValue::Null);
+            };
+            if list.is_null(0) {
+                return Ok(ScalarValue::Null);
+            }
+            let elements = datafusion::arrow::compute::cast(&list.value(0), &DataType::Int64)?;
+            let positions = Arc::new(datafusion::arrow::array::Int64Array::from_iter_values(
+                1..=elements.len() as i64,
+            ));
+            let DataType::List(item) = expanded_array_type() else {
+                unreachable!("list type")
+            };
+            let DataType::Struct(fields) = item.data_type() else {
+                unreachable!("struct type")
+            };
+            let pairs = datafusion::arrow::array::StructArray::try_new(
+                fields.clone(),
+                vec![elements, positions],
+                None,
+            )?;
+            Ok(
+                datafusion::common::utils::SingleRowListArrayBuilder::new(Arc::new(pairs))
+                    .build_list_scalar(),
+            )
+        }),
+        // `'name'::regclass` and friends (see `rewrite`).
+        ("regclassin", &[1], oid.clone(), |c, a| {
+            let Some(name) = as_text(&a[0]) else {
+                return Ok(ScalarValue::Null);
+            };
+            if let Ok(n) = name.trim().parse::<u32>() {
+                return Ok(ScalarValue::UInt32(Some(n)));
+            }
+            match c.snap().by_name(&name) {
+                Some(r) => Ok(ScalarValue::UInt32(Some(r.oid))),
+                None => Err(external(WeirError::new(
+                    ErrorKind::UndefinedTable,
+                    format!("relation \"{name}\" does not exist"),
+                ))),
+            }
+        }),
+        ("regclassout", &[1], text.clone(), |c, a| {
+            Ok(as_oid(&a[0]).map_or(ScalarValue::Null, |o| {
+                utf8(
+                    &c.snap()
+                        .relations
+                        .iter()
+                        .find(|r| r.oid == o)
+                        .map_or_else(|| o.to_string(), |r| super::quote_ident(&r.name)),
+                )
+            }))
+        }),
+        ("regtypein", &[1], oid.clone(), |_, a| {
+            let Some(name) = as_text(&a[0]) else {
+                return Ok(ScalarValue::Null);
+            };
+            match name
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .or_else(|| types::oid_by_name(&name))
+            {
+                Some(oid) => Ok(ScalarValue::UInt32(Some(oid))),
+                None => Err(external(WeirError::new(
+                    ErrorKind::UndefinedObject,
+                    format!("type \"{name}\" does not exist"),
+                ))),
+            }
+        }),
+        ("regtypeout", &[1], text.clone(), |c, a| {
+            Ok(as_oid(&a[0]).map_or(ScalarValue::Null, |o| {
+                let row_type = c.snap().relations.iter().find(|r| r.row_type_oid() == o);
+                utf8(&match row_type {
+                    Some(r) => r.name.clone(),
+                    None => types::format_type(o, None).unwrap_or_else(|| o.to_string()),
+                })
+            }))
+        }),
+        ("regnamespaceout", &[1], text.clone(), |_, a| {
+            Ok(as_oid(&a[0]).map_or(ScalarValue::Null, |o| {
+                utf8(match o {
+                    super::PG_CATALOG_NAMESPACE => "pg_catalog",
+                    super::PUBLIC_NAMESPACE => "public",
+                    super::INFORMATION_SCHEMA_NAMESPACE => "information_schema",
+                    _ => "-",
+                })
+            }))
+        }),
+    ];
+    for (name, arities, returns, body) in defs {
+        let signatures = arities
+            .iter()
+            .map(|&n| {
+                if n == 0 {
+                    TypeSignature::Nullary
+                } else {
+                    TypeSignature::Any(n)
+                }
+            })
+            .collect();
+        ctx.register_udf(ScalarUDF::new_from_impl(PgFunction {
+            name,
+            signature: Signature::one_of(signatures, Volatility::Stable),
+            returns,
+            body,
+            catalog: catalog.clone(),
+        }));
+    }
+    for name in [
+        "has_table_privilege",
+        "has_schema_privilege",
+        "has_database_privilege",
+        "has_column_privilege",
+        "has_any_column_privilege",
+        "has_function_privilege",
+        "has_sequence_privilege",
+        "has_type_privilege",
+    ] {
+        // The one role owns everything.
+        ctx.register_udf(ScalarUDF::new_from_impl(PgFunction {
+            name,
+            signature: Signature::one_of(
+                (2..=4).map(TypeSignature::Any).collect(),
+                Volatility::Stable,
+            ),
+            returns: DataType::Boolean,
+            body: always_true,
+            catalog: catalog.clone(),
+        }));
+    }
+}
+
+/// `_pg_expandarray`'s result: a list of `(x, n)` pairs.
+fn expanded_array_type() -> DataType {
+    use datafusion::arrow::datatypes::{Field, Fields};
+    let pair = Fields::from(vec![
+        Field::new("x", DataType::Int64, true),
+        Field::new("n", DataType::Int64, false),
+    ]);
+    DataType::new_list(DataType::Struct(pair), true)
+}
+
+fn always_true(_: &Call, _: &[ScalarValue]) -> DfResult<ScalarValue> {
+    Ok(ScalarValue::Boolean(Some(true)))
+}
+
+fn null_text(_: &Call, _: &[ScalarValue]) -> DfResult<ScalarValue> {
+    Ok(ScalarValue::Null)
+}
+
+fn utf8(s: &str) -> ScalarValue {
+    ScalarValue::Utf8(Some(s.to_string()))
+}
+
+fn external(e: WeirError) -> DataFusionError {
+    DataFusionError::External(Box::new(e))
+}
+
+fn as_oid(v: &ScalarValue) -> Option<u32> {
+    match v.cast_to(&DataType::UInt32).ok()? {
+        ScalarValue::UInt32(o) => o,
+        _ => None,
+    }
+}
+
+fn as_i64(v: &ScalarValue) -> Option<i64> {
+    match v.cast_to(&DataType::Int64).ok()? {
+        ScalarValue::Int64(o) => o,
+        _ => None,
+    }
+}
+
+fn as_text(v: &ScalarValue) -> Option<String> {
+    if v.is_null() {
+        return None;
+    }
+    match v.cast_to(&DataType::Utf8).ok()? {
+        ScalarValue::Utf8(s) => s,
+        _ => None,
+    }
+}
+
+fn array_len(v: &ScalarValue) -> Option<i32> {
+    match v {
+        ScalarValue::List(l) if !l.is_null(0) => Some(l.value(0).len() as i32),
+        _ => None,
+    }
+}

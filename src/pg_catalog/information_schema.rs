@@ -1,0 +1,258 @@
+//! `information_schema`: the SQL-standard views over the same [`Snapshot`] as `pg_catalog`,
+//! shaped as Postgres 15 shapes them (type names like `integer` and
+//! `timestamp without time zone`, `YES` / `NO` flags).
+
+use datafusion::common::ScalarValue;
+
+use super::tables::CatalogTable;
+use super::types;
+use super::{CURRENT_ROLE, DATABASE_NAME, Snapshot};
+
+const fn view(name: &'static str, oid: u32, columns: &'static str) -> CatalogTable {
+    CatalogTable {
+        name,
+        oid,
+        kind: 'v',
+        columns,
+    }
+}
+
+pub const VIEWS: &[CatalogTable] = &[
+    view(
+        "columns",
+        13001,
+        "table_catalog name, table_schema name, table_name name, column_name name, \
+         ordinal_position int4, column_default text, is_nullable text, data_type text, \
+         character_maximum_length int4, character_octet_length int4, numeric_precision int4, \
+         numeric_precision_radix int4, numeric_scale int4, datetime_precision int4, \
+         interval_type text, interval_precision int4, character_set_catalog name, \
+         character_set_schema name, character_set_name name, collation_catalog name, \
+         collation_schema name, collation_name name, domain_catalog name, \
+         domain_schema name, domain_name name, udt_catalog name, udt_schema name, \
+         udt_name name, scope_catalog name, scope_schema name, scope_name name, \
+         maximum_cardinality int4, dtd_identifier name, is_self_referencing text, \
+         is_identity text, identity_generation text, identity_start text, \
+         identity_increment text, identity_maximum text, identity_minimum text, \
+         identity_cycle text, is_generated text, generation_expression text, \
+         is_updatable text",
+    ),
+    view(
+        "key_column_usage",
+        13002,
+        "constraint_catalog name, constraint_schema name, constraint_name name, \
+         table_catalog name, table_schema name, table_name name, column_name name, \
+         ordinal_position int4, position_in_unique_constraint int4",
+    ),
+    view(
+        "schemata",
+        13003,
+        "catalog_name name, schema_name name, schema_owner name, \
+         default_character_set_catalog name, default_character_set_schema name, \
+         default_character_set_name name, sql_path text",
+    ),
+    view(
+        "table_constraints",
+        13004,
+        "constraint_catalog name, constraint_schema name, constraint_name name, \
+         table_catalog name, table_schema name, table_name name, constraint_type text, \
+         is_deferrable text, initially_deferred text, enforced text, nulls_distinct text",
+    ),
+    view(
+        "tables",
+        13005,
+        "table_catalog name, table_schema name, table_name name, table_type text, \
+         self_referencing_column_name name, reference_generation text, \
+         user_defined_type_catalog name, user_defined_type_schema name, \
+         user_defined_type_name name, is_insertable_into text, is_typed text, \
+         commit_action text",
+    ),
+    view(
+        "views",
+        13006,
+        "table_catalog name, table_schema name, table_name name, view_definition text, \
+         check_option text, is_updatable text, is_insertable_into text, \
+         is_trigger_updatable text, is_trigger_deletable text, \
+         is_trigger_insertable_into text",
+    ),
+];
+
+fn s(v: &str) -> ScalarValue {
+    ScalarValue::Utf8(Some(v.to_string()))
+}
+fn yes_no(v: bool) -> ScalarValue {
+    s(if v { "YES" } else { "NO" })
+}
+fn int(v: Option<i32>) -> ScalarValue {
+    ScalarValue::Int32(v)
+}
+const NULL: ScalarValue = ScalarValue::Null;
+
+/// The rows of view `name`.
+pub fn rows(name: &str, snap: &Snapshot) -> Vec<Vec<ScalarValue>> {
+    let db = || s(DATABASE_NAME);
+    match name {
+        "columns" => snap
+            .relations
+            .iter()
+            .flat_map(|r| {
+                r.columns.iter().enumerate().map(move |(n, f)| {
+                    let (oid, _) = types::pg_type_of(f.data_type());
+                    let (precision, scale) = types::numeric_precision_scale(f.data_type());
+                    let element = types::element_of(oid);
+                    let data_type = if element.is_some() {
+                        "ARRAY".to_string()
+                    } else {
+                        types::format_type(oid, None).unwrap_or_else(|| "text".into())
+                    };
+                    let udt = if let Some(e) = element {
+                        format!("_{}", e.name)
+                    } else {
+                        types::by_oid(oid).map_or("text", |t| t.name).to_string()
+                    };
+                    let datetime = matches!(oid, 1082 | 1083 | 1114 | 1184 | 1186);
+                    vec![
+                        db(),
+                        s(r.namespace_name()),
+                        s(&r.name),
+                        s(f.name()),
+                        int(Some(n as i32 + 1)),
+                        NULL,
+                        yes_no(f.is_nullable() && !r.key.contains(&n)),
+                        s(&data_type),
+                        NULL,
+                        if oid == 25 {
+                            int(Some(1_073_741_824))
+                        } else {
+                            NULL
+                        },
+                        int(precision),
+                        if precision.is_some() {
+                            int(Some(if oid == 1700 { 10 } else { 2 }))
+                        } else {
+                            NULL
+                        },
+                        int(scale),
+                        if datetime { int(Some(6)) } else { NULL },
+                        NULL,
+                        NULL,
+                        NULL,
+                        NULL,
+                        NULL,
+                        NULL,
+                        NULL,
+                        NULL,
+                        NULL,
+                        NULL,
+                        NULL,
+                        db(),
+                        s("pg_catalog"),
+                        s(&udt),
+                        NULL,
+                        NULL,
+                        NULL,
+                        NULL,
+                        s(&(n + 1).to_string()),
+                        s("NO"),
+                        s("NO"),
+                        NULL,
+                        NULL,
+                        NULL,
+                        NULL,
+                        NULL,
+                        s("NO"),
+                        s("NEVER"),
+                        NULL,
+                        yes_no(r.kind == 'r'),
+                    ]
+                })
+            })
+            .collect(),
+        "key_column_usage" => snap
+            .relations
+            .iter()
+            .filter(|r| r.has_primary_key())
+            .flat_map(|r| {
+                r.key.iter().enumerate().map(move |(n, &col)| {
+                    vec![
+                        db(),
+                        s(r.namespace_name()),
+                        s(&r.index_name()),
+                        db(),
+                        s(r.namespace_name()),
+                        s(&r.name),
+                        s(r.columns[col].name()),
+                        int(Some(n as i32 + 1)),
+                        NULL,
+                    ]
+                })
+            })
+            .collect(),
+        "schemata" => ["information_schema", "pg_catalog", "public"]
+            .into_iter()
+            .map(|n| vec![db(), s(n), s(CURRENT_ROLE), NULL, NULL, NULL, NULL])
+            .collect(),
+        "table_constraints" => snap
+            .relations
+            .iter()
+            .filter(|r| r.has_primary_key())
+            .map(|r| {
+                vec![
+                    db(),
+                    s(r.namespace_name()),
+                    s(&r.index_name()),
+                    db(),
+                    s(r.namespace_name()),
+                    s(&r.name),
+                    s("PRIMARY KEY"),
+                    s("NO"),
+                    s("NO"),
+                    s("YES"),
+                    NULL,
+                ]
+            })
+            .collect(),
+        "tables" => snap
+            .relations
+            .iter()
+            .map(|r| {
+                // Materialized views are listed as views (Postgres leaves them out; in Weir they
+                // are what users query, so tools that browse information_schema must see them).
+                let table_type = if r.kind == 'r' { "BASE TABLE" } else { "VIEW" };
+                vec![
+                    db(),
+                    s(r.namespace_name()),
+                    s(&r.name),
+                    s(table_type),
+                    NULL,
+                    NULL,
+                    NULL,
+                    NULL,
+                    NULL,
+                    yes_no(r.kind == 'r' && r.namespace_name() == "public"),
+                    s("NO"),
+                    NULL,
+                ]
+            })
+            .collect(),
+        "views" => snap
+            .relations
+            .iter()
+            .filter(|r| r.kind == 'v' || r.kind == 'm')
+            .map(|r| {
+                vec![
+                    db(),
+                    s(r.namespace_name()),
+                    s(&r.name),
+                    r.definition.as_deref().map_or(NULL, s),
+                    s("NONE"),
+                    s("NO"),
+                    s("NO"),
+                    s("NO"),
+                    s("NO"),
+                    s("NO"),
+                ]
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}

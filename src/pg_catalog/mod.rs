@@ -1,0 +1,386 @@
+//! Postgres's system catalogs as a live view of Weir's catalog, so psql, JDBC, ODBC, psycopg,
+//! SQLAlchemy and BI tools can introspect Weir the way they introspect Postgres.
+//!
+//! - [`tables`]: the `pg_catalog` tables and views (`pg_class`, `pg_attribute`, `pg_type` ...);
+//! - [`information_schema`]: the SQL-standard views (`tables`, `columns`, `views` ...);
+//! - [`functions`]: the catalog functions clients call (`format_type`, `pg_get_indexdef` ...);
+//! - [`rewrite`]: turns Postgres-only syntax in client queries (`::regclass`, `OPERATOR(..)`,
+//!   `COLLATE`, `pg_catalog.`-qualified functions) into what DataFusion plans.
+//!
+//! Every scan takes a fresh [`Snapshot`] of the catalog, so what a client sees is always what
+//! exists. Oids are derived from catalog ids ([`USER_OID_BASE`] + 4 × id), stable across
+//! restarts: a relation, its key's index, its key constraint and its row type take four
+//! consecutive oids.
+
+pub mod functions;
+pub mod information_schema;
+pub mod rewrite;
+pub mod tables;
+pub mod types;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::{FieldRef, SchemaRef};
+use datafusion::catalog::{SchemaProvider, Session, TableProvider};
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::error::Result as DfResult;
+use datafusion::logical_expr::{Expr, TableType};
+use datafusion::physical_plan::ExecutionPlan;
+
+use crate::catalog::{Catalog, Entry};
+use tables::CatalogTable;
+
+pub const PG_CATALOG_NAMESPACE: u32 = 11;
+pub const PUBLIC_NAMESPACE: u32 = 2200;
+pub const INFORMATION_SCHEMA_NAMESPACE: u32 = 13000;
+/// The one role: every session runs as it.
+pub const ROLE_OID: u32 = 10;
+pub const CURRENT_ROLE: &str = "weir";
+pub const DATABASE_OID: u32 = 5;
+pub const DATABASE_NAME: &str = "weir";
+/// First oid of user relations (Postgres's `FirstNormalObjectId`).
+pub const USER_OID_BASE: u32 = 16384;
+/// Oids per user relation: the relation, its key index, its key constraint, its row type.
+const OIDS_PER_RELATION: u32 = 4;
+/// `pg_proc` oids: functions in name order from here (below [`USER_OID_BASE`]).
+pub const FUNCTION_OID_BASE: u32 = 14000;
+
+/// What `pg_settings` lists: name, value, unit, type.
+pub const SETTINGS: &[(&str, &str, Option<&str>, &str)] = &[
+    ("block_size", "8192", None, "integer"),
+    ("client_encoding", "UTF8", None, "string"),
+    ("DateStyle", "ISO, MDY", None, "string"),
+    (
+        "default_transaction_isolation",
+        "read committed",
+        None,
+        "enum",
+    ),
+    ("integer_datetimes", "on", None, "bool"),
+    ("IntervalStyle", "postgres", None, "enum"),
+    ("lc_collate", "C", None, "string"),
+    ("lc_ctype", "C", None, "string"),
+    ("max_identifier_length", "63", None, "integer"),
+    ("max_index_keys", "32", None, "integer"),
+    ("search_path", "\"$user\", public", None, "string"),
+    ("server_encoding", "UTF8", None, "string"),
+    (
+        "server_version",
+        crate::config::SERVER_VERSION,
+        None,
+        "string",
+    ),
+    ("server_version_num", "150000", None, "integer"),
+    ("standard_conforming_strings", "on", None, "bool"),
+    ("statement_timeout", "0", Some("ms"), "integer"),
+    ("TimeZone", "UTC", None, "string"),
+];
+
+/// One relation as the catalogs describe it.
+pub struct RelInfo {
+    pub oid: u32,
+    pub name: String,
+    pub namespace: u32,
+    /// `relkind`: `r` table or source, `m` materialized view, `v` view.
+    pub kind: char,
+    pub columns: Vec<FieldRef>,
+    /// Key columns (0-based): a table's primary key, a view's GROUP BY key.
+    pub key: Vec<usize>,
+    /// Whether `key` is a primary key (tables); a view's key is a unique index only.
+    pub primary: bool,
+    /// A view's defining query.
+    pub definition: Option<String>,
+}
+
+impl RelInfo {
+    fn is_user(&self) -> bool {
+        self.oid >= USER_OID_BASE
+    }
+    pub fn has_index(&self) -> bool {
+        !self.key.is_empty()
+    }
+    pub fn has_primary_key(&self) -> bool {
+        self.primary && self.has_index()
+    }
+    pub fn index_oid(&self) -> u32 {
+        self.oid + 1
+    }
+    pub fn constraint_oid(&self) -> u32 {
+        self.oid + 2
+    }
+    /// The oid of the relation's row type (0 for system relations, which have none here).
+    pub fn row_type_oid(&self) -> u32 {
+        if self.is_user() { self.oid + 3 } else { 0 }
+    }
+    pub fn index_name(&self) -> String {
+        if self.primary {
+            format!("{}_pkey", self.name)
+        } else {
+            format!("{}_key", self.name)
+        }
+    }
+    pub fn namespace_name(&self) -> &'static str {
+        match self.namespace {
+            PG_CATALOG_NAMESPACE => "pg_catalog",
+            INFORMATION_SCHEMA_NAMESPACE => "information_schema",
+            _ => "public",
+        }
+    }
+    /// 1-based column numbers of the key.
+    pub fn key_attnums(&self) -> Vec<i64> {
+        self.key.iter().map(|&k| k as i64 + 1).collect()
+    }
+    fn key_column_list(&self) -> String {
+        self.key
+            .iter()
+            .map(|&k| quote_ident(self.columns[k].name()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+    pub fn index_def(&self) -> String {
+        format!(
+            "CREATE UNIQUE INDEX {} ON {}.{} USING btree ({})",
+            quote_ident(&self.index_name()),
+            self.namespace_name(),
+            quote_ident(&self.name),
+            self.key_column_list()
+        )
+    }
+    pub fn constraint_def(&self) -> String {
+        format!("PRIMARY KEY ({})", self.key_column_list())
+    }
+}
+
+/// An identifier as Postgres prints it: quoted only when it must be.
+pub fn quote_ident(name: &str) -> String {
+    let plain = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if plain {
+        name.to_string()
+    } else {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
+}
+
+/// Every relation a client can see, at one moment.
+pub struct Snapshot {
+    pub relations: Vec<RelInfo>,
+}
+
+impl Snapshot {
+    pub fn take(catalog: &Catalog) -> Snapshot {
+        let mut relations: Vec<RelInfo> = catalog
+            .entries()
+            .into_iter()
+            .filter(Entry::is_relation)
+            .map(|entry| {
+                let item = entry.item();
+                let (kind, key, primary, definition) = match &entry {
+                    Entry::Table(t) => ('r', t.primary_key.clone(), true, None),
+                    Entry::View(v) => ('m', v.key.clone(), false, view_query(&item.create_sql)),
+                    _ => ('r', Vec::new(), false, None),
+                };
+                RelInfo {
+                    oid: USER_OID_BASE + OIDS_PER_RELATION * item.id as u32,
+                    name: item.name.clone(),
+                    namespace: PUBLIC_NAMESPACE,
+                    kind,
+                    columns: entry.schema().fields().iter().cloned().collect(),
+                    key,
+                    primary,
+                    definition,
+                }
+            })
+            .collect();
+        let system = tables::PG_CATALOG_TABLES
+            .iter()
+            .map(|t| (t, PG_CATALOG_NAMESPACE))
+            .chain(
+                information_schema::VIEWS
+                    .iter()
+                    .map(|t| (t, INFORMATION_SCHEMA_NAMESPACE)),
+            );
+        for (t, namespace) in system {
+            relations.push(RelInfo {
+                oid: t.oid,
+                name: t.name.to_string(),
+                namespace,
+                kind: t.kind,
+                columns: tables::schema_of(t.columns)
+                    .fields()
+                    .iter()
+                    .cloned()
+                    .collect(),
+                key: Vec::new(),
+                primary: false,
+                definition: None,
+            });
+        }
+        Snapshot { relations }
+    }
+
+    /// The relation with `oid`, or whose key index or constraint has it.
+    pub fn by_oid(&self, oid: u32) -> Option<&RelInfo> {
+        self.relations.iter().find(|r| {
+            r.oid == oid || (r.has_index() && (r.index_oid() == oid || r.constraint_oid() == oid))
+        })
+    }
+
+    /// A relation by name as `::regclass` reads it: `orders`, `public.orders`,
+    /// `"Orders"`, `pg_catalog.pg_class`.
+    pub fn by_name(&self, name: &str) -> Option<&RelInfo> {
+        let parts = split_qualified(name);
+        let (schema, rel) = match parts.as_slice() {
+            [rel] => (None, rel.as_str()),
+            [schema, rel] => (Some(schema.as_str()), rel.as_str()),
+            [_, schema, rel] => (Some(schema.as_str()), rel.as_str()),
+            _ => return None,
+        };
+        self.relations
+            .iter()
+            .filter(|r| schema.is_none_or(|s| s == r.namespace_name()))
+            // Unqualified names search pg_catalog first, as Postgres does.
+            .min_by_key(|r| (r.name != rel, r.namespace != PG_CATALOG_NAMESPACE))
+            .filter(|r| r.name == rel)
+    }
+}
+
+/// Splits `a."B".c` into its parts, folding unquoted parts to lower case.
+fn split_qualified(name: &str) -> Vec<String> {
+    let mut parts = vec![String::new()];
+    let mut quoted = false;
+    let mut chars = name.trim().chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                chars.next();
+                parts.last_mut().expect("part").push('"');
+            }
+            '"' => quoted = !quoted,
+            '.' if !quoted => parts.push(String::new()),
+            c if quoted => parts.last_mut().expect("part").push(c),
+            c => parts.last_mut().expect("part").push(c.to_ascii_lowercase()),
+        }
+    }
+    parts
+}
+
+/// The SELECT of a `CREATE MATERIALIZED VIEW ... AS SELECT ...` statement.
+fn view_query(create_sql: &str) -> Option<String> {
+    let stmt = crate::sql::parse::parse(create_sql)
+        .ok()?
+        .into_iter()
+        .next()?;
+    match stmt {
+        crate::sql::parse::Statement::Standard(s) => match *s {
+            datafusion::sql::sqlparser::ast::Statement::CreateView(v) => Some(v.query.to_string()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// A schema of system relations (`pg_catalog` or `information_schema`).
+pub struct SystemSchema {
+    tables: &'static [CatalogTable],
+    catalog: Arc<Catalog>,
+}
+
+impl std::fmt::Debug for SystemSchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SystemSchema")
+    }
+}
+
+impl SystemSchema {
+    pub fn pg_catalog(catalog: Arc<Catalog>) -> SystemSchema {
+        SystemSchema {
+            tables: tables::PG_CATALOG_TABLES,
+            catalog,
+        }
+    }
+    pub fn information_schema(catalog: Arc<Catalog>) -> SystemSchema {
+        SystemSchema {
+            tables: information_schema::VIEWS,
+            catalog,
+        }
+    }
+    /// The table `name` of this schema, if there is one.
+    pub fn get(&self, name: &str) -> Option<Arc<dyn TableProvider>> {
+        let def = self.tables.iter().find(|t| t.name == name)?;
+        Some(Arc::new(SystemTable {
+            def,
+            schema: tables::schema_of(def.columns),
+            catalog: self.catalog.clone(),
+            information_schema: std::ptr::eq(self.tables, information_schema::VIEWS),
+        }))
+    }
+}
+
+#[async_trait]
+impl SchemaProvider for SystemSchema {
+    fn table_names(&self) -> Vec<String> {
+        self.tables.iter().map(|t| t.name.to_string()).collect()
+    }
+    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        Ok(self.get(name))
+    }
+    fn table_exist(&self, name: &str) -> bool {
+        self.tables.iter().any(|t| t.name == name)
+    }
+}
+
+/// One system table; its rows are computed from the catalog when scanned.
+struct SystemTable {
+    def: &'static CatalogTable,
+    schema: SchemaRef,
+    catalog: Arc<Catalog>,
+    information_schema: bool,
+}
+
+impl std::fmt::Debug for SystemTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SystemTable({})", self.def.name)
+    }
+}
+
+#[async_trait]
+impl TableProvider for SystemTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+    fn table_type(&self) -> TableType {
+        if self.def.kind == 'v' {
+            TableType::View
+        } else {
+            TableType::Base
+        }
+    }
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let snap = Snapshot::take(&self.catalog);
+        let rows = if self.information_schema {
+            information_schema::rows(self.def.name, &snap)
+        } else {
+            tables::rows(self.def.name, &snap, state)
+        };
+        let batch = tables::to_batch(&self.schema, rows)?;
+        let exec = MemorySourceConfig::try_new_exec(
+            &[vec![batch]],
+            self.schema.clone(),
+            projection.cloned(),
+        )?;
+        Ok(exec)
+    }
+}
