@@ -31,7 +31,7 @@ if [ ${#apt_wanted[@]} -gt 0 ]; then
         "${apt_wanted[@]}" >/dev/null
 fi
 export WEIR_TEST_JDBC_JAR=/usr/share/java/postgresql.jar
-WEIR_TEST_ODBC_DRIVER="$(compgen -G "/usr/lib/*/odbc/psqlodbcw.so" | head -n 1)"
+WEIR_TEST_ODBC_DRIVER="$(compgen -G "/usr/lib/*/odbc/psqlodbcw.so" | head -n 1 || true)"
 export WEIR_TEST_ODBC_DRIVER
 
 # Python clients (pyodbc links unixODBC, installed above).
