@@ -1,16 +1,17 @@
-//! Arrow → Postgres: result column types for RowDescription, and values in text or binary
-//! format as each column's format code asks (pgwire encodes a value per the field's format).
+//! Arrow → Postgres: result column types for RowDescription, and each value in the text or the
+//! binary format the client asked for. Both formats are written here, byte for byte as
+//! Postgres writes them (floats, times, intervals, numerics, arrays), and COPY TO uses the
+//! same text forms.
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Date32Array, Decimal128Array,
-    Float32Array, Float64Array, Int16Array, Int32Array, Int64Array, RecordBatch, StringArray,
-    Time64MicrosecondArray, TimestampMicrosecondArray,
+    Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Date32Array, Float32Array, Float64Array,
+    Int16Array, Int32Array, Int64Array, IntervalMonthDayNanoArray, ListArray, RecordBatch,
+    StringArray, Time64MicrosecondArray, TimestampMicrosecondArray,
 };
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Schema, TimeUnit};
+use datafusion::arrow::datatypes::{DataType, Field, IntervalUnit, Schema, TimeUnit};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use pgwire::api::Type;
 use pgwire::api::portal::Format;
@@ -18,7 +19,13 @@ use pgwire::api::results::{DataRowEncoder, FieldFormat, FieldInfo};
 use pgwire::error::PgWireResult;
 use pgwire::messages::data::DataRow;
 
+use super::numeric;
 use crate::error::{Result, WeirError};
+
+/// Days from 1970-01-01 (Arrow's epoch) to 2000-01-01 (Postgres' epoch).
+const PG_EPOCH_DAYS: i64 = 10_957;
+/// Microseconds from 1970-01-01 to 2000-01-01.
+const PG_EPOCH_MICROS: i64 = PG_EPOCH_DAYS * 86_400_000_000;
 
 /// The Postgres type a column of `data_type` is sent as.
 pub fn pg_type(data_type: &DataType) -> Type {
@@ -36,8 +43,36 @@ pub fn pg_type(data_type: &DataType) -> Type {
         DataType::Time32(_) | DataType::Time64(_) => Type::TIME,
         DataType::Timestamp(_, None) => Type::TIMESTAMP,
         DataType::Timestamp(_, Some(_)) => Type::TIMESTAMPTZ,
+        DataType::Interval(_) | DataType::Duration(_) => Type::INTERVAL,
+        DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
+            array_type(&pg_type(f.data_type())).unwrap_or(Type::TEXT)
+        }
         _ => Type::TEXT,
     }
+}
+
+/// The array type whose elements are `element`, for the element types Weir sends.
+fn array_type(element: &Type) -> Option<Type> {
+    let pairs = [
+        (Type::BOOL, Type::BOOL_ARRAY),
+        (Type::INT2, Type::INT2_ARRAY),
+        (Type::INT4, Type::INT4_ARRAY),
+        (Type::INT8, Type::INT8_ARRAY),
+        (Type::FLOAT4, Type::FLOAT4_ARRAY),
+        (Type::FLOAT8, Type::FLOAT8_ARRAY),
+        (Type::NUMERIC, Type::NUMERIC_ARRAY),
+        (Type::TEXT, Type::TEXT_ARRAY),
+        (Type::BYTEA, Type::BYTEA_ARRAY),
+        (Type::DATE, Type::DATE_ARRAY),
+        (Type::TIME, Type::TIME_ARRAY),
+        (Type::TIMESTAMP, Type::TIMESTAMP_ARRAY),
+        (Type::TIMESTAMPTZ, Type::TIMESTAMPTZ_ARRAY),
+        (Type::INTERVAL, Type::INTERVAL_ARRAY),
+    ];
+    pairs
+        .into_iter()
+        .find(|(e, _)| e == element)
+        .map(|(_, a)| a)
 }
 
 /// RowDescription fields for a schema, with the formats the client asked for.
@@ -77,10 +112,8 @@ pub fn rows(
 ) -> Result<Vec<PgWireResult<DataRow>>> {
     let mut out = Vec::new();
     let mut encoder = DataRowEncoder::new(fields.clone());
-    let text: Vec<bool> = fields
-        .iter()
-        .map(|f| f.format() == FieldFormat::Text)
-        .collect();
+    let text_options = pgwire::types::format::FormatOptions::default();
+    let mut buf = Vec::new();
     for batch in batches {
         let columns: Vec<Column> = batch
             .columns()
@@ -89,9 +122,26 @@ pub fn rows(
             .collect::<Result<_>>()?;
         for row in 0..batch.num_rows() {
             for (c, column) in columns.iter().enumerate() {
-                column
-                    .encode(&mut encoder, row, text[c])
-                    .map_err(|e| WeirError::internal(format!("encode: {e}")))?;
+                let format = fields.get(c).map_or(FieldFormat::Text, |f| f.format());
+                let result = if format == FieldFormat::Text {
+                    let value = column.text(row);
+                    encoder.encode_field_with_type_and_format(
+                        &value,
+                        &Type::TEXT,
+                        format,
+                        &text_options,
+                    )
+                } else {
+                    buf.clear();
+                    let value = column.binary(row, &mut buf).then_some(buf.as_slice());
+                    encoder.encode_field_with_type_and_format(
+                        &value,
+                        &Type::BYTEA,
+                        format,
+                        &text_options,
+                    )
+                };
+                result.map_err(|e| WeirError::internal(format!("encode: {e}")))?;
             }
             out.push(Ok(encoder.take_row()));
         }
@@ -162,65 +212,117 @@ fn pg_time(t: &chrono::NaiveTime) -> String {
     format!("{}{}", t.format("%H:%M:%S"), pg_fraction(t.nanosecond()))
 }
 
+/// An interval as Postgres prints it (IntervalStyle postgres): `1 year 2 mons -3 days
+/// +04:05:06.5`; the time part appears when it is not zero or nothing else does.
+pub fn pg_interval(months: i32, days: i32, micros: i64) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut negative_before = false;
+    let mut unit = |n: i64, name: &str, plural: &str| {
+        if n != 0 {
+            parts.push(format!("{n} {}", if n == 1 { name } else { plural }));
+            negative_before = n < 0;
+        }
+    };
+    unit(i64::from(months / 12), "year", "years");
+    unit(i64::from(months % 12), "mon", "mons");
+    unit(i64::from(days), "day", "days");
+    if micros != 0 || parts.is_empty() {
+        let sign = if micros < 0 {
+            "-"
+        } else if negative_before {
+            "+"
+        } else {
+            ""
+        };
+        let abs = micros.unsigned_abs();
+        let (secs, frac) = (abs / 1_000_000, (abs % 1_000_000) as u32);
+        parts.push(format!(
+            "{sign}{:02}:{:02}:{:02}{}",
+            secs / 3600,
+            secs / 60 % 60,
+            secs % 60,
+            pg_fraction(frac * 1000)
+        ));
+    }
+    parts.join(" ")
+}
+
+/// An array element as it appears inside `{...}`: quoted when it must be.
+fn array_element(text: &str) -> String {
+    let plain = !text.is_empty()
+        && !text.eq_ignore_ascii_case("NULL")
+        && !text
+            .chars()
+            .any(|c| matches!(c, '{' | '}' | ',' | '"' | '\\') || c.is_ascii_whitespace());
+    if plain {
+        text.to_string()
+    } else {
+        format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
+    }
+}
+
 /// A column prepared for encoding: normalised to one array type per Postgres type.
-enum Column {
+pub enum Column {
     Bool(BooleanArray),
     I16(Int16Array),
     I32(Int32Array),
     I64(Int64Array),
     F32(Float32Array),
     F64(Float64Array),
-    Numeric(Decimal128Array, u32),
+    /// Any decimal, through its exact text.
+    Numeric(ArrayRef),
     Text(StringArray),
     Bytes(BinaryArray),
     Date(Date32Array),
     Time(Time64MicrosecondArray),
     Timestamp(TimestampMicrosecondArray),
     TimestampTz(TimestampMicrosecondArray),
-    /// Anything else, as the text Arrow displays.
+    Interval(IntervalMonthDayNanoArray),
+    /// A one-dimensional array of `element`s.
+    List {
+        lists: ListArray,
+        values: Box<Column>,
+        element: Type,
+    },
+    /// Anything else, as the text Arrow displays (sent as text).
     Display(ArrayRef),
 }
 
 impl Column {
-    fn new(array: &ArrayRef) -> Result<Column> {
+    pub fn new(array: &ArrayRef) -> Result<Column> {
         let to = |t: DataType| cast(array, &t);
-        Ok(match pg_type(array.data_type()) {
-            t if t == Type::BOOL => Column::Bool(array.as_boolean().clone()),
-            t if t == Type::INT2 => Column::I16(to(DataType::Int16)?.as_primitive().clone()),
-            t if t == Type::INT4 => Column::I32(to(DataType::Int32)?.as_primitive().clone()),
-            t if t == Type::INT8 => Column::I64(to(DataType::Int64)?.as_primitive().clone()),
-            t if t == Type::FLOAT4 => Column::F32(to(DataType::Float32)?.as_primitive().clone()),
-            t if t == Type::FLOAT8 => Column::F64(to(DataType::Float64)?.as_primitive().clone()),
-            t if t == Type::NUMERIC => match array.data_type() {
-                DataType::Decimal128(p, s) if *p <= 28 && *s >= 0 => {
-                    Column::Numeric(array.as_primitive().clone(), *s as u32)
-                }
-                _ => Column::Display(array.clone()),
-            },
-            t if t == Type::TEXT
-                && !matches!(
+        let t = pg_type(array.data_type());
+        Ok(match t {
+            _ if t == Type::BOOL => Column::Bool(array.as_boolean().clone()),
+            _ if t == Type::INT2 => Column::I16(to(DataType::Int16)?.as_primitive().clone()),
+            _ if t == Type::INT4 => Column::I32(to(DataType::Int32)?.as_primitive().clone()),
+            _ if t == Type::INT8 => Column::I64(to(DataType::Int64)?.as_primitive().clone()),
+            _ if t == Type::FLOAT4 => Column::F32(to(DataType::Float32)?.as_primitive().clone()),
+            _ if t == Type::FLOAT8 => Column::F64(to(DataType::Float64)?.as_primitive().clone()),
+            _ if t == Type::NUMERIC => Column::Numeric(array.clone()),
+            _ if t == Type::TEXT
+                && matches!(
                     array.data_type(),
                     DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
                 ) =>
             {
-                Column::Display(array.clone())
+                Column::Text(to(DataType::Utf8)?.as_string::<i32>().clone())
             }
-            t if t == Type::TEXT => Column::Text(to(DataType::Utf8)?.as_string::<i32>().clone()),
-            t if t == Type::BYTEA => {
+            _ if t == Type::BYTEA => {
                 Column::Bytes(to(DataType::Binary)?.as_binary::<i32>().clone())
             }
-            t if t == Type::DATE => Column::Date(to(DataType::Date32)?.as_primitive().clone()),
-            t if t == Type::TIME => Column::Time(
+            _ if t == Type::DATE => Column::Date(to(DataType::Date32)?.as_primitive().clone()),
+            _ if t == Type::TIME => Column::Time(
                 to(DataType::Time64(TimeUnit::Microsecond))?
                     .as_primitive()
                     .clone(),
             ),
-            t if t == Type::TIMESTAMP => Column::Timestamp(
+            _ if t == Type::TIMESTAMP => Column::Timestamp(
                 to(DataType::Timestamp(TimeUnit::Microsecond, None))?
                     .as_primitive()
                     .clone(),
             ),
-            t if t == Type::TIMESTAMPTZ => Column::TimestampTz(
+            _ if t == Type::TIMESTAMPTZ => Column::TimestampTz(
                 to(DataType::Timestamp(
                     TimeUnit::Microsecond,
                     Some("+00:00".into()),
@@ -228,88 +330,168 @@ impl Column {
                 .as_primitive()
                 .clone(),
             ),
+            _ if t == Type::INTERVAL => {
+                let interval = DataType::Interval(IntervalUnit::MonthDayNano);
+                let array = match array.data_type() {
+                    // Durations cast to intervals through their microseconds.
+                    DataType::Duration(_) => {
+                        cast(&to(DataType::Duration(TimeUnit::Microsecond))?, &interval)?
+                    }
+                    _ => to(interval)?,
+                };
+                Column::Interval(array.as_primitive().clone())
+            }
+            _ if t != Type::TEXT => {
+                let item = match array.data_type() {
+                    DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
+                        f.clone()
+                    }
+                    _ => Arc::new(Field::new("item", DataType::Utf8, true)),
+                };
+                let lists = to(DataType::List(item))?.as_list::<i32>().clone();
+                let values = Column::new(lists.values())?;
+                let element = pg_type(&lists.value_type());
+                Column::List {
+                    lists,
+                    values: Box::new(values),
+                    element,
+                }
+            }
             _ => Column::Display(array.clone()),
         })
     }
 
-    /// Encodes value `i`; `text` says the client asked for text format, where floats and
-    /// times are written the way Postgres writes them.
-    fn encode(&self, enc: &mut DataRowEncoder, i: usize, text: bool) -> PgWireResult<()> {
-        fn opt<A: Array, T>(a: &A, i: usize, f: impl FnOnce() -> T) -> Option<T> {
-            if a.is_null(i) { None } else { Some(f()) }
+    fn array(&self) -> &dyn Array {
+        match self {
+            Column::Bool(a) => a,
+            Column::I16(a) => a,
+            Column::I32(a) => a,
+            Column::I64(a) => a,
+            Column::F32(a) => a,
+            Column::F64(a) => a,
+            Column::Numeric(a) => a.as_ref(),
+            Column::Text(a) => a,
+            Column::Bytes(a) => a,
+            Column::Date(a) => a,
+            Column::Time(a) => a,
+            Column::Timestamp(a) => a,
+            Column::TimestampTz(a) => a,
+            Column::Interval(a) => a,
+            Column::List { lists, .. } => lists,
+            Column::Display(a) => a.as_ref(),
         }
-        if text {
-            let formatted = match self {
-                Column::F32(a) => Some(opt(a, i, || pg_float(a.value(i) as f64, true))),
-                Column::F64(a) => Some(opt(a, i, || pg_float(a.value(i), false))),
-                Column::Timestamp(a) => Some(if a.is_null(i) {
-                    None
-                } else {
-                    a.value_as_datetime(i).map(|d| pg_datetime(&d))
-                }),
-                Column::TimestampTz(a) => Some(if a.is_null(i) {
-                    None
-                } else {
-                    a.value_as_datetime(i)
-                        .map(|d| format!("{}+00", pg_datetime(&d)))
-                }),
-                Column::Time(a) => Some(if a.is_null(i) {
-                    None
-                } else {
-                    a.value_as_time(i).map(|t| pg_time(&t))
-                }),
-                _ => None,
-            };
-            if let Some(value) = formatted {
-                return enc.encode_field(&value);
+    }
+
+    fn display(array: &dyn Array, i: usize) -> String {
+        match ArrayFormatter::try_new(array, &FormatOptions::default()) {
+            Ok(f) => f.value(i).to_string(),
+            Err(e) => format!("<{e}>"),
+        }
+    }
+
+    /// Value `i` in Postgres text format; None for NULL.
+    pub fn text(&self, i: usize) -> Option<String> {
+        if self.array().is_null(i) {
+            return None;
+        }
+        Some(match self {
+            Column::Bool(a) => if a.value(i) { "t" } else { "f" }.into(),
+            Column::I16(a) => a.value(i).to_string(),
+            Column::I32(a) => a.value(i).to_string(),
+            Column::I64(a) => a.value(i).to_string(),
+            Column::F32(a) => pg_float(f64::from(a.value(i)), true),
+            Column::F64(a) => pg_float(a.value(i), false),
+            Column::Numeric(a) => Self::display(a.as_ref(), i),
+            Column::Text(a) => a.value(i).to_string(),
+            Column::Bytes(a) => {
+                let mut s = String::with_capacity(2 + 2 * a.value(i).len());
+                s.push_str("\\x");
+                for b in a.value(i) {
+                    s.push_str(&format!("{b:02x}"));
+                }
+                s
             }
+            Column::Date(a) => a.value_as_date(i)?.format("%Y-%m-%d").to_string(),
+            Column::Time(a) => pg_time(&a.value_as_time(i)?),
+            Column::Timestamp(a) => pg_datetime(&a.value_as_datetime(i)?),
+            Column::TimestampTz(a) => format!("{}+00", pg_datetime(&a.value_as_datetime(i)?)),
+            Column::Interval(a) => {
+                let v = a.value(i);
+                pg_interval(v.months, v.days, v.nanoseconds / 1000)
+            }
+            Column::List { lists, values, .. } => {
+                let offsets = lists.value_offsets();
+                let (start, end) = (offsets[i] as usize, offsets[i + 1] as usize);
+                let items: Vec<String> = (start..end)
+                    .map(|j| match values.text(j) {
+                        Some(t) => array_element(&t),
+                        None => "NULL".into(),
+                    })
+                    .collect();
+                format!("{{{}}}", items.join(","))
+            }
+            Column::Display(a) => Self::display(a.as_ref(), i),
+        })
+    }
+
+    /// Writes value `i` in Postgres binary format to `out`; false for NULL.
+    pub fn binary(&self, i: usize, out: &mut Vec<u8>) -> bool {
+        if self.array().is_null(i) {
+            return false;
         }
         match self {
-            Column::Bool(a) => enc.encode_field(&opt(a, i, || a.value(i))),
-            Column::I16(a) => enc.encode_field(&opt(a, i, || a.value(i))),
-            Column::I32(a) => enc.encode_field(&opt(a, i, || a.value(i))),
-            Column::I64(a) => enc.encode_field(&opt(a, i, || a.value(i))),
-            Column::F32(a) => enc.encode_field(&opt(a, i, || a.value(i))),
-            Column::F64(a) => enc.encode_field(&opt(a, i, || a.value(i))),
-            Column::Numeric(a, scale) => enc.encode_field(&opt(a, i, || {
-                rust_decimal::Decimal::from_i128_with_scale(a.value(i), *scale)
-            })),
-            Column::Text(a) => enc.encode_field(&opt(a, i, || a.value(i))),
-            Column::Bytes(a) => enc.encode_field(&opt(a, i, || a.value(i))),
-            Column::Date(a) => enc.encode_field(&if a.is_null(i) {
-                None
-            } else {
-                a.value_as_date(i)
-            }),
-            Column::Time(a) => enc.encode_field(&if a.is_null(i) {
-                None
-            } else {
-                a.value_as_time(i)
-            }),
-            Column::Timestamp(a) => enc.encode_field(&if a.is_null(i) {
-                None
-            } else {
-                a.value_as_datetime(i)
-            }),
-            Column::TimestampTz(a) => {
-                let v: Option<DateTime<Utc>> = if a.is_null(i) {
-                    None
-                } else {
-                    a.value_as_datetime(i).map(|d| d.and_utc())
-                };
-                enc.encode_field(&v)
+            Column::Bool(a) => out.push(u8::from(a.value(i))),
+            Column::I16(a) => out.extend_from_slice(&a.value(i).to_be_bytes()),
+            Column::I32(a) => out.extend_from_slice(&a.value(i).to_be_bytes()),
+            Column::I64(a) => out.extend_from_slice(&a.value(i).to_be_bytes()),
+            Column::F32(a) => out.extend_from_slice(&a.value(i).to_be_bytes()),
+            Column::F64(a) => out.extend_from_slice(&a.value(i).to_be_bytes()),
+            Column::Numeric(a) => numeric::write_binary(&Self::display(a.as_ref(), i), out),
+            Column::Text(a) => out.extend_from_slice(a.value(i).as_bytes()),
+            Column::Bytes(a) => out.extend_from_slice(a.value(i)),
+            Column::Date(a) => {
+                let days = i64::from(a.value(i)) - PG_EPOCH_DAYS;
+                out.extend_from_slice(&(days as i32).to_be_bytes())
             }
-            Column::Display(a) => {
-                let text = if a.is_null(i) {
-                    None
-                } else {
-                    let f = ArrayFormatter::try_new(a.as_ref(), &FormatOptions::default())
-                        .map_err(|e| pgwire::error::PgWireError::ApiError(Box::new(e)))?;
-                    Some(f.value(i).to_string())
-                };
-                enc.encode_field(&text)
+            Column::Time(a) => out.extend_from_slice(&a.value(i).to_be_bytes()),
+            Column::Timestamp(a) | Column::TimestampTz(a) => {
+                let micros = a.value(i).saturating_sub(PG_EPOCH_MICROS);
+                out.extend_from_slice(&micros.to_be_bytes())
             }
+            Column::Interval(a) => {
+                let v = a.value(i);
+                out.extend_from_slice(&(v.nanoseconds / 1000).to_be_bytes());
+                out.extend_from_slice(&v.days.to_be_bytes());
+                out.extend_from_slice(&v.months.to_be_bytes());
+            }
+            Column::List {
+                lists,
+                values,
+                element,
+            } => {
+                let offsets = lists.value_offsets();
+                let (start, end) = (offsets[i] as usize, offsets[i + 1] as usize);
+                let has_null = (start..end).any(|j| values.array().is_null(j));
+                let dims: i32 = if start == end { 0 } else { 1 };
+                out.extend_from_slice(&dims.to_be_bytes());
+                out.extend_from_slice(&i32::from(has_null).to_be_bytes());
+                out.extend_from_slice(&element.oid().to_be_bytes());
+                if dims == 1 {
+                    out.extend_from_slice(&((end - start) as i32).to_be_bytes());
+                    out.extend_from_slice(&1i32.to_be_bytes());
+                }
+                for j in start..end {
+                    let at = out.len();
+                    out.extend_from_slice(&(-1i32).to_be_bytes());
+                    if values.binary(j, out) {
+                        let len = (out.len() - at - 4) as i32;
+                        out[at..at + 4].copy_from_slice(&len.to_be_bytes());
+                    }
+                }
+            }
+            Column::Display(a) => out.extend_from_slice(Self::display(a.as_ref(), i).as_bytes()),
         }
+        true
     }
 }
 
@@ -340,5 +522,23 @@ mod tests {
             .and_hms_opt(7, 8, 9)
             .unwrap();
         assert_eq!(pg_datetime(&d), "2024-05-06 07:08:09");
+    }
+
+    #[test]
+    fn intervals_print_like_postgres() {
+        assert_eq!(pg_interval(0, 0, 0), "00:00:00");
+        assert_eq!(pg_interval(0, 1, 0), "1 day");
+        assert_eq!(pg_interval(14, 3, 0), "1 year 2 mons 3 days");
+        assert_eq!(pg_interval(0, -1, 3_600_000_000), "-1 days +01:00:00");
+        assert_eq!(pg_interval(0, 0, -5_500_000), "-00:00:05.5");
+    }
+
+    #[test]
+    fn array_elements_are_quoted_when_needed() {
+        assert_eq!(array_element("abc"), "abc");
+        assert_eq!(array_element("a b"), "\"a b\"");
+        assert_eq!(array_element(""), "\"\"");
+        assert_eq!(array_element("null"), "\"null\"");
+        assert_eq!(array_element("\\x01"), "\"\\\\x01\"");
     }
 }

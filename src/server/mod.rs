@@ -1,12 +1,18 @@
-//! The Postgres wire front door (pgwire): sessions, the simple and extended query protocols,
-//! COPY FROM STDIN, and errors as proper ErrorResponses.
+//! The Postgres wire front door (pgwire): sessions, the simple and extended query protocols
+//! (with suspended portals), cursors, COPY FROM STDIN and TO STDOUT, cancel requests,
+//! statement_timeout, and errors as proper ErrorResponses.
 //!
 //! Each statement goes: text → [`crate::sql::parse`] → session statements handled here
-//! (SET, SHOW var, BEGIN ...) → everything else to [`Database::execute`] → rows encoded in the
-//! format the client asked for.
+//! (SET, SHOW var, BEGIN, DECLARE / FETCH / CLOSE, COPY ...) → everything else to
+//! [`Database::execute`] → rows encoded in the format the client asked for.
 
 mod copy;
+mod copy_out;
+mod cursor;
+mod describe;
 mod encode;
+mod numeric;
+mod params;
 mod session;
 
 use std::collections::HashMap;
@@ -18,33 +24,42 @@ use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::ScalarValue;
 use datafusion::sql::sqlparser::ast;
-use futures::{Sink, stream};
+use futures::{Sink, SinkExt, stream};
 use pgwire::api::auth::{self, StartupHandler};
+use pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
 use pgwire::api::copy::CopyHandler;
 use pgwire::api::portal::{Format, Portal};
-use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler, send_describe_response};
 use pgwire::api::results::{
-    CopyResponse, DescribePortalResponse, DescribeStatementResponse, FieldInfo, QueryResponse,
-    Response, Tag as PgTag,
+    CopyResponse, DescribePortalResponse, DescribeStatementResponse, QueryResponse, Response,
+    Tag as PgTag,
 };
 use pgwire::api::stmt::{QueryParser, StoredStatement};
+use pgwire::api::store::PortalStore;
 use pgwire::api::{
-    ClientInfo, PgWireServerHandlers, PidSecretKeyGenerator, RandomPidSecretKeyGenerator, Type,
+    ClientInfo, ClientPortalStore, ConnectionManager, DEFAULT_NAME, PgWireServerHandlers,
+    PidSecretKeyGenerator, RandomPidSecretKeyGenerator, Type,
 };
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::extendedquery::{Describe, TARGET_TYPE_BYTE_PORTAL};
+use pgwire::messages::response::TransactionStatus;
+use pgwire::messages::startup::ParameterStatus;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio::net::TcpListener;
 
 use crate::db::{Database, Output, Tag};
-use crate::error::{ErrorKind, Result, WeirError};
-use crate::sql::parse::{self, ShowKind, Statement};
+use crate::error::{Result, WeirError};
+use crate::sql::parse::{self, Statement};
 
 pub use copy::PendingCopy;
+pub use describe::{Prepared, WeirParser};
 
 /// Serves the Postgres protocol on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, db: Arc<Database>) {
+    let handler = Arc::new(Handler::new(db));
     let handlers = Arc::new(Handlers {
-        handler: Arc::new(Handler::new(db)),
+        cancel: Arc::new(DefaultCancelHandler::new(handler.connections.clone())),
+        handler,
     });
     loop {
         let (socket, _) = match listener.accept().await {
@@ -65,6 +80,7 @@ pub async fn serve(listener: TcpListener, db: Arc<Database>) {
 
 struct Handlers {
     handler: Arc<Handler>,
+    cancel: Arc<DefaultCancelHandler>,
 }
 
 impl PgWireServerHandlers for Handlers {
@@ -80,6 +96,9 @@ impl PgWireServerHandlers for Handlers {
     fn copy_handler(&self) -> Arc<impl CopyHandler> {
         self.handler.clone()
     }
+    fn cancel_handler(&self) -> Arc<impl CancelHandler> {
+        self.cancel.clone()
+    }
 }
 
 /// Per-server state shared by all connections.
@@ -91,10 +110,13 @@ pub struct Handler {
     /// What start-up reports in ParameterStatus.
     parameters: auth::DefaultServerParameterProvider,
     pids: RandomPidSecretKeyGenerator,
+    /// Each session's cancel handle, by (pid, secret key), for CancelRequests.
+    connections: Arc<ConnectionManager>,
 }
 
 /// Start-up: every local user is trusted (Weir listens on loopback by default); the
-/// ParameterStatus messages report the same server version as `SELECT version()`.
+/// ParameterStatus messages report the same server version as `SELECT version()`, and the
+/// session registers its cancel handle under the key the client gets in BackendKeyData.
 #[async_trait]
 impl StartupHandler for Handler {
     async fn on_startup<C>(
@@ -111,7 +133,11 @@ impl StartupHandler for Handler {
             auth::protocol_negotiation(client, startup).await?;
             auth::save_startup_parameters_to_metadata(client, startup);
             let (pid, secret_key) = self.pids.generate(client);
-            client.set_pid_and_secret_key(pid, secret_key);
+            client.set_pid_and_secret_key(pid, secret_key.clone());
+            // The guard unregisters the handle when the session (and its extensions) ends.
+            let (handle, guard) = self.connections.register(pid, secret_key);
+            client.session_extensions().insert(handle);
+            client.session_extensions().insert(guard);
             auth::finish_authentication(client, &self.parameters).await?;
         }
         Ok(())
@@ -122,77 +148,283 @@ impl Handler {
     fn new(db: Arc<Database>) -> Self {
         let mut parameters = auth::DefaultServerParameterProvider::default();
         parameters.server_version = crate::config::SERVER_VERSION.to_string();
+        parameters.date_style = "ISO, MDY".to_string();
+        parameters.time_zone = "UTC".to_string();
         Handler {
             parser: Arc::new(WeirParser { db: db.clone() }),
             db,
             copies: Mutex::new(HashMap::new()),
             parameters,
             pids: RandomPidSecretKeyGenerator::default(),
+            connections: Arc::new(ConnectionManager::new()),
         }
     }
 
-    /// Runs one statement for a client and turns the outcome into a wire response. A panic
-    /// while running it (a bug, never expected) becomes an XX000 error for this statement
-    /// only: the session and the server go on.
-    async fn run<C: ClientInfo>(
+    /// Runs one statement for a client and turns the outcome into a wire response, within the
+    /// session's statement_timeout. A panic while running it (a bug, never expected) becomes
+    /// an XX000 error for this statement only: the session and the server go on.
+    async fn run<C>(
         &self,
         client: &mut C,
         stmt: Statement,
         params: &[ScalarValue],
         format: &Format,
-    ) -> Result<Response> {
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
         use futures::FutureExt;
-        match std::panic::AssertUnwindSafe(self.run_statement(client, stmt, params, format))
-            .catch_unwind()
-            .await
-        {
+        let timeout = session::statement_timeout(client.metadata());
+        let running =
+            std::panic::AssertUnwindSafe(self.run_statement(client, stmt, params, format))
+                .catch_unwind();
+        let outcome = match timeout {
+            Some(limit) => match tokio::time::timeout(limit, running).await {
+                Ok(outcome) => outcome,
+                Err(_) => {
+                    return Err(pg_error(
+                        QUERY_CANCELED,
+                        "canceling statement due to statement timeout",
+                    ));
+                }
+            },
+            None => running.await,
+        };
+        match outcome {
             Ok(result) => result,
-            Err(panic) => Err(WeirError::from_panic(&*panic)),
+            Err(panic) => Err(wire_error(WeirError::from_panic(&*panic))),
         }
     }
 
-    async fn run_statement<C: ClientInfo>(
+    async fn run_statement<C>(
         &self,
         client: &mut C,
         stmt: Statement,
         params: &[ScalarValue],
         format: &Format,
-    ) -> Result<Response> {
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
         if let Statement::Standard(inner) = &stmt {
-            if let Some(out) = session::handle(inner, client.metadata_mut()) {
-                return match out? {
-                    session::SessionOutput::Tag(tag) => Ok(Response::Execution(pg_tag(&tag))),
-                    session::SessionOutput::Value { name, value } => {
-                        let schema =
-                            Arc::new(Schema::new(vec![Field::new(name, DataType::Utf8, false)]));
-                        let batch = datafusion::arrow::array::RecordBatch::try_new(
-                            schema.clone(),
-                            vec![Arc::new(datafusion::arrow::array::StringArray::from(vec![
-                                value,
-                            ]))],
-                        )?;
-                        rows_response(&schema, &[batch], format)
-                    }
-                };
+            if let Some(response) = self
+                .session_statement(client, inner, params, format)
+                .await?
+            {
+                return Ok(response);
             }
-            if let ast::Statement::Copy { .. } = inner.as_ref() {
-                let pending = copy::start(&self.db, inner)?;
+        }
+        let read = is_read(&stmt);
+        let output = if read {
+            self.db.execute(stmt, params).await
+        } else {
+            // A write runs in its own task: a cancel or timeout stops the wait, never a write
+            // half done.
+            let db = self.db.clone();
+            let params = params.to_vec();
+            match tokio::spawn(async move { db.execute(stmt, &params).await }).await {
+                Ok(result) => result,
+                Err(e) if e.is_panic() => Err(WeirError::from_panic(&*e.into_panic())),
+                Err(e) => Err(WeirError::internal(format!("statement task failed: {e}"))),
+            }
+        };
+        match output.map_err(wire_error)? {
+            Output::Rows { schema, batches } => {
+                rows_response(&schema, &batches, format).map_err(wire_error)
+            }
+            Output::Done(tag) => Ok(Response::Execution(pg_tag(&tag))),
+        }
+    }
+
+    /// Statements the wire layer answers itself: session variables, transaction blocks,
+    /// cursors, COPY. None for everything else.
+    async fn session_statement<C>(
+        &self,
+        client: &mut C,
+        inner: &ast::Statement,
+        params: &[ScalarValue],
+        format: &Format,
+    ) -> PgWireResult<Option<Response>>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let reported = |vars: &HashMap<String, String>| -> Vec<Option<String>> {
+            session::REPORTED
+                .iter()
+                .map(|(name, _)| vars.get(*name).cloned())
+                .collect()
+        };
+        let before = reported(client.metadata());
+        if let Some(out) = session::handle(inner, client.metadata_mut()) {
+            let after = reported(client.metadata());
+            for ((old, new), (_, wire_name)) in before.iter().zip(&after).zip(session::REPORTED) {
+                if let (true, Some(value)) = (old != new, new) {
+                    client
+                        .feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(
+                            wire_name.to_string(),
+                            value.clone(),
+                        )))
+                        .await?;
+                }
+            }
+            let status = client.transaction_status();
+            return Ok(Some(match out.map_err(wire_error)? {
+                session::SessionOutput::Tag(tag) => Response::Execution(pg_tag(&tag)),
+                session::SessionOutput::Value { name, value } => {
+                    let schema =
+                        Arc::new(Schema::new(vec![Field::new(name, DataType::Utf8, false)]));
+                    let batch = datafusion::arrow::array::RecordBatch::try_new(
+                        schema.clone(),
+                        vec![Arc::new(datafusion::arrow::array::StringArray::from(vec![
+                            value,
+                        ]))],
+                    )
+                    .map_err(|e| wire_error(e.into()))?;
+                    rows_response(&schema, &[batch], format).map_err(wire_error)?
+                }
+                session::SessionOutput::Begin => {
+                    if status == TransactionStatus::Idle {
+                        client.set_transaction_status(TransactionStatus::Transaction);
+                    }
+                    Response::TransactionStart(PgTag::new("BEGIN"))
+                }
+                session::SessionOutput::End { rollback } => {
+                    cursor::of(client.session_extensions())
+                        .lock()
+                        .map_err(|_| poisoned())?
+                        .end_transaction();
+                    client.set_transaction_status(TransactionStatus::Idle);
+                    // COMMIT of a failed block rolls it back, as Postgres reports.
+                    let failed = status == TransactionStatus::Error;
+                    let tag = if rollback || failed {
+                        "ROLLBACK"
+                    } else {
+                        "COMMIT"
+                    };
+                    Response::TransactionEnd(PgTag::new(tag))
+                }
+            }));
+        }
+        let cursors = || cursor::of(client.session_extensions());
+        match inner {
+            ast::Statement::Declare { stmts } => {
+                let declare = cursor::Declare::from_ast(stmts)?;
+                declare
+                    .check_transaction(client.transaction_status() != TransactionStatus::Idle)?;
+                let query =
+                    Statement::Standard(Box::new(ast::Statement::Query(declare.query.clone())));
+                let Output::Rows { schema, batches } =
+                    self.db.execute(query, params).await.map_err(wire_error)?
+                else {
+                    return Err(pg_error(
+                        "42601",
+                        "DECLARE CURSOR needs a query that returns rows",
+                    ));
+                };
+                let table = cursors();
+                table
+                    .lock()
+                    .map_err(|_| poisoned())?
+                    .declare(&declare, &schema, &batches)?;
+                Ok(Some(Response::Execution(PgTag::new("DECLARE CURSOR"))))
+            }
+            ast::Statement::Fetch {
+                name, direction, ..
+            } => {
+                let count = cursor::Count::from_direction(direction)?;
+                let table = cursors();
+                let (rows, binary) = table
+                    .lock()
+                    .map_err(|_| poisoned())?
+                    .fetch(&cursor::name(name), count)?;
+                // A BINARY cursor answers in binary unless the client chose formats itself.
+                let format = match format {
+                    Format::UnifiedText if binary => &Format::UnifiedBinary,
+                    other => other,
+                };
+                let mut response =
+                    rows_response(&rows.schema(), &[rows], format).map_err(wire_error)?;
+                if let Response::Query(q) = &mut response {
+                    q.set_command_tag("FETCH");
+                }
+                Ok(Some(response))
+            }
+            ast::Statement::Close { cursor: target } => {
+                let table = cursors();
+                let mut table = table.lock().map_err(|_| poisoned())?;
+                match target {
+                    ast::CloseCursor::All => table.close_all(),
+                    ast::CloseCursor::Specific { name } => table.close(&cursor::name(name))?,
+                }
+                Ok(Some(Response::Execution(PgTag::new("CLOSE CURSOR"))))
+            }
+            ast::Statement::Copy { .. } if copy_out::is_copy_out(inner) => {
+                let plan = copy_out::plan(inner)?;
+                let Output::Rows { schema, batches } = self
+                    .db
+                    .execute(plan.query, params)
+                    .await
+                    .map_err(wire_error)?
+                else {
+                    return Err(pg_error("42601", "COPY TO needs a query that returns rows"));
+                };
+                let rows = copy_out::send(client, &plan.format, &schema, &batches).await?;
+                Ok(Some(Response::Execution(pg_tag(&Tag::with_rows(
+                    "COPY", rows,
+                )))))
+            }
+            ast::Statement::Copy { .. } => {
+                let pending = copy::start(&self.db, inner).map_err(wire_error)?;
                 let columns = pending.columns();
                 self.copies
                     .lock()
                     .expect("copies lock")
                     .insert(client.socket_addr(), pending);
-                return Ok(Response::CopyIn(CopyResponse::new(
+                Ok(Some(Response::CopyIn(CopyResponse::new(
                     0,
                     columns,
                     stream::empty(),
-                )));
+                ))))
             }
+            _ => Ok(None),
         }
-        match self.db.execute(stmt, params).await? {
-            Output::Rows { schema, batches } => rows_response(&schema, &batches, format),
-            Output::Done(tag) => Ok(Response::Execution(pg_tag(&tag))),
-        }
+    }
+}
+
+/// SQLSTATE 57014.
+const QUERY_CANCELED: &str = "57014";
+
+/// An error the wire layer raises itself, with its SQLSTATE.
+pub(crate) fn pg_error(code: &str, message: impl Into<String>) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "ERROR".to_string(),
+        code.to_string(),
+        message.into(),
+    )))
+}
+
+fn poisoned() -> PgWireError {
+    pg_error(
+        "XX000",
+        "the session's cursor table is unusable after an internal error",
+    )
+}
+
+/// Statements that only read: a cancel or timeout may stop them anywhere.
+fn is_read(stmt: &Statement) -> bool {
+    match stmt {
+        Statement::Show(_) => true,
+        Statement::Standard(s) => matches!(
+            s.as_ref(),
+            ast::Statement::Query(_) | ast::Statement::Explain { .. }
+        ),
+        _ => false,
     }
 }
 
@@ -248,6 +480,10 @@ impl SimpleQueryHandler for Handler {
         };
         let mut responses = Vec::with_capacity(statements.len());
         for stmt in statements {
+            if is_copy_out(&stmt) {
+                // COPY TO writes its data straight to the client: what came before goes first.
+                send_responses(client, std::mem::take(&mut responses)).await?;
+            }
             match self.run(client, stmt, &[], &Format::UnifiedText).await {
                 Ok(r) => {
                     let copy = matches!(r, Response::CopyIn(_));
@@ -258,7 +494,7 @@ impl SimpleQueryHandler for Handler {
                 }
                 Err(e) => {
                     // Like Postgres: the rest of the query string is not run.
-                    responses.push(Response::Error(Box::new(error_info(&e))));
+                    responses.push(Response::Error(Box::new(ErrorInfo::from(e))));
                     break;
                 }
             }
@@ -267,178 +503,34 @@ impl SimpleQueryHandler for Handler {
     }
 }
 
-/// A statement prepared by Parse: parsed once, with its parameter and result types.
-#[derive(Debug, Clone)]
-pub struct Prepared {
-    stmt: Option<Statement>,
-    param_types: Vec<Type>,
-    /// Result columns, when the statement returns rows.
-    schema: Option<SchemaRef>,
+fn is_copy_out(stmt: &Statement) -> bool {
+    matches!(stmt, Statement::Standard(s) if copy_out::is_copy_out(s))
 }
 
-pub struct WeirParser {
-    db: Arc<Database>,
-}
-
-#[async_trait]
-impl QueryParser for WeirParser {
-    type Statement = Prepared;
-
-    async fn parse_sql<C>(
-        &self,
-        _client: &C,
-        sql: &str,
-        types: &[Option<Type>],
-    ) -> PgWireResult<Option<Prepared>>
-    where
-        C: ClientInfo + Unpin + Send + Sync,
-    {
-        let mut stmts = parse::parse(sql).map_err(wire_error)?;
-        if stmts.len() > 1 {
-            return Err(wire_error(WeirError::syntax(
-                "cannot insert multiple commands into a prepared statement",
-            )));
-        }
-        let Some(stmt) = stmts.pop() else {
-            return Ok(None);
-        };
-        let (param_types, schema) = describe(&self.db, &stmt, types).await.map_err(wire_error)?;
-        Ok(Some(Prepared {
-            stmt: Some(stmt),
-            param_types,
-            schema,
-        }))
-    }
-
-    fn get_parameter_types(&self, stmt: &Prepared) -> PgWireResult<Vec<Type>> {
-        Ok(stmt.param_types.clone())
-    }
-
-    fn get_result_schema(
-        &self,
-        stmt: &Prepared,
-        format: Option<&Format>,
-    ) -> PgWireResult<Vec<FieldInfo>> {
-        Ok(match &stmt.schema {
-            Some(schema) => encode::fields(schema, format.unwrap_or(&Format::UnifiedBinary)),
-            None => vec![],
-        })
-    }
-}
-
-/// Parameter types and result columns of a statement, for Describe.
-async fn describe(
-    db: &Database,
-    stmt: &Statement,
-    client_types: &[Option<Type>],
-) -> Result<(Vec<Type>, Option<SchemaRef>)> {
-    let text = |name: &str| {
-        Some(Arc::new(Schema::new(vec![Field::new(
-            name,
-            DataType::Utf8,
-            false,
-        )])))
-    };
-    let schema = match stmt {
-        Statement::Show(kind) => {
-            let second = match kind {
-                ShowKind::Topics => "partitions",
-                ShowKind::MaterializedViews => "inputs",
-                _ => "topic",
-            };
-            Some(Arc::new(Schema::new(vec![
-                Field::new("name", DataType::Utf8, false),
-                Field::new(second, DataType::Utf8, false),
-            ])))
-        }
-        Statement::Standard(inner) => match inner.as_ref() {
-            ast::Statement::ShowVariable { variable } => text(
-                &variable
-                    .iter()
-                    .map(|v| v.value.to_ascii_lowercase())
-                    .collect::<Vec<_>>()
-                    .join("."),
-            ),
-            ast::Statement::Explain { .. } => text("QUERY PLAN"),
-            ast::Statement::Query(_) | ast::Statement::Insert(_) => {
-                let plan = db.plan(inner).await?;
-                let param_types = merge_parameter_types(plan.get_parameter_types()?, client_types);
-                let schema = match inner.as_ref() {
-                    ast::Statement::Query(_) => Some(Arc::new(plan.schema().as_arrow().clone())),
-                    _ => None,
-                };
-                return Ok((param_types, schema));
+/// Sends the responses of earlier statements of a simple query now, in order, as pgwire
+/// would after the last one (only rows and command tags come before a COPY TO).
+async fn send_responses<C>(client: &mut C, responses: Vec<Response>) -> PgWireResult<()>
+where
+    C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    use pgwire::api::query::{send_execution_response, send_query_response};
+    for response in responses {
+        match response {
+            Response::Query(q) => send_query_response(client, q, true).await?,
+            Response::Execution(tag)
+            | Response::TransactionStart(tag)
+            | Response::TransactionEnd(tag) => send_execution_response(client, tag).await?,
+            other => {
+                return Err(pg_error(
+                    "0A000",
+                    format!("COPY TO cannot follow {other:?} in one query string"),
+                ));
             }
-            ast::Statement::Update(_) | ast::Statement::Delete(_) => {
-                let types = db.dml_parameter_types(inner).await?;
-                return Ok((merge_parameter_types(types, client_types), None));
-            }
-            _ => None,
-        },
-        _ => None,
-    };
-    let params = client_types
-        .iter()
-        .map(|t| t.clone().unwrap_or(Type::TEXT))
-        .collect();
-    Ok((params, schema))
-}
-
-/// Parameter types for Describe: what the client declared, else what was inferred, else text.
-fn merge_parameter_types(
-    mut inferred: HashMap<String, Option<DataType>>,
-    client_types: &[Option<Type>],
-) -> Vec<Type> {
-    let n = inferred.len().max(client_types.len());
-    (0..n)
-        .map(|i| {
-            let client = client_types.get(i).cloned().flatten();
-            let found = inferred
-                .remove(&format!("${}", i + 1))
-                .flatten()
-                .map(|t| encode::pg_type(&t));
-            client.or(found).unwrap_or(Type::TEXT)
-        })
-        .collect()
-}
-
-/// Reads bound parameters as ScalarValues of their declared types.
-fn params(portal: &Portal<Prepared>, types: &[Type]) -> Result<Vec<ScalarValue>> {
-    let bad =
-        |e: PgWireError| WeirError::new(ErrorKind::InvalidText, format!("invalid parameter: {e}"));
-    let mut out = Vec::with_capacity(portal.parameter_len());
-    for i in 0..portal.parameter_len() {
-        let t = types.get(i).cloned().unwrap_or(Type::TEXT);
-        let v = match t {
-            Type::BOOL => ScalarValue::Boolean(portal.parameter::<bool>(i, &t).map_err(bad)?),
-            Type::INT2 => ScalarValue::Int16(portal.parameter::<i16>(i, &t).map_err(bad)?),
-            Type::INT4 => ScalarValue::Int32(portal.parameter::<i32>(i, &t).map_err(bad)?),
-            Type::INT8 => ScalarValue::Int64(portal.parameter::<i64>(i, &t).map_err(bad)?),
-            Type::FLOAT4 => ScalarValue::Float32(portal.parameter::<f32>(i, &t).map_err(bad)?),
-            Type::FLOAT8 => ScalarValue::Float64(portal.parameter::<f64>(i, &t).map_err(bad)?),
-            Type::NUMERIC => ScalarValue::Utf8(
-                portal
-                    .parameter::<rust_decimal::Decimal>(i, &t)
-                    .map_err(bad)?
-                    .map(|d| d.to_string()),
-            ),
-            Type::TIMESTAMP => ScalarValue::Utf8(
-                portal
-                    .parameter::<chrono::NaiveDateTime>(i, &t)
-                    .map_err(bad)?
-                    .map(|d| d.to_string()),
-            ),
-            Type::DATE => ScalarValue::Utf8(
-                portal
-                    .parameter::<chrono::NaiveDate>(i, &t)
-                    .map_err(bad)?
-                    .map(|d| d.to_string()),
-            ),
-            _ => ScalarValue::Utf8(portal.parameter::<String>(i, &Type::TEXT).map_err(bad)?),
-        };
-        out.push(v);
+        }
     }
-    Ok(out)
+    Ok(())
 }
 
 #[async_trait]
@@ -448,6 +540,31 @@ impl ExtendedQueryHandler for Handler {
 
     fn query_parser(&self) -> Arc<Self::QueryParser> {
         self.parser.clone()
+    }
+
+    /// Describe of a portal also answers for a cursor of that name (psycopg describes the
+    /// cursor it has just declared to learn its columns).
+    async fn on_describe<C>(&self, client: &mut C, message: Describe) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
+        if message.target_type == TARGET_TYPE_BYTE_PORTAL
+            && client.portal_store().get_portal(name).is_none()
+        {
+            let schema = cursor::of(client.session_extensions())
+                .lock()
+                .map_err(|_| poisoned())?
+                .schema(name);
+            if let Some(schema) = schema {
+                let fields = encode::fields(&schema, &Format::UnifiedText);
+                return send_describe_response(client, &DescribePortalResponse::new(fields)).await;
+            }
+        }
+        self._on_describe(client, message).await
     }
 
     async fn do_query<C>(
@@ -483,10 +600,9 @@ impl ExtendedQueryHandler for Handler {
                     .cloned(),
             )
             .collect();
-        let values = params(portal, &types).map_err(wire_error)?;
+        let values = params::read(portal, &types).map_err(wire_error)?;
         self.run(client, stmt, &values, &portal.result_column_format)
             .await
-            .map_err(wire_error)
     }
 
     async fn do_describe_statement<C>(

@@ -1,8 +1,8 @@
 //! Session statements handled by the wire layer itself: SET / SHOW of session variables,
 //! transaction control. Variables live in the connection's metadata map, so each session has
 //! its own. Transactions: Weir has no multi-statement transactions; BEGIN / COMMIT / ROLLBACK
-//! are accepted so clients that wrap work in them run, and every statement takes effect on
-//! its own (docs/sql.md says so).
+//! open and close a block (the status clients see in ReadyForQuery, and the lifetime of
+//! cursors without HOLD), and every statement takes effect on its own (docs/sql.md says so).
 
 use std::collections::HashMap;
 
@@ -14,6 +14,12 @@ use crate::db::Tag;
 /// What a session statement produced.
 pub enum SessionOutput {
     Tag(Tag),
+    /// BEGIN / START TRANSACTION: a transaction block opens.
+    Begin,
+    /// COMMIT / ROLLBACK (`rollback` true): the block closes.
+    End {
+        rollback: bool,
+    },
     /// One row, one column: `SHOW name`.
     Value {
         name: String,
@@ -42,6 +48,77 @@ fn default_value(name: &str) -> Option<&'static str> {
         "statement_timeout" | "lock_timeout" | "idle_in_transaction_session_timeout" => "0",
         _ => return None,
     })
+}
+
+/// Variables whose changes Postgres reports to the client in a ParameterStatus message, by
+/// canonical name, with the spelling the client expects.
+pub const REPORTED: &[(&str, &str)] = &[
+    ("application_name", "application_name"),
+    ("client_encoding", "client_encoding"),
+    ("datestyle", "DateStyle"),
+    ("intervalstyle", "IntervalStyle"),
+    ("timezone", "TimeZone"),
+];
+
+/// The longest statement_timeout accepted, in milliseconds (Postgres' limit, INT_MAX).
+const STATEMENT_TIMEOUT_MAX_MS: u64 = i32::MAX as u64;
+
+/// A statement_timeout setting in milliseconds: a bare number is milliseconds, or a number
+/// with a unit (us, ms, s, min, h, d); 0 turns the timeout off.
+pub fn parse_timeout(text: &str) -> crate::error::Result<u64> {
+    let bad = || {
+        crate::error::WeirError::new(
+            crate::error::ErrorKind::InvalidParameter,
+            format!("invalid value for parameter \"statement_timeout\": \"{text}\""),
+        )
+        .with_hint(
+            "Valid units for this parameter are \"us\", \"ms\", \"s\", \"min\", \"h\", and \"d\".",
+        )
+    };
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let number: f64 = number.parse().map_err(|_| bad())?;
+    let scale = match unit.trim() {
+        "" | "ms" => 1.0,
+        "us" => 0.001,
+        "s" => 1000.0,
+        "min" => 60_000.0,
+        "h" => 3_600_000.0,
+        "d" => 86_400_000.0,
+        _ => return Err(bad()),
+    };
+    let ms = (number * scale).round();
+    if !(0.0..=STATEMENT_TIMEOUT_MAX_MS as f64).contains(&ms) {
+        return Err(bad());
+    }
+    Ok(ms as u64)
+}
+
+/// A timeout as SHOW prints it: the largest unit that divides it evenly.
+pub fn show_timeout(ms: u64) -> String {
+    if ms == 0 {
+        return "0".into();
+    }
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("min", 60_000),
+        ("s", 1000),
+    ] {
+        if ms % size == 0 {
+            return format!("{}{unit}", ms / size);
+        }
+    }
+    format!("{ms}ms")
+}
+
+/// The session's statement timeout, if one is set.
+pub fn statement_timeout(vars: &HashMap<String, String>) -> Option<std::time::Duration> {
+    let ms = parse_timeout(vars.get("statement_timeout")?).ok()?;
+    (ms > 0).then(|| std::time::Duration::from_millis(ms))
 }
 
 /// Canonical (lower-case) variable name.
@@ -84,6 +161,14 @@ pub fn handle(
                             .collect::<Vec<_>>(),
                     );
                     let value = values.iter().map(value_text).collect::<Vec<_>>().join(", ");
+                    let value = if name == "statement_timeout" {
+                        match parse_timeout(&value) {
+                            Ok(ms) => show_timeout(ms),
+                            Err(e) => return Some(Err(e)),
+                        }
+                    } else {
+                        value
+                    };
                     vars.insert(name, value);
                 }
                 Set::SetTimeZone { value, .. } => {
@@ -112,11 +197,11 @@ pub fn handle(
             };
             SessionOutput::Value { name, value }
         }
-        ast::Statement::StartTransaction { .. } => SessionOutput::Tag(Tag::new("BEGIN")),
-        ast::Statement::Commit { .. } => SessionOutput::Tag(Tag::new("COMMIT")),
+        ast::Statement::StartTransaction { .. } => SessionOutput::Begin,
+        ast::Statement::Commit { .. } => SessionOutput::End { rollback: false },
         ast::Statement::Rollback {
             savepoint: None, ..
-        } => SessionOutput::Tag(Tag::new("ROLLBACK")),
+        } => SessionOutput::End { rollback: true },
         ast::Statement::Rollback {
             savepoint: Some(_), ..
         } => SessionOutput::Tag(Tag::new("ROLLBACK")),
@@ -126,4 +211,24 @@ pub fn handle(
         _ => return None,
     };
     Some(Ok(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_parse_and_show_like_postgres() {
+        assert_eq!(parse_timeout("50").unwrap(), 50);
+        assert_eq!(parse_timeout("50ms").unwrap(), 50);
+        assert_eq!(parse_timeout("1s").unwrap(), 1000);
+        assert_eq!(parse_timeout("2 min").unwrap(), 120_000);
+        assert_eq!(parse_timeout("0").unwrap(), 0);
+        assert!(parse_timeout("soon").is_err());
+        assert!(parse_timeout("5 parsecs").is_err());
+        assert_eq!(show_timeout(50), "50ms");
+        assert_eq!(show_timeout(1000), "1s");
+        assert_eq!(show_timeout(120_000), "2min");
+        assert_eq!(show_timeout(0), "0");
+    }
 }

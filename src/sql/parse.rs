@@ -225,6 +225,10 @@ fn parse_one(parser: &mut Parser) -> Result<Statement> {
             skip(parser, 1);
             Ok(Statement::Flush)
         }
+        (Some("FETCH"), _) => {
+            skip(parser, 1);
+            fetch(parser)
+        }
         (
             Some("SHOW"),
             Some(what @ ("TOPICS" | "SOURCES" | "TABLES" | "SINKS" | "MATERIALIZED")),
@@ -249,6 +253,62 @@ fn parse_one(parser: &mut Parser) -> Result<Statement> {
             parser.parse_statement().map_err(syntax)?,
         ))),
     }
+}
+
+/// `FETCH [NEXT | ALL | n | FORWARD [n | ALL]] [FROM | IN] cursor` with Postgres' optional
+/// parts (sqlparser wants a direction and FROM); backward directions are left to sqlparser,
+/// which parses them for the cursor code to refuse.
+fn fetch(parser: &mut Parser) -> Result<Statement> {
+    use ast::FetchDirection as D;
+    let number = |parser: &mut Parser| -> Result<Option<ast::ValueWithSpan>> {
+        if matches!(parser.peek_token().token, Token::Number(..)) {
+            return parser.parse_number_value().map(Some).map_err(syntax);
+        }
+        Ok(None)
+    };
+    let direction = match word_at(parser, 0).as_deref() {
+        Some("NEXT") => {
+            skip(parser, 1);
+            D::Next
+        }
+        Some("ALL") => {
+            skip(parser, 1);
+            D::All
+        }
+        Some("FORWARD") => {
+            skip(parser, 1);
+            if parser.parse_keyword(Keyword::ALL) {
+                D::ForwardAll
+            } else {
+                D::Forward {
+                    limit: number(parser)?,
+                }
+            }
+        }
+        Some("PRIOR" | "FIRST" | "LAST" | "ABSOLUTE" | "RELATIVE" | "BACKWARD") => {
+            parser.prev_token();
+            return Ok(Statement::Standard(Box::new(
+                parser.parse_fetch_statement().map_err(syntax)?,
+            )));
+        }
+        _ => match number(parser)? {
+            Some(limit) => D::Count { limit },
+            None => D::Next,
+        },
+    };
+    let position = if parser.parse_keyword(Keyword::IN) {
+        ast::FetchPosition::In
+    } else {
+        let _ = parser.parse_keyword(Keyword::FROM);
+        ast::FetchPosition::From
+    };
+    let name = parser.parse_identifier().map_err(syntax)?;
+    Ok(Statement::Standard(Box::new(ast::Statement::Fetch {
+        name,
+        direction,
+        position,
+        into: None,
+    })))
 }
 
 fn skip(parser: &mut Parser, n: usize) {

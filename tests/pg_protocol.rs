@@ -1,0 +1,389 @@
+//! Postgres protocol features over real clients: suspended portals (Execute with a row limit),
+//! cursors (DECLARE / FETCH / CLOSE), COPY TO STDOUT, cancel requests, statement_timeout,
+//! start-up ParameterStatus, binary values of every type, and pipeline error recovery.
+
+mod common;
+
+use common::WeirServer;
+use tokio_postgres::error::SqlState;
+
+async fn setup() -> (tempfile::TempDir, WeirServer, tokio_postgres::Client) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = WeirServer::start(&dir.path().join("data"), 50).await;
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE orders (id BIGINT PRIMARY KEY, item TEXT, qty INT);
+             INSERT INTO orders VALUES (1, 'apple', 3), (2, 'pear', 1), (3, 'fig', 7), (4, 'kiwi', 2), (5, 'plum', 5);",
+        )
+        .await
+        .unwrap();
+    (dir, server, client)
+}
+
+#[tokio::test]
+async fn execute_with_max_rows_suspends_the_portal() {
+    let (_dir, _server, mut client) = setup().await;
+    let tx = client.transaction().await.unwrap();
+    let stmt = tx
+        .prepare("SELECT id, item FROM orders ORDER BY id")
+        .await
+        .unwrap();
+    let portal = tx.bind(&stmt, &[]).await.unwrap();
+    let mut chunks = Vec::new();
+    loop {
+        let rows = tx.query_portal(&portal, 2).await.unwrap();
+        if rows.is_empty() {
+            break;
+        }
+        chunks.push(rows.iter().map(|r| r.get::<_, i64>(0)).collect::<Vec<_>>());
+    }
+    assert_eq!(chunks, vec![vec![1, 2], vec![3, 4], vec![5]]);
+    tx.commit().await.unwrap();
+}
+
+/// The test virtualenv's Python (./test.sh installs psycopg 3 and psycopg2 into it).
+fn python() -> String {
+    std::env::var("WEIR_TEST_PYTHON").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/weir-test-venv/bin/python",
+            std::env::var("HOME").unwrap_or_default()
+        )
+    })
+}
+
+/// Runs a Python script with `port` as its argument and returns what it printed.
+fn run_python(script: &str, port: u16) -> String {
+    let out = std::process::Command::new(python())
+        .arg("-c")
+        .arg(script)
+        .arg(port.to_string())
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run python ({e}); run ./test.sh, which installs psycopg")
+        });
+    assert!(
+        out.status.success(),
+        "python failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[tokio::test]
+async fn cursors_declare_fetch_close() {
+    let (_dir, _server, client) = setup().await;
+    client
+        .batch_execute("BEGIN; DECLARE c CURSOR FOR SELECT id FROM orders ORDER BY id")
+        .await
+        .unwrap();
+    let ids = |rows: Vec<tokio_postgres::Row>| rows.iter().map(|r| r.get(0)).collect::<Vec<i64>>();
+    assert_eq!(
+        ids(client.query("FETCH 2 FROM c", &[]).await.unwrap()),
+        vec![1, 2]
+    );
+    assert_eq!(
+        ids(client.query("FETCH NEXT c", &[]).await.unwrap()),
+        vec![3]
+    );
+    assert_eq!(
+        ids(client.query("FETCH FORWARD ALL IN c", &[]).await.unwrap()),
+        vec![4, 5]
+    );
+    assert!(client.query("FETCH c", &[]).await.unwrap().is_empty());
+    // The simple protocol too, with the command tag Postgres gives.
+    client
+        .batch_execute("DECLARE d NO SCROLL CURSOR WITH HOLD FOR SELECT item FROM orders WHERE qty > 2 ORDER BY item")
+        .await
+        .unwrap();
+    let messages = client.simple_query("FETCH ALL FROM d").await.unwrap();
+    let items: Vec<String> = messages
+        .iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => Some(r.get(0).unwrap().to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(items, vec!["apple", "fig", "plum"]);
+    assert!(matches!(
+        messages.last(),
+        Some(tokio_postgres::SimpleQueryMessage::CommandComplete(3))
+    ));
+    client.batch_execute("CLOSE c; COMMIT").await.unwrap();
+    // WITH HOLD outlives the block; CLOSE ALL ends it.
+    client.batch_execute("CLOSE ALL").await.unwrap();
+    for sql in ["FETCH 1 FROM c", "FETCH 1 FROM d", "CLOSE nope"] {
+        let err = client.batch_execute(sql).await.unwrap_err();
+        assert_eq!(err.code(), Some(&SqlState::INVALID_CURSOR_NAME), "{sql}");
+    }
+    let err = client.batch_execute("FETCH 1 FROM x").await.unwrap_err();
+    assert_eq!(
+        err.as_db_error().unwrap().message(),
+        "cursor \"x\" does not exist"
+    );
+    // Without HOLD, outside a block: refused as in Postgres.
+    let err = client
+        .batch_execute("DECLARE e CURSOR FOR SELECT 1")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::NO_ACTIVE_SQL_TRANSACTION));
+    assert_eq!(client.query("SELECT 1", &[]).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn psycopg_server_side_cursor() {
+    let (_dir, server, _client) = setup().await;
+    let out = run_python(
+        r#"
+import sys, psycopg
+with psycopg.connect(f"host=127.0.0.1 port={sys.argv[1]} user=weir dbname=weir") as conn:
+    for binary in (False, True):
+        with conn.cursor(name="ssc", binary=binary) as cur:
+            cur.execute("select id, item from orders where qty > %s order by id", (1,))
+            first = cur.fetchone()
+            two = cur.fetchmany(2)
+            rest = cur.fetchall()
+            print(first, two, rest, [d.name for d in cur.description])
+    conn.commit()
+    try:
+        conn.execute("FETCH 1 FROM nope")
+    except psycopg.errors.InvalidCursorName as e:
+        print("34000", e.sqlstate)
+    conn.rollback()
+"#,
+        server.port,
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    let expected = "(1, 'apple') [(3, 'fig'), (4, 'kiwi')] [(5, 'plum')] ['id', 'item']";
+    assert_eq!(lines, vec![expected, expected, "34000 34000"]);
+}
+
+#[tokio::test]
+async fn copy_to_stdout_text_and_csv() {
+    use futures::TryStreamExt;
+    let (dir, server, client) = setup().await;
+    client
+        .batch_execute(
+            "INSERT INTO orders VALUES (6, E'tab\\there\\nnew \\\\ line', NULL), (7, 'a,\"b\"', 0)",
+        )
+        .await
+        .unwrap();
+    let copy = |sql: &'static str| {
+        let client = &client;
+        async move {
+            let stream = client.copy_out(sql).await.unwrap();
+            let chunks: Vec<bytes::Bytes> = stream.try_collect().await.unwrap();
+            String::from_utf8(chunks.concat()).unwrap()
+        }
+    };
+    assert_eq!(
+        copy("COPY (SELECT id, item, qty FROM orders WHERE id >= 5 ORDER BY id) TO STDOUT").await,
+        "5\tplum\t5\n6\ttab\\there\\nnew \\\\ line\t\\N\n7\ta,\"b\"\t0\n"
+    );
+    assert_eq!(
+        copy("COPY (SELECT id, item, qty FROM orders WHERE id >= 6 ORDER BY id) TO STDOUT WITH (FORMAT csv, HEADER true)").await,
+        "id,item,qty\n6,\"tab\there\nnew \\ line\",\n7,\"a,\"\"b\"\"\",0\n"
+    );
+    let all = copy("COPY orders TO STDOUT CSV HEADER").await;
+    // A header, seven rows, one of them with a quoted line break inside.
+    assert_eq!(all.lines().count(), 9, "{all}");
+    assert!(all.starts_with("id,item,qty\n"), "{all}");
+    // psql's \copy to a client-side file, through COPY ... TO STDOUT.
+    let file = dir.path().join("out.csv");
+    let out = std::process::Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &server.port.to_string(),
+            "-U",
+            "weir",
+            "-d",
+            "weir",
+            "-X",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+        ])
+        .arg(format!(
+            "\\copy (SELECT id, item FROM orders WHERE id <= 3 ORDER BY id) to '{}' csv header",
+            file.display()
+        ))
+        .output()
+        .expect("run psql");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "COPY 3");
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        "id,item\n1,apple\n2,pear\n3,fig\n"
+    );
+    let err = client
+        .batch_execute("COPY orders TO '/tmp/x'")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::FEATURE_NOT_SUPPORTED));
+}
+
+/// A query that keeps the server busy for a long time: 10^11 rows generated and summed.
+const SLOW_QUERY: &str = "SELECT sum(value) FROM generate_series(1, 100000000000)";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_request_stops_a_running_query() {
+    let (_dir, _server, client) = setup().await;
+    let token = client.cancel_token();
+    let client = std::sync::Arc::new(client);
+    let running = tokio::spawn({
+        let client = client.clone();
+        async move { client.simple_query(SLOW_QUERY).await }
+    });
+    // Cancel until the query has failed: a cancel that arrives before the query starts finds
+    // nothing to cancel, like in Postgres.
+    let err = loop {
+        token.cancel_query(tokio_postgres::NoTls).await.unwrap();
+        if running.is_finished() {
+            break running.await.unwrap().unwrap_err();
+        }
+        tokio::task::yield_now().await;
+    };
+    assert_eq!(err.code(), Some(&SqlState::QUERY_CANCELED));
+    assert_eq!(
+        err.as_db_error().unwrap().message(),
+        "canceling statement due to user request"
+    );
+    let row = client
+        .query_one("SELECT count(*) FROM orders", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 5);
+}
+
+#[tokio::test]
+async fn statement_timeout_cancels_slow_statements() {
+    let (_dir, _server, client) = setup().await;
+    for (set, shown) in [("50", "50ms"), ("'50ms'", "50ms"), ("'1s'", "1s")] {
+        client
+            .batch_execute(&format!("SET statement_timeout = {set}"))
+            .await
+            .unwrap();
+        let row = client
+            .query_one("SHOW statement_timeout", &[])
+            .await
+            .unwrap();
+        assert_eq!(row.get::<_, &str>(0), shown);
+    }
+    client
+        .batch_execute("SET statement_timeout = 50")
+        .await
+        .unwrap();
+    for extended in [false, true] {
+        let err = if extended {
+            client.query(SLOW_QUERY, &[]).await.unwrap_err()
+        } else {
+            client.simple_query(SLOW_QUERY).await.unwrap_err()
+        };
+        assert_eq!(err.code(), Some(&SqlState::QUERY_CANCELED));
+        assert_eq!(
+            err.as_db_error().unwrap().message(),
+            "canceling statement due to statement timeout"
+        );
+    }
+    // Quick statements run; 0 turns the timeout off.
+    assert_eq!(
+        client
+            .query("SELECT id FROM orders", &[])
+            .await
+            .unwrap()
+            .len(),
+        5
+    );
+    client
+        .batch_execute("SET statement_timeout = 0")
+        .await
+        .unwrap();
+    let row = client
+        .query_one("SHOW statement_timeout", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, &str>(0), "0");
+    let err = client
+        .batch_execute("SET statement_timeout = 'soon'")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::INVALID_PARAMETER_VALUE));
+}
+
+#[tokio::test]
+async fn startup_reports_parameter_status() {
+    let (_dir, server, _client) = setup().await;
+    let out = run_python(
+        r#"
+import sys, psycopg
+conn = psycopg.connect(f"host=127.0.0.1 port={sys.argv[1]} user=weir dbname=weir application_name=pgtest")
+for name in ["server_version", "server_encoding", "client_encoding", "DateStyle", "TimeZone",
+             "integer_datetimes", "standard_conforming_strings", "application_name"]:
+    print(f"{name}={conn.info.parameter_status(name)}")
+conn.execute("SET application_name = 'renamed'")
+print(f"after_set={conn.info.parameter_status('application_name')}")
+"#,
+        server.port,
+    );
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        vec![
+            "server_version=15.0 (Weir 0.1.0)",
+            "server_encoding=UTF8",
+            "client_encoding=UTF8",
+            "DateStyle=ISO, MDY",
+            "TimeZone=UTC",
+            "integer_datetimes=on",
+            "standard_conforming_strings=on",
+            "application_name=pgtest",
+            "after_set=renamed",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn pipeline_error_skips_to_sync_and_the_session_goes_on() {
+    let (_dir, server, client) = setup().await;
+    // tokio-postgres pipelines futures polled together: the failing one errs, the others run.
+    let (a, b, c) = tokio::join!(
+        client.query_one("SELECT count(*) FROM orders", &[]),
+        client.query_one("SELECT * FROM missing_table", &[]),
+        client.query_one("SELECT max(id) FROM orders", &[]),
+    );
+    assert_eq!(a.unwrap().get::<_, i64>(0), 5);
+    assert_eq!(b.unwrap_err().code(), Some(&SqlState::UNDEFINED_TABLE));
+    assert_eq!(c.unwrap().get::<_, i64>(0), 5);
+    // psycopg 3 pipeline mode sends everything before one Sync: after the error the rest of
+    // the pipeline is skipped, and the connection works after it.
+    let out = run_python(
+        r#"
+import sys, psycopg
+with psycopg.connect(f"host=127.0.0.1 port={sys.argv[1]} user=weir dbname=weir", autocommit=True) as conn:
+    try:
+        with conn.pipeline():
+            c1 = conn.execute("select count(*) from orders")
+            conn.execute("select * from missing_table")
+            c3 = conn.execute("select 3")
+    except psycopg.errors.UndefinedTable:
+        print("undefined_table")
+    print(c1.fetchone()[0])
+    try:
+        c3.fetchone()
+    except psycopg.Error as e:
+        print("skipped")
+    print(conn.execute("select max(qty) from orders").fetchone()[0])
+"#,
+        server.port,
+    );
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        vec!["undefined_table", "5", "skipped", "7"]
+    );
+}
