@@ -87,6 +87,11 @@ impl ScalarUDFImpl for PgFunction {
             .iter()
             .map(|a| a.to_array(rows))
             .collect::<DfResult<Vec<_>>>()?;
+        if rows == 0 {
+            return Ok(ColumnarValue::Array(
+                datafusion::arrow::array::new_empty_array(&self.returns),
+            ));
+        }
         let mut out = Vec::with_capacity(rows);
         for row in 0..rows {
             let values = arrays
@@ -251,18 +256,36 @@ pub fn register(ctx: &SessionContext, catalog: &Arc<Catalog>) {
                 as_text(&a[0]).and_then(|n| c.snap().by_name(&n).map(|r| r.oid)),
             ))
         }),
-        ("array_upper", &[2], DataType::Int32, |_, a| {
-            Ok(ScalarValue::Int32(
+        // Bounds are int8 (Postgres: int4) so they feed `generate_series` directly.
+        ("array_upper", &[2], DataType::Int64, |_, a| {
+            Ok(ScalarValue::Int64(
                 array_len(&a[0]).filter(|&n| n > 0 && as_i64(&a[1]) == Some(1)),
             ))
         }),
-        ("array_lower", &[2], DataType::Int32, |_, a| {
-            Ok(ScalarValue::Int32(
+        ("array_lower", &[2], DataType::Int64, |_, a| {
+            Ok(ScalarValue::Int64(
                 array_len(&a[0])
                     .filter(|&n| n > 0 && as_i64(&a[1]) == Some(1))
                     .map(|_| 1),
             ))
         }),
+        // Weir has no partitioned tables: a relation is its own only ancestor.
+        ("pg_partition_ancestors", &[1], oid.clone(), |_, a| {
+            Ok(a[0].clone())
+        }),
+        (
+            "json_build_object",
+            &[0, 2, 4, 6, 8, 10, 12, 14, 16],
+            text.clone(),
+            |_, a| {
+                let mut object = serde_json::Map::new();
+                for pair in a.chunks(2) {
+                    let key = as_text(&pair[0]).unwrap_or_default();
+                    object.insert(key, to_json(&pair[1]));
+                }
+                Ok(utf8(&serde_json::Value::Object(object).to_string()))
+            },
+        ),
         // `_pg_expandarray(a)`: each element `x` with its 1-based position `n` (`rewrite`
         // wraps it in `unnest`).
         ("_pg_expandarray", &[1], expanded_array_type(), |_, a| {
@@ -345,6 +368,32 @@ pub fn register(ctx: &SessionContext, catalog: &Arc<Catalog>) {
                 })
             }))
         }),
+        (
+            "regtypearrayout",
+            &[1],
+            DataType::new_list(text.clone(), true),
+            |_, a| {
+                let ScalarValue::List(list) = &a[0] else {
+                    return Ok(ScalarValue::Null);
+                };
+                if list.is_null(0) {
+                    return Ok(ScalarValue::Null);
+                }
+                let oids = datafusion::arrow::compute::cast(&list.value(0), &DataType::UInt32)?;
+                let names = (0..oids.len())
+                    .map(|i| {
+                        let oid = ScalarValue::try_from_array(&oids, i)?;
+                        Ok(as_oid(&oid).map_or(ScalarValue::Utf8(None), |o| {
+                            utf8(&types::format_type(o, None).unwrap_or_else(|| o.to_string()))
+                        }))
+                    })
+                    .collect::<DfResult<Vec<_>>>()?;
+                Ok(ScalarValue::List(ScalarValue::new_list_nullable(
+                    &names,
+                    &DataType::Utf8,
+                )))
+            },
+        ),
         ("regnamespaceout", &[1], text.clone(), |_, a| {
             Ok(as_oid(&a[0]).map_or(ScalarValue::Null, |o| {
                 utf8(match o {
@@ -425,6 +474,19 @@ fn external(e: WeirError) -> DataFusionError {
     DataFusionError::External(Box::new(e))
 }
 
+/// A value as JSON: numbers and booleans as themselves, everything else as its text.
+fn to_json(v: &ScalarValue) -> serde_json::Value {
+    use serde_json::Value as J;
+    if v.is_null() {
+        return J::Null;
+    }
+    match v {
+        ScalarValue::Boolean(Some(b)) => J::Bool(*b),
+        _ if v.data_type().is_integer() => as_i64(v).map_or(J::Null, J::from),
+        _ => as_text(v).map_or(J::Null, J::String),
+    }
+}
+
 fn as_oid(v: &ScalarValue) -> Option<u32> {
     match v.cast_to(&DataType::UInt32).ok()? {
         ScalarValue::UInt32(o) => o,
@@ -449,9 +511,9 @@ fn as_text(v: &ScalarValue) -> Option<String> {
     }
 }
 
-fn array_len(v: &ScalarValue) -> Option<i32> {
+fn array_len(v: &ScalarValue) -> Option<i64> {
     match v {
-        ScalarValue::List(l) if !l.is_null(0) => Some(l.value(0).len() as i32),
+        ScalarValue::List(l) if !l.is_null(0) => Some(l.value(0).len() as i64),
         _ => None,
     }
 }

@@ -117,7 +117,7 @@ pub fn rows(name: &str, snap: &Snapshot) -> Vec<Vec<ScalarValue>> {
                         s(f.name()),
                         int(Some(n as i32 + 1)),
                         NULL,
-                        yes_no(f.is_nullable() && !r.key.contains(&n)),
+                        yes_no(f.is_nullable() && !(r.primary && r.key.contains(&n))),
                         s(&data_type),
                         NULL,
                         if oid == 25 {

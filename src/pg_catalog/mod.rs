@@ -5,7 +5,8 @@
 //! - [`information_schema`]: the SQL-standard views (`tables`, `columns`, `views` ...);
 //! - [`functions`]: the catalog functions clients call (`format_type`, `pg_get_indexdef` ...);
 //! - [`rewrite`]: turns Postgres-only syntax in client queries (`::regclass`, `OPERATOR(..)`,
-//!   `COLLATE`, `pg_catalog.`-qualified functions) into what DataFusion plans.
+//!   `COLLATE`, `pg_catalog.`-qualified functions) into what DataFusion plans, with
+//!   [`subquery`] reshaping the correlated subqueries catalog queries are full of.
 //!
 //! Every scan takes a fresh [`Snapshot`] of the catalog, so what a client sees is always what
 //! exists. Oids are derived from catalog ids ([`USER_OID_BASE`] + 4 × id), stable across
@@ -15,6 +16,7 @@
 pub mod functions;
 pub mod information_schema;
 pub mod rewrite;
+mod subquery;
 pub mod tables;
 pub mod types;
 

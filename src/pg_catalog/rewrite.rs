@@ -42,6 +42,23 @@ impl VisitorMut for Rewriter {
         ControlFlow::Continue(())
     }
 
+    fn post_visit_table_factor(&mut self, factor: &mut ast::TableFactor) -> ControlFlow<()> {
+        if let Some(new) = rewrite_table_factor(factor) {
+            *factor = new;
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_select(&mut self, select: &mut ast::Select) -> ControlFlow<()> {
+        super::subquery::skip_subqueries_over_empty(select);
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_select(&mut self, select: &mut ast::Select) -> ControlFlow<()> {
+        rewrite_projection(select);
+        ControlFlow::Continue(())
+    }
+
     fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
         if let Some(new) = rewrite_expr(expr) {
             *expr = new;
@@ -50,7 +67,122 @@ impl VisitorMut for Rewriter {
     }
 }
 
-fn is_system_schema(part: &ObjectNamePart) -> bool {
+/// `FROM unnest(a) x` → DataFusion's UNNEST relation; `pg_partition_ancestors(r)` → no rows
+/// (Weir has no partitioned tables, so nothing has ancestors to report).
+fn rewrite_table_factor(factor: &ast::TableFactor) -> Option<ast::TableFactor> {
+    let ast::TableFactor::Table {
+        name,
+        alias,
+        args: Some(args),
+        with_ordinality,
+        ..
+    } = factor
+    else {
+        return None;
+    };
+    let last = name.0.last()?.as_ident()?.value.to_ascii_lowercase();
+    let arg_exprs: Vec<Expr> = args
+        .args
+        .iter()
+        .filter_map(|a| match a {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e.clone()),
+            _ => None,
+        })
+        .collect();
+    // `unnest(a) x`: in Postgres the alias names the column too.
+    let alias = alias.clone().map(|mut a| {
+        if a.columns.is_empty() {
+            a.columns = vec![ast::TableAliasColumnDef::from_name(a.name.value.clone())];
+        }
+        a
+    });
+    let constant = arg_exprs.iter().all(|e| matches!(e, Expr::Value(_)));
+    match last.as_str() {
+        "unnest" => Some(ast::TableFactor::UNNEST {
+            alias,
+            array_exprs: arg_exprs,
+            with_offset: false,
+            with_offset_alias: None,
+            with_ordinality: *with_ordinality,
+        }),
+        // A series over computed bounds: the unnested array of the series.
+        "generate_series" if !constant => Some(ast::TableFactor::UNNEST {
+            alias,
+            array_exprs: vec![call("generate_series", arg_exprs)],
+            with_offset: false,
+            with_offset_alias: None,
+            with_ordinality: *with_ordinality,
+        }),
+        "pg_partition_ancestors" => Some(ast::TableFactor::Derived {
+            lateral: false,
+            subquery: Box::new(parse_query(
+                "SELECT CAST(NULL AS INT UNSIGNED) AS relid, CAST(NULL AS BIGINT) AS depth \
+                 WHERE false",
+            )),
+            alias,
+            sample: None,
+        }),
+        _ => None,
+    }
+}
+
+fn parse_query(sql: &str) -> ast::Query {
+    let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
+    let stmt = datafusion::sql::sqlparser::parser::Parser::parse_sql(&dialect, sql)
+        .expect("rewrite fragment parses")
+        .remove(0);
+    match stmt {
+        ast::Statement::Query(q) => *q,
+        _ => unreachable!("fragment is a query"),
+    }
+}
+
+/// Output columns: literals are named `?column?` as in Postgres (DataFusion also needs
+/// distinct names: `SELECT NULL, NULL`), and `generate_series` in the select list returns
+/// rows, not one array.
+fn rewrite_projection(select: &mut ast::Select) {
+    let mut literals = 0;
+    for item in &mut select.projection {
+        let ast::SelectItem::UnnamedExpr(expr) = item else {
+            continue;
+        };
+        if matches!(expr, Expr::Value(_)) {
+            literals += 1;
+            let name = if literals == 1 {
+                "?column?".to_string()
+            } else {
+                format!("?column?{literals}")
+            };
+            *item = ast::SelectItem::ExprWithAlias {
+                expr: expr.clone(),
+                alias: Ident::with_quote('"', name),
+            };
+        }
+    }
+    for item in &mut select.projection {
+        let (ast::SelectItem::UnnamedExpr(expr) | ast::SelectItem::ExprWithAlias { expr, .. }) =
+            item
+        else {
+            continue;
+        };
+        if let Some(args) = as_call(expr, "generate_series") {
+            let alias = Ident::new("generate_series");
+            let series = call("unnest", vec![call("generate_series", args)]);
+            *item = match item {
+                ast::SelectItem::ExprWithAlias { alias, .. } => ast::SelectItem::ExprWithAlias {
+                    expr: series,
+                    alias: alias.clone(),
+                },
+                _ => ast::SelectItem::ExprWithAlias {
+                    expr: series,
+                    alias,
+                },
+            };
+        }
+    }
+}
+
+pub(super) fn is_system_schema(part: &ObjectNamePart) -> bool {
     part.as_ident().is_some_and(|i| {
         i.value.eq_ignore_ascii_case("pg_catalog")
             || i.value.eq_ignore_ascii_case("information_schema")
@@ -75,7 +207,71 @@ fn rewrite_expr(expr: &mut Expr) -> Option<Expr> {
             ..
         } => rewrite_cast(inner, data_type),
         Expr::Collate { expr: inner, .. } => Some((**inner).clone()),
+        Expr::Subquery(query) => super::subquery::one_row_subquery(query),
+        Expr::AnyOp { right, .. } | Expr::AllOp { right, .. } => {
+            // `x = ANY('{r,p}')`
+            let array = array_literal(right)?;
+            let mut expr = expr.clone();
+            if let Expr::AnyOp { right, .. } | Expr::AllOp { right, .. } = &mut expr {
+                **right = array;
+            }
+            Some(expr)
+        }
+        Expr::Like {
+            negated,
+            any,
+            expr: inner,
+            pattern,
+            escape_char: Some(escape),
+        } => {
+            // DataFusion escapes with backslash only: translate the pattern.
+            let escape = match &escape.value {
+                Value::SingleQuotedString(e) if e != "\\" && e.chars().count() == 1 => e.clone(),
+                _ => return None,
+            };
+            let mut translated = call(
+                "replace",
+                vec![(**pattern).clone(), string("\\"), string("\\\\")],
+            );
+            for c in ["_", "%"] {
+                translated = call(
+                    "replace",
+                    vec![
+                        translated,
+                        string(&format!("{escape}{c}")),
+                        string(&format!("\\{c}")),
+                    ],
+                );
+            }
+            Some(Expr::Like {
+                negated: *negated,
+                any: *any,
+                expr: inner.clone(),
+                pattern: Box::new(translated),
+                escape_char: None,
+            })
+        }
         Expr::BinaryOp { left, op, right } => {
+            // `t::regtype != 'trigger'::regtype`: compare oids, not a name with an oid.
+            for (out, input) in [("regtypeout", "regtypein"), ("regclassout", "regclassin")] {
+                if let (Some(l), Some(_)) = (as_call(left, out), as_call(right, input)) {
+                    return Some(Expr::BinaryOp {
+                        left: Box::new(l.into_iter().next()?),
+                        op: op.clone(),
+                        right: right.clone(),
+                    });
+                }
+            }
+            if matches!(op, BinaryOperator::Eq | BinaryOperator::NotEq) {
+                // `polroles = '{0}'`: an array written as a string.
+                if let Some(array) = array_literal(right) {
+                    return Some(Expr::BinaryOp {
+                        left: left.clone(),
+                        op: op.clone(),
+                        right: Box::new(array),
+                    });
+                }
+            }
             let BinaryOperator::PGCustomBinaryOperator(parts) = op else {
                 return None;
             };
@@ -110,13 +306,18 @@ fn rewrite_expr(expr: &mut Expr) -> Option<Expr> {
         Expr::Function(f) => rewrite_function(f),
         Expr::CompoundFieldAccess { root, access_chain } => {
             // `(_pg_expandarray(a)).n` / `.x`: the position, or the element, of each element.
-            let [AccessExpr::Dot(field)] = access_chain.as_slice() else {
+            let [AccessExpr::Dot(Expr::Identifier(field))] = access_chain.as_slice() else {
                 return None;
             };
-            let array = expand_array_arg(root)?;
-            let field = match field {
-                Expr::Identifier(i) => i.value.to_ascii_lowercase(),
-                _ => return None,
+            let field = field.value.to_ascii_lowercase();
+            let Some(array) = expand_array_arg(root) else {
+                // `(record).field`: DataFusion takes the field name as a string subscript.
+                return Some(Expr::CompoundFieldAccess {
+                    root: root.clone(),
+                    access_chain: vec![AccessExpr::Subscript(ast::Subscript::Index {
+                        index: string(&field),
+                    })],
+                });
             };
             match field.as_str() {
                 "n" => Some(call("unnest", vec![positions(array, None)])),
@@ -158,7 +359,7 @@ fn as_call<'a>(expr: &'a Expr, name: &str) -> Option<Vec<Expr>> {
         .collect()
 }
 
-fn function_name(f: &Function) -> String {
+pub(super) fn function_name(f: &Function) -> String {
     f.name
         .0
         .last()
@@ -187,6 +388,22 @@ fn rewrite_function(f: &mut Function) -> Option<Expr> {
                 return None;
             };
             array_subquery(query)
+        }
+        "coalesce" => {
+            // `coalesce(names, '{}')`
+            let FunctionArguments::List(list) = &mut f.args else {
+                return None;
+            };
+            let mut changed = false;
+            for arg in &mut list.args {
+                if let FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) = arg {
+                    if let Some(array) = array_literal(e) {
+                        *e = array;
+                        changed = true;
+                    }
+                }
+            }
+            changed.then(|| Expr::Function(f.clone()))
         }
         _ => None,
     }
@@ -217,6 +434,33 @@ fn array_subquery(query: &ast::Query) -> Option<Expr> {
         }
         _ => return None,
     };
+    // `ARRAY(SELECT f(x) FROM unnest(a) x)`: `array_transform(a, x -> f(x))`, which needs no
+    // correlated subquery.
+    if let ([from], None, None) = (select.from.as_slice(), &select.selection, &order_by) {
+        if let ast::TableFactor::UNNEST {
+            alias: Some(alias),
+            array_exprs,
+            with_ordinality: false,
+            ..
+        } = &from.relation
+        {
+            if let ([array], [column], true) = (
+                array_exprs.as_slice(),
+                alias.columns.as_slice(),
+                from.joins.is_empty(),
+            ) {
+                let lambda = Expr::Lambda(ast::LambdaFunction {
+                    params: ast::OneOrManyWithParens::One(ast::LambdaFunctionParameter {
+                        name: column.name.clone(),
+                        data_type: None,
+                    }),
+                    body: Box::new(element),
+                    syntax: ast::LambdaSyntax::Arrow,
+                });
+                return Some(call("array_transform", vec![array.clone(), lambda]));
+            }
+        }
+    }
     let mut clauses = Vec::new();
     if let Some(ast::OrderBy {
         kind: ast::OrderByKind::Expressions(exprs),
@@ -263,6 +507,11 @@ fn rewrite_cast(inner: &Expr, data_type: &mut DataType) -> Option<Expr> {
             .and_then(|p| p.as_ident())
             .map(|i| i.value.to_ascii_lowercase())?,
         DataType::Array(ast::ArrayElemTypeDef::SquareBracket(element, _)) => {
+            if matches!(element.as_ref(), DataType::Custom(n, _)
+                if n.to_string().eq_ignore_ascii_case("regtype"))
+            {
+                return Some(call("regtypearrayout", vec![inner.clone()]));
+            }
             // `x::pg_catalog.int2[]`: resolve the element type.
             if let Some(t) = builtin_type(element) {
                 **element = t;
@@ -271,10 +520,19 @@ fn rewrite_cast(inner: &Expr, data_type: &mut DataType) -> Option<Expr> {
         }
         _ => return None,
     };
-    let is_input = matches!(
-        inner,
-        Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_) | Value::Placeholder(_))
-    );
+    // A name (a string) is read into an oid; anything else is taken to be an oid to print.
+    let is_input = match inner {
+        Expr::Value(v) => matches!(
+            v.value,
+            Value::SingleQuotedString(_) | Value::Placeholder(_)
+        ),
+        Expr::Cast {
+            data_type: DataType::Text | DataType::Varchar(_),
+            ..
+        } => true,
+        Expr::Function(f) => function_name(f).eq_ignore_ascii_case("pg_get_serial_sequence"),
+        _ => false,
+    };
     let arg = inner.clone();
     match type_name.as_str() {
         "regclass" if is_input => Some(call("regclassin", vec![arg])),
@@ -335,6 +593,39 @@ fn builtin_type(data_type: &DataType) -> Option<DataType> {
     })
 }
 
+/// `'{a,b}'` (an array in Postgres's text form) as `ARRAY['a', 'b']`; numbers stay numbers.
+fn array_literal(expr: &Expr) -> Option<Expr> {
+    let Expr::Value(v) = expr else {
+        return None;
+    };
+    let Value::SingleQuotedString(text) = &v.value else {
+        return None;
+    };
+    let body = text.strip_prefix('{')?.strip_suffix('}')?;
+    let elements = if body.is_empty() {
+        Vec::new()
+    } else {
+        body.split(',')
+            .map(|e| {
+                let e = e.trim().trim_matches('"');
+                if e.parse::<f64>().is_ok() {
+                    number(e)
+                } else {
+                    string(e)
+                }
+            })
+            .collect()
+    };
+    Some(Expr::Array(ast::Array {
+        elem: elements,
+        named: true,
+    }))
+}
+
+pub(super) fn string(s: &str) -> Expr {
+    Expr::value(Value::SingleQuotedString(s.to_string()))
+}
+
 fn cast(expr: Expr, data_type: DataType) -> Expr {
     Expr::Cast {
         kind: ast::CastKind::Cast,
@@ -349,7 +640,7 @@ fn number(n: &str) -> Expr {
     Expr::value(Value::Number(n.to_string(), false))
 }
 
-fn call(name: &str, args: Vec<Expr>) -> Expr {
+pub(super) fn call(name: &str, args: Vec<Expr>) -> Expr {
     Expr::Function(Function {
         name: ObjectName::from(vec![Ident::new(name)]),
         uses_odbc_syntax: false,

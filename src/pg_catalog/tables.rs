@@ -317,6 +317,27 @@ pub const PG_CATALOG_TABLES: &[CatalogTable] = &[
     ),
 ];
 
+/// Catalog tables that never have rows in Weir (no triggers, policies, defaults ...).
+pub const ALWAYS_EMPTY: &[&str] = &[
+    "pg_attrdef",
+    "pg_auth_members",
+    "pg_depend",
+    "pg_description",
+    "pg_enum",
+    "pg_extension",
+    "pg_inherits",
+    "pg_opclass",
+    "pg_policy",
+    "pg_publication",
+    "pg_publication_namespace",
+    "pg_publication_rel",
+    "pg_rewrite",
+    "pg_sequence",
+    "pg_shdescription",
+    "pg_statistic_ext",
+    "pg_trigger",
+];
+
 /// The Arrow schema of a table from its column list.
 pub fn schema_of(columns: &str) -> SchemaRef {
     let fields: Vec<Field> = columns
@@ -545,7 +566,10 @@ pub fn rows(name: &str, snap: &Snapshot, session: &dyn Session) -> Vec<Vec<Scala
             vec![oid(1664), s("pg_global"), oid(ROLE_OID), NULL, NULL],
         ],
         "pg_type" => type_rows(snap),
-        _ => Vec::new(),
+        _ => {
+            debug_assert!(ALWAYS_EMPTY.contains(&name), "no rows for {name}");
+            Vec::new()
+        }
     }
 }
 
@@ -689,7 +713,7 @@ fn attribute_rows(r: &RelInfo) -> Vec<Vec<ScalarValue>> {
                 t.map_or(-1, |t| t.len)
             };
             let is_text = matches!(type_oid, 25 | 1043 | 1042 | 19);
-            let not_null = !field.is_nullable() || r.key.contains(&n);
+            let not_null = !field.is_nullable() || (r.primary && r.key.contains(&n));
             vec![
                 oid(r.oid),
                 s(field.name()),
