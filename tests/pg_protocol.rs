@@ -387,3 +387,119 @@ with psycopg.connect(f"host=127.0.0.1 port={sys.argv[1]} user=weir dbname=weir",
         vec!["undefined_table", "5", "skipped", "7"]
     );
 }
+
+/// Any value's raw binary bytes, to check encodings tokio-postgres has no Rust type for.
+#[derive(Debug, PartialEq)]
+struct Raw(Vec<u8>);
+
+impl<'a> tokio_postgres::types::FromSql<'a> for Raw {
+    fn from_sql(
+        _: &tokio_postgres::types::Type,
+        raw: &'a [u8],
+    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(Raw(raw.to_vec()))
+    }
+    fn accepts(_: &tokio_postgres::types::Type) -> bool {
+        true
+    }
+}
+
+#[tokio::test]
+async fn binary_results_and_parameters_of_every_type() {
+    use chrono::{NaiveDate, NaiveTime, TimeZone, Utc};
+    use rust_decimal::Decimal;
+    use tokio_postgres::types::Type;
+    let (_dir, server, client) = setup().await;
+    client
+        .batch_execute(
+            "CREATE TABLE every (k BIGINT PRIMARY KEY, i2 SMALLINT, i4 INT, f4 REAL, f8 DOUBLE PRECISION, \
+             n NUMERIC(12, 3), big NUMERIC, b BOOLEAN, t TEXT, v VARCHAR, by BYTEA, d DATE, tm TIME, ts TIMESTAMP, tz TIMESTAMPTZ)",
+        )
+        .await
+        .unwrap();
+    let date = NaiveDate::from_ymd_opt(2026, 1, 2).unwrap();
+    let time = NaiveTime::from_hms_micro_opt(3, 4, 5, 500_000).unwrap();
+    let ts = date.and_time(time);
+    let tz = Utc.from_utc_datetime(&ts);
+    let n: Decimal = "-1234.567".parse().unwrap();
+    let big: Decimal = "98765432109876.5".parse().unwrap();
+    // tokio-postgres sends every parameter in binary.
+    client
+        .execute(
+            "INSERT INTO every VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+            &[&1i64, &-2i16, &40000i32, &1.5f32, &-2.25f64, &n, &big, &true, &"tëxt", &"v", &vec![0u8, 1, 255], &date, &time, &ts, &tz],
+        )
+        .await
+        .unwrap();
+    let row = client
+        .query_one("SELECT * FROM every WHERE k = $1", &[&1i64])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i16>("i2"), -2);
+    assert_eq!(row.get::<_, i32>("i4"), 40000);
+    assert_eq!(row.get::<_, f32>("f4"), 1.5);
+    assert_eq!(row.get::<_, f64>("f8"), -2.25);
+    assert_eq!(row.get::<_, Decimal>("n"), n);
+    assert_eq!(row.get::<_, Decimal>("big").normalize(), big);
+    assert!(row.get::<_, bool>("b"));
+    assert_eq!(row.get::<_, &str>("t"), "tëxt");
+    assert_eq!(row.get::<_, &str>("v"), "v");
+    assert_eq!(row.get::<_, Vec<u8>>("by"), vec![0, 1, 255]);
+    assert_eq!(row.get::<_, NaiveDate>("d"), date);
+    assert_eq!(row.get::<_, NaiveTime>("tm"), time);
+    assert_eq!(row.get::<_, chrono::NaiveDateTime>("ts"), ts);
+    assert_eq!(row.get::<_, chrono::DateTime<Utc>>("tz"), tz);
+
+    // Intervals and arrays (Arrow lists), and array parameters.
+    let stmt = client
+        .prepare_typed(
+            "SELECT INTERVAL '1 month 2 days 3 hours 500 milliseconds' AS iv, make_array(1, 2, 3) AS ints, \
+             make_array('a', NULL, 'c d') AS texts, make_array(1.5, 2.5) AS nums, $1::BIGINT[] AS param",
+            &[Type::INT8_ARRAY],
+        )
+        .await
+        .unwrap();
+    let row = client
+        .query_one(&stmt, &[&vec![Some(7i64), None]])
+        .await
+        .unwrap();
+    assert_eq!(row.columns()[0].type_(), &Type::INTERVAL);
+    let mut interval = (10_800_500_000i64).to_be_bytes().to_vec();
+    interval.extend(2i32.to_be_bytes());
+    interval.extend(1i32.to_be_bytes());
+    assert_eq!(row.get::<_, Raw>("iv"), Raw(interval));
+    assert_eq!(row.get::<_, Vec<i64>>("ints"), vec![1, 2, 3]);
+    assert_eq!(
+        row.get::<_, Vec<Option<String>>>("texts"),
+        vec![Some("a".into()), None, Some("c d".into())]
+    );
+    assert_eq!(
+        row.get::<_, Vec<Decimal>>("nums"),
+        vec!["1.5".parse::<Decimal>().unwrap(), "2.5".parse().unwrap()]
+    );
+    assert_eq!(row.get::<_, Vec<Option<i64>>>("param"), vec![Some(7), None]);
+
+    // psycopg 3 binary cursors read the same values, and text results agree.
+    let out = run_python(
+        r#"
+import sys, psycopg
+with psycopg.connect(f"host=127.0.0.1 port={sys.argv[1]} user=weir dbname=weir") as conn:
+    q = "SELECT i2, i4, f4, f8, n, b, t, by, d, tm, ts, tz, INTERVAL '1 day 2 hours' AS iv, make_array(1, 2) AS arr FROM every"
+    for binary in (True, False):
+        row = conn.cursor(binary=binary).execute(q).fetchone()
+        print(repr(row))
+"#,
+        server.port,
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert_eq!(lines[0], lines[1], "binary and text results differ");
+    assert_eq!(
+        lines[0],
+        "(-2, 40000, 1.5, -2.25, Decimal('-1234.567'), True, 'tëxt', b'\\x00\\x01\\xff', \
+         datetime.date(2026, 1, 2), datetime.time(3, 4, 5, 500000), \
+         datetime.datetime(2026, 1, 2, 3, 4, 5, 500000), \
+         datetime.datetime(2026, 1, 2, 3, 4, 5, 500000, tzinfo=datetime.timezone.utc), \
+         datetime.timedelta(days=1, seconds=7200), [1, 2])"
+    );
+}

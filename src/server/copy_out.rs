@@ -78,7 +78,7 @@ pub fn plan(stmt: &ast::Statement) -> PgWireResult<CopyOut> {
         CopySource::Query(query) => query.to_string(),
     };
     let query = parse::parse(&sql)
-        .map_err(|e| super::wire_error(e))?
+        .map_err(super::wire_error)?
         .pop()
         .ok_or_else(|| pg_error("42601", "COPY needs a relation or a query"))?;
     Ok(CopyOut {

@@ -210,13 +210,12 @@ impl Handler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        if let Statement::Standard(inner) = &stmt {
-            if let Some(response) = self
+        if let Statement::Standard(inner) = &stmt
+            && let Some(response) = self
                 .session_statement(client, inner, params, format)
                 .await?
-            {
-                return Ok(response);
-            }
+        {
+            return Ok(response);
         }
         let read = is_read(&stmt);
         let output = if read {

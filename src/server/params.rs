@@ -47,26 +47,26 @@ pub fn read(portal: &Portal<Prepared>, types: &[Type]) -> Result<Vec<ScalarValue
 /// A text-format parameter, parsed by its declared type.
 fn text(portal: &Portal<Prepared>, i: usize, t: &Type) -> Result<ScalarValue> {
     let e = |e: PgWireError| bad(e);
-    Ok(match t {
-        &Type::BOOL => ScalarValue::Boolean(portal.parameter::<bool>(i, t).map_err(e)?),
-        &Type::INT2 => ScalarValue::Int16(portal.parameter::<i16>(i, t).map_err(e)?),
-        &Type::INT4 => ScalarValue::Int32(portal.parameter::<i32>(i, t).map_err(e)?),
-        &Type::INT8 => ScalarValue::Int64(portal.parameter::<i64>(i, t).map_err(e)?),
-        &Type::FLOAT4 => ScalarValue::Float32(portal.parameter::<f32>(i, t).map_err(e)?),
-        &Type::FLOAT8 => ScalarValue::Float64(portal.parameter::<f64>(i, t).map_err(e)?),
-        &Type::NUMERIC => ScalarValue::Utf8(
+    Ok(match *t {
+        Type::BOOL => ScalarValue::Boolean(portal.parameter::<bool>(i, t).map_err(e)?),
+        Type::INT2 => ScalarValue::Int16(portal.parameter::<i16>(i, t).map_err(e)?),
+        Type::INT4 => ScalarValue::Int32(portal.parameter::<i32>(i, t).map_err(e)?),
+        Type::INT8 => ScalarValue::Int64(portal.parameter::<i64>(i, t).map_err(e)?),
+        Type::FLOAT4 => ScalarValue::Float32(portal.parameter::<f32>(i, t).map_err(e)?),
+        Type::FLOAT8 => ScalarValue::Float64(portal.parameter::<f64>(i, t).map_err(e)?),
+        Type::NUMERIC => ScalarValue::Utf8(
             portal
                 .parameter::<rust_decimal::Decimal>(i, t)
                 .map_err(e)?
                 .map(|d| d.to_string()),
         ),
-        &Type::TIMESTAMP => ScalarValue::Utf8(
+        Type::TIMESTAMP => ScalarValue::Utf8(
             portal
                 .parameter::<chrono::NaiveDateTime>(i, t)
                 .map_err(e)?
                 .map(|d| d.to_string()),
         ),
-        &Type::DATE => ScalarValue::Utf8(
+        Type::DATE => ScalarValue::Utf8(
             portal
                 .parameter::<chrono::NaiveDate>(i, t)
                 .map_err(e)?
@@ -78,19 +78,19 @@ fn text(portal: &Portal<Prepared>, i: usize, t: &Type) -> Result<ScalarValue> {
 
 /// The Arrow type a parameter of Postgres type `t` is read as.
 fn scalar_type(t: &Type) -> DataType {
-    match t {
-        &Type::BOOL => DataType::Boolean,
-        &Type::INT2 => DataType::Int16,
-        &Type::INT4 => DataType::Int32,
-        &Type::INT8 => DataType::Int64,
-        &Type::FLOAT4 => DataType::Float32,
-        &Type::FLOAT8 => DataType::Float64,
-        &Type::BYTEA => DataType::Binary,
-        &Type::DATE => DataType::Date32,
-        &Type::TIME => DataType::Time64(TimeUnit::Microsecond),
-        &Type::TIMESTAMP => DataType::Timestamp(TimeUnit::Microsecond, None),
-        &Type::TIMESTAMPTZ => DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())),
-        &Type::INTERVAL => DataType::Interval(IntervalUnit::MonthDayNano),
+    match *t {
+        Type::BOOL => DataType::Boolean,
+        Type::INT2 => DataType::Int16,
+        Type::INT4 => DataType::Int32,
+        Type::INT8 => DataType::Int64,
+        Type::FLOAT4 => DataType::Float32,
+        Type::FLOAT8 => DataType::Float64,
+        Type::BYTEA => DataType::Binary,
+        Type::DATE => DataType::Date32,
+        Type::TIME => DataType::Time64(TimeUnit::Microsecond),
+        Type::TIMESTAMP => DataType::Timestamp(TimeUnit::Microsecond, None),
+        Type::TIMESTAMPTZ => DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())),
+        Type::INTERVAL => DataType::Interval(IntervalUnit::MonthDayNano),
         _ => match element_type(t) {
             Some(e) => DataType::new_list(scalar_type(&e), true),
             None => DataType::Utf8,
@@ -135,28 +135,28 @@ fn utf8(t: &Type, bytes: &[u8]) -> Result<String> {
 
 /// A binary-format parameter of type `t`.
 fn binary(t: &Type, bytes: &[u8]) -> Result<ScalarValue> {
-    Ok(match t {
-        &Type::BOOL => ScalarValue::Boolean(Some(fixed::<1>(t, bytes)?[0] != 0)),
-        &Type::INT2 => ScalarValue::Int16(Some(i16::from_be_bytes(fixed(t, bytes)?))),
-        &Type::INT4 => ScalarValue::Int32(Some(i32::from_be_bytes(fixed(t, bytes)?))),
-        &Type::INT8 => ScalarValue::Int64(Some(i64::from_be_bytes(fixed(t, bytes)?))),
-        &Type::FLOAT4 => ScalarValue::Float32(Some(f32::from_be_bytes(fixed(t, bytes)?))),
-        &Type::FLOAT8 => ScalarValue::Float64(Some(f64::from_be_bytes(fixed(t, bytes)?))),
-        &Type::NUMERIC => ScalarValue::Utf8(Some(
+    Ok(match *t {
+        Type::BOOL => ScalarValue::Boolean(Some(fixed::<1>(t, bytes)?[0] != 0)),
+        Type::INT2 => ScalarValue::Int16(Some(i16::from_be_bytes(fixed(t, bytes)?))),
+        Type::INT4 => ScalarValue::Int32(Some(i32::from_be_bytes(fixed(t, bytes)?))),
+        Type::INT8 => ScalarValue::Int64(Some(i64::from_be_bytes(fixed(t, bytes)?))),
+        Type::FLOAT4 => ScalarValue::Float32(Some(f32::from_be_bytes(fixed(t, bytes)?))),
+        Type::FLOAT8 => ScalarValue::Float64(Some(f64::from_be_bytes(fixed(t, bytes)?))),
+        Type::NUMERIC => ScalarValue::Utf8(Some(
             numeric::read_binary(bytes).ok_or_else(|| bad("malformed binary numeric"))?,
         )),
-        &Type::BYTEA => ScalarValue::Binary(Some(bytes.to_vec())),
-        &Type::DATE => {
+        Type::BYTEA => ScalarValue::Binary(Some(bytes.to_vec())),
+        Type::DATE => {
             let days = i32::from_be_bytes(fixed(t, bytes)?);
             ScalarValue::Date32(Some(days.saturating_add(PG_EPOCH_DAYS)))
         }
-        &Type::TIME => ScalarValue::Time64Microsecond(Some(i64::from_be_bytes(fixed(t, bytes)?))),
-        &Type::TIMESTAMP | &Type::TIMESTAMPTZ => {
+        Type::TIME => ScalarValue::Time64Microsecond(Some(i64::from_be_bytes(fixed(t, bytes)?))),
+        Type::TIMESTAMP | Type::TIMESTAMPTZ => {
             let micros = i64::from_be_bytes(fixed(t, bytes)?).saturating_add(PG_EPOCH_MICROS);
             let zone: Option<Arc<str>> = (*t == Type::TIMESTAMPTZ).then(|| "+00:00".into());
             ScalarValue::TimestampMicrosecond(Some(micros), zone)
         }
-        &Type::INTERVAL => {
+        Type::INTERVAL => {
             let b = fixed::<16>(t, bytes)?;
             let micros = i64::from_be_bytes(b[0..8].try_into().unwrap_or_default());
             let days = i32::from_be_bytes(b[8..12].try_into().unwrap_or_default());
@@ -167,12 +167,12 @@ fn binary(t: &Type, bytes: &[u8]) -> Result<ScalarValue> {
                 micros.saturating_mul(1000),
             )))
         }
-        &Type::UUID => ScalarValue::Utf8(Some(
+        Type::UUID => ScalarValue::Utf8(Some(
             uuid::Uuid::from_bytes(fixed(t, bytes)?)
                 .hyphenated()
                 .to_string(),
         )),
-        &Type::JSONB => match bytes.split_first() {
+        Type::JSONB => match bytes.split_first() {
             Some((1, rest)) => ScalarValue::Utf8(Some(utf8(t, rest)?)),
             _ => return Err(bad("unknown binary jsonb version")),
         },
