@@ -123,7 +123,20 @@ async fn every_captured_client_statement_runs() {
         for stmt in parse_capture(&name, &text) {
             let sql = bind(&stmt);
             ran += 1;
-            if let Err(e) = client.simple_query(&sql).await {
+            let lower = sql.to_ascii_lowercase();
+            let result = if lower.starts_with("copy") && lower.contains("to stdout") {
+                // COPY TO answers with a copy stream, not rows.
+                match client.copy_out(sql.as_str()).await {
+                    Ok(stream) => {
+                        use futures::TryStreamExt;
+                        stream.try_collect::<Vec<_>>().await.map(|_| ())
+                    }
+                    Err(e) => Err(e),
+                }
+            } else {
+                client.simple_query(&sql).await.map(|_| ())
+            };
+            if let Err(e) = result {
                 let message = e
                     .as_db_error()
                     .map(|d| format!("{}: {}", d.code().code(), d.message()))

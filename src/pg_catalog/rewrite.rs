@@ -263,6 +263,14 @@ fn rewrite_expr(expr: &mut Expr) -> Option<Expr> {
                 }
             }
             if matches!(op, BinaryOperator::Eq | BinaryOperator::NotEq) {
+                // `i.indisprimary = 't'`: a catalog flag compared with a boolean's text.
+                if is_catalog_flag(left) && matches!(right.as_ref(), Expr::Value(_)) {
+                    return Some(Expr::BinaryOp {
+                        left: left.clone(),
+                        op: op.clone(),
+                        right: Box::new(cast((**right).clone(), DataType::Boolean)),
+                    });
+                }
                 // `polroles = '{0}'`: an array written as a string.
                 if let Some(array) = array_literal(right) {
                     return Some(Expr::BinaryOp {
@@ -591,6 +599,27 @@ fn builtin_type(data_type: &DataType) -> Option<DataType> {
         )),
         _ => return None,
     })
+}
+
+/// Whether `expr` names a boolean column of a catalog table (`indisprimary`, `attnotnull` ...).
+fn is_catalog_flag(expr: &Expr) -> bool {
+    static FLAGS: std::sync::LazyLock<std::collections::HashSet<&'static str>> =
+        std::sync::LazyLock::new(|| {
+            super::tables::PG_CATALOG_TABLES
+                .iter()
+                .flat_map(|t| t.columns.split(','))
+                .filter_map(|c| c.trim().strip_suffix(" bool"))
+                .collect()
+        });
+    let name = match expr {
+        Expr::Identifier(i) => &i.value,
+        Expr::CompoundIdentifier(parts) => match parts.last() {
+            Some(i) => &i.value,
+            None => return false,
+        },
+        _ => return false,
+    };
+    FLAGS.contains(name.as_str())
 }
 
 /// `'{a,b}'` (an array in Postgres's text form) as `ARRAY['a', 'b']`; numbers stay numbers.

@@ -329,10 +329,37 @@ fn reads_only_empty(select: &ast::Select) -> bool {
         })
 }
 
+/// Whether the WHERE asks for foreign-key constraints (`contype = 'f'`), which Weir never
+/// has: the select returns no rows.
+fn selects_foreign_keys(select: &ast::Select) -> bool {
+    let Some(selection) = select.selection.clone() else {
+        return false;
+    };
+    let mut conjuncts = Vec::new();
+    split_and(selection, &mut conjuncts);
+    conjuncts.iter().any(|c| match c {
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::Eq,
+            right,
+        } => {
+            let column = match left.as_ref() {
+                Expr::Identifier(i) => Some(i),
+                Expr::CompoundIdentifier(parts) => parts.last(),
+                _ => None,
+            };
+            column.is_some_and(|c| c.value == "contype")
+                && matches!(right.as_ref(), Expr::Value(v)
+                    if v.value == ast::Value::SingleQuotedString("f".into()))
+        }
+        _ => false,
+    })
+}
+
 /// A select over one of the catalog tables that never has rows returns no rows whatever its
 /// select list says: its subqueries (which DataFusion may not be able to plan) become NULL.
 pub fn skip_subqueries_over_empty(select: &mut ast::Select) {
-    if !reads_only_empty(select) {
+    if !reads_only_empty(select) && !selects_foreign_keys(select) {
         return;
     }
     let mut projection = select.projection.clone();
@@ -343,7 +370,11 @@ pub fn skip_subqueries_over_empty(select: &mut ast::Select) {
             let _ = ast::visit_expressions_mut(e, |x| {
                 let array_subquery = matches!(x, Expr::Function(f)
                     if matches!(f.args, FunctionArguments::Subquery(_)));
-                if matches!(x, Expr::Subquery(_)) || array_subquery {
+                // `unnest(NULL)` is not planned either: no rows means no unnest to run.
+                let unnest_of_null = matches!(x, Expr::Function(f)
+                    if function_name(f).eq_ignore_ascii_case("unnest")
+                        && f.args.to_string().eq_ignore_ascii_case("(NULL)"));
+                if matches!(x, Expr::Subquery(_)) || array_subquery || unnest_of_null {
                     *x = Expr::value(ast::Value::Null);
                 }
                 ControlFlow::<()>::Continue(())

@@ -72,8 +72,64 @@ fn text(portal: &Portal<Prepared>, i: usize, t: &Type) -> Result<ScalarValue> {
                 .map_err(e)?
                 .map(|d| d.to_string()),
         ),
-        _ => ScalarValue::Utf8(portal.parameter::<String>(i, &Type::TEXT).map_err(e)?),
+        _ => {
+            let value = portal.parameter::<String>(i, &Type::TEXT).map_err(e)?;
+            match (element_type(t), value) {
+                (Some(element), Some(text)) => text_array(&text, &element)?,
+                (_, value) => ScalarValue::Utf8(value),
+            }
+        }
     })
+}
+
+/// An array parameter in text form, `{a,"b c",NULL}`, as a list of the element type.
+fn text_array(text: &str, element: &Type) -> Result<ScalarValue> {
+    let body = text
+        .trim()
+        .strip_prefix('{')
+        .and_then(|t| t.strip_suffix('}'))
+        .ok_or_else(|| bad(format!("malformed array literal: \"{text}\"")))?;
+    let mut items: Vec<Option<String>> = Vec::new();
+    let (mut current, mut quoted, mut was_quoted) = (String::new(), false, false);
+    let mut chars = body.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                was_quoted = true;
+            }
+            '\\' if quoted => current.extend(chars.next()),
+            ',' if !quoted => {
+                items.push(array_item(std::mem::take(&mut current), was_quoted));
+                was_quoted = false;
+            }
+            c => current.push(c),
+        }
+    }
+    if !body.is_empty() {
+        items.push(array_item(current, was_quoted));
+    }
+    if items.len() > ARRAY_ELEMENTS_MAX {
+        return Err(bad(format!("array of more than {ARRAY_ELEMENTS_MAX} elements")));
+    }
+    let data_type = scalar_type(element);
+    let values = items
+        .into_iter()
+        .map(|item| {
+            ScalarValue::Utf8(item)
+                .cast_to(&data_type)
+                .map_err(|_| bad(format!("malformed array literal: \"{text}\"")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(ScalarValue::List(ScalarValue::new_list_nullable(
+        &values, &data_type,
+    )))
+}
+
+/// One element of a text array: unquoted `NULL` is the null value.
+fn array_item(text: String, quoted: bool) -> Option<String> {
+    let text = if quoted { text } else { text.trim().to_string() };
+    (quoted || !text.eq_ignore_ascii_case("NULL")).then_some(text)
 }
 
 /// The Arrow type a parameter of Postgres type `t` is read as.

@@ -123,11 +123,17 @@ pub fn statement_timeout(vars: &HashMap<String, String>) -> Option<std::time::Du
 
 /// Canonical (lower-case) variable name.
 fn var_name(parts: &[ast::Ident]) -> String {
-    parts
+    let name = parts
         .iter()
         .map(|p| p.value.to_ascii_lowercase())
         .collect::<Vec<_>>()
-        .join(".")
+        .join(".");
+    // The SQL-standard spellings `SHOW TIME ZONE`, `SHOW TRANSACTION ISOLATION LEVEL`.
+    match name.as_str() {
+        "time.zone" => "timezone".into(),
+        "transaction.isolation.level" => "transaction_isolation".into(),
+        _ => name,
+    }
 }
 
 fn value_text(e: &Expr) -> String {
