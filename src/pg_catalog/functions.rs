@@ -122,9 +122,12 @@ pub fn register(ctx: &SessionContext, catalog: &Arc<Catalog>) {
             Ok(utf8(CURRENT_ROLE))
         }),
         ("pg_table_is_visible", &[1], boolean.clone(), |c, a| {
-            Ok(ScalarValue::Boolean(
-                as_oid(&a[0]).map(|o| c.snap().by_oid(o).is_some()),
-            ))
+            // Visible: on the search path (pg_catalog, public), as Postgres defines it.
+            Ok(ScalarValue::Boolean(as_oid(&a[0]).map(|o| {
+                c.snap()
+                    .by_oid(o)
+                    .is_some_and(|r| r.namespace != super::INFORMATION_SCHEMA_NAMESPACE)
+            })))
         }),
         ("pg_type_is_visible", &[1], boolean.clone(), always_true),
         ("pg_function_is_visible", &[1], boolean.clone(), always_true),
@@ -314,6 +317,34 @@ pub fn register(ctx: &SessionContext, catalog: &Arc<Catalog>) {
                 datafusion::common::utils::SingleRowListArrayBuilder::new(Arc::new(pairs))
                     .build_list_scalar(),
             )
+        }),
+        // `x = ANY($1)` (see `rewrite`): `$1` bound as an array, or as its text form.
+        ("pg_text_array", &[1], DataType::new_list(text.clone(), true), |_, a| {
+            let items: Vec<ScalarValue> = match &a[0] {
+                ScalarValue::List(list) if !list.is_null(0) => {
+                    let texts = datafusion::arrow::compute::cast(&list.value(0), &DataType::Utf8)?;
+                    (0..texts.len())
+                        .map(|i| ScalarValue::try_from_array(&texts, i))
+                        .collect::<DfResult<_>>()?
+                }
+                v => match as_text(v) {
+                    Some(text) => types::parse_text_array(&text)
+                        .ok_or_else(|| {
+                            external(WeirError::new(
+                                ErrorKind::InvalidText,
+                                format!("malformed array literal: \"{text}\""),
+                            ))
+                        })?
+                        .into_iter()
+                        .map(ScalarValue::Utf8)
+                        .collect(),
+                    None => return Ok(ScalarValue::Null),
+                },
+            };
+            Ok(ScalarValue::List(ScalarValue::new_list_nullable(
+                &items,
+                &DataType::Utf8,
+            )))
         }),
         // `'name'::regclass` and friends (see `rewrite`).
         ("regclassin", &[1], oid.clone(), |c, a| {

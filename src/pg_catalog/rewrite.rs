@@ -13,6 +13,7 @@
 //! | `generate_subscripts(a, 1)`           | `unnest(generate_series(1, array_length(a, 1)))` |
 //! | `_pg_expandarray(a)` / `(..).n`       | `unnest(_pg_expandarray(a))` / `unnest(generate_series(..))` |
 //! | `ARRAY(SELECT e FROM .. ORDER BY ..)` | `(SELECT array_agg(e ORDER BY ..) FROM ..)`  |
+//! | `x = ANY($1)` / `x = ANY('{a,b}')`    | `x = ANY(pg_text_array($1))` / `ARRAY['a', 'b']` |
 //!
 //! Only constructs DataFusion would reject are touched, so ordinary queries plan as written.
 
@@ -209,8 +210,14 @@ fn rewrite_expr(expr: &mut Expr) -> Option<Expr> {
         Expr::Collate { expr: inner, .. } => Some((**inner).clone()),
         Expr::Subquery(query) => super::subquery::one_row_subquery(query),
         Expr::AnyOp { right, .. } | Expr::AllOp { right, .. } => {
-            // `x = ANY('{r,p}')`
-            let array = array_literal(right)?;
+            // `x = ANY('{r,p}')`; `x = ANY($1)` with a text array bound to `$1` (DataFusion
+            // would take `$1` to be of `x`'s type).
+            let array = match right.as_ref() {
+                Expr::Value(v) if matches!(v.value, Value::Placeholder(_)) => {
+                    call("pg_text_array", vec![(**right).clone()])
+                }
+                _ => array_literal(right)?,
+            };
             let mut expr = expr.clone();
             if let Expr::AnyOp { right, .. } | Expr::AllOp { right, .. } = &mut expr {
                 **right = array;
@@ -312,6 +319,21 @@ fn rewrite_expr(expr: &mut Expr) -> Option<Expr> {
             })
         }
         Expr::Function(f) => rewrite_function(f),
+        Expr::CompoundFieldAccess { root, access_chain } if subscripts_vector(root, access_chain) => {
+            // `i.indkey[0]`: int2vector / oidvector subscripts start at 0.
+            let mut chain = access_chain.clone();
+            if let Some(AccessExpr::Subscript(ast::Subscript::Index { index })) = chain.last_mut() {
+                *index = Expr::BinaryOp {
+                    left: Box::new(Expr::Nested(Box::new(index.clone()))),
+                    op: BinaryOperator::Plus,
+                    right: Box::new(number("1")),
+                };
+            }
+            Some(Expr::CompoundFieldAccess {
+                root: root.clone(),
+                access_chain: chain,
+            })
+        }
         Expr::CompoundFieldAccess { root, access_chain } => {
             // `(_pg_expandarray(a)).n` / `.x`: the position, or the element, of each element.
             let [AccessExpr::Dot(Expr::Identifier(field))] = access_chain.as_slice() else {
@@ -599,6 +621,33 @@ fn builtin_type(data_type: &DataType) -> Option<DataType> {
         )),
         _ => return None,
     })
+}
+
+/// Whether `root` + `chain` is a subscript of an int2vector / oidvector column: `indkey[i]`
+/// (root `indkey`) or `i.indkey[i]` (root `i`, then `.indkey`).
+fn subscripts_vector(root: &Expr, chain: &[AccessExpr]) -> bool {
+    match chain {
+        [AccessExpr::Subscript(ast::Subscript::Index { .. })] => is_vector_column(root),
+        [.., AccessExpr::Dot(column), AccessExpr::Subscript(ast::Subscript::Index { .. })] => {
+            is_vector_column(column)
+        }
+        _ => false,
+    }
+}
+
+/// Whether `expr` names a catalog column of type int2vector or oidvector (0-based arrays).
+fn is_vector_column(expr: &Expr) -> bool {
+    const VECTOR_COLUMNS: &[&str] =
+        &["indkey", "indclass", "indcollation", "indoption", "proargtypes"];
+    let name = match expr {
+        Expr::Identifier(i) => &i.value,
+        Expr::CompoundIdentifier(parts) => match parts.last() {
+            Some(i) => &i.value,
+            None => return false,
+        },
+        _ => return false,
+    };
+    VECTOR_COLUMNS.contains(&name.to_ascii_lowercase().as_str())
 }
 
 /// Whether `expr` names a boolean column of a catalog table (`indisprimary`, `attnotnull` ...).

@@ -700,10 +700,28 @@ fn class_rows(r: &RelInfo) -> Vec<Vec<ScalarValue>> {
     rows
 }
 
+/// The columns of a relation, then those of its key index (which Postgres lists too).
 fn attribute_rows(r: &RelInfo) -> Vec<Vec<ScalarValue>> {
-    r.columns
-        .iter()
-        .enumerate()
+    let mut rows = column_rows(r, r.oid, r.columns.iter().enumerate().collect());
+    if r.has_index() {
+        let key = r.key.iter().map(|&k| (k, &r.columns[k])).collect();
+        let mut index_rows = column_rows(r, r.index_oid(), key);
+        for (n, row) in index_rows.iter_mut().enumerate() {
+            row[5] = i(n as i64 + 1);
+        }
+        rows.extend(index_rows);
+    }
+    rows
+}
+
+/// `pg_attribute` rows of relation `attrelid` for `columns` (position in `r`, field).
+fn column_rows(
+    r: &RelInfo,
+    attrelid: u32,
+    columns: Vec<(usize, &datafusion::arrow::datatypes::FieldRef)>,
+) -> Vec<Vec<ScalarValue>> {
+    columns
+        .into_iter()
         .map(|(n, field)| {
             let (type_oid, typmod) = types::pg_type_of(field.data_type());
             let t = types::by_oid(type_oid).or_else(|| types::element_of(type_oid));
@@ -715,7 +733,7 @@ fn attribute_rows(r: &RelInfo) -> Vec<Vec<ScalarValue>> {
             let is_text = matches!(type_oid, 25 | 1043 | 1042 | 19);
             let not_null = !field.is_nullable() || (r.primary && r.key.contains(&n));
             vec![
-                oid(r.oid),
+                oid(attrelid),
                 s(field.name()),
                 oid(type_oid),
                 i(-1),

@@ -211,9 +211,57 @@ pub fn numeric_precision_scale(data_type: &DataType) -> (Option<i32>, Option<i32
     }
 }
 
+/// The elements of an array in Postgres's text form, `{a,"b c",NULL}` (unquoted `NULL` is
+/// the null value); None when `text` is not such an array.
+pub fn parse_text_array(text: &str) -> Option<Vec<Option<String>>> {
+    let body = text.trim().strip_prefix('{')?.strip_suffix('}')?;
+    let item = |text: String, quoted: bool| {
+        let text = if quoted { text } else { text.trim().to_string() };
+        (quoted || !text.eq_ignore_ascii_case("NULL")).then_some(text)
+    };
+    let mut items = Vec::new();
+    let (mut current, mut quoted, mut was_quoted) = (String::new(), false, false);
+    let mut chars = body.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                was_quoted = true;
+            }
+            '\\' if quoted => current.extend(chars.next()),
+            ',' if !quoted => {
+                items.push(item(std::mem::take(&mut current), was_quoted));
+                was_quoted = false;
+            }
+            c => current.push(c),
+        }
+    }
+    if !body.is_empty() {
+        items.push(item(current, was_quoted));
+    }
+    Some(items)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_arrays_parse() {
+        let parsed = parse_text_array(r#"{r, "p q",NULL,"NULL","a\"b"}"#).unwrap();
+        assert_eq!(
+            parsed,
+            vec![
+                Some("r".to_string()),
+                Some("p q".to_string()),
+                None,
+                Some("NULL".to_string()),
+                Some("a\"b".to_string())
+            ]
+        );
+        assert_eq!(parse_text_array("{}").unwrap(), Vec::<Option<String>>::new());
+        assert!(parse_text_array("r,p").is_none());
+    }
 
     #[test]
     fn names_and_formats_round_trip() {

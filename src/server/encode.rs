@@ -300,10 +300,11 @@ impl Column {
             _ if t == Type::FLOAT4 => Column::F32(to(DataType::Float32)?.as_primitive().clone()),
             _ if t == Type::FLOAT8 => Column::F64(to(DataType::Float64)?.as_primitive().clone()),
             _ if t == Type::NUMERIC => Column::Numeric(array.clone()),
+            // An untyped NULL column (`SELECT NULL`): all NULLs, sent as text.
             _ if t == Type::TEXT
                 && matches!(
                     array.data_type(),
-                    DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+                    DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null
                 ) =>
             {
                 Column::Text(to(DataType::Utf8)?.as_string::<i32>().clone())

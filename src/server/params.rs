@@ -84,31 +84,8 @@ fn text(portal: &Portal<Prepared>, i: usize, t: &Type) -> Result<ScalarValue> {
 
 /// An array parameter in text form, `{a,"b c",NULL}`, as a list of the element type.
 fn text_array(text: &str, element: &Type) -> Result<ScalarValue> {
-    let body = text
-        .trim()
-        .strip_prefix('{')
-        .and_then(|t| t.strip_suffix('}'))
-        .ok_or_else(|| bad(format!("malformed array literal: \"{text}\"")))?;
-    let mut items: Vec<Option<String>> = Vec::new();
-    let (mut current, mut quoted, mut was_quoted) = (String::new(), false, false);
-    let mut chars = body.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' => {
-                quoted = !quoted;
-                was_quoted = true;
-            }
-            '\\' if quoted => current.extend(chars.next()),
-            ',' if !quoted => {
-                items.push(array_item(std::mem::take(&mut current), was_quoted));
-                was_quoted = false;
-            }
-            c => current.push(c),
-        }
-    }
-    if !body.is_empty() {
-        items.push(array_item(current, was_quoted));
-    }
+    let malformed = || bad(format!("malformed array literal: \"{text}\""));
+    let items = crate::pg_catalog::types::parse_text_array(text).ok_or_else(malformed)?;
     if items.len() > ARRAY_ELEMENTS_MAX {
         return Err(bad(format!("array of more than {ARRAY_ELEMENTS_MAX} elements")));
     }
@@ -118,18 +95,12 @@ fn text_array(text: &str, element: &Type) -> Result<ScalarValue> {
         .map(|item| {
             ScalarValue::Utf8(item)
                 .cast_to(&data_type)
-                .map_err(|_| bad(format!("malformed array literal: \"{text}\"")))
+                .map_err(|_| malformed())
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(ScalarValue::List(ScalarValue::new_list_nullable(
         &values, &data_type,
     )))
-}
-
-/// One element of a text array: unquoted `NULL` is the null value.
-fn array_item(text: String, quoted: bool) -> Option<String> {
-    let text = if quoted { text } else { text.trim().to_string() };
-    (quoted || !text.eq_ignore_ascii_case("NULL")).then_some(text)
 }
 
 /// The Arrow type a parameter of Postgres type `t` is read as.
