@@ -292,13 +292,10 @@ pub fn register(ctx: &SessionContext, catalog: &Arc<Catalog>) {
         // `_pg_expandarray(a)`: each element `x` with its 1-based position `n` (`rewrite`
         // wraps it in `unnest`).
         ("_pg_expandarray", &[1], expanded_array_type(), |_, a| {
-            let ScalarValue::List(list) = &a[0] else {
+            let Some(values) = list_values(&a[0]) else {
                 return Ok(ScalarValue::Null);
             };
-            if list.is_null(0) {
-                return Ok(ScalarValue::Null);
-            }
-            let elements = datafusion::arrow::compute::cast(&list.value(0), &DataType::Int64)?;
+            let elements = datafusion::arrow::compute::cast(&values, &DataType::Int64)?;
             let positions = Arc::new(datafusion::arrow::array::Int64Array::from_iter_values(
                 1..=elements.len() as i64,
             ));
@@ -319,33 +316,39 @@ pub fn register(ctx: &SessionContext, catalog: &Arc<Catalog>) {
             )
         }),
         // `x = ANY($1)` (see `rewrite`): `$1` bound as an array, or as its text form.
-        ("pg_text_array", &[1], DataType::new_list(text.clone(), true), |_, a| {
-            let items: Vec<ScalarValue> = match &a[0] {
-                ScalarValue::List(list) if !list.is_null(0) => {
-                    let texts = datafusion::arrow::compute::cast(&list.value(0), &DataType::Utf8)?;
-                    (0..texts.len())
-                        .map(|i| ScalarValue::try_from_array(&texts, i))
-                        .collect::<DfResult<_>>()?
-                }
-                v => match as_text(v) {
-                    Some(text) => types::parse_text_array(&text)
-                        .ok_or_else(|| {
-                            external(WeirError::new(
-                                ErrorKind::InvalidText,
-                                format!("malformed array literal: \"{text}\""),
-                            ))
-                        })?
-                        .into_iter()
-                        .map(ScalarValue::Utf8)
-                        .collect(),
-                    None => return Ok(ScalarValue::Null),
-                },
-            };
-            Ok(ScalarValue::List(ScalarValue::new_list_nullable(
-                &items,
-                &DataType::Utf8,
-            )))
-        }),
+        (
+            "pg_text_array",
+            &[1],
+            DataType::new_list(text.clone(), true),
+            |_, a| {
+                let items: Vec<ScalarValue> = match &a[0] {
+                    v if list_values(v).is_some() => {
+                        let values = list_values(v).expect("checked");
+                        let texts = datafusion::arrow::compute::cast(&values, &DataType::Utf8)?;
+                        (0..texts.len())
+                            .map(|i| ScalarValue::try_from_array(&texts, i))
+                            .collect::<DfResult<_>>()?
+                    }
+                    v => match as_text(v) {
+                        Some(text) => types::parse_text_array(&text)
+                            .ok_or_else(|| {
+                                external(WeirError::new(
+                                    ErrorKind::InvalidText,
+                                    format!("malformed array literal: \"{text}\""),
+                                ))
+                            })?
+                            .into_iter()
+                            .map(ScalarValue::Utf8)
+                            .collect(),
+                        None => return Ok(ScalarValue::Null),
+                    },
+                };
+                Ok(ScalarValue::List(ScalarValue::new_list_nullable(
+                    &items,
+                    &DataType::Utf8,
+                )))
+            },
+        ),
         // `'name'::regclass` and friends (see `rewrite`).
         ("regclassin", &[1], oid.clone(), |c, a| {
             let Some(name) = as_text(&a[0]) else {
@@ -404,13 +407,10 @@ pub fn register(ctx: &SessionContext, catalog: &Arc<Catalog>) {
             &[1],
             DataType::new_list(text.clone(), true),
             |_, a| {
-                let ScalarValue::List(list) = &a[0] else {
+                let Some(values) = list_values(&a[0]) else {
                     return Ok(ScalarValue::Null);
                 };
-                if list.is_null(0) {
-                    return Ok(ScalarValue::Null);
-                }
-                let oids = datafusion::arrow::compute::cast(&list.value(0), &DataType::UInt32)?;
+                let oids = datafusion::arrow::compute::cast(&values, &DataType::UInt32)?;
                 let names = (0..oids.len())
                     .map(|i| {
                         let oid = ScalarValue::try_from_array(&oids, i)?;
@@ -543,8 +543,14 @@ fn as_text(v: &ScalarValue) -> Option<String> {
 }
 
 fn array_len(v: &ScalarValue) -> Option<i64> {
+    list_values(v).map(|values| values.len() as i64)
+}
+
+/// The elements of an array value (a list, or one of the catalogs' vectors).
+fn list_values(v: &ScalarValue) -> Option<datafusion::arrow::array::ArrayRef> {
     match v {
-        ScalarValue::List(l) if !l.is_null(0) => Some(l.value(0).len() as i64),
+        ScalarValue::List(l) if !l.is_null(0) => Some(l.value(0)),
+        ScalarValue::LargeList(l) if !l.is_null(0) => Some(l.value(0)),
         _ => None,
     }
 }

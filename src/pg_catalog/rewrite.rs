@@ -319,7 +319,9 @@ fn rewrite_expr(expr: &mut Expr) -> Option<Expr> {
             })
         }
         Expr::Function(f) => rewrite_function(f),
-        Expr::CompoundFieldAccess { root, access_chain } if subscripts_vector(root, access_chain) => {
+        Expr::CompoundFieldAccess { root, access_chain }
+            if subscripts_vector(root, access_chain) =>
+        {
             // `i.indkey[0]`: int2vector / oidvector subscripts start at 0.
             let mut chain = access_chain.clone();
             if let Some(AccessExpr::Subscript(ast::Subscript::Index { index })) = chain.last_mut() {
@@ -628,17 +630,24 @@ fn builtin_type(data_type: &DataType) -> Option<DataType> {
 fn subscripts_vector(root: &Expr, chain: &[AccessExpr]) -> bool {
     match chain {
         [AccessExpr::Subscript(ast::Subscript::Index { .. })] => is_vector_column(root),
-        [.., AccessExpr::Dot(column), AccessExpr::Subscript(ast::Subscript::Index { .. })] => {
-            is_vector_column(column)
-        }
+        [
+            ..,
+            AccessExpr::Dot(column),
+            AccessExpr::Subscript(ast::Subscript::Index { .. }),
+        ] => is_vector_column(column),
         _ => false,
     }
 }
 
 /// Whether `expr` names a catalog column of type int2vector or oidvector (0-based arrays).
 fn is_vector_column(expr: &Expr) -> bool {
-    const VECTOR_COLUMNS: &[&str] =
-        &["indkey", "indclass", "indcollation", "indoption", "proargtypes"];
+    const VECTOR_COLUMNS: &[&str] = &[
+        "indkey",
+        "indclass",
+        "indcollation",
+        "indoption",
+        "proargtypes",
+    ];
     let name = match expr {
         Expr::Identifier(i) => &i.value,
         Expr::CompoundIdentifier(parts) => match parts.last() {

@@ -149,8 +149,8 @@ pub const PG_CATALOG_TABLES: &[CatalogTable] = &[
         "indexrelid oid, indrelid oid, indnatts int2, indnkeyatts int2, indisunique bool, \
          indnullsnotdistinct bool, indisprimary bool, indisexclusion bool, \
          indimmediate bool, indisclustered bool, indisvalid bool, indcheckxmin bool, \
-         indisready bool, indislive bool, indisreplident bool, indkey int2[], \
-         indcollation oid[], indclass oid[], indoption int2[], indexprs text, indpred text",
+         indisready bool, indislive bool, indisreplident bool, indkey int2vector, \
+         indcollation oidvector, indclass oidvector, indoption int2vector, indexprs text, indpred text",
     ),
     table(
         "pg_inherits",
@@ -186,7 +186,7 @@ pub const PG_CATALOG_TABLES: &[CatalogTable] = &[
          procost float4, prorows float4, provariadic oid, prosupport text, prokind char, \
          prosecdef bool, proleakproof bool, proisstrict bool, proretset bool, \
          provolatile char, proparallel char, pronargs int2, pronargdefaults int2, \
-         prorettype oid, proargtypes oid[], proallargtypes oid[], proargmodes char[], \
+         prorettype oid, proargtypes oidvector, proallargtypes oid[], proargmodes char[], \
          proargnames text[], proargdefaults text, protrftypes oid[], prosrc text, \
          probin text, prosqlbody text, proconfig text[], proacl text[]",
     ),
@@ -363,6 +363,9 @@ fn arrow_type(pg: &str) -> DataType {
             datafusion::arrow::datatypes::TimeUnit::Microsecond,
             Some("UTC".into()),
         ),
+        // Postgres's 0-based vectors; LargeList tells the wire encoder to send them as such.
+        "int2vector" => DataType::LargeList(Arc::new(Field::new("item", DataType::Int16, true))),
+        "oidvector" => DataType::LargeList(Arc::new(Field::new("item", DataType::UInt32, true))),
         list => match list.strip_suffix("[]") {
             Some(element) => DataType::new_list(arrow_type(element), true),
             None => unreachable!("unknown catalog column type {list}"),

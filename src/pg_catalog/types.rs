@@ -170,6 +170,8 @@ pub fn pg_type_of(data_type: &DataType) -> (u32, i32) {
         | DataType::Interval(_)
         | DataType::Duration(TimeUnit::Microsecond)
         | DataType::Duration(_) => 1186,
+        DataType::LargeList(f) if f.data_type() == &DataType::Int16 => 22,
+        DataType::LargeList(f) if f.data_type() == &DataType::UInt32 => 30,
         DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
             let (element, _) = pg_type_of(f.data_type());
             return (by_oid(element).map_or(1009, |t| t.array_oid), NO_TYPMOD);
@@ -216,7 +218,11 @@ pub fn numeric_precision_scale(data_type: &DataType) -> (Option<i32>, Option<i32
 pub fn parse_text_array(text: &str) -> Option<Vec<Option<String>>> {
     let body = text.trim().strip_prefix('{')?.strip_suffix('}')?;
     let item = |text: String, quoted: bool| {
-        let text = if quoted { text } else { text.trim().to_string() };
+        let text = if quoted {
+            text
+        } else {
+            text.trim().to_string()
+        };
         (quoted || !text.eq_ignore_ascii_case("NULL")).then_some(text)
     };
     let mut items = Vec::new();
@@ -259,7 +265,10 @@ mod tests {
                 Some("a\"b".to_string())
             ]
         );
-        assert_eq!(parse_text_array("{}").unwrap(), Vec::<Option<String>>::new());
+        assert_eq!(
+            parse_text_array("{}").unwrap(),
+            Vec::<Option<String>>::new()
+        );
         assert!(parse_text_array("r,p").is_none());
     }
 

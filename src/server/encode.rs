@@ -33,7 +33,9 @@ pub fn pg_type(data_type: &DataType) -> Type {
         DataType::Boolean => Type::BOOL,
         DataType::Int8 | DataType::Int16 | DataType::UInt8 => Type::INT2,
         DataType::Int32 | DataType::UInt16 => Type::INT4,
-        DataType::Int64 | DataType::UInt32 | DataType::UInt64 => Type::INT8,
+        DataType::Int64 | DataType::UInt64 => Type::INT8,
+        // Oids (the catalogs' `oid` columns).
+        DataType::UInt32 => Type::OID,
         DataType::Float16 | DataType::Float32 => Type::FLOAT4,
         DataType::Float64 => Type::FLOAT8,
         DataType::Decimal128(_, _) | DataType::Decimal256(_, _) => Type::NUMERIC,
@@ -44,6 +46,9 @@ pub fn pg_type(data_type: &DataType) -> Type {
         DataType::Timestamp(_, None) => Type::TIMESTAMP,
         DataType::Timestamp(_, Some(_)) => Type::TIMESTAMPTZ,
         DataType::Interval(_) | DataType::Duration(_) => Type::INTERVAL,
+        // The catalogs' int2vector / oidvector columns (`pg_index.indkey` ...) are LargeLists.
+        DataType::LargeList(f) if f.data_type() == &DataType::Int16 => Type::INT2_VECTOR,
+        DataType::LargeList(f) if f.data_type() == &DataType::UInt32 => Type::OID_VECTOR,
         DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
             array_type(&pg_type(f.data_type())).unwrap_or(Type::TEXT)
         }
@@ -58,6 +63,7 @@ fn array_type(element: &Type) -> Option<Type> {
         (Type::INT2, Type::INT2_ARRAY),
         (Type::INT4, Type::INT4_ARRAY),
         (Type::INT8, Type::INT8_ARRAY),
+        (Type::OID, Type::OID_ARRAY),
         (Type::FLOAT4, Type::FLOAT4_ARRAY),
         (Type::FLOAT8, Type::FLOAT8_ARRAY),
         (Type::NUMERIC, Type::NUMERIC_ARRAY),
@@ -267,6 +273,7 @@ pub enum Column {
     I16(Int16Array),
     I32(Int32Array),
     I64(Int64Array),
+    Oid(datafusion::arrow::array::UInt32Array),
     F32(Float32Array),
     F64(Float64Array),
     /// Any decimal, through its exact text.
@@ -283,6 +290,8 @@ pub enum Column {
         lists: ListArray,
         values: Box<Column>,
         element: Type,
+        /// int2vector / oidvector: text form `1 2`, not `{1,2}`.
+        vector: bool,
     },
     /// Anything else, as the text Arrow displays (sent as text).
     Display(ArrayRef),
@@ -297,6 +306,7 @@ impl Column {
             _ if t == Type::INT2 => Column::I16(to(DataType::Int16)?.as_primitive().clone()),
             _ if t == Type::INT4 => Column::I32(to(DataType::Int32)?.as_primitive().clone()),
             _ if t == Type::INT8 => Column::I64(to(DataType::Int64)?.as_primitive().clone()),
+            _ if t == Type::OID => Column::Oid(to(DataType::UInt32)?.as_primitive().clone()),
             _ if t == Type::FLOAT4 => Column::F32(to(DataType::Float32)?.as_primitive().clone()),
             _ if t == Type::FLOAT8 => Column::F64(to(DataType::Float64)?.as_primitive().clone()),
             _ if t == Type::NUMERIC => Column::Numeric(array.clone()),
@@ -356,6 +366,7 @@ impl Column {
                     lists,
                     values: Box::new(values),
                     element,
+                    vector: t == Type::INT2_VECTOR || t == Type::OID_VECTOR,
                 }
             }
             _ => Column::Display(array.clone()),
@@ -368,6 +379,7 @@ impl Column {
             Column::I16(a) => a,
             Column::I32(a) => a,
             Column::I64(a) => a,
+            Column::Oid(a) => a,
             Column::F32(a) => a,
             Column::F64(a) => a,
             Column::Numeric(a) => a.as_ref(),
@@ -400,6 +412,7 @@ impl Column {
             Column::I16(a) => a.value(i).to_string(),
             Column::I32(a) => a.value(i).to_string(),
             Column::I64(a) => a.value(i).to_string(),
+            Column::Oid(a) => a.value(i).to_string(),
             Column::F32(a) => pg_float(f64::from(a.value(i)), true),
             Column::F64(a) => pg_float(a.value(i), false),
             Column::Numeric(a) => Self::display(a.as_ref(), i),
@@ -420,7 +433,12 @@ impl Column {
                 let v = a.value(i);
                 pg_interval(v.months, v.days, v.nanoseconds / 1000)
             }
-            Column::List { lists, values, .. } => {
+            Column::List {
+                lists,
+                values,
+                vector,
+                ..
+            } => {
                 let offsets = lists.value_offsets();
                 let (start, end) = (offsets[i] as usize, offsets[i + 1] as usize);
                 let items: Vec<String> = (start..end)
@@ -429,7 +447,11 @@ impl Column {
                         None => "NULL".into(),
                     })
                     .collect();
-                format!("{{{}}}", items.join(","))
+                if *vector {
+                    items.join(" ")
+                } else {
+                    format!("{{{}}}", items.join(","))
+                }
             }
             Column::Display(a) => Self::display(a.as_ref(), i),
         })
@@ -445,6 +467,7 @@ impl Column {
             Column::I16(a) => out.extend_from_slice(&a.value(i).to_be_bytes()),
             Column::I32(a) => out.extend_from_slice(&a.value(i).to_be_bytes()),
             Column::I64(a) => out.extend_from_slice(&a.value(i).to_be_bytes()),
+            Column::Oid(a) => out.extend_from_slice(&a.value(i).to_be_bytes()),
             Column::F32(a) => out.extend_from_slice(&a.value(i).to_be_bytes()),
             Column::F64(a) => out.extend_from_slice(&a.value(i).to_be_bytes()),
             Column::Numeric(a) => numeric::write_binary(&Self::display(a.as_ref(), i), out),
@@ -469,6 +492,7 @@ impl Column {
                 lists,
                 values,
                 element,
+                ..
             } => {
                 let offsets = lists.value_offsets();
                 let (start, end) = (offsets[i] as usize, offsets[i + 1] as usize);

@@ -87,7 +87,9 @@ fn text_array(text: &str, element: &Type) -> Result<ScalarValue> {
     let malformed = || bad(format!("malformed array literal: \"{text}\""));
     let items = crate::pg_catalog::types::parse_text_array(text).ok_or_else(malformed)?;
     if items.len() > ARRAY_ELEMENTS_MAX {
-        return Err(bad(format!("array of more than {ARRAY_ELEMENTS_MAX} elements")));
+        return Err(bad(format!(
+            "array of more than {ARRAY_ELEMENTS_MAX} elements"
+        )));
     }
     let data_type = scalar_type(element);
     let values = items
