@@ -231,9 +231,13 @@ pub fn parse_text_array(text: &str) -> Option<Vec<Option<String>>> {
     while let Some(c) = chars.next() {
         match c {
             '"' => {
+                if !quoted && current.trim().is_empty() {
+                    current.clear(); // whitespace before the opening quote
+                }
                 quoted = !quoted;
                 was_quoted = true;
             }
+            c if c.is_whitespace() && !quoted && was_quoted => {} // after the closing quote
             '\\' if quoted => current.extend(chars.next()),
             ',' if !quoted => {
                 items.push(item(std::mem::take(&mut current), was_quoted));
