@@ -47,19 +47,18 @@ impl AsyncDB for WeirDb {
         let messages = self.client.simple_query(sql).await.map_err(describe)?;
         if let Ok(statements) = weir::sql::parse::parse(sql) {
             for stmt in statements {
-                if let weir::sql::parse::Statement::Standard(s) = stmt {
-                    if let datafusion::sql::sqlparser::ast::Statement::CreateView(v) = *s {
-                        if v.materialized {
-                            let name = v.name.to_string().to_ascii_lowercase();
-                            let mut views = self.views.lock().unwrap();
-                            let known = views.iter().any(|(n, _)| *n == name);
-                            // A re-created name checks its latest query; an IF NOT EXISTS
-                            // that found the view changed nothing.
-                            if !(v.if_not_exists && known) {
-                                views.retain(|(n, _)| *n != name);
-                                views.push((name, v.query.to_string()));
-                            }
-                        }
+                if let weir::sql::parse::Statement::Standard(s) = stmt
+                    && let datafusion::sql::sqlparser::ast::Statement::CreateView(v) = *s
+                    && v.materialized
+                {
+                    let name = v.name.to_string().to_ascii_lowercase();
+                    let mut views = self.views.lock().unwrap();
+                    let known = views.iter().any(|(n, _)| *n == name);
+                    // A re-created name checks its latest query; an IF NOT EXISTS
+                    // that found the view changed nothing.
+                    if !(v.if_not_exists && known) {
+                        views.retain(|(n, _)| *n != name);
+                        views.push((name, v.query.to_string()));
                     }
                 }
             }

@@ -39,7 +39,7 @@ impl Database {
                     config.partitions = value
                         .parse()
                         .ok()
-                        .filter(|&p| p >= 1 && p <= crate::topics::PARTITIONS_MAX)
+                        .filter(|&p| (1..=crate::topics::PARTITIONS_MAX).contains(&p))
                         .ok_or_else(|| {
                             WeirError::new(
                                 ErrorKind::InvalidParameter,
@@ -707,10 +707,11 @@ fn columns_schema(columns: &[parse::Column]) -> SchemaRef {
 /// The name Postgres gives an output column: a bare function call is named after its
 /// function (`count(*)` → `count`); every other name is kept as is.
 pub fn pg_column_name(name: &str) -> String {
-    if let Some((func, _)) = name.split_once('(') {
-        if !func.is_empty() && func.chars().all(|c| c.is_alphanumeric() || c == '_') {
-            return func.to_ascii_lowercase();
-        }
+    if let Some((func, _)) = name.split_once('(')
+        && !func.is_empty()
+        && func.chars().all(|c| c.is_alphanumeric() || c == '_')
+    {
+        return func.to_ascii_lowercase();
     }
     name.to_string()
 }

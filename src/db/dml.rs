@@ -253,12 +253,11 @@ impl Database {
             for a in &u.assignments {
                 if let (ast::AssignmentTarget::ColumnName(col), ast::Expr::Value(v)) =
                     (&a.target, &a.value)
+                    && let ast::Value::Placeholder(p) = &v.value
                 {
-                    if let ast::Value::Placeholder(p) = &v.value {
-                        let column = object_name(col)?;
-                        if let Ok(field) = table.schema.field_with_name(&column) {
-                            types.insert(p.clone(), Some(field.data_type().clone()));
-                        }
+                    let column = object_name(col)?;
+                    if let Ok(field) = table.schema.field_with_name(&column) {
+                        types.insert(p.clone(), Some(field.data_type().clone()));
                     }
                 }
             }

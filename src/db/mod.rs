@@ -190,13 +190,13 @@ impl Database {
     ) -> Result<Output> {
         match stmt {
             ast::Statement::Query(ref query) => {
-                if let Some(lookup) = PointLookup::recognise(query, &self.catalog) {
-                    if let Some(batch) = lookup.execute(self.store.as_ref(), params)? {
-                        return Ok(Output::Rows {
-                            schema: batch.schema(),
-                            batches: vec![batch],
-                        });
-                    }
+                if let Some(lookup) = PointLookup::recognise(query, &self.catalog)
+                    && let Some(batch) = lookup.execute(self.store.as_ref(), params)?
+                {
+                    return Ok(Output::Rows {
+                        schema: batch.schema(),
+                        batches: vec![batch],
+                    });
                 }
                 let plan = self.plan(&stmt).await?;
                 self.run_query(plan, params).await

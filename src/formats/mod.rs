@@ -96,24 +96,24 @@ pub fn decode_records(format: Format, schema: &SchemaRef, values: &[&[u8]]) -> R
         });
     }
     // Fast path: everything decodes in one go.
-    if let Ok(batch) = decode_all(format, schema, values) {
-        if batch.num_rows() == values.len() {
-            return Ok(Decoded {
-                batch,
-                kept: (0..values.len()).collect(),
-                skipped: 0,
-            });
-        }
+    if let Ok(batch) = decode_all(format, schema, values)
+        && batch.num_rows() == values.len()
+    {
+        return Ok(Decoded {
+            batch,
+            kept: (0..values.len()).collect(),
+            skipped: 0,
+        });
     }
     // Slow path: find the bad records one by one.
     let mut batches = Vec::new();
     let mut kept = Vec::new();
     for (i, value) in values.iter().enumerate() {
-        if let Ok(batch) = decode_all(format, schema, &[value]) {
-            if batch.num_rows() == 1 {
-                batches.push(batch);
-                kept.push(i);
-            }
+        if let Ok(batch) = decode_all(format, schema, &[value])
+            && batch.num_rows() == 1
+        {
+            batches.push(batch);
+            kept.push(i);
         }
     }
     let skipped = values.len() - kept.len();

@@ -137,8 +137,11 @@ fn append_batch(
             .end_offset(partition)
             .map_err(|_| ResponseError::UnknownServerError);
     };
-    let idempotent = (first.producer_id >= 0)
-        .then(|| (first.producer_id, first.sequence, set.records.len() as i32));
+    let idempotent = (first.producer_id >= 0).then_some((
+        first.producer_id,
+        first.sequence,
+        set.records.len() as i32,
+    ));
     let epoch = first.producer_epoch;
     let mut last = producers.last.lock().expect("producer state lock");
     let key = idempotent.map(|(id, _, _)| (id, topic.name().to_string(), partition));

@@ -4,9 +4,12 @@
 
 use datafusion::common::ScalarValue;
 
-use super::tables::CatalogTable;
+use super::tables::{CatalogTable, Row};
 use super::types;
 use super::{CURRENT_ROLE, DATABASE_NAME, Snapshot};
+
+/// `character_octet_length` of a `text` column: the largest value Postgres stores, 1 GiB.
+const TEXT_OCTETS_MAX: i32 = 1_073_741_824;
 
 const fn view(name: &'static str, oid: u32, columns: &'static str) -> CatalogTable {
     CatalogTable {
@@ -85,10 +88,9 @@ fn yes_no(v: bool) -> ScalarValue {
 fn int(v: Option<i32>) -> ScalarValue {
     ScalarValue::Int32(v)
 }
-const NULL: ScalarValue = ScalarValue::Null;
 
 /// The rows of view `name`.
-pub fn rows(name: &str, snap: &Snapshot) -> Vec<Vec<ScalarValue>> {
+pub fn rows(name: &str, snap: &Snapshot) -> Vec<Row> {
     let db = || s(DATABASE_NAME);
     match name {
         "columns" => snap
@@ -99,70 +101,44 @@ pub fn rows(name: &str, snap: &Snapshot) -> Vec<Vec<ScalarValue>> {
                     let (oid, _) = types::pg_type_of(f.data_type());
                     let (precision, scale) = types::numeric_precision_scale(f.data_type());
                     let element = types::element_of(oid);
-                    let data_type = if element.is_some() {
-                        "ARRAY".to_string()
-                    } else {
-                        types::format_type(oid, None).unwrap_or_else(|| "text".into())
+                    let data_type = match element {
+                        Some(_) => "ARRAY".to_string(),
+                        None => types::format_type(oid, None).unwrap_or_else(|| "text".into()),
                     };
-                    let udt = if let Some(e) = element {
-                        format!("_{}", e.name)
-                    } else {
-                        types::by_oid(oid).map_or("text", |t| t.name).to_string()
+                    let udt = match element {
+                        Some(e) => format!("_{}", e.name),
+                        None => types::by_oid(oid).map_or("text", |t| t.name).to_string(),
                     };
                     let datetime = matches!(oid, 1082 | 1083 | 1114 | 1184 | 1186);
+                    let radix = precision.map(|_| if oid == 1700 { 10 } else { 2 });
                     vec![
-                        db(),
-                        s(r.namespace_name()),
-                        s(&r.name),
-                        s(f.name()),
-                        int(Some(n as i32 + 1)),
-                        NULL,
-                        yes_no(f.is_nullable() && !(r.primary && r.key.contains(&n))),
-                        s(&data_type),
-                        NULL,
-                        if oid == 25 {
-                            int(Some(1_073_741_824))
-                        } else {
-                            NULL
-                        },
-                        int(precision),
-                        if precision.is_some() {
-                            int(Some(if oid == 1700 { 10 } else { 2 }))
-                        } else {
-                            NULL
-                        },
-                        int(scale),
-                        if datetime { int(Some(6)) } else { NULL },
-                        NULL,
-                        NULL,
-                        NULL,
-                        NULL,
-                        NULL,
-                        NULL,
-                        NULL,
-                        NULL,
-                        NULL,
-                        NULL,
-                        NULL,
-                        db(),
-                        s("pg_catalog"),
-                        s(&udt),
-                        NULL,
-                        NULL,
-                        NULL,
-                        NULL,
-                        s(&(n + 1).to_string()),
-                        s("NO"),
-                        s("NO"),
-                        NULL,
-                        NULL,
-                        NULL,
-                        NULL,
-                        NULL,
-                        s("NO"),
-                        s("NEVER"),
-                        NULL,
-                        yes_no(r.kind == 'r'),
+                        ("table_catalog", db()),
+                        ("table_schema", s(r.namespace_name())),
+                        ("table_name", s(&r.name)),
+                        ("column_name", s(f.name())),
+                        ("ordinal_position", int(Some(n as i32 + 1))),
+                        (
+                            "is_nullable",
+                            yes_no(f.is_nullable() && !(r.primary && r.key.contains(&n))),
+                        ),
+                        ("data_type", s(&data_type)),
+                        (
+                            "character_octet_length",
+                            int((oid == 25).then_some(TEXT_OCTETS_MAX)),
+                        ),
+                        ("numeric_precision", int(precision)),
+                        ("numeric_precision_radix", int(radix)),
+                        ("numeric_scale", int(scale)),
+                        ("datetime_precision", int(datetime.then_some(6))),
+                        ("udt_catalog", db()),
+                        ("udt_schema", s("pg_catalog")),
+                        ("udt_name", s(&udt)),
+                        ("dtd_identifier", s(&(n + 1).to_string())),
+                        ("is_self_referencing", s("NO")),
+                        ("is_identity", s("NO")),
+                        ("identity_cycle", s("NO")),
+                        ("is_generated", s("NEVER")),
+                        ("is_updatable", yes_no(r.kind == 'r')),
                     ]
                 })
             })
@@ -174,22 +150,27 @@ pub fn rows(name: &str, snap: &Snapshot) -> Vec<Vec<ScalarValue>> {
             .flat_map(|r| {
                 r.key.iter().enumerate().map(move |(n, &col)| {
                     vec![
-                        db(),
-                        s(r.namespace_name()),
-                        s(&r.index_name()),
-                        db(),
-                        s(r.namespace_name()),
-                        s(&r.name),
-                        s(r.columns[col].name()),
-                        int(Some(n as i32 + 1)),
-                        NULL,
+                        ("constraint_catalog", db()),
+                        ("constraint_schema", s(r.namespace_name())),
+                        ("constraint_name", s(&r.index_name())),
+                        ("table_catalog", db()),
+                        ("table_schema", s(r.namespace_name())),
+                        ("table_name", s(&r.name)),
+                        ("column_name", s(r.columns[col].name())),
+                        ("ordinal_position", int(Some(n as i32 + 1))),
                     ]
                 })
             })
             .collect(),
         "schemata" => ["information_schema", "pg_catalog", "public"]
             .into_iter()
-            .map(|n| vec![db(), s(n), s(CURRENT_ROLE), NULL, NULL, NULL, NULL])
+            .map(|n| {
+                vec![
+                    ("catalog_name", db()),
+                    ("schema_name", s(n)),
+                    ("schema_owner", s(CURRENT_ROLE)),
+                ]
+            })
             .collect(),
         "table_constraints" => snap
             .relations
@@ -197,17 +178,16 @@ pub fn rows(name: &str, snap: &Snapshot) -> Vec<Vec<ScalarValue>> {
             .filter(|r| r.has_primary_key())
             .map(|r| {
                 vec![
-                    db(),
-                    s(r.namespace_name()),
-                    s(&r.index_name()),
-                    db(),
-                    s(r.namespace_name()),
-                    s(&r.name),
-                    s("PRIMARY KEY"),
-                    s("NO"),
-                    s("NO"),
-                    s("YES"),
-                    NULL,
+                    ("constraint_catalog", db()),
+                    ("constraint_schema", s(r.namespace_name())),
+                    ("constraint_name", s(&r.index_name())),
+                    ("table_catalog", db()),
+                    ("table_schema", s(r.namespace_name())),
+                    ("table_name", s(&r.name)),
+                    ("constraint_type", s("PRIMARY KEY")),
+                    ("is_deferrable", s("NO")),
+                    ("initially_deferred", s("NO")),
+                    ("enforced", s("YES")),
                 ]
             })
             .collect(),
@@ -219,18 +199,15 @@ pub fn rows(name: &str, snap: &Snapshot) -> Vec<Vec<ScalarValue>> {
                 // are what users query, so tools that browse information_schema must see them).
                 let table_type = if r.kind == 'r' { "BASE TABLE" } else { "VIEW" };
                 vec![
-                    db(),
-                    s(r.namespace_name()),
-                    s(&r.name),
-                    s(table_type),
-                    NULL,
-                    NULL,
-                    NULL,
-                    NULL,
-                    NULL,
-                    yes_no(r.kind == 'r' && r.namespace_name() == "public"),
-                    s("NO"),
-                    NULL,
+                    ("table_catalog", db()),
+                    ("table_schema", s(r.namespace_name())),
+                    ("table_name", s(&r.name)),
+                    ("table_type", s(table_type)),
+                    (
+                        "is_insertable_into",
+                        yes_no(r.kind == 'r' && r.namespace_name() == "public"),
+                    ),
+                    ("is_typed", s("NO")),
                 ]
             })
             .collect(),
@@ -240,16 +217,19 @@ pub fn rows(name: &str, snap: &Snapshot) -> Vec<Vec<ScalarValue>> {
             .filter(|r| r.kind == 'v' || r.kind == 'm')
             .map(|r| {
                 vec![
-                    db(),
-                    s(r.namespace_name()),
-                    s(&r.name),
-                    r.definition.as_deref().map_or(NULL, s),
-                    s("NONE"),
-                    s("NO"),
-                    s("NO"),
-                    s("NO"),
-                    s("NO"),
-                    s("NO"),
+                    ("table_catalog", db()),
+                    ("table_schema", s(r.namespace_name())),
+                    ("table_name", s(&r.name)),
+                    (
+                        "view_definition",
+                        r.definition.as_deref().map_or(ScalarValue::Null, s),
+                    ),
+                    ("check_option", s("NONE")),
+                    ("is_updatable", s("NO")),
+                    ("is_insertable_into", s("NO")),
+                    ("is_trigger_updatable", s("NO")),
+                    ("is_trigger_deletable", s("NO")),
+                    ("is_trigger_insertable_into", s("NO")),
                 ]
             })
             .collect(),

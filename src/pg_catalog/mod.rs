@@ -1,7 +1,8 @@
 //! Postgres's system catalogs as a live view of Weir's catalog, so psql, JDBC, ODBC, psycopg,
 //! SQLAlchemy and BI tools can introspect Weir the way they introspect Postgres.
 //!
-//! - [`tables`]: the `pg_catalog` tables and views (`pg_class`, `pg_attribute`, `pg_type` ...);
+//! - [`tables`] and [`rows`]: the `pg_catalog` tables and views (`pg_class`, `pg_attribute`,
+//!   `pg_type` ...), their columns and their rows;
 //! - [`information_schema`]: the SQL-standard views (`tables`, `columns`, `views` ...);
 //! - [`functions`]: the catalog functions clients call (`format_type`, `pg_get_indexdef` ...);
 //! - [`rewrite`]: turns Postgres-only syntax in client queries (`::regclass`, `OPERATOR(..)`,
@@ -16,6 +17,7 @@
 pub mod functions;
 pub mod information_schema;
 pub mod rewrite;
+mod rows;
 mod subquery;
 pub mod tables;
 pub mod types;
@@ -375,7 +377,7 @@ impl TableProvider for SystemTable {
         let rows = if self.information_schema {
             information_schema::rows(self.def.name, &snap)
         } else {
-            tables::rows(self.def.name, &snap, state)
+            rows::rows(self.def.name, &snap, state)
         };
         let batch = tables::to_batch(&self.schema, rows)?;
         let exec = MemorySourceConfig::try_new_exec(

@@ -372,7 +372,7 @@ fn expand_array_arg(root: &Expr) -> Option<Expr> {
     expand.first().cloned()
 }
 
-fn as_call<'a>(expr: &'a Expr, name: &str) -> Option<Vec<Expr>> {
+fn as_call(expr: &Expr, name: &str) -> Option<Vec<Expr>> {
     let Expr::Function(f) = expr else {
         return None;
     };
@@ -428,11 +428,11 @@ fn rewrite_function(f: &mut Function) -> Option<Expr> {
             };
             let mut changed = false;
             for arg in &mut list.args {
-                if let FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) = arg {
-                    if let Some(array) = array_literal(e) {
-                        *e = array;
-                        changed = true;
-                    }
+                if let FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) = arg
+                    && let Some(array) = array_literal(e)
+                {
+                    *e = array;
+                    changed = true;
                 }
             }
             changed.then(|| Expr::Function(f.clone()))
@@ -468,30 +468,28 @@ fn array_subquery(query: &ast::Query) -> Option<Expr> {
     };
     // `ARRAY(SELECT f(x) FROM unnest(a) x)`: `array_transform(a, x -> f(x))`, which needs no
     // correlated subquery.
-    if let ([from], None, None) = (select.from.as_slice(), &select.selection, &order_by) {
-        if let ast::TableFactor::UNNEST {
+    if let ([from], None, None) = (select.from.as_slice(), &select.selection, &order_by)
+        && let ast::TableFactor::UNNEST {
             alias: Some(alias),
             array_exprs,
             with_ordinality: false,
             ..
         } = &from.relation
-        {
-            if let ([array], [column], true) = (
-                array_exprs.as_slice(),
-                alias.columns.as_slice(),
-                from.joins.is_empty(),
-            ) {
-                let lambda = Expr::Lambda(ast::LambdaFunction {
-                    params: ast::OneOrManyWithParens::One(ast::LambdaFunctionParameter {
-                        name: column.name.clone(),
-                        data_type: None,
-                    }),
-                    body: Box::new(element),
-                    syntax: ast::LambdaSyntax::Arrow,
-                });
-                return Some(call("array_transform", vec![array.clone(), lambda]));
-            }
-        }
+        && let ([array], [column], true) = (
+            array_exprs.as_slice(),
+            alias.columns.as_slice(),
+            from.joins.is_empty(),
+        )
+    {
+        let lambda = Expr::Lambda(ast::LambdaFunction {
+            params: ast::OneOrManyWithParens::One(ast::LambdaFunctionParameter {
+                name: column.name.clone(),
+                data_type: None,
+            }),
+            body: Box::new(element),
+            syntax: ast::LambdaSyntax::Arrow,
+        });
+        return Some(call("array_transform", vec![array.clone(), lambda]));
     }
     let mut clauses = Vec::new();
     if let Some(ast::OrderBy {

@@ -150,10 +150,10 @@ struct Substitute<'a> {
 impl ast::VisitorMut for Substitute<'_> {
     type Break = ();
     fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
-        if is_outer_column(expr, self.inner) {
-            if let Some(replacement) = self.equal.get(&expr.to_string()) {
-                *expr = replacement.clone();
-            }
+        if is_outer_column(expr, self.inner)
+            && let Some(replacement) = self.equal.get(&expr.to_string())
+        {
+            *expr = replacement.clone();
         }
         ControlFlow::Continue(())
     }

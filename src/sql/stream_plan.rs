@@ -147,7 +147,7 @@ impl Builder<'_> {
                     projection.expr.len() == input_schema.fields().len()
                         && projection.expr.iter().enumerate().all(|(i, e)| {
                             match strip_aliases(e) {
-                                Expr::Column(c) => input_schema.index_of_column(&c).ok() == Some(i),
+                                Expr::Column(c) => input_schema.index_of_column(c).ok() == Some(i),
                                 _ => false,
                             }
                         });
@@ -163,7 +163,7 @@ impl Builder<'_> {
                     key.iter()
                         .map(|&k| {
                             projection.expr.iter().position(|e| match strip_aliases(e) {
-                                Expr::Column(c) => input_schema.index_of_column(&c).ok() == Some(k),
+                                Expr::Column(c) => input_schema.index_of_column(c).ok() == Some(k),
                                 _ => false,
                             })
                         })
