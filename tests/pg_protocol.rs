@@ -503,3 +503,52 @@ with psycopg.connect(f"host=127.0.0.1 port={sys.argv[1]} user=weir dbname=weir")
          datetime.timedelta(days=1, seconds=7200), [1, 2])"
     );
 }
+
+/// json, jsonb and uuid columns are stored as text but keep their Postgres types: clients see
+/// them described as such, read them in binary, and the catalog names them.
+#[tokio::test]
+async fn json_jsonb_and_uuid_keep_their_types() {
+    use tokio_postgres::types::Type;
+    let (_dir, server, client) = setup().await;
+    client
+        .batch_execute(
+            "CREATE TABLE docs (id BIGINT PRIMARY KEY, j JSON, jb JSONB, u UUID);
+             INSERT INTO docs VALUES (1, '{\"a\": [1, 2]}', '{\"b\": true}', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11');
+             CREATE MATERIALIZED VIEW docs_by_u AS SELECT u, jb FROM docs;
+             FLUSH;",
+        )
+        .await
+        .unwrap();
+    let stmt = client.prepare("SELECT j, jb, u FROM docs").await.unwrap();
+    let types: Vec<Type> = stmt.columns().iter().map(|c| c.type_().clone()).collect();
+    assert_eq!(types, vec![Type::JSON, Type::JSONB, Type::UUID]);
+    let view = client.prepare("SELECT u, jb FROM docs_by_u").await.unwrap();
+    let types: Vec<Type> = view.columns().iter().map(|c| c.type_().clone()).collect();
+    assert_eq!(
+        types,
+        vec![Type::UUID, Type::JSONB],
+        "a view keeps the types"
+    );
+
+    let catalog = common::rows(
+        &client,
+        "SELECT format_type(atttypid, atttypmod) FROM pg_attribute \
+         WHERE attrelid = 'docs'::regclass AND attnum > 1 ORDER BY attnum",
+    )
+    .await
+    .unwrap();
+    assert_eq!(catalog, vec![vec!["json"], vec!["jsonb"], vec!["uuid"]]);
+
+    // psycopg 3 decodes each by its type, in binary and in text alike.
+    let out = run_python(
+        r#"
+import sys, psycopg
+with psycopg.connect(f"host=127.0.0.1 port={sys.argv[1]} user=weir dbname=weir") as conn:
+    for binary in (True, False):
+        print(repr(conn.cursor(binary=binary).execute("SELECT j, jb, u FROM docs").fetchone()))
+"#,
+        server.port,
+    );
+    let expected = "({'a': [1, 2]}, {'b': True}, UUID('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'))";
+    assert_eq!(out.lines().collect::<Vec<_>>(), vec![expected, expected]);
+}

@@ -697,10 +697,7 @@ impl Database {
 
 fn columns_schema(columns: &[parse::Column]) -> SchemaRef {
     Arc::new(Schema::new(
-        columns
-            .iter()
-            .map(|c| Field::new(&c.name, c.data_type.clone(), true))
-            .collect::<Vec<_>>(),
+        columns.iter().map(parse::Column::field).collect::<Vec<_>>(),
     ))
 }
 

@@ -98,7 +98,7 @@ pub fn rows(name: &str, snap: &Snapshot) -> Vec<Row> {
             .iter()
             .flat_map(|r| {
                 r.columns.iter().enumerate().map(move |(n, f)| {
-                    let (oid, _) = types::pg_type_of(f.data_type());
+                    let (oid, _) = types::pg_type_of_field(f);
                     let (precision, scale) = types::numeric_precision_scale(f.data_type());
                     let element = types::element_of(oid);
                     let data_type = match element {

@@ -327,7 +327,7 @@ fn attribute_rows(r: &RelInfo) -> Vec<Row> {
 
 /// Column `n` of `r` as the `position`-th (0-based) column of relation `attrelid`.
 fn column_row(r: &RelInfo, attrelid: u32, n: usize, field: &FieldRef, position: usize) -> Row {
-    let (type_oid, typmod) = types::pg_type_of(field.data_type());
+    let (type_oid, typmod) = types::pg_type_of_field(field);
     let array = types::element_of(type_oid).is_some();
     let len = match types::by_oid(type_oid) {
         Some(t) if !array => t.len,

@@ -181,6 +181,21 @@ pub fn pg_type_of(data_type: &DataType) -> (u32, i32) {
     (oid, NO_TYPMOD)
 }
 
+/// The Postgres type oid and modifier of a column: json / jsonb / uuid as its metadata says
+/// (they are stored as text), otherwise by its Arrow type.
+pub fn pg_type_of_field(field: &datafusion::arrow::datatypes::Field) -> (u32, i32) {
+    match field
+        .metadata()
+        .get(crate::sql::parse::PG_TYPE_METADATA)
+        .map(String::as_str)
+    {
+        Some("json") => (114, NO_TYPMOD),
+        Some("jsonb") => (3802, NO_TYPMOD),
+        Some("uuid") => (2950, NO_TYPMOD),
+        _ => pg_type_of(field.data_type()),
+    }
+}
+
 /// `format_type(oid, typmod)`: the SQL spelling of a type, `numeric(10,2)`, `integer[]` ...
 pub fn format_type(oid: u32, typmod: Option<i32>) -> Option<String> {
     if let Some(element) = element_of(oid) {

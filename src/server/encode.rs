@@ -81,6 +81,42 @@ fn array_type(element: &Type) -> Option<Type> {
         .map(|(_, a)| a)
 }
 
+/// The Postgres type of a result column: its Arrow type's, or the json / jsonb / uuid its
+/// metadata names.
+pub fn field_type(field: &Field) -> Type {
+    match field
+        .metadata()
+        .get(crate::sql::parse::PG_TYPE_METADATA)
+        .map(String::as_str)
+    {
+        Some("json") => Type::JSON,
+        Some("jsonb") => Type::JSONB,
+        Some("uuid") => Type::UUID,
+        _ => pg_type(field.data_type()),
+    }
+}
+
+/// json / jsonb / uuid are stored as text; `buf` holds the text, rewritten in place into the
+/// binary form of the declared type.
+fn text_type_binary(declared: Option<&Type>, buf: &mut Vec<u8>) -> Result<()> {
+    match declared {
+        Some(t) if *t == Type::JSONB => buf.insert(0, 1), // jsonb binary format version
+        Some(t) if *t == Type::UUID => {
+            let text = String::from_utf8_lossy(buf).into_owned();
+            let uuid = uuid::Uuid::parse_str(text.trim()).map_err(|_| {
+                WeirError::new(
+                    crate::error::ErrorKind::InvalidText,
+                    format!("invalid input syntax for type uuid: \"{text}\""),
+                )
+            })?;
+            buf.clear();
+            buf.extend_from_slice(uuid.as_bytes());
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 /// RowDescription fields for a schema, with the formats the client asked for.
 pub fn fields(schema: &Schema, format: &Format) -> Vec<FieldInfo> {
     schema
@@ -92,7 +128,7 @@ pub fn fields(schema: &Schema, format: &Format) -> Vec<FieldInfo> {
                 crate::db::pg_column_name(f.name()),
                 None,
                 None,
-                pg_type(f.data_type()),
+                field_type(f),
                 column_format(format, i),
             )
         })
@@ -139,7 +175,12 @@ pub fn rows(
                     )
                 } else {
                     buf.clear();
-                    let value = column.binary(row, &mut buf).then_some(buf.as_slice());
+                    let present = column.binary(row, &mut buf);
+                    if present {
+                        let declared = fields.get(c).map(|f| f.datatype().clone());
+                        text_type_binary(declared.as_ref(), &mut buf)?;
+                    }
+                    let value = present.then_some(buf.as_slice());
                     encoder.encode_field_with_type_and_format(
                         &value,
                         &Type::BYTEA,

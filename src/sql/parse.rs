@@ -474,6 +474,27 @@ pub fn columns(defs: &[ast::ColumnDef]) -> Result<Vec<Column>> {
     Ok(out)
 }
 
+/// Arrow field metadata naming the Postgres type of a text column that is not plain text
+/// (`json`, `jsonb`, `uuid`): stored as Utf8, sent and described as what it was declared.
+pub const PG_TYPE_METADATA: &str = "weir.pg_type";
+
+impl Column {
+    /// The column as an Arrow field (nullable; json / jsonb / uuid marked in its metadata).
+    pub fn field(&self) -> datafusion::arrow::datatypes::Field {
+        let field =
+            datafusion::arrow::datatypes::Field::new(&self.name, self.data_type.clone(), true);
+        let declared = self.sql_type.to_ascii_lowercase();
+        match declared.as_str() {
+            "json" | "jsonb" | "uuid" => field.with_metadata(
+                [(PG_TYPE_METADATA.to_string(), declared)]
+                    .into_iter()
+                    .collect(),
+            ),
+            _ => field,
+        }
+    }
+}
+
 /// Maps a Postgres type name to the Arrow type Weir stores it as.
 pub fn arrow_type(sql_type: &str) -> Result<DataType> {
     let upper = sql_type.to_ascii_uppercase();
