@@ -19,6 +19,9 @@ pub const BARRIER_INTERVAL_MS_DEFAULT: u64 = 1000;
 /// Records read from one topic partition in one go while a view catches up; bounds the memory
 /// one step of a backfill takes.
 pub const SOURCE_READ_RECORDS_MAX: usize = 8192;
+/// How often topics that have retention limits are checked for segments to delete (appends
+/// that roll a segment check at once; this catches topics that age without being written).
+pub const RETENTION_CHECK_INTERVAL_SECS: u64 = 60;
 /// Rows per Arrow batch when a snapshot (view contents, table contents) is turned into batches.
 pub const SCAN_BATCH_ROWS: usize = 8192;
 /// Largest statement text accepted, in bytes.

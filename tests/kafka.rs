@@ -503,3 +503,33 @@ async fn kcat_produces_and_consumes() {
     let out = consume("%s\n");
     assert!(out.ends_with("not json\n"), "{out}");
 }
+
+/// A topic created by a Kafka client with retention limits deletes its old segments: clients
+/// see the limits in DescribeConfigs, the log start move in ListOffsets, and a consumer that
+/// asks for a deleted offset resets to the log start. Compacted topics are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_deletes_old_segments_and_clients_follow_the_log_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = WeirServer::start_with_kafka(&dir.path().join("data"), 50).await;
+    let out = client(&["retention", &server.bootstrap(), "short"]);
+    assert_eq!(
+        out,
+        vec![
+            "compact refused INVALID_CONFIG",
+            "retention.bytes 1",
+            "retention.ms 604800000",
+            "watermarks 2 3",
+            "records 2=v2",
+        ]
+    );
+    // SQL sees the same log: only the kept record.
+    let client = server.connect().await;
+    client
+        .batch_execute("CREATE SOURCE short_rows (v TEXT) FROM TOPIC short FORMAT CSV")
+        .await
+        .unwrap();
+    let rows = common::rows(&client, "SELECT v FROM short_rows")
+        .await
+        .unwrap();
+    assert_eq!(rows, vec![vec!["v2"]]);
+}

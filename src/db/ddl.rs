@@ -34,30 +34,11 @@ impl Database {
     ) -> Result<Output> {
         let mut config = TopicConfig::default();
         for (key, value) in options {
-            match key.as_str() {
-                "partitions" => {
-                    config.partitions = value
-                        .parse()
-                        .ok()
-                        .filter(|&p| (1..=crate::topics::PARTITIONS_MAX).contains(&p))
-                        .ok_or_else(|| {
-                            WeirError::new(
-                                ErrorKind::InvalidParameter,
-                                format!(
-                                    "partitions must be an integer from 1 to {}, not \"{value}\"",
-                                    crate::topics::PARTITIONS_MAX
-                                ),
-                            )
-                        })?;
-                }
-                other => {
-                    return Err(WeirError::new(
-                        ErrorKind::InvalidParameter,
-                        format!("unknown topic option \"{other}\""),
-                    )
-                    .with_hint("supported: partitions"));
-                }
-            }
+            config.set(key, value).map_err(|message| {
+                WeirError::new(ErrorKind::InvalidParameter, message).with_hint(
+                    "topic options: partitions, retention, retention_bytes, segment_bytes, cleanup_policy",
+                )
+            })?;
         }
         if if_not_exists && self.topics.topic(name).is_some() {
             return Ok(Output::Done(Tag::new("CREATE TOPIC")));

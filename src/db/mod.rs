@@ -120,6 +120,7 @@ impl Database {
         });
         db.recover().await?;
         db.runtime.begin_epochs();
+        spawn_retention(db.topics.clone());
         Ok(db)
     }
 
@@ -324,6 +325,26 @@ impl Database {
             dir.join("topics").display()
         )
     }
+}
+
+/// Applies topic retention every [`config::RETENTION_CHECK_INTERVAL_SECS`], off the async
+/// threads (it deletes files).
+fn spawn_retention(topics: Arc<TopicStore>) {
+    tokio::spawn(async move {
+        let period = Duration::from_secs(config::RETENTION_CHECK_INTERVAL_SECS);
+        let mut ticks = tokio::time::interval(period);
+        ticks.tick().await; // the first tick is immediate
+        loop {
+            ticks.tick().await;
+            let topics = topics.clone();
+            match tokio::task::spawn_blocking(move || topics.apply_retention()).await {
+                Ok(Ok(0)) => {}
+                Ok(Ok(deleted)) => tracing::info!(deleted, "retention deleted topic segments"),
+                Ok(Err(e)) => tracing::warn!("retention failed: {e}"),
+                Err(e) => tracing::warn!("retention task failed: {e}"),
+            }
+        }
+    });
 }
 
 /// Statements that change the catalog or the set of topics.

@@ -75,11 +75,13 @@ fn fetch_once(broker: &Broker, request: &FetchRequest) -> (FetchResponse, usize)
                 .catalog
                 .readable_end(&name, partition)
                 .map_or(log_end, |c| c.min(log_end)) as i64;
+            let log_start = topic.log_start(partition).unwrap_or(0) as i64;
             let data = data
                 .with_high_watermark(end)
                 .with_last_stable_offset(end)
-                .with_log_start_offset(0);
-            if p.fetch_offset < 0 || p.fetch_offset > end {
+                .with_log_start_offset(log_start);
+            // Below the log start: retention deleted those records (the consumer resets).
+            if p.fetch_offset < log_start || p.fetch_offset > end {
                 partitions.push(data.with_error_code(ResponseError::OffsetOutOfRange.code()));
                 continue;
             }
@@ -216,7 +218,10 @@ pub fn list_offsets(
                     };
                     let partition = p.partition_index as u32;
                     let found = match p.timestamp {
-                        -2 | -4 => Ok((0, -1)),
+                        -2 | -4 => topic
+                            .log_start(partition)
+                            .map(|start| (start as i64, -1))
+                            .map_err(|e| e.to_string()),
                         -1 | -3 | -5 => topic
                             .end_offset(partition)
                             .map(|e| {

@@ -5,6 +5,7 @@ use std::hash::{Hash, Hasher};
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::describe_configs_response::{
@@ -104,7 +105,7 @@ pub fn metadata(broker: &Broker, request: MetadataRequest, version: i16) -> Meta
                 let mut found = topics_store.topic(name);
                 if found.is_none() && broker.auto_create_topics && request.allow_auto_topic_creation
                 {
-                    found = create(broker, name, 1).ok();
+                    found = create(broker, name, TopicConfig::default()).ok();
                 }
                 match found {
                     Some(t) => describe_topic(&t),
@@ -130,16 +131,37 @@ pub fn metadata(broker: &Broker, request: MetadataRequest, version: i16) -> Meta
 pub fn create(
     broker: &Broker,
     name: &str,
-    partitions: u32,
+    config: TopicConfig,
 ) -> Result<std::sync::Arc<Topic>, TopicError> {
-    let config = TopicConfig {
-        partitions,
-        ..Default::default()
-    };
+    let partitions = config.partitions;
     let topic = broker.db.topics.create_topic(name, config)?;
     tracing::info!(topic = name, partitions, "topic created by a Kafka client");
     Ok(topic)
 }
+
+/// A topic's configuration from CreateTopics: its partition count and the configs Weir keeps
+/// (`retention.ms`, `retention.bytes`, `segment.bytes`, `cleanup.policy`); others are ignored.
+fn requested_config(partitions: u32, t: &CreatableTopic) -> Result<TopicConfig, String> {
+    let mut config = TopicConfig {
+        partitions,
+        ..Default::default()
+    };
+    for c in &t.configs {
+        let name = c.name.as_str();
+        if let (true, Some(value)) = (KEPT_CONFIGS.contains(&name), c.value.as_ref()) {
+            config.set(name, value.as_str())?;
+        }
+    }
+    Ok(config)
+}
+
+/// The topic configs Weir honours; CreateTopics ignores the rest (replication and the like).
+const KEPT_CONFIGS: &[&str] = &[
+    "retention.ms",
+    "retention.bytes",
+    "segment.bytes",
+    "cleanup.policy",
+];
 
 pub fn create_topics(broker: &Broker, request: CreateTopicsRequest) -> CreateTopicsResponse {
     let results = request
@@ -170,18 +192,22 @@ pub fn create_topics(broker: &Broker, request: CreateTopicsRequest) -> CreateTop
                         .map_err(|e| (ResponseError::InvalidTopicException, e.to_string())),
                 }
             } else {
-                create(broker, &name, partitions as u32)
-                    .map(|_| ())
-                    .map_err(|e| match e {
-                        TopicError::AlreadyExists(_) => (
-                            ResponseError::TopicAlreadyExists,
-                            format!("topic '{name}' already exists"),
-                        ),
-                        TopicError::InvalidName(_) => (
-                            ResponseError::InvalidTopicException,
-                            format!("invalid topic name '{name}'"),
-                        ),
-                        other => (ResponseError::UnknownServerError, other.to_string()),
+                requested_config(partitions as u32, t)
+                    .map_err(|message| (ResponseError::InvalidConfig, message))
+                    .and_then(|config| {
+                        create(broker, &name, config)
+                            .map(|_| ())
+                            .map_err(|e| match e {
+                                TopicError::AlreadyExists(_) => (
+                                    ResponseError::TopicAlreadyExists,
+                                    format!("topic '{name}' already exists"),
+                                ),
+                                TopicError::InvalidName(_) => (
+                                    ResponseError::InvalidTopicException,
+                                    format!("invalid topic name '{name}'"),
+                                ),
+                                other => (ResponseError::UnknownServerError, other.to_string()),
+                            })
                     })
             };
             let result = CreatableTopicResult::default().with_name(t.name.clone());
@@ -237,8 +263,13 @@ pub fn delete_topics(
     DeleteTopicsResponse::default().with_responses(responses)
 }
 
-/// Topic configuration as Kafka clients (and admin tools) ask for it. Weir's topics keep
-/// everything (no retention yet), so that is what they report; all values are read-only.
+/// A retention limit as Kafka writes it: -1 for none.
+fn kafka_limit(limit: Option<u64>) -> String {
+    limit.map_or("-1".to_string(), |l| l.to_string())
+}
+
+/// Topic configuration as Kafka clients (and admin tools) ask for it; all values are read-only
+/// (set when the topic is created).
 pub fn describe_configs(
     broker: &Broker,
     request: DescribeConfigsRequest,
@@ -260,8 +291,11 @@ pub fn describe_configs(
             };
             let all = [
                 ("cleanup.policy", "delete".to_string()),
-                ("retention.ms", "-1".to_string()),
-                ("retention.bytes", "-1".to_string()),
+                ("retention.ms", kafka_limit(topic.config().retention_ms)),
+                (
+                    "retention.bytes",
+                    kafka_limit(topic.config().retention_bytes),
+                ),
                 (
                     "segment.bytes",
                     topic.config().segment_bytes_max.to_string(),

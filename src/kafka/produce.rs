@@ -63,7 +63,7 @@ pub async fn produce(broker: &Broker, request: ProduceRequest) -> ProduceRespons
         let name = topic_name(&topic_data.name);
         let mut topic = broker.db.topics.topic(&name);
         if topic.is_none() && broker.auto_create_topics {
-            topic = metadata::create(broker, &name, 1).ok();
+            topic = metadata::create(broker, &name, Default::default()).ok();
         }
         let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
         for part in &topic_data.partition_data {

@@ -14,6 +14,17 @@
 //! A topic directory without `meta.json` is the leftover of an interrupted
 //! create or drop and is removed when the store is opened.
 //!
+//! # Retention
+//!
+//! A topic with `retention_ms` or `retention_bytes` deletes its oldest sealed
+//! segments (never the active one): those last written longer ago than
+//! `retention_ms`, and while a partition holds more than `retention_bytes`. The
+//! partition's first offset (its log start) then moves up to the first remaining
+//! segment; it is recorded in `<partition>/log_start` (written and fsynced before
+//! any file is deleted, so a crash midway is finished on the next open). Reads
+//! below the log start begin at the log start. Retention runs after an append
+//! rolls a segment over and when [`TopicStore::apply_retention`] is called.
+//!
 //! # Batch format (version 1, all integers little-endian)
 //!
 //! Each call to [`Topic::append`] writes one batch to the active segment:
@@ -124,6 +135,14 @@ pub struct TopicConfig {
     /// the next append. A single batch is never split, so a segment can grow
     /// past this by up to one batch.
     pub segment_bytes_max: u64,
+    /// Retention by age: sealed segments whose last write is older than this many
+    /// milliseconds are deleted. None keeps everything.
+    #[serde(default)]
+    pub retention_ms: Option<u64>,
+    /// Retention by size: the oldest sealed segments are deleted while a partition holds more
+    /// than this many bytes. None keeps everything.
+    #[serde(default)]
+    pub retention_bytes: Option<u64>,
 }
 
 impl Default for TopicConfig {
@@ -131,8 +150,89 @@ impl Default for TopicConfig {
         TopicConfig {
             partitions: 1,
             segment_bytes_max: SEGMENT_BYTES_MAX_DEFAULT,
+            retention_ms: None,
+            retention_bytes: None,
         }
     }
+}
+
+impl TopicConfig {
+    /// Whether the topic deletes old segments.
+    pub fn has_retention(&self) -> bool {
+        self.retention_ms.is_some() || self.retention_bytes.is_some()
+    }
+
+    /// Sets one option by name, as `CREATE TOPIC ... WITH (...)` and Kafka's CreateTopics
+    /// write them: `partitions`, `retention` (`'7d'`, `'12h'`, `'30m'`, `'10s'`, `'500ms'`, or
+    /// milliseconds; `retention.ms` in Kafka), `retention_bytes`, `segment_bytes`,
+    /// `cleanup_policy` (`delete`). `-1` means no limit. The error says what is wrong.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
+        let value = value.trim();
+        let bytes = |what: &str| -> Result<Option<u64>, String> {
+            match value {
+                "-1" => Ok(None),
+                v => v
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|&b| b > 0)
+                    .map(Some)
+                    .ok_or_else(|| {
+                        format!("{what} must be a positive number of bytes, not \"{v}\"")
+                    }),
+            }
+        };
+        match key.replace('.', "_").to_ascii_lowercase().as_str() {
+            "partitions" => {
+                self.partitions = value
+                    .parse()
+                    .ok()
+                    .filter(|p| (1..=PARTITIONS_MAX).contains(p))
+                    .ok_or_else(|| {
+                        format!("partitions must be an integer from 1 to {PARTITIONS_MAX}, not \"{value}\"")
+                    })?;
+            }
+            "retention" | "retention_ms" => {
+                self.retention_ms = match value {
+                    "-1" => None,
+                    v => Some(parse_duration_ms(v).ok_or_else(|| {
+                        format!("retention must be a duration like '7d', '12h', '30m', '10s' or milliseconds, not \"{v}\"")
+                    })?),
+                }
+            }
+            "retention_bytes" => self.retention_bytes = bytes("retention_bytes")?,
+            "segment_bytes" => {
+                self.segment_bytes_max =
+                    bytes("segment_bytes")?.unwrap_or(SEGMENT_BYTES_MAX_DEFAULT)
+            }
+            "cleanup_policy" if value.eq_ignore_ascii_case("delete") => {}
+            "cleanup_policy" => {
+                return Err(format!(
+                    "cleanup_policy \"{value}\" is not supported: only 'delete' (compacted topics are not implemented yet)"
+                ));
+            }
+            other => return Err(format!("unknown topic option \"{other}\"")),
+        }
+        Ok(())
+    }
+}
+
+/// `'7d'`, `'12h'`, `'30m'`, `'10s'`, `'500ms'` or plain milliseconds, in milliseconds.
+fn parse_duration_ms(text: &str) -> Option<u64> {
+    let text = text.trim().to_ascii_lowercase();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    let unit_ms: u64 = match unit.trim() {
+        "" | "ms" => 1,
+        "s" => 1_000,
+        "m" | "min" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return None,
+    };
+    number.checked_mul(unit_ms).filter(|&ms| ms > 0)
 }
 
 /// Errors returned by the topic store.

@@ -36,6 +36,16 @@ use super::batch::EncodedBatch;
 use super::segment::{REWRITE_SUFFIX, Segment};
 use super::{Record, TopicError, corrupt, invalid_input, lock, read_lock, sync_dir, write_lock};
 
+/// The file recording a partition's log start (see the module doc of `topics`).
+const LOG_START_FILE: &str = "log_start";
+
+/// What a partition keeps: ages and sizes past which its oldest sealed segments go.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Retention {
+    pub max_age: Option<std::time::Duration>,
+    pub max_bytes: Option<u64>,
+}
+
 /// Most records a read reserves room for up front; larger reads grow as
 /// they go, so a huge `max_records` does not allocate a huge buffer.
 const READ_PREALLOC_RECORDS_MAX: u64 = 64 * 1024;
@@ -76,6 +86,9 @@ pub(super) struct Partition {
     sync: Mutex<()>,
     /// Records below this offset are durable and visible to readers.
     synced_offset: AtomicU64,
+    /// The first offset still held: records below it were deleted by retention.
+    log_start: AtomicU64,
+    retention: Retention,
     /// Number of data fsyncs issued on this partition's segments.
     fsyncs: AtomicU64,
 }
@@ -97,7 +110,9 @@ impl Partition {
         topic: Arc<str>,
         number: u32,
         segment_bytes_max: u64,
+        retention: Retention,
     ) -> io::Result<Partition> {
+        let log_start = read_log_start(dir)?;
         let mut bases = Vec::new();
         for entry in fs::read_dir(dir)? {
             let entry = entry?;
@@ -111,14 +126,20 @@ impl Partition {
             }
         }
         bases.sort_unstable();
-        if bases.first() != Some(&0) {
+        // Segments wholly below the log start are what an interrupted retention left.
+        while bases.len() > 1 && bases[1] <= log_start {
+            warn!(dir = %dir.display(), base = bases[0], "finishing an interrupted retention");
+            fs::remove_file(dir.join(Segment::file_name(bases[0])))?;
+            bases.remove(0);
+        }
+        if bases.first() != Some(&log_start) {
             return Err(corrupt(format!(
-                "{}: no segment starting at offset 0",
+                "{}: no segment starting at the log start, offset {log_start}",
                 dir.display()
             )));
         }
         let mut segments = Vec::with_capacity(bases.len());
-        let mut end_offset = 0;
+        let mut end_offset = log_start;
         let mut active_bytes = 0;
         for (i, &base) in bases.iter().enumerate() {
             let path = dir.join(Segment::file_name(base));
@@ -151,8 +172,57 @@ impl Partition {
             }),
             sync: Mutex::new(()),
             synced_offset: AtomicU64::new(end_offset),
+            log_start: AtomicU64::new(log_start),
+            retention,
             fsyncs: AtomicU64::new(0),
         })
+    }
+
+    /// The first offset the partition still holds (0 until retention deletes a segment).
+    pub fn log_start(&self) -> u64 {
+        self.log_start.load(Ordering::Acquire)
+    }
+
+    /// Deletes the oldest sealed segments past the retention limits (see the module doc of
+    /// `topics`). Returns how many segments were deleted.
+    pub fn apply_retention(&self) -> io::Result<usize> {
+        let Retention { max_age, max_bytes } = self.retention;
+        if max_age.is_none() && max_bytes.is_none() {
+            return Ok(0);
+        }
+        // The writer lock keeps the active segment (and rolls) still while we look.
+        let writer = lock(&self.writer);
+        let mut segments = write_lock(&self.segments);
+        let sealed = segments.len().saturating_sub(1);
+        let mut sizes = Vec::with_capacity(sealed);
+        let mut ages = Vec::with_capacity(sealed);
+        for segment in &segments[..sealed] {
+            let meta = fs::metadata(segment.path())?;
+            sizes.push(meta.len());
+            ages.push(meta.modified()?.elapsed().unwrap_or_default());
+        }
+        let mut total: u64 = sizes.iter().sum::<u64>() + writer.active_bytes;
+        let mut delete = 0;
+        while delete < sealed {
+            let too_old = max_age.is_some_and(|limit| ages[delete] > limit);
+            let too_big = max_bytes.is_some_and(|limit| total > limit);
+            if !too_old && !too_big {
+                break;
+            }
+            total -= sizes[delete];
+            delete += 1;
+        }
+        if delete == 0 {
+            return Ok(0);
+        }
+        let new_start = segments[delete].base_offset();
+        write_log_start(&self.dir, new_start)?;
+        self.log_start.store(new_start, Ordering::Release);
+        for segment in segments.drain(..delete) {
+            fs::remove_file(segment.path())?;
+        }
+        sync_dir(&self.dir)?;
+        Ok(delete)
     }
 
     /// Offset below which records are durable and readable.
@@ -173,7 +243,7 @@ impl Partition {
             return Ok(self.end_offset());
         }
         let mut batch = EncodedBatch::encode(records)?;
-        let (base_offset, end_offset) = {
+        let (base_offset, end_offset, rolled) = {
             let mut writer = lock(&self.writer);
             self.check_open(&writer)?;
             match self.write_batch(&mut writer, &mut batch) {
@@ -185,13 +255,24 @@ impl Partition {
             }
         };
         self.sync_through(end_offset)?;
+        if rolled {
+            // Deleting old segments is housekeeping: the append is durable either way.
+            if let Err(err) = self.apply_retention() {
+                warn!(topic = %self.topic, partition = self.number, "retention failed: {err}");
+            }
+        }
         Ok(base_offset)
     }
 
     /// Writes a batch under the writer lock, rolling the segment over first
-    /// if it is full. Returns the batch's base offset and end offset.
-    fn write_batch(&self, writer: &mut Writer, batch: &mut EncodedBatch) -> io::Result<(u64, u64)> {
-        if writer.active_bytes > 0 && writer.active_bytes >= self.segment_bytes_max {
+    /// if it is full. Returns the batch's base offset and end offset, and whether it rolled.
+    fn write_batch(
+        &self,
+        writer: &mut Writer,
+        batch: &mut EncodedBatch,
+    ) -> io::Result<(u64, u64, bool)> {
+        let rolled = writer.active_bytes > 0 && writer.active_bytes >= self.segment_bytes_max;
+        if rolled {
             self.roll(writer)?;
         }
         let base_offset = writer.next_offset;
@@ -201,7 +282,7 @@ impl Partition {
             .write_batch(writer.active_bytes, base_offset, bytes)?;
         writer.active_bytes += batch.len_bytes();
         writer.next_offset += u64::from(batch.record_count());
-        Ok((base_offset, writer.next_offset))
+        Ok((base_offset, writer.next_offset, rolled))
     }
 
     /// Seals the active segment (fsync) and starts a new one at the next
@@ -239,7 +320,9 @@ impl Partition {
     }
 
     /// Reads up to `max_records` durable records starting at offset `from`.
+    /// Reads below the log start begin at the log start.
     pub fn read(&self, from: u64, max_records: usize) -> Result<Vec<(u64, Record)>, TopicError> {
+        let from = from.max(self.log_start());
         let end = self.end_offset();
         if from >= end || max_records == 0 {
             return Ok(Vec::new());
@@ -283,6 +366,16 @@ impl Partition {
         let _sync = lock(&self.sync);
         let mut writer = lock(&self.writer);
         self.check_open(&writer)?;
+        if offset < self.log_start() {
+            return Err(invalid_input(format!(
+                "cannot truncate partition {} of topic {:?} to offset {offset}: retention \
+                 already deleted everything below {}",
+                self.number,
+                self.topic,
+                self.log_start()
+            ))
+            .into());
+        }
         if offset > writer.next_offset {
             return Err(invalid_input(format!(
                 "cannot truncate partition {} of topic {:?} to offset {offset}: it ends at {}",
@@ -356,4 +449,30 @@ impl Partition {
             .into()),
         }
     }
+}
+
+/// The recorded log start of the partition in `dir` (0 when none was ever recorded).
+fn read_log_start(dir: &Path) -> io::Result<u64> {
+    match fs::read_to_string(dir.join(LOG_START_FILE)) {
+        Ok(text) => text.trim().parse().map_err(|_| {
+            corrupt(format!(
+                "{}: not an offset: {text:?}",
+                dir.join(LOG_START_FILE).display()
+            ))
+        }),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(0),
+        Err(err) => Err(err),
+    }
+}
+
+/// Records the log start durably: a temporary file, fsynced, renamed over the old one.
+fn write_log_start(dir: &Path, offset: u64) -> io::Result<()> {
+    let tmp = dir.join(format!("{LOG_START_FILE}.tmp"));
+    {
+        let mut file = fs::File::create(&tmp)?;
+        io::Write::write_all(&mut file, offset.to_string().as_bytes())?;
+        file.sync_all()?;
+    }
+    fs::rename(&tmp, dir.join(LOG_START_FILE))?;
+    sync_dir(dir)
 }

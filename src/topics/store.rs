@@ -106,6 +106,19 @@ impl TopicStore {
         Ok(())
     }
 
+    /// Applies every topic's retention (deletes the segments it no longer keeps); returns how
+    /// many segments went. Appends do this when they roll a segment; this covers topics that
+    /// age without being written.
+    pub fn apply_retention(&self) -> Result<usize, TopicError> {
+        let mut deleted = 0;
+        for topic in self.list() {
+            if topic.config().has_retention() {
+                deleted += topic.apply_retention()?;
+            }
+        }
+        Ok(deleted)
+    }
+
     /// All topics, sorted by name.
     pub fn list(&self) -> Vec<Arc<Topic>> {
         read_lock(&self.topics).values().cloned().collect()

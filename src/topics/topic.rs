@@ -10,7 +10,7 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::sync::Arc;
 
-use super::partition::Partition;
+use super::partition::{Partition, Retention};
 use super::{PARTITIONS_MAX, Record, TopicConfig, TopicError, corrupt, invalid_input, sync_dir};
 
 /// Name of the file holding a topic's [`TopicConfig`].
@@ -70,6 +70,10 @@ impl Topic {
                     Arc::clone(&shared_name),
                     number,
                     config.segment_bytes_max,
+                    Retention {
+                        max_age: config.retention_ms.map(std::time::Duration::from_millis),
+                        max_bytes: config.retention_bytes,
+                    },
                 )
             })
             .collect::<io::Result<Vec<_>>>()?;
@@ -118,6 +122,21 @@ impl Topic {
         max_records: usize,
     ) -> Result<Vec<(u64, Record)>, TopicError> {
         self.partition(partition)?.read(from, max_records)
+    }
+
+    /// The first offset the partition still holds (records below it were deleted by
+    /// retention).
+    pub fn log_start(&self, partition: u32) -> Result<u64, TopicError> {
+        Ok(self.partition(partition)?.log_start())
+    }
+
+    /// Deletes the segments of every partition that retention no longer keeps.
+    pub fn apply_retention(&self) -> Result<usize, TopicError> {
+        let mut deleted = 0;
+        for partition in &self.partitions {
+            deleted += partition.apply_retention()?;
+        }
+        Ok(deleted)
     }
 
     /// Cuts the partition back so that `end_offset` becomes `offset` (drops

@@ -206,6 +206,46 @@ def create_topic(bootstrap, topic, partitions):
     print("created")
 
 
+def retention(bootstrap, topic):
+    """Creates TOPIC with one-byte segments and a one-byte size limit, produces three records
+    one batch each, and prints what Kafka clients see: the configs, the offsets, the records."""
+    from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+    from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    configs = {"retention.bytes": "1", "segment.bytes": "1", "retention.ms": "604800000"}
+    admin.create_topics([NewTopic(topic, 1, 1, config=configs)])[topic].result(10)
+    try:
+        admin.create_topics([NewTopic(topic + "-compact", 1, 1, config={"cleanup.policy": "compact"})])[
+            topic + "-compact"
+        ].result(10)
+        print("compact accepted")
+    except KafkaException as e:
+        print("compact refused " + e.args[0].name())
+    resource = ConfigResource(ResourceType.TOPIC, topic)
+    described = admin.describe_configs([resource])[resource].result(10)
+    print("retention.bytes " + described["retention.bytes"].value)
+    print("retention.ms " + described["retention.ms"].value)
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 0})
+    for i in range(3):
+        producer.produce(topic, value=f"v{i}".encode())
+        producer.flush(10)
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "retention-check",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+    print(f"watermarks {low} {high}")
+    consumer.assign([TopicPartition(topic, 0, 0)])  # below the log start: the consumer resets
+    seen = []
+    while len(seen) < high - low:
+        m = consumer.poll(10)
+        if m is None:
+            break
+        if m.error() is None:
+            seen.append(f"{m.offset()}={m.value().decode()}")
+    consumer.close()
+    print("records " + ",".join(seen))
+
+
 if __name__ == "__main__":
     cmd, bootstrap, topic, *rest = sys.argv[1:]
     if cmd == "produce-confluent":
@@ -226,6 +266,8 @@ if __name__ == "__main__":
         group_consume(bootstrap, topic, rest[0], int(rest[1]))
     elif cmd == "admin-describe":
         admin_describe(bootstrap, topic, rest[0])
+    elif cmd == "retention":
+        retention(bootstrap, topic)
     elif cmd == "create-topic":
         create_topic(bootstrap, topic, int(rest[0]))
     else:

@@ -5,6 +5,7 @@ mod basic;
 mod concurrency;
 mod format;
 mod recovery;
+mod retention;
 mod truncate;
 
 use std::fs;
@@ -47,6 +48,7 @@ fn config(partitions: u32, segment_bytes_max: u64) -> TopicConfig {
     TopicConfig {
         partitions,
         segment_bytes_max,
+        ..TopicConfig::default()
     }
 }
 
