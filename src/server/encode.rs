@@ -98,10 +98,10 @@ pub fn field_type(field: &Field) -> Type {
 
 /// json / jsonb / uuid are stored as text; `buf` holds the text, rewritten in place into the
 /// binary form of the declared type.
-fn text_type_binary(declared: Option<&Type>, buf: &mut Vec<u8>) -> Result<()> {
+fn text_type_binary(declared: &Type, buf: &mut Vec<u8>) -> Result<()> {
     match declared {
-        Some(t) if *t == Type::JSONB => buf.insert(0, 1), // jsonb binary format version
-        Some(t) if *t == Type::UUID => {
+        t if *t == Type::JSONB => buf.insert(0, 1), // jsonb binary format version
+        t if *t == Type::UUID => {
             let text = String::from_utf8_lossy(buf).into_owned();
             let uuid = uuid::Uuid::parse_str(text.trim()).map_err(|_| {
                 WeirError::new(
@@ -156,6 +156,14 @@ pub fn rows(
     let mut encoder = DataRowEncoder::new(fields.clone());
     let text_options = pgwire::types::format::FormatOptions::default();
     let mut buf = Vec::new();
+    // json / jsonb / uuid columns (stored as text) need their binary form built per value.
+    let declared: Vec<Option<Type>> = fields
+        .iter()
+        .map(|f| {
+            let t = f.datatype();
+            (*t == Type::JSONB || *t == Type::UUID).then(|| t.clone())
+        })
+        .collect();
     for batch in batches {
         let columns: Vec<Column> = batch
             .columns()
@@ -176,9 +184,8 @@ pub fn rows(
                 } else {
                     buf.clear();
                     let present = column.binary(row, &mut buf);
-                    if present {
-                        let declared = fields.get(c).map(|f| f.datatype().clone());
-                        text_type_binary(declared.as_ref(), &mut buf)?;
+                    if let (true, Some(Some(t))) = (present, declared.get(c)) {
+                        text_type_binary(t, &mut buf)?;
                     }
                     let value = present.then_some(buf.as_slice());
                     encoder.encode_field_with_type_and_format(
