@@ -290,7 +290,10 @@ pub fn describe_configs(
                 return result.with_error_code(ResponseError::UnknownTopicOrPartition.code());
             };
             let all = [
-                ("cleanup.policy", "delete".to_string()),
+                (
+                    "cleanup.policy",
+                    topic.config().cleanup_policy().to_string(),
+                ),
                 ("retention.ms", kafka_limit(topic.config().retention_ms)),
                 (
                     "retention.bytes",

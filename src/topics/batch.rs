@@ -32,6 +32,9 @@ const KEY_FLAG_BYTES: usize = 1;
 const FLAG_KEY: u8 = 1;
 /// Record flags: headers follow the value.
 const FLAG_HEADERS: u8 = 2;
+/// Record flags: compaction removed the record (a later one has its key); only its
+/// timestamp and flags remain, so offsets stay dense.
+const FLAG_REMOVED: u8 = 4;
 
 /// Encoded size of a key or value length field.
 const LENGTH_FIELD_BYTES: usize = 4;
@@ -124,6 +127,13 @@ impl EncodedBatch {
     /// Encodes `records` (at least one). Fails with `InvalidInput` when the
     /// batch would not fit the format's 32-bit length fields.
     pub fn encode(records: &[Record]) -> io::Result<EncodedBatch> {
+        EncodedBatch::encode_slots(records.iter().map(Some))
+    }
+
+    /// Encodes a batch in which some records were removed by compaction (`None`).
+    pub fn encode_slots<'a>(
+        records: impl ExactSizeIterator<Item = Option<&'a Record>> + Clone,
+    ) -> io::Result<EncodedBatch> {
         let record_count = u32::try_from(records.len()).map_err(|_| {
             invalid_input(format!("batch of {} records is too large", records.len()))
         })?;
@@ -133,10 +143,13 @@ impl EncodedBatch {
             ));
         }
         let records_bytes: u64 = records
-            .iter()
-            .map(|r| {
-                let key = r.key.as_ref().map_or(0, |k| LENGTH_FIELD_BYTES + k.len());
-                (RECORD_FIXED_BYTES + key + r.value.len() + headers_bytes(r)) as u64
+            .clone()
+            .map(|r| match r {
+                Some(r) => {
+                    let key = r.key.as_ref().map_or(0, |k| LENGTH_FIELD_BYTES + k.len());
+                    (RECORD_FIXED_BYTES + key + r.value.len() + headers_bytes(r)) as u64
+                }
+                None => (TIMESTAMP_BYTES + KEY_FLAG_BYTES) as u64,
             })
             .sum();
         let payload_bytes = u32::try_from(records_bytes + PAYLOAD_FIXED_BYTES as u64)
@@ -148,7 +161,13 @@ impl EncodedBatch {
         bytes.extend_from_slice(&0u32.to_le_bytes());
         bytes.extend_from_slice(&0u64.to_le_bytes());
         bytes.extend_from_slice(&record_count.to_le_bytes());
-        for record in records {
+        for slot in records {
+            let Some(record) = slot else {
+                // A removed record keeps its place; its timestamp is not needed.
+                bytes.extend_from_slice(&0i64.to_le_bytes());
+                bytes.push(FLAG_REMOVED);
+                continue;
+            };
             bytes.extend_from_slice(&record.timestamp_ms.to_le_bytes());
             let mut flags = 0;
             if record.key.is_some() {
@@ -208,14 +227,17 @@ impl EncodedBatch {
     }
 }
 
-/// Decodes the record section of a batch whose CRC has been verified.
-/// Keys and values share the `records` buffer (no copies). Malformed
+/// Decodes the record section of a batch whose CRC has been verified; records compaction
+/// removed are `None`. Keys and values share the `records` buffer (no copies). Malformed
 /// contents give an `InvalidData` error, never a panic.
-pub(super) fn decode_records(mut records: Bytes, record_count: u32) -> io::Result<Vec<Record>> {
+pub(super) fn decode_records(
+    mut records: Bytes,
+    record_count: u32,
+) -> io::Result<Vec<Option<Record>>> {
     let truncated = || corrupt("batch record section is shorter than its records".to_string());
     // The count comes from disk: never reserve more records than the bytes
     // could possibly hold.
-    let fits = records.len() / RECORD_FIXED_BYTES;
+    let fits = records.len() / (TIMESTAMP_BYTES + KEY_FLAG_BYTES);
     let mut out = Vec::with_capacity(fits.min(record_count as usize));
     for _ in 0..record_count {
         if records.remaining() < TIMESTAMP_BYTES + KEY_FLAG_BYTES {
@@ -223,6 +245,10 @@ pub(super) fn decode_records(mut records: Bytes, record_count: u32) -> io::Resul
         }
         let timestamp_ms = records.get_i64_le();
         let flags = records.get_u8();
+        if flags == FLAG_REMOVED {
+            out.push(None);
+            continue;
+        }
         if flags & !(FLAG_KEY | FLAG_HEADERS) != 0 {
             return Err(corrupt(format!("bad record flags {flags}")));
         }
@@ -251,12 +277,12 @@ pub(super) fn decode_records(mut records: Bytes, record_count: u32) -> io::Resul
                 headers.push((name, value));
             }
         }
-        out.push(Record {
+        out.push(Some(Record {
             key,
             value,
             timestamp_ms,
             headers,
-        });
+        }));
     }
     if records.has_remaining() {
         return Err(corrupt(format!(

@@ -25,6 +25,11 @@
 //! below the log start begin at the log start. Retention runs after an append
 //! rolls a segment over and when [`TopicStore::apply_retention`] is called.
 //!
+//! A compacted topic (`compact`) rewrites its sealed segments at the same moments,
+//! keeping only the latest record of each key: a removed record leaves a
+//! placeholder (flag bit 2, no key or value) so offsets stay dense, and reads skip
+//! it. The rewrite goes through a temporary file and an atomic rename.
+//!
 //! # Batch format (version 1, all integers little-endian)
 //!
 //! Each call to [`Topic::append`] writes one batch to the active segment:
@@ -38,7 +43,8 @@
 //! 17     4     record count, at least 1 (u32)
 //! 21     ...   records, back to back:
 //!                8  timestamp in milliseconds (i64)
-//!                1  flags: bit 0 = a key follows, bit 1 = headers follow the value
+//!                1  flags: bit 0 = a key follows, bit 1 = headers follow the value,
+//!                   bit 2 (alone) = removed by compaction, nothing follows
 //!               [4  key length (u32) + key bytes]   only when present
 //!                4  value length (u32) + value bytes
 //!               [4  header count (u32), then per header: 4 name length + name bytes,
@@ -143,6 +149,10 @@ pub struct TopicConfig {
     /// than this many bytes. None keeps everything.
     #[serde(default)]
     pub retention_bytes: Option<u64>,
+    /// Compacted topic (`cleanup_policy = 'compact'`): sealed segments keep only the latest
+    /// record of each key (records without a key are kept).
+    #[serde(default)]
+    pub compact: bool,
 }
 
 impl Default for TopicConfig {
@@ -152,20 +162,34 @@ impl Default for TopicConfig {
             segment_bytes_max: SEGMENT_BYTES_MAX_DEFAULT,
             retention_ms: None,
             retention_bytes: None,
+            compact: false,
         }
     }
 }
 
 impl TopicConfig {
-    /// Whether the topic deletes old segments.
+    /// Whether the topic deletes or compacts old segments.
     pub fn has_retention(&self) -> bool {
-        self.retention_ms.is_some() || self.retention_bytes.is_some()
+        self.retention_ms.is_some() || self.retention_bytes.is_some() || self.compact
+    }
+
+    /// `cleanup.policy` as Kafka writes it.
+    pub fn cleanup_policy(&self) -> &'static str {
+        match (
+            self.compact,
+            self.retention_ms.is_some() || self.retention_bytes.is_some(),
+        ) {
+            (true, true) => "compact,delete",
+            (true, false) => "compact",
+            _ => "delete",
+        }
     }
 
     /// Sets one option by name, as `CREATE TOPIC ... WITH (...)` and Kafka's CreateTopics
     /// write them: `partitions`, `retention` (`'7d'`, `'12h'`, `'30m'`, `'10s'`, `'500ms'`, or
     /// milliseconds; `retention.ms` in Kafka), `retention_bytes`, `segment_bytes`,
-    /// `cleanup_policy` (`delete`). `-1` means no limit. The error says what is wrong.
+    /// `cleanup_policy` (`delete`, `compact`, or both). `-1` means no limit. The error says
+    /// what is wrong.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
         let value = value.trim();
         let bytes = |what: &str| -> Result<Option<u64>, String> {
@@ -204,11 +228,20 @@ impl TopicConfig {
                 self.segment_bytes_max =
                     bytes("segment_bytes")?.unwrap_or(SEGMENT_BYTES_MAX_DEFAULT)
             }
-            "cleanup_policy" if value.eq_ignore_ascii_case("delete") => {}
             "cleanup_policy" => {
-                return Err(format!(
-                    "cleanup_policy \"{value}\" is not supported: only 'delete' (compacted topics are not implemented yet)"
-                ));
+                let mut compact = false;
+                for policy in value.split(',').map(|p| p.trim().to_ascii_lowercase()) {
+                    match policy.as_str() {
+                        "compact" => compact = true,
+                        "delete" => {}
+                        other => {
+                            return Err(format!(
+                                "cleanup_policy must be 'delete', 'compact' or 'compact,delete', not \"{other}\""
+                            ));
+                        }
+                    }
+                }
+                self.compact = compact;
             }
             other => return Err(format!("unknown topic option \"{other}\"")),
         }

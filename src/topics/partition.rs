@@ -44,6 +44,8 @@ const LOG_START_FILE: &str = "log_start";
 pub(super) struct Retention {
     pub max_age: Option<std::time::Duration>,
     pub max_bytes: Option<u64>,
+    /// Keep only the latest record per key in sealed segments.
+    pub compact: bool,
 }
 
 /// Most records a read reserves room for up front; larger reads grow as
@@ -186,7 +188,54 @@ impl Partition {
     /// Deletes the oldest sealed segments past the retention limits (see the module doc of
     /// `topics`). Returns how many segments were deleted.
     pub fn apply_retention(&self) -> io::Result<usize> {
-        let Retention { max_age, max_bytes } = self.retention;
+        let compacted = if self.retention.compact {
+            self.compact()?
+        } else {
+            0
+        };
+        Ok(compacted + self.delete_old_segments()?)
+    }
+
+    /// Rewrites the sealed segments holding records a later record with the same key
+    /// supersedes; returns how many were rewritten. The latest offset of each key is found
+    /// over the whole partition (the active segment included) before any rewrite.
+    fn compact(&self) -> io::Result<usize> {
+        let segments: Vec<Arc<Segment>> = read_lock(&self.segments).clone();
+        let end = self.end_offset();
+        let mut latest: std::collections::HashMap<bytes::Bytes, u64> = Default::default();
+        for segment in &segments {
+            for (offset, record) in segment.records()? {
+                if let (true, Some(key)) = (offset < end, record.key) {
+                    latest.insert(key, offset);
+                }
+            }
+        }
+        let superseded = |offset: u64, r: &Record| {
+            r.key
+                .as_ref()
+                .is_some_and(|k| latest.get(k).is_some_and(|&l| l > offset))
+        };
+        let mut rewritten = 0;
+        for segment in &segments[..segments.len().saturating_sub(1)] {
+            // The writer lock keeps truncation and retention away while a segment is replaced.
+            let _writer = lock(&self.writer);
+            let mut all = write_lock(&self.segments);
+            let Some(slot) = all.iter_mut().find(|s| Arc::ptr_eq(s, segment)) else {
+                continue; // retention or a truncate removed it meanwhile
+            };
+            if let Some(compacted) = segment.compact(|offset, r| !superseded(offset, r))? {
+                *slot = Arc::new(compacted);
+                rewritten += 1;
+            }
+        }
+        Ok(rewritten)
+    }
+
+    /// Deletes the oldest sealed segments past the age and size limits; returns how many.
+    fn delete_old_segments(&self) -> io::Result<usize> {
+        let Retention {
+            max_age, max_bytes, ..
+        } = self.retention;
         if max_age.is_none() && max_bytes.is_none() {
             return Ok(0);
         }
@@ -320,9 +369,24 @@ impl Partition {
     }
 
     /// Reads up to `max_records` durable records starting at offset `from`.
-    /// Reads below the log start begin at the log start.
+    /// Reads below the log start begin at the log start. In a compacted topic the offsets
+    /// of what comes back may have gaps; a read returns nothing only at the end.
     pub fn read(&self, from: u64, max_records: usize) -> Result<Vec<(u64, Record)>, TopicError> {
-        let from = from.max(self.log_start());
+        let mut from = from.max(self.log_start());
+        let end = self.end_offset();
+        let window = u64::try_from(max_records).unwrap_or(u64::MAX);
+        loop {
+            let out = self.read_window(from, max_records)?;
+            let next = from.saturating_add(window);
+            if !out.is_empty() || next >= end || max_records == 0 {
+                return Ok(out);
+            }
+            from = next; // a window of records compaction removed: look further
+        }
+    }
+
+    /// The records in offsets `from..from + max_records` (fewer where compaction removed some).
+    fn read_window(&self, from: u64, max_records: usize) -> Result<Vec<(u64, Record)>, TopicError> {
         let end = self.end_offset();
         if from >= end || max_records == 0 {
             return Ok(Vec::new());

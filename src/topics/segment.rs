@@ -198,7 +198,9 @@ impl Segment {
                 let skip = (first - header.base_offset) as usize;
                 let take = (last - first) as usize;
                 let offsets = first..last;
-                out.extend(offsets.zip(records.into_iter().skip(skip).take(take)));
+                let kept = records.into_iter().skip(skip).take(take);
+                // Records removed by compaction leave gaps in the offsets.
+                out.extend(offsets.zip(kept).filter_map(|(o, r)| r.map(|r| (o, r))));
             }
             position += header.batch_bytes();
             expected = header.end_offset();
@@ -233,7 +235,7 @@ impl Segment {
         let kept = (offset - header.base_offset) as usize;
         let mut records = self.read_batch_records(position, &header)?;
         records.truncate(kept);
-        let mut batch = EncodedBatch::encode(&records)?;
+        let mut batch = EncodedBatch::encode_slots(records.iter().map(Option::as_ref))?;
         let new = self.rewrite(position, batch.seal(header.base_offset))?;
         Ok((Some(new), position + batch.len_bytes()))
     }
@@ -270,6 +272,55 @@ impl Segment {
         ))
     }
 
+    /// Rewrites the (sealed) segment without the records `keep` rejects, each batch keeping
+    /// its offsets (removed records leave a placeholder). Returns the new segment, or None
+    /// when nothing was removed. The rewrite goes through a temporary file and an atomic
+    /// rename, as a cut does.
+    pub fn compact(&self, keep: impl Fn(u64, &Record) -> bool) -> io::Result<Option<Segment>> {
+        let file_bytes = self.file.metadata()?.len();
+        let (mut position, mut offset) = (0, self.base_offset);
+        let mut bytes = Vec::new();
+        let mut removed = 0;
+        while position < file_bytes {
+            let header = self.read_header(position, offset)?;
+            let mut records = self.read_batch_records(position, &header)?;
+            for (i, slot) in records.iter_mut().enumerate() {
+                if slot.as_ref().is_some_and(|r| !keep(offset + i as u64, r)) {
+                    *slot = None;
+                    removed += 1;
+                }
+            }
+            let mut batch = EncodedBatch::encode_slots(records.iter().map(Option::as_ref))?;
+            bytes.extend_from_slice(batch.seal(header.base_offset));
+            position += header.batch_bytes();
+            offset = header.end_offset();
+        }
+        if removed == 0 {
+            return Ok(None);
+        }
+        self.rewrite(0, &bytes)?;
+        Ok(Some(
+            Segment::open(&self.path, self.base_offset, false)?.segment,
+        ))
+    }
+
+    /// Every record the segment holds, in offset order (records compaction removed are
+    /// skipped).
+    pub fn records(&self) -> io::Result<Vec<(u64, Record)>> {
+        let file_bytes = self.file.metadata()?.len();
+        let (mut position, mut offset) = (0, self.base_offset);
+        let mut out = Vec::new();
+        while position < file_bytes {
+            let header = self.read_header(position, offset)?;
+            let records = self.read_batch_records(position, &header)?;
+            let offsets = header.base_offset..header.end_offset();
+            out.extend(offsets.zip(records).filter_map(|(o, r)| r.map(|r| (o, r))));
+            position += header.batch_bytes();
+            offset = header.end_offset();
+        }
+        Ok(out)
+    }
+
     /// Position and base offset of the last indexed batch at or before
     /// `offset`.
     fn seek(&self, offset: u64) -> io::Result<(u64, u64)> {
@@ -299,7 +350,11 @@ impl Segment {
     }
 
     /// Reads, checks and decodes the records of the batch at `position`.
-    fn read_batch_records(&self, position: u64, header: &BatchHeader) -> io::Result<Vec<Record>> {
+    fn read_batch_records(
+        &self,
+        position: u64,
+        header: &BatchHeader,
+    ) -> io::Result<Vec<Option<Record>>> {
         let mut bytes = vec![0; header.records_bytes()];
         self.file
             .read_exact_at(&mut bytes, position + BATCH_HEADER_BYTES as u64)?;

@@ -73,6 +73,7 @@ impl Topic {
                     Retention {
                         max_age: config.retention_ms.map(std::time::Duration::from_millis),
                         max_bytes: config.retention_bytes,
+                        compact: config.compact,
                     },
                 )
             })

@@ -50,7 +50,7 @@ fn batch_layout_matches_the_documented_format() {
     let section = &bytes[BATCH_HEADER_BYTES..];
     assert!(header.crc_matches(section));
     let decoded = decode_records(Bytes::copy_from_slice(section), header.record_count).unwrap();
-    assert_eq!(decoded, input);
+    assert_eq!(decoded, input.into_iter().map(Some).collect::<Vec<_>>());
 }
 
 #[test]
