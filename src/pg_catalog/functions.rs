@@ -214,6 +214,18 @@ pub fn register(ctx: &SessionContext, catalog: &Arc<Catalog>) {
         ("pg_encoding_to_char", &[1], text.clone(), |_, _| {
             Ok(utf8("UTF8"))
         }),
+        // Weir does not measure relations' sizes yet: unknown, so NULL (psql's `\dt+` shows
+        // an empty Size).
+        ("pg_table_size", &[1], DataType::Int64, null_text),
+        ("pg_relation_size", &[1, 2], DataType::Int64, null_text),
+        ("pg_total_relation_size", &[1], DataType::Int64, null_text),
+        ("pg_indexes_size", &[1], DataType::Int64, null_text),
+        ("pg_tablespace_location", &[1], text.clone(), |_, _| {
+            Ok(utf8(""))
+        }),
+        ("pg_size_pretty", &[1], text.clone(), |_, a| {
+            Ok(as_i64(&a[0]).map_or(ScalarValue::Null, |bytes| utf8(&size_pretty(bytes))))
+        }),
         (
             "current_schemas",
             &[1],
@@ -489,6 +501,23 @@ fn expanded_array_type() -> DataType {
     DataType::new_list(DataType::Struct(pair), true)
 }
 
+/// Bytes as Postgres's `pg_size_pretty` prints them: `N bytes` below 10 kB, then the largest
+/// of kB, MB, GB, TB that keeps the number under 20480 half-units, rounded half away from 0.
+fn size_pretty(bytes: i64) -> String {
+    const LIMIT: i64 = 10 * 1024;
+    if bytes.abs() < LIMIT {
+        return format!("{bytes} bytes");
+    }
+    let mut halves = bytes >> 9; // half-kB: one extra bit for rounding
+    for unit in ["kB", "MB", "GB", "TB"] {
+        if halves.abs() < LIMIT * 2 - 1 || unit == "TB" {
+            return format!("{} {unit}", (halves + halves.signum()) / 2);
+        }
+        halves >>= 10;
+    }
+    unreachable!("TB returns")
+}
+
 fn always_true(_: &Call, _: &[ScalarValue]) -> DfResult<ScalarValue> {
     Ok(ScalarValue::Boolean(Some(true)))
 }
@@ -552,5 +581,18 @@ fn list_values(v: &ScalarValue) -> Option<datafusion::arrow::array::ArrayRef> {
         ScalarValue::List(l) if !l.is_null(0) => Some(l.value(0)),
         ScalarValue::LargeList(l) if !l.is_null(0) => Some(l.value(0)),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sizes_print_as_postgres_prints_them() {
+        use super::size_pretty;
+        assert_eq!(size_pretty(10239), "10239 bytes");
+        assert_eq!(size_pretty(10240), "10 kB");
+        assert_eq!(size_pretty(1_000_000), "977 kB");
+        assert_eq!(size_pretty(123_456_789), "118 MB");
+        assert_eq!(size_pretty(-20_000), "-20 kB");
     }
 }
