@@ -7,8 +7,6 @@
 //! again, and a gap in the sequence is refused. The sequence state is kept in memory: it does
 //! not survive a restart yet.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use bytes::Bytes;
@@ -20,22 +18,14 @@ use kafka_protocol::messages::{
 use kafka_protocol::records::{RecordBatchDecoder, RecordSet};
 
 use super::{Broker, metadata, topic_name};
-use crate::topics::Record;
+use crate::topics::{IdempotentAppend, ProducerStamp, Record};
 
-/// Idempotent-producer state.
+/// Hands out idempotent producer ids. What each producer last wrote is kept by the log
+/// itself (stamped batches, `topics::Partition::append_idempotent`), so retries are
+/// recognised across restarts.
 #[derive(Default)]
 pub struct Producers {
     next_id: AtomicI64,
-    /// (producer id, topic, partition) → the last batch written.
-    last: Mutex<HashMap<(i64, String, u32), LastBatch>>,
-}
-
-#[derive(Clone, Copy)]
-struct LastBatch {
-    producer_epoch: i16,
-    base_sequence: i32,
-    next_sequence: i32,
-    base_offset: u64,
 }
 
 pub fn init_producer_id(broker: &Broker, request: InitProducerIdRequest) -> InitProducerIdResponse {
@@ -81,7 +71,7 @@ pub async fn produce(broker: &Broker, request: ProduceRequest) -> ProduceRespons
                     Err(ResponseError::UnknownTopicOrPartition)
                 }
                 (_, None) => Err(ResponseError::CorruptMessage),
-                (Some(t), Some(raw)) => append(&broker.producers, t, part.index as u32, raw),
+                (Some(t), Some(raw)) => append(t, part.index as u32, raw),
             };
             partitions.push(match outcome {
                 Ok(base_offset) => response
@@ -101,7 +91,6 @@ pub async fn produce(broker: &Broker, request: ProduceRequest) -> ProduceRespons
 
 /// Decodes the client's batches and appends their records; returns the first offset.
 fn append(
-    producers: &Producers,
     topic: &crate::topics::Topic,
     partition: u32,
     mut raw: Bytes,
@@ -115,7 +104,7 @@ fn append(
     })?;
     let mut first_offset = None;
     for set in sets {
-        let offset = append_batch(producers, topic, partition, set)?;
+        let offset = append_batch(topic, partition, set)?;
         first_offset.get_or_insert(offset);
     }
     match first_offset {
@@ -127,7 +116,6 @@ fn append(
 }
 
 fn append_batch(
-    producers: &Producers,
     topic: &crate::topics::Topic,
     partition: u32,
     set: RecordSet,
@@ -137,30 +125,11 @@ fn append_batch(
             .end_offset(partition)
             .map_err(|_| ResponseError::UnknownServerError);
     };
-    let idempotent = (first.producer_id >= 0).then_some((
-        first.producer_id,
-        first.sequence,
-        set.records.len() as i32,
-    ));
-    let epoch = first.producer_epoch;
-    let mut last = producers.last.lock().expect("producer state lock");
-    let key = idempotent.map(|(id, _, _)| (id, topic.name().to_string(), partition));
-    if let (Some((_, sequence, _)), Some(key)) = (idempotent, key.as_ref()) {
-        if let Some(previous) = last.get(key).filter(|p| p.producer_epoch == epoch) {
-            if sequence == previous.base_sequence {
-                return Ok(previous.base_offset); // a retry of the last batch: already written
-            }
-            if sequence < previous.next_sequence {
-                return Err(ResponseError::DuplicateSequenceNumber);
-            }
-            if sequence > previous.next_sequence {
-                return Err(ResponseError::OutOfOrderSequenceNumber);
-            }
-        } else if last.get(key).is_some_and(|p| epoch < p.producer_epoch) {
-            return Err(ResponseError::InvalidProducerEpoch);
-        }
-        // A new epoch (the producer bumped it) starts its sequences afresh.
-    }
+    let stamp = (first.producer_id >= 0).then_some(ProducerStamp {
+        producer_id: first.producer_id,
+        epoch: first.producer_epoch,
+        base_sequence: first.sequence,
+    });
     let records: Vec<Record> = set
         .records
         .into_iter()
@@ -176,21 +145,20 @@ fn append_batch(
         })
         .collect();
     // The append fsyncs: let the runtime move other tasks off this thread meanwhile.
-    let base_offset =
-        tokio::task::block_in_place(|| topic.append(partition, &records)).map_err(|e| {
-            tracing::error!(topic = topic.name(), "produce append failed: {e}");
-            ResponseError::UnknownServerError
-        })?;
-    if let (Some((_, sequence, count)), Some(key)) = (idempotent, key) {
-        last.insert(
-            key,
-            LastBatch {
-                producer_epoch: epoch,
-                base_sequence: sequence,
-                next_sequence: sequence.wrapping_add(count),
-                base_offset,
-            },
-        );
+    let failed = |e: crate::topics::TopicError| {
+        tracing::error!(topic = topic.name(), "produce append failed: {e}");
+        ResponseError::UnknownServerError
+    };
+    let Some(stamp) = stamp else {
+        return tokio::task::block_in_place(|| topic.append(partition, &records)).map_err(failed);
+    };
+    let outcome =
+        tokio::task::block_in_place(|| topic.append_idempotent(partition, &records, stamp))
+            .map_err(failed)?;
+    match outcome {
+        IdempotentAppend::Written(base) | IdempotentAppend::Retry(base) => Ok(base),
+        IdempotentAppend::DuplicateSequence => Err(ResponseError::DuplicateSequenceNumber),
+        IdempotentAppend::OutOfOrder => Err(ResponseError::OutOfOrderSequenceNumber),
+        IdempotentAppend::StaleEpoch => Err(ResponseError::InvalidProducerEpoch),
     }
-    Ok(base_offset)
 }

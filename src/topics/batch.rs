@@ -11,6 +11,38 @@ use super::{Record, corrupt, invalid_input};
 
 /// First byte of every batch: identifies the format and its version (1).
 pub(super) const BATCH_MAGIC_V1: u8 = 0x57;
+/// Magic byte of a batch written by an idempotent Kafka producer: the record section starts
+/// with its [`ProducerStamp`].
+pub(super) const BATCH_MAGIC_STAMPED: u8 = 0x58;
+/// Encoded size of a [`ProducerStamp`]: producer id, epoch, base sequence.
+pub(super) const STAMP_BYTES: usize = 8 + 2 + 4;
+
+/// Who wrote a batch, for idempotent producers: kept in the log so that a retry is
+/// recognised even after a restart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProducerStamp {
+    pub producer_id: i64,
+    pub epoch: i16,
+    /// Sequence number of the batch's first record.
+    pub base_sequence: i32,
+}
+
+impl ProducerStamp {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.producer_id.to_le_bytes());
+        out.extend_from_slice(&self.epoch.to_le_bytes());
+        out.extend_from_slice(&self.base_sequence.to_le_bytes());
+    }
+
+    /// Reads a stamp from the first [`STAMP_BYTES`] of a record section.
+    pub(super) fn decode(mut bytes: &[u8]) -> Option<ProducerStamp> {
+        (bytes.len() >= STAMP_BYTES).then(|| ProducerStamp {
+            producer_id: bytes.get_i64_le(),
+            epoch: bytes.get_i16_le(),
+            base_sequence: bytes.get_i32_le(),
+        })
+    }
+}
 
 /// Bytes before the CRC-covered payload: magic, payload length, CRC.
 pub(super) const BATCH_PREFIX_BYTES: usize = 9;
@@ -58,6 +90,8 @@ pub(super) struct BatchHeader {
     pub base_offset: u64,
     /// Number of records in the batch.
     pub record_count: u32,
+    /// Whether the record section starts with a [`ProducerStamp`].
+    pub stamped: bool,
 }
 
 impl BatchHeader {
@@ -66,17 +100,20 @@ impl BatchHeader {
     /// fields, or no records).
     pub fn parse(bytes: &[u8; BATCH_HEADER_BYTES]) -> Option<BatchHeader> {
         let mut buf = &bytes[..];
-        if buf.get_u8() != BATCH_MAGIC_V1 {
-            return None;
-        }
+        let stamped = match buf.get_u8() {
+            BATCH_MAGIC_V1 => false,
+            BATCH_MAGIC_STAMPED => true,
+            _ => return None,
+        };
         let header = BatchHeader {
             payload_bytes: buf.get_u32_le(),
             crc: buf.get_u32_le(),
             base_offset: buf.get_u64_le(),
             record_count: buf.get_u32_le(),
+            stamped,
         };
-        let plausible =
-            header.payload_bytes as usize >= PAYLOAD_FIXED_BYTES && header.record_count > 0;
+        let fixed = PAYLOAD_FIXED_BYTES + if stamped { STAMP_BYTES } else { 0 };
+        let plausible = header.payload_bytes as usize >= fixed && header.record_count > 0;
         plausible.then_some(header)
     }
 
@@ -126,13 +163,14 @@ pub(super) struct EncodedBatch {
 impl EncodedBatch {
     /// Encodes `records` (at least one). Fails with `InvalidInput` when the
     /// batch would not fit the format's 32-bit length fields.
-    pub fn encode(records: &[Record]) -> io::Result<EncodedBatch> {
-        EncodedBatch::encode_slots(records.iter().map(Some))
+    pub fn encode(records: &[Record], stamp: Option<ProducerStamp>) -> io::Result<EncodedBatch> {
+        EncodedBatch::encode_slots(records.iter().map(Some), stamp)
     }
 
     /// Encodes a batch in which some records were removed by compaction (`None`).
     pub fn encode_slots<'a>(
         records: impl ExactSizeIterator<Item = Option<&'a Record>> + Clone,
+        stamp: Option<ProducerStamp>,
     ) -> io::Result<EncodedBatch> {
         let record_count = u32::try_from(records.len()).map_err(|_| {
             invalid_input(format!("batch of {} records is too large", records.len()))
@@ -152,15 +190,23 @@ impl EncodedBatch {
                 None => (TIMESTAMP_BYTES + KEY_FLAG_BYTES) as u64,
             })
             .sum();
-        let payload_bytes = u32::try_from(records_bytes + PAYLOAD_FIXED_BYTES as u64)
+        let stamp_bytes = if stamp.is_some() { STAMP_BYTES } else { 0 } as u64;
+        let payload_bytes = u32::try_from(records_bytes + stamp_bytes + PAYLOAD_FIXED_BYTES as u64)
             .map_err(|_| invalid_input(format!("batch of {records_bytes} bytes is too large")))?;
         let mut bytes = Vec::with_capacity(BATCH_PREFIX_BYTES + payload_bytes as usize);
-        bytes.push(BATCH_MAGIC_V1);
+        bytes.push(if stamp.is_some() {
+            BATCH_MAGIC_STAMPED
+        } else {
+            BATCH_MAGIC_V1
+        });
         bytes.extend_from_slice(&payload_bytes.to_le_bytes());
         // CRC and base offset are placeholders until `seal`.
         bytes.extend_from_slice(&0u32.to_le_bytes());
         bytes.extend_from_slice(&0u64.to_le_bytes());
         bytes.extend_from_slice(&record_count.to_le_bytes());
+        if let Some(stamp) = stamp {
+            stamp.encode(&mut bytes);
+        }
         for slot in records {
             let Some(record) = slot else {
                 // A removed record keeps its place; its timestamp is not needed.
@@ -230,10 +276,32 @@ impl EncodedBatch {
 /// Decodes the record section of a batch whose CRC has been verified; records compaction
 /// removed are `None`. Keys and values share the `records` buffer (no copies). Malformed
 /// contents give an `InvalidData` error, never a panic.
+#[cfg(test)]
 pub(super) fn decode_records(
     mut records: Bytes,
     record_count: u32,
 ) -> io::Result<Vec<Option<Record>>> {
+    decode_section(&mut records, record_count)
+}
+
+/// Decodes the record section of a verified batch with `header`: its producer stamp (if it
+/// has one) and its records.
+pub(super) fn decode_batch(
+    mut section: Bytes,
+    header: &BatchHeader,
+) -> io::Result<(Option<ProducerStamp>, Vec<Option<Record>>)> {
+    let stamp = if header.stamped {
+        let stamp = ProducerStamp::decode(&section)
+            .ok_or_else(|| corrupt("batch too short for its producer stamp".to_string()))?;
+        section.advance(STAMP_BYTES);
+        Some(stamp)
+    } else {
+        None
+    };
+    Ok((stamp, decode_section(&mut section, header.record_count)?))
+}
+
+fn decode_section(records: &mut Bytes, record_count: u32) -> io::Result<Vec<Option<Record>>> {
     let truncated = || corrupt("batch record section is shorter than its records".to_string());
     // The count comes from disk: never reserve more records than the bytes
     // could possibly hold.
@@ -253,11 +321,11 @@ pub(super) fn decode_records(
             return Err(corrupt(format!("bad record flags {flags}")));
         }
         let key = if flags & FLAG_KEY != 0 {
-            Some(take_length_prefixed(&mut records).ok_or_else(truncated)?)
+            Some(take_length_prefixed(records).ok_or_else(truncated)?)
         } else {
             None
         };
-        let value = take_length_prefixed(&mut records).ok_or_else(truncated)?;
+        let value = take_length_prefixed(records).ok_or_else(truncated)?;
         let mut headers = Vec::new();
         if flags & FLAG_HEADERS != 0 {
             if records.remaining() < LENGTH_FIELD_BYTES {
@@ -265,13 +333,13 @@ pub(super) fn decode_records(
             }
             let count = records.get_u32_le();
             for _ in 0..count {
-                let name = take_length_prefixed(&mut records).ok_or_else(truncated)?;
+                let name = take_length_prefixed(records).ok_or_else(truncated)?;
                 if !records.has_remaining() {
                     return Err(truncated());
                 }
                 let value = match records.get_u8() {
                     0 => None,
-                    1 => Some(take_length_prefixed(&mut records).ok_or_else(truncated)?),
+                    1 => Some(take_length_prefixed(records).ok_or_else(truncated)?),
                     flag => return Err(corrupt(format!("bad header value flag {flag}"))),
                 };
                 headers.push((name, value));

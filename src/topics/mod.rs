@@ -41,7 +41,10 @@
 //!  5     4     CRC32 (crc32fast) of the payload
 //!  9     8     base offset: offset of the first record (u64)      -- payload starts here
 //! 17     4     record count, at least 1 (u32)
-//! 21     ...   records, back to back:
+//! 21     14    only when the magic byte is 0x58 (a batch of an idempotent Kafka
+//!              producer): producer id (i64), epoch (i16), base sequence (i32);
+//!              recovery rebuilds each producer's last batch from these
+//! ...    ...   records, back to back:
 //!                8  timestamp in milliseconds (i64)
 //!                1  flags: bit 0 = a key follows, bit 1 = headers follow the value,
 //!                   bit 2 (alone) = removed by compaction, nothing follows
@@ -86,6 +89,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockW
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+pub use batch::ProducerStamp;
+pub use partition::IdempotentAppend;
 pub use store::TopicStore;
 pub use topic::Topic;
 

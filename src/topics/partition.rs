@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use tracing::warn;
 
-use super::batch::EncodedBatch;
+use super::batch::{EncodedBatch, ProducerStamp};
 use super::segment::{REWRITE_SUFFIX, Segment};
 use super::{Record, TopicError, corrupt, invalid_input, lock, read_lock, sync_dir, write_lock};
 
@@ -46,6 +46,31 @@ pub(super) struct Retention {
     pub max_bytes: Option<u64>,
     /// Keep only the latest record per key in sealed segments.
     pub compact: bool,
+}
+
+/// The last batch an idempotent producer wrote to a partition.
+#[derive(Clone, Copy, Debug)]
+struct LastBatch {
+    epoch: i16,
+    base_sequence: i32,
+    next_sequence: i32,
+    base_offset: u64,
+    end_offset: u64,
+}
+
+/// What an idempotent append did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdempotentAppend {
+    /// Written at this base offset.
+    Written(u64),
+    /// A retry of the producer's last batch, already written at this base offset.
+    Retry(u64),
+    /// The sequence is below the last batch's: an older batch sent again.
+    DuplicateSequence,
+    /// The sequence skips ahead of what the producer wrote.
+    OutOfOrder,
+    /// The producer's epoch is older than one already seen (a fenced producer).
+    StaleEpoch,
 }
 
 /// Most records a read reserves room for up front; larger reads grow as
@@ -88,6 +113,8 @@ pub(super) struct Partition {
     sync: Mutex<()>,
     /// Records below this offset are durable and visible to readers.
     synced_offset: AtomicU64,
+    /// Each idempotent producer's last batch here, rebuilt from the stamped batches at open.
+    producers: Mutex<std::collections::HashMap<i64, LastBatch>>,
     /// The first offset still held: records below it were deleted by retention.
     log_start: AtomicU64,
     retention: Retention,
@@ -143,6 +170,7 @@ impl Partition {
         let mut segments = Vec::with_capacity(bases.len());
         let mut end_offset = log_start;
         let mut active_bytes = 0;
+        let mut producers = std::collections::HashMap::new();
         for (i, &base) in bases.iter().enumerate() {
             let path = dir.join(Segment::file_name(base));
             if base != end_offset {
@@ -154,6 +182,9 @@ impl Partition {
             let scanned = Segment::open(&path, base, i + 1 == bases.len())?;
             end_offset = scanned.end_offset;
             active_bytes = scanned.size_bytes;
+            for (stamp, base_offset, count) in scanned.stamps {
+                producers.insert(stamp.producer_id, last_batch(stamp, base_offset, count));
+            }
             segments.push(Arc::new(scanned.segment));
         }
         let active = segments
@@ -174,6 +205,7 @@ impl Partition {
             }),
             sync: Mutex::new(()),
             synced_offset: AtomicU64::new(end_offset),
+            producers: Mutex::new(producers),
             log_start: AtomicU64::new(log_start),
             retention,
             fsyncs: AtomicU64::new(0),
@@ -291,7 +323,7 @@ impl Partition {
         if records.is_empty() {
             return Ok(self.end_offset());
         }
-        let mut batch = EncodedBatch::encode(records)?;
+        let mut batch = EncodedBatch::encode(records, None)?;
         let (base_offset, end_offset, rolled) = {
             let mut writer = lock(&self.writer);
             self.check_open(&writer)?;
@@ -304,13 +336,68 @@ impl Partition {
             }
         };
         self.sync_through(end_offset)?;
-        if rolled {
-            // Deleting old segments is housekeeping: the append is durable either way.
-            if let Err(err) = self.apply_retention() {
-                warn!(topic = %self.topic, partition = self.number, "retention failed: {err}");
-            }
-        }
+        self.after_append(rolled);
         Ok(base_offset)
+    }
+
+    /// Appends `records` for an idempotent producer: checks the batch's sequence against the
+    /// producer's last batch here (under the writer lock, so check and write are one step),
+    /// writes it stamped, and waits until it is durable. A retry of the last batch is not
+    /// written again; its original offset comes back once that is durable.
+    pub fn append_idempotent(
+        &self,
+        records: &[Record],
+        stamp: ProducerStamp,
+    ) -> Result<IdempotentAppend, TopicError> {
+        if records.is_empty() {
+            return Ok(IdempotentAppend::Written(self.end_offset()));
+        }
+        let mut batch = EncodedBatch::encode(records, Some(stamp))?;
+        let (base_offset, end_offset, rolled) = {
+            let mut writer = lock(&self.writer);
+            self.check_open(&writer)?;
+            let mut producers = lock(&self.producers);
+            if let Some(last) = producers.get(&stamp.producer_id).copied() {
+                if stamp.epoch < last.epoch {
+                    return Ok(IdempotentAppend::StaleEpoch);
+                }
+                if stamp.epoch == last.epoch {
+                    if stamp.base_sequence == last.base_sequence {
+                        drop((producers, writer));
+                        self.sync_through(last.end_offset)?;
+                        return Ok(IdempotentAppend::Retry(last.base_offset));
+                    }
+                    if stamp.base_sequence < last.next_sequence {
+                        return Ok(IdempotentAppend::DuplicateSequence);
+                    }
+                    if stamp.base_sequence > last.next_sequence {
+                        return Ok(IdempotentAppend::OutOfOrder);
+                    }
+                }
+                // A newer epoch starts its sequences afresh.
+            }
+            let written = match self.write_batch(&mut writer, &mut batch) {
+                Ok(offsets) => offsets,
+                Err(err) => {
+                    writer.status = Status::Failed;
+                    return Err(err.into());
+                }
+            };
+            let count = (written.1 - written.0) as u32;
+            producers.insert(stamp.producer_id, last_batch(stamp, written.0, count));
+            written
+        };
+        self.sync_through(end_offset)?;
+        self.after_append(rolled);
+        Ok(IdempotentAppend::Written(base_offset))
+    }
+
+    /// After an append that rolled a segment over, applies retention and compaction. That is
+    /// housekeeping: the append is durable either way, so a failure is only logged.
+    fn after_append(&self, rolled: bool) {
+        if rolled && let Err(err) = self.apply_retention() {
+            warn!(topic = %self.topic, partition = self.number, "retention failed: {err}");
+        }
     }
 
     /// Writes a batch under the writer lock, rolling the segment over first
@@ -447,6 +534,7 @@ impl Partition {
             ))
             .into());
         }
+        lock(&self.producers).retain(|_, last| last.end_offset <= offset);
         if let Err(err) = self.cut(&mut writer, offset) {
             writer.status = Status::Failed;
             return Err(err.into());
@@ -539,4 +627,14 @@ fn write_log_start(dir: &Path, offset: u64) -> io::Result<()> {
     }
     fs::rename(&tmp, dir.join(LOG_START_FILE))?;
     sync_dir(dir)
+}
+
+fn last_batch(stamp: ProducerStamp, base_offset: u64, count: u32) -> LastBatch {
+    LastBatch {
+        epoch: stamp.epoch,
+        base_sequence: stamp.base_sequence,
+        next_sequence: stamp.base_sequence.wrapping_add(count as i32),
+        base_offset,
+        end_offset: base_offset + u64::from(count),
+    }
 }

@@ -20,7 +20,9 @@ use std::sync::RwLock;
 use bytes::Bytes;
 use tracing::warn;
 
-use super::batch::{BATCH_HEADER_BYTES, BatchHeader, EncodedBatch, decode_records};
+use super::batch::{
+    BATCH_HEADER_BYTES, BatchHeader, EncodedBatch, ProducerStamp, STAMP_BYTES, decode_batch,
+};
 use super::{Record, corrupt, read_lock, sync_dir, write_lock};
 
 /// Minimum distance in bytes between two indexed batches of a segment.
@@ -64,6 +66,8 @@ pub(super) struct ScannedSegment {
     pub end_offset: u64,
     /// File size after any torn tail was cut.
     pub size_bytes: u64,
+    /// The stamped batches, in offset order: who wrote them, where, how many records.
+    pub stamps: Vec<(ProducerStamp, u64, u32)>,
 }
 
 impl Segment {
@@ -116,9 +120,15 @@ impl Segment {
         let mut index = Vec::new();
         let mut position = 0;
         let mut end_offset = base_offset;
+        let mut stamps = Vec::new();
         while position < file_bytes {
             let header = match scan_batch(&mut reader, file_bytes - position)? {
-                Ok(header) => header,
+                Ok((header, stamp)) => {
+                    if let Some(stamp) = stamp {
+                        stamps.push((stamp, header.base_offset, header.record_count));
+                    }
+                    header
+                }
                 Err(problem) if is_last => {
                     file.set_len(position)?;
                     file.sync_all()?;
@@ -153,6 +163,7 @@ impl Segment {
             segment: Segment::from_parts(base_offset, path.to_path_buf(), file, index),
             end_offset,
             size_bytes: position,
+            stamps,
         })
     }
 
@@ -192,7 +203,7 @@ impl Segment {
         while expected < until {
             let header = self.read_header(position, expected)?;
             if header.end_offset() > from {
-                let records = self.read_batch_records(position, &header)?;
+                let (_, records) = self.read_batch_records(position, &header)?;
                 let first = from.max(header.base_offset);
                 let last = until.min(header.end_offset());
                 let skip = (first - header.base_offset) as usize;
@@ -233,9 +244,9 @@ impl Segment {
             return Ok((None, position));
         }
         let kept = (offset - header.base_offset) as usize;
-        let mut records = self.read_batch_records(position, &header)?;
+        let (stamp, mut records) = self.read_batch_records(position, &header)?;
         records.truncate(kept);
-        let mut batch = EncodedBatch::encode_slots(records.iter().map(Option::as_ref))?;
+        let mut batch = EncodedBatch::encode_slots(records.iter().map(Option::as_ref), stamp)?;
         let new = self.rewrite(position, batch.seal(header.base_offset))?;
         Ok((Some(new), position + batch.len_bytes()))
     }
@@ -283,14 +294,14 @@ impl Segment {
         let mut removed = 0;
         while position < file_bytes {
             let header = self.read_header(position, offset)?;
-            let mut records = self.read_batch_records(position, &header)?;
+            let (stamp, mut records) = self.read_batch_records(position, &header)?;
             for (i, slot) in records.iter_mut().enumerate() {
                 if slot.as_ref().is_some_and(|r| !keep(offset + i as u64, r)) {
                     *slot = None;
                     removed += 1;
                 }
             }
-            let mut batch = EncodedBatch::encode_slots(records.iter().map(Option::as_ref))?;
+            let mut batch = EncodedBatch::encode_slots(records.iter().map(Option::as_ref), stamp)?;
             bytes.extend_from_slice(batch.seal(header.base_offset));
             position += header.batch_bytes();
             offset = header.end_offset();
@@ -312,7 +323,7 @@ impl Segment {
         let mut out = Vec::new();
         while position < file_bytes {
             let header = self.read_header(position, offset)?;
-            let records = self.read_batch_records(position, &header)?;
+            let (_, records) = self.read_batch_records(position, &header)?;
             let offsets = header.base_offset..header.end_offset();
             out.extend(offsets.zip(records).filter_map(|(o, r)| r.map(|r| (o, r))));
             position += header.batch_bytes();
@@ -354,7 +365,7 @@ impl Segment {
         &self,
         position: u64,
         header: &BatchHeader,
-    ) -> io::Result<Vec<Option<Record>>> {
+    ) -> io::Result<(Option<ProducerStamp>, Vec<Option<Record>>)> {
         let mut bytes = vec![0; header.records_bytes()];
         self.file
             .read_exact_at(&mut bytes, position + BATCH_HEADER_BYTES as u64)?;
@@ -364,7 +375,7 @@ impl Segment {
                 self.path.display()
             )));
         }
-        decode_records(Bytes::from(bytes), header.record_count)
+        decode_batch(Bytes::from(bytes), header)
     }
 }
 
@@ -385,7 +396,7 @@ fn add_to_index(index: &mut Vec<IndexEntry>, offset: u64, position: u64) {
 fn scan_batch(
     reader: &mut impl BufRead,
     remaining: u64,
-) -> io::Result<Result<BatchHeader, &'static str>> {
+) -> io::Result<Result<(BatchHeader, Option<ProducerStamp>), &'static str>> {
     if remaining < BATCH_HEADER_BYTES as u64 {
         return Ok(Err("incomplete batch header"));
     }
@@ -399,19 +410,28 @@ fn scan_batch(
     }
     let mut hasher = header.crc_hasher();
     let mut left = header.records_bytes();
+    // The producer stamp opens the record section of a stamped batch.
+    let mut stamp_bytes = Vec::with_capacity(if header.stamped { STAMP_BYTES } else { 0 });
     while left > 0 {
         let buffered = reader.fill_buf()?;
         if buffered.is_empty() {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
         let n = buffered.len().min(left);
+        if header.stamped && stamp_bytes.len() < STAMP_BYTES {
+            let wanted = (STAMP_BYTES - stamp_bytes.len()).min(n);
+            stamp_bytes.extend_from_slice(&buffered[..wanted]);
+        }
         hasher.update(&buffered[..n]);
         reader.consume(n);
         left -= n;
     }
-    Ok(if hasher.finalize() == header.crc {
-        Ok(header)
-    } else {
-        Err("CRC mismatch")
-    })
+    if hasher.finalize() != header.crc {
+        return Ok(Err("CRC mismatch"));
+    }
+    let stamp = ProducerStamp::decode(&stamp_bytes);
+    if header.stamped && stamp.is_none() {
+        return Ok(Err("batch too short for its producer stamp"));
+    }
+    Ok(Ok((header, stamp)))
 }

@@ -10,7 +10,7 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::sync::Arc;
 
-use super::partition::{Partition, Retention};
+use super::partition::{IdempotentAppend, Partition, Retention};
 use super::{PARTITIONS_MAX, Record, TopicConfig, TopicError, corrupt, invalid_input, sync_dir};
 
 /// Name of the file holding a topic's [`TopicConfig`].
@@ -105,6 +105,16 @@ impl Topic {
     /// writes nothing and returns the current end offset.
     pub fn append(&self, partition: u32, records: &[Record]) -> Result<u64, TopicError> {
         self.partition(partition)?.append(records)
+    }
+
+    /// Appends a batch of an idempotent Kafka producer (see [`Partition::append_idempotent`]).
+    pub fn append_idempotent(
+        &self,
+        partition: u32,
+        records: &[Record],
+        stamp: super::ProducerStamp,
+    ) -> Result<IdempotentAppend, TopicError> {
+        self.partition(partition)?.append_idempotent(records, stamp)
     }
 
     /// Next offset to be written in the partition (= number of records ever

@@ -24,7 +24,7 @@ fn batch_layout_matches_the_documented_format() {
             headers: Vec::new(),
         },
     ];
-    let mut batch = EncodedBatch::encode(&input).unwrap();
+    let mut batch = EncodedBatch::encode(&input, None).unwrap();
     let bytes = batch.seal(0x0102_0304_0506_0708).to_vec();
     // Records: 8 + 1 + 4 + 1 + 4 + 2 = 20 bytes, then 8 + 1 + 4 + 0 = 13.
     let payload_bytes = 12 + 20 + 13;
@@ -55,7 +55,7 @@ fn batch_layout_matches_the_documented_format() {
 
 #[test]
 fn malformed_record_sections_are_errors_not_panics() {
-    let mut batch = EncodedBatch::encode(&records(0..3)).unwrap();
+    let mut batch = EncodedBatch::encode(&records(0..3), None).unwrap();
     let bytes = batch.seal(0).to_vec();
     let section = &bytes[BATCH_HEADER_BYTES..];
     for cut in 0..section.len() {
@@ -91,11 +91,11 @@ fn segment_file_is_a_plain_sequence_of_batches() {
     let topic = store.create_topic("t", Default::default()).unwrap();
     topic.append(0, &records(0..2)).unwrap();
     topic.append(0, &[record(2)]).unwrap();
-    let mut expected = EncodedBatch::encode(&records(0..2))
+    let mut expected = EncodedBatch::encode(&records(0..2), None)
         .unwrap()
         .seal(0)
         .to_vec();
-    expected.extend_from_slice(EncodedBatch::encode(&[record(2)]).unwrap().seal(2));
+    expected.extend_from_slice(EncodedBatch::encode(&[record(2)], None).unwrap().seal(2));
     assert_eq!(
         std::fs::read(last_segment(dir.path(), "t", 0)).unwrap(),
         expected

@@ -4,6 +4,7 @@
 mod basic;
 mod concurrency;
 mod format;
+mod idempotence;
 mod recovery;
 mod retention;
 mod truncate;
