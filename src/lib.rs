@@ -32,6 +32,7 @@
 //! Dependencies point one way: server → db → sql / serving / catalog → dataflow →
 //! formats → state / topics.
 
+mod alloc;
 pub mod catalog;
 pub mod config;
 pub mod dataflow;
@@ -45,3 +46,8 @@ pub mod serving;
 pub mod sql;
 pub mod state;
 pub mod topics;
+
+/// Huge allocations only reserve memory: see `alloc.rs` (a hostile Kafka request must not be
+/// able to abort the server).
+#[global_allocator]
+static GLOBAL: alloc::WeirAllocator = alloc::WeirAllocator;

@@ -535,3 +535,34 @@ async fn retention_deletes_old_segments_and_clients_follow_the_log_start() {
     let rows = common::rows(&pg, "SELECT v FROM short_rows").await.unwrap();
     assert_eq!(rows, vec![vec!["v2"]]);
 }
+
+/// A request whose array count is absurd (a Metadata request claiming 2^31 - 1 topics in 4
+/// bytes) is a bad request, not the end of the server: it must still serve the next client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_array_count_does_not_take_the_server_down() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let server = WeirServer::start_with_kafka(&dir.path().join("data"), 50).await;
+    let bootstrap = server.bootstrap();
+    let client_id = b"hostile";
+    let mut payload = Vec::new();
+    payload.extend_from_slice(&3i16.to_be_bytes()); // Metadata
+    payload.extend_from_slice(&1i16.to_be_bytes()); // v1
+    payload.extend_from_slice(&1i32.to_be_bytes()); // correlation id
+    payload.extend_from_slice(&(client_id.len() as i16).to_be_bytes());
+    payload.extend_from_slice(client_id);
+    payload.extend_from_slice(&i32::MAX.to_be_bytes()); // topics: "2^31 - 1 of them"
+    let mut socket = std::net::TcpStream::connect(&bootstrap).unwrap();
+    socket
+        .write_all(&(payload.len() as i32).to_be_bytes())
+        .unwrap();
+    socket.write_all(&payload).unwrap();
+    // The server answers or closes this connection; either way it lives on.
+    let mut reply = Vec::new();
+    let _ = socket.read_to_end(&mut reply);
+    let topics = client(&["create-topic", &bootstrap, "after-the-attack", "1"]);
+    assert_eq!(topics, vec!["created"]);
+    let pg = server.connect().await;
+    let rows = common::rows(&pg, "SHOW TOPICS").await.unwrap();
+    assert!(rows.iter().any(|r| r[0] == "after-the-attack"), "{rows:?}");
+}
