@@ -27,6 +27,55 @@ pub const SCAN_BATCH_ROWS: usize = 8192;
 /// Largest statement text accepted, in bytes.
 pub const STATEMENT_BYTES_MAX: usize = 16 * 1024 * 1024;
 
+/// The settings a session starts with, as Postgres spells their names: what `SHOW`,
+/// `current_setting()` and `pg_settings` report. Columns: name, value, unit, type.
+pub const PG_SETTINGS: &[(&str, &str, Option<&str>, &str)] = &[
+    ("application_name", "", None, "string"),
+    ("block_size", "8192", None, "integer"),
+    ("client_encoding", "UTF8", None, "string"),
+    ("DateStyle", "ISO, MDY", None, "string"),
+    (
+        "default_transaction_isolation",
+        "read committed",
+        None,
+        "enum",
+    ),
+    ("default_transaction_read_only", "off", None, "bool"),
+    ("extra_float_digits", "1", None, "integer"),
+    (
+        "idle_in_transaction_session_timeout",
+        "0",
+        Some("ms"),
+        "integer",
+    ),
+    ("integer_datetimes", "on", None, "bool"),
+    ("IntervalStyle", "postgres", None, "enum"),
+    ("is_superuser", "on", None, "bool"),
+    ("lc_collate", "C", None, "string"),
+    ("lc_ctype", "C", None, "string"),
+    ("lc_messages", "C", None, "string"),
+    ("lock_timeout", "0", Some("ms"), "integer"),
+    ("max_identifier_length", "63", None, "integer"),
+    ("max_index_keys", "32", None, "integer"),
+    ("search_path", "\"$user\", public", None, "string"),
+    ("server_encoding", "UTF8", None, "string"),
+    ("server_version", SERVER_VERSION, None, "string"),
+    ("server_version_num", "150000", None, "integer"),
+    ("standard_conforming_strings", "on", None, "bool"),
+    ("statement_timeout", "0", Some("ms"), "integer"),
+    ("TimeZone", "UTC", None, "string"),
+    ("transaction_isolation", "read committed", None, "enum"),
+    ("transaction_read_only", "off", None, "bool"),
+];
+
+/// A setting's default by name, case-insensitively (`datestyle` is `DateStyle`).
+pub fn pg_setting(name: &str) -> Option<&'static str> {
+    PG_SETTINGS
+        .iter()
+        .find(|(n, ..)| n.eq_ignore_ascii_case(name))
+        .map(|(_, value, ..)| *value)
+}
+
 /// The version string `SELECT version()` and the `server_version` parameter report. Clients parse
 /// the leading Postgres version number, so it comes first.
 pub const SERVER_VERSION: &str = "15.0 (Weir 0.1.0)";

@@ -162,7 +162,7 @@ pub fn register(ctx: &SessionContext, catalog: &Arc<Catalog>) {
             Ok(match column {
                 0 => utf8(&rel.index_def()),
                 n => match rel.key.get(n as usize - 1) {
-                    Some(&k) => utf8(&super::quote_ident(rel.columns[k].name())),
+                    Some(&k) => utf8(&crate::sql::parse::quote_ident(rel.columns[k].name())),
                     None => utf8(""),
                 },
             })
@@ -244,11 +244,8 @@ pub fn register(ctx: &SessionContext, catalog: &Arc<Catalog>) {
         ),
         ("current_setting", &[1, 2], text.clone(), |_, a| {
             let name = as_text(&a[0]).unwrap_or_default();
-            match super::SETTINGS
-                .iter()
-                .find(|(n, ..)| n.eq_ignore_ascii_case(&name))
-            {
-                Some((_, value, ..)) => Ok(utf8(value)),
+            match crate::config::pg_setting(&name) {
+                Some(value) => Ok(utf8(value)),
                 None if matches!(a.get(1), Some(ScalarValue::Boolean(Some(true)))) => {
                     Ok(ScalarValue::Null)
                 }
@@ -379,13 +376,10 @@ pub fn register(ctx: &SessionContext, catalog: &Arc<Catalog>) {
         }),
         ("regclassout", &[1], text.clone(), |c, a| {
             Ok(as_oid(&a[0]).map_or(ScalarValue::Null, |o| {
-                utf8(
-                    &c.snap()
-                        .relations
-                        .iter()
-                        .find(|r| r.oid == o)
-                        .map_or_else(|| o.to_string(), |r| super::quote_ident(&r.name)),
-                )
+                utf8(&c.snap().relations.iter().find(|r| r.oid == o).map_or_else(
+                    || o.to_string(),
+                    |r| crate::sql::parse::quote_ident(&r.name),
+                ))
             }))
         }),
         ("regtypein", &[1], oid.clone(), |_, a| {

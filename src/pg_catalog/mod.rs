@@ -50,37 +50,6 @@ const OIDS_PER_RELATION: u32 = 4;
 /// `pg_proc` oids: functions in name order from here (below [`USER_OID_BASE`]).
 pub const FUNCTION_OID_BASE: u32 = 14000;
 
-/// What `pg_settings` lists: name, value, unit, type.
-pub const SETTINGS: &[(&str, &str, Option<&str>, &str)] = &[
-    ("block_size", "8192", None, "integer"),
-    ("client_encoding", "UTF8", None, "string"),
-    ("DateStyle", "ISO, MDY", None, "string"),
-    (
-        "default_transaction_isolation",
-        "read committed",
-        None,
-        "enum",
-    ),
-    ("integer_datetimes", "on", None, "bool"),
-    ("IntervalStyle", "postgres", None, "enum"),
-    ("lc_collate", "C", None, "string"),
-    ("lc_ctype", "C", None, "string"),
-    ("max_identifier_length", "63", None, "integer"),
-    ("max_index_keys", "32", None, "integer"),
-    ("search_path", "\"$user\", public", None, "string"),
-    ("server_encoding", "UTF8", None, "string"),
-    (
-        "server_version",
-        crate::config::SERVER_VERSION,
-        None,
-        "string",
-    ),
-    ("server_version_num", "150000", None, "integer"),
-    ("standard_conforming_strings", "on", None, "bool"),
-    ("statement_timeout", "0", Some("ms"), "integer"),
-    ("TimeZone", "UTC", None, "string"),
-];
-
 /// One relation as the catalogs describe it.
 pub struct RelInfo {
     pub oid: u32,
@@ -138,37 +107,21 @@ impl RelInfo {
     fn key_column_list(&self) -> String {
         self.key
             .iter()
-            .map(|&k| quote_ident(self.columns[k].name()))
+            .map(|&k| crate::sql::parse::quote_ident(self.columns[k].name()))
             .collect::<Vec<_>>()
             .join(", ")
     }
     pub fn index_def(&self) -> String {
         format!(
             "CREATE UNIQUE INDEX {} ON {}.{} USING btree ({})",
-            quote_ident(&self.index_name()),
+            crate::sql::parse::quote_ident(&self.index_name()),
             self.namespace_name(),
-            quote_ident(&self.name),
+            crate::sql::parse::quote_ident(&self.name),
             self.key_column_list()
         )
     }
     pub fn constraint_def(&self) -> String {
         format!("PRIMARY KEY ({})", self.key_column_list())
-    }
-}
-
-/// An identifier as Postgres prints it: quoted only when it must be.
-pub fn quote_ident(name: &str) -> String {
-    let plain = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if plain {
-        name.to_string()
-    } else {
-        format!("\"{}\"", name.replace('"', "\"\""))
     }
 }
 

@@ -181,7 +181,7 @@ pub fn rows(name: &str, snap: &Snapshot, session: &dyn Session) -> Vec<Row> {
         })
         .collect(),
         "pg_proc" => proc_rows(session),
-        "pg_settings" => super::SETTINGS
+        "pg_settings" => crate::config::PG_SETTINGS
             .iter()
             .map(|(n, v, unit, vartype)| {
                 vec![

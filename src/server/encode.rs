@@ -27,73 +27,16 @@ const PG_EPOCH_DAYS: i64 = 10_957;
 /// Microseconds from 1970-01-01 to 2000-01-01.
 const PG_EPOCH_MICROS: i64 = PG_EPOCH_DAYS * 86_400_000_000;
 
-/// The Postgres type a column of `data_type` is sent as.
+/// The Postgres type a column of `data_type` is sent as: the type the catalogs describe it
+/// as (`pg_catalog::types`, the one mapping).
 pub fn pg_type(data_type: &DataType) -> Type {
-    match data_type {
-        DataType::Boolean => Type::BOOL,
-        DataType::Int8 | DataType::Int16 | DataType::UInt8 => Type::INT2,
-        DataType::Int32 | DataType::UInt16 => Type::INT4,
-        DataType::Int64 | DataType::UInt64 => Type::INT8,
-        // Oids (the catalogs' `oid` columns).
-        DataType::UInt32 => Type::OID,
-        DataType::Float16 | DataType::Float32 => Type::FLOAT4,
-        DataType::Float64 => Type::FLOAT8,
-        DataType::Decimal128(_, _) | DataType::Decimal256(_, _) => Type::NUMERIC,
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => Type::TEXT,
-        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => Type::BYTEA,
-        DataType::Date32 | DataType::Date64 => Type::DATE,
-        DataType::Time32(_) | DataType::Time64(_) => Type::TIME,
-        DataType::Timestamp(_, None) => Type::TIMESTAMP,
-        DataType::Timestamp(_, Some(_)) => Type::TIMESTAMPTZ,
-        DataType::Interval(_) | DataType::Duration(_) => Type::INTERVAL,
-        // The catalogs' int2vector / oidvector columns (`pg_index.indkey` ...) are LargeLists.
-        DataType::LargeList(f) if f.data_type() == &DataType::Int16 => Type::INT2_VECTOR,
-        DataType::LargeList(f) if f.data_type() == &DataType::UInt32 => Type::OID_VECTOR,
-        DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
-            array_type(&pg_type(f.data_type())).unwrap_or(Type::TEXT)
-        }
-        _ => Type::TEXT,
-    }
-}
-
-/// The array type whose elements are `element`, for the element types Weir sends.
-fn array_type(element: &Type) -> Option<Type> {
-    let pairs = [
-        (Type::BOOL, Type::BOOL_ARRAY),
-        (Type::INT2, Type::INT2_ARRAY),
-        (Type::INT4, Type::INT4_ARRAY),
-        (Type::INT8, Type::INT8_ARRAY),
-        (Type::OID, Type::OID_ARRAY),
-        (Type::FLOAT4, Type::FLOAT4_ARRAY),
-        (Type::FLOAT8, Type::FLOAT8_ARRAY),
-        (Type::NUMERIC, Type::NUMERIC_ARRAY),
-        (Type::TEXT, Type::TEXT_ARRAY),
-        (Type::BYTEA, Type::BYTEA_ARRAY),
-        (Type::DATE, Type::DATE_ARRAY),
-        (Type::TIME, Type::TIME_ARRAY),
-        (Type::TIMESTAMP, Type::TIMESTAMP_ARRAY),
-        (Type::TIMESTAMPTZ, Type::TIMESTAMPTZ_ARRAY),
-        (Type::INTERVAL, Type::INTERVAL_ARRAY),
-    ];
-    pairs
-        .into_iter()
-        .find(|(e, _)| e == element)
-        .map(|(_, a)| a)
+    Type::from_oid(crate::pg_catalog::types::pg_type_of(data_type).0).unwrap_or(Type::TEXT)
 }
 
 /// The Postgres type of a result column: its Arrow type's, or the json / jsonb / uuid its
 /// metadata names.
 pub fn field_type(field: &Field) -> Type {
-    match field
-        .metadata()
-        .get(crate::sql::parse::PG_TYPE_METADATA)
-        .map(String::as_str)
-    {
-        Some("json") => Type::JSON,
-        Some("jsonb") => Type::JSONB,
-        Some("uuid") => Type::UUID,
-        _ => pg_type(field.data_type()),
-    }
+    Type::from_oid(crate::pg_catalog::types::pg_type_of_field(field).0).unwrap_or(Type::TEXT)
 }
 
 /// json / jsonb / uuid are stored as text; `buf` holds the text, rewritten in place into the

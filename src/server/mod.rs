@@ -148,8 +148,13 @@ impl Handler {
     fn new(db: Arc<Database>) -> Self {
         let mut parameters = auth::DefaultServerParameterProvider::default();
         parameters.server_version = crate::config::SERVER_VERSION.to_string();
-        parameters.date_style = "ISO, MDY".to_string();
-        parameters.time_zone = "UTC".to_string();
+        let setting = |name| {
+            crate::config::pg_setting(name)
+                .unwrap_or_default()
+                .to_string()
+        };
+        parameters.date_style = setting("DateStyle");
+        parameters.time_zone = setting("TimeZone");
         Handler {
             parser: Arc::new(WeirParser { db: db.clone() }),
             db,

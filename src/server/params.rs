@@ -127,29 +127,9 @@ fn scalar_type(t: &Type) -> DataType {
     }
 }
 
-/// The element type of an array type Weir reads.
+/// The element type of array type `t` (None when `t` is not an array type).
 fn element_type(t: &Type) -> Option<Type> {
-    let pairs = [
-        (Type::BOOL_ARRAY, Type::BOOL),
-        (Type::INT2_ARRAY, Type::INT2),
-        (Type::INT4_ARRAY, Type::INT4),
-        (Type::INT8_ARRAY, Type::INT8),
-        (Type::FLOAT4_ARRAY, Type::FLOAT4),
-        (Type::FLOAT8_ARRAY, Type::FLOAT8),
-        (Type::NUMERIC_ARRAY, Type::NUMERIC),
-        (Type::TEXT_ARRAY, Type::TEXT),
-        (Type::VARCHAR_ARRAY, Type::VARCHAR),
-        (Type::BYTEA_ARRAY, Type::BYTEA),
-        (Type::DATE_ARRAY, Type::DATE),
-        (Type::TIME_ARRAY, Type::TIME),
-        (Type::TIMESTAMP_ARRAY, Type::TIMESTAMP),
-        (Type::TIMESTAMPTZ_ARRAY, Type::TIMESTAMPTZ),
-        (Type::INTERVAL_ARRAY, Type::INTERVAL),
-        (Type::UUID_ARRAY, Type::UUID),
-        (Type::JSON_ARRAY, Type::JSON),
-        (Type::JSONB_ARRAY, Type::JSONB),
-    ];
-    pairs.into_iter().find(|(a, _)| a == t).map(|(_, e)| e)
+    crate::pg_catalog::types::element_of(t.oid()).and_then(|e| Type::from_oid(e.oid))
 }
 
 fn fixed<const N: usize>(t: &Type, bytes: &[u8]) -> Result<[u8; N]> {

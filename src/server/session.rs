@@ -8,7 +8,6 @@ use std::collections::HashMap;
 
 use datafusion::sql::sqlparser::ast::{self, Expr, Set, Value};
 
-use crate::config::SERVER_VERSION;
 use crate::db::Tag;
 
 /// What a session statement produced.
@@ -25,29 +24,6 @@ pub enum SessionOutput {
         name: String,
         value: String,
     },
-}
-
-/// Defaults a Postgres 15 server reports, for SHOW.
-fn default_value(name: &str) -> Option<&'static str> {
-    Some(match name {
-        "server_version" => SERVER_VERSION,
-        "server_version_num" => "150000",
-        "server_encoding" | "client_encoding" => "UTF8",
-        "datestyle" => "ISO, MDY",
-        "timezone" => "UTC",
-        "intervalstyle" => "postgres",
-        "application_name" => "",
-        "search_path" => "\"$user\", public",
-        "extra_float_digits" => "1",
-        "standard_conforming_strings" | "integer_datetimes" => "on",
-        "transaction_isolation" | "default_transaction_isolation" => "read committed",
-        "transaction_read_only" | "default_transaction_read_only" => "off",
-        "max_identifier_length" => "63",
-        "lc_messages" | "lc_collate" | "lc_ctype" => "C",
-        "is_superuser" => "on",
-        "statement_timeout" | "lock_timeout" | "idle_in_transaction_session_timeout" => "0",
-        _ => return None,
-    })
 }
 
 /// Variables whose changes Postgres reports to the client in a ParameterStatus message, by
@@ -191,7 +167,7 @@ pub fn handle(
             let name = var_name(variable);
             let value = match vars.get(&name) {
                 Some(v) => v.clone(),
-                None => match default_value(&name) {
+                None => match crate::config::pg_setting(&name) {
                     Some(v) => v.to_string(),
                     None => {
                         return Some(Err(crate::error::WeirError::new(
