@@ -238,7 +238,8 @@ impl Partition {
         for segment in &segments {
             for (offset, record) in segment.records()? {
                 if let (true, Some(key)) = (offset < end, record.key) {
-                    latest.insert(key, offset);
+                    // A copy: the decoded key shares its batch's buffer, which would stay pinned.
+                    latest.insert(bytes::Bytes::copy_from_slice(&key), offset);
                 }
             }
         }
@@ -323,21 +324,10 @@ impl Partition {
         if records.is_empty() {
             return Ok(self.end_offset());
         }
-        let mut batch = EncodedBatch::encode(records, None)?;
-        let (base_offset, end_offset, rolled) = {
-            let mut writer = lock(&self.writer);
-            self.check_open(&writer)?;
-            match self.write_batch(&mut writer, &mut batch) {
-                Ok(offsets) => offsets,
-                Err(err) => {
-                    writer.status = Status::Failed;
-                    return Err(err.into());
-                }
-            }
-        };
-        self.sync_through(end_offset)?;
-        self.after_append(rolled);
-        Ok(base_offset)
+        match self.write_durably(EncodedBatch::encode(records, None)?, None)? {
+            IdempotentAppend::Written(base_offset) => Ok(base_offset),
+            other => unreachable!("only a stamped batch is checked, yet got {other:?}"),
+        }
     }
 
     /// Appends `records` for an idempotent producer: checks the batch's sequence against the
@@ -352,29 +342,33 @@ impl Partition {
         if records.is_empty() {
             return Ok(IdempotentAppend::Written(self.end_offset()));
         }
-        let mut batch = EncodedBatch::encode(records, Some(stamp))?;
+        self.write_durably(EncodedBatch::encode(records, Some(stamp))?, Some(stamp))
+    }
+
+    /// The append path: under the writer lock, checks a stamped batch's sequence and writes
+    /// the batch; then waits until it is durable and, if it rolled a segment, does the
+    /// housekeeping.
+    fn write_durably(
+        &self,
+        mut batch: EncodedBatch,
+        stamp: Option<ProducerStamp>,
+    ) -> Result<IdempotentAppend, TopicError> {
         let (base_offset, end_offset, rolled) = {
             let mut writer = lock(&self.writer);
             self.check_open(&writer)?;
-            let mut producers = lock(&self.producers);
-            if let Some(last) = producers.get(&stamp.producer_id).copied() {
-                if stamp.epoch < last.epoch {
-                    return Ok(IdempotentAppend::StaleEpoch);
-                }
-                if stamp.epoch == last.epoch {
-                    if stamp.base_sequence == last.base_sequence {
-                        drop((producers, writer));
-                        self.sync_through(last.end_offset)?;
-                        return Ok(IdempotentAppend::Retry(last.base_offset));
-                    }
-                    if stamp.base_sequence < last.next_sequence {
-                        return Ok(IdempotentAppend::DuplicateSequence);
-                    }
-                    if stamp.base_sequence > last.next_sequence {
-                        return Ok(IdempotentAppend::OutOfOrder);
+            let mut producers = stamp.map(|_| lock(&self.producers));
+            if let (Some(stamp), Some(producers)) = (stamp, &producers) {
+                if let Some(last) = producers.get(&stamp.producer_id).copied() {
+                    match sequence_check(&last, &stamp) {
+                        Some(IdempotentAppend::Retry(base_offset)) => {
+                            drop((producers, writer));
+                            self.sync_through(last.end_offset)?;
+                            return Ok(IdempotentAppend::Retry(base_offset));
+                        }
+                        Some(refused) => return Ok(refused),
+                        None => {}
                     }
                 }
-                // A newer epoch starts its sequences afresh.
             }
             let written = match self.write_batch(&mut writer, &mut batch) {
                 Ok(offsets) => offsets,
@@ -383,8 +377,10 @@ impl Partition {
                     return Err(err.into());
                 }
             };
-            let count = (written.1 - written.0) as u32;
-            producers.insert(stamp.producer_id, last_batch(stamp, written.0, count));
+            if let (Some(stamp), Some(producers)) = (stamp, producers.as_mut()) {
+                let count = (written.1 - written.0) as u32;
+                producers.insert(stamp.producer_id, last_batch(stamp, written.0, count));
+            }
             written
         };
         self.sync_through(end_offset)?;
@@ -627,6 +623,23 @@ fn write_log_start(dir: &Path, offset: u64) -> io::Result<()> {
     }
     fs::rename(&tmp, dir.join(LOG_START_FILE))?;
     sync_dir(dir)
+}
+
+/// What a stamped batch is, given its producer's last batch here: None when it is the next
+/// one (or starts a newer epoch) and must be written.
+fn sequence_check(last: &LastBatch, stamp: &ProducerStamp) -> Option<IdempotentAppend> {
+    if stamp.epoch < last.epoch {
+        return Some(IdempotentAppend::StaleEpoch);
+    }
+    if stamp.epoch > last.epoch {
+        return None; // a newer epoch starts its sequences afresh
+    }
+    match stamp.base_sequence {
+        s if s == last.base_sequence => Some(IdempotentAppend::Retry(last.base_offset)),
+        s if s < last.next_sequence => Some(IdempotentAppend::DuplicateSequence),
+        s if s > last.next_sequence => Some(IdempotentAppend::OutOfOrder),
+        _ => None,
+    }
 }
 
 fn last_batch(stamp: ProducerStamp, base_offset: u64, count: u32) -> LastBatch {
