@@ -43,8 +43,7 @@ impl Database {
                 ErrorKind::WrongObjectType,
                 format!("cannot write to sink \"{name}\""),
             )),
-            Some(Entry::Source(s)) if self.catalog.sink_writing(&s.topic).is_some() => {
-                let sink = self.catalog.sink_writing(&s.topic).unwrap_or_default();
+            Some(Entry::Source(s)) if let Some(sink) = self.catalog.sink_writing(&s.topic) => {
                 Err(WeirError::new(
                     ErrorKind::WrongObjectType,
                     format!(

@@ -55,7 +55,10 @@ pub fn strings_to_batch(
     schema: &SchemaRef,
 ) -> Result<RecordBatch> {
     let width = schema.fields().len();
-    let mut columns: Vec<Vec<Option<String>>> = vec![Vec::with_capacity(records.len()); width];
+    // One `Vec::with_capacity` each (`vec![v; n]` would clone away the capacity).
+    let mut columns: Vec<Vec<Option<String>>> = (0..width)
+        .map(|_| Vec::with_capacity(records.len()))
+        .collect();
     for (line, fields) in records.into_iter().enumerate() {
         if fields.len() != width {
             return Err(WeirError::new(

@@ -69,12 +69,7 @@ fn fetch_once(broker: &Broker, request: &FetchRequest) -> (FetchResponse, usize)
                 continue;
             };
             let partition = p.partition as u32;
-            let log_end = topic.end_offset(partition).unwrap_or(0);
-            let end = broker
-                .db
-                .catalog
-                .readable_end(&name, partition)
-                .map_or(log_end, |c| c.min(log_end)) as i64;
+            let end = high_watermark(broker, topic, partition).unwrap_or(0) as i64;
             let log_start = topic.log_start(partition).unwrap_or(0) as i64;
             let data = data
                 .with_high_watermark(end)
@@ -105,6 +100,18 @@ fn fetch_once(broker: &Broker, request: &FetchRequest) -> (FetchResponse, usize)
         );
     }
     (FetchResponse::default().with_responses(topics), total)
+}
+
+/// How far consumers may read a partition: its log end, or for a sink's topic the end of
+/// the last committed epoch (records past it may still be taken back).
+fn high_watermark(
+    broker: &Broker,
+    topic: &Topic,
+    partition: u32,
+) -> Result<u64, crate::topics::TopicError> {
+    let log_end = topic.end_offset(partition)?;
+    let committed = broker.db.catalog.readable_end(topic.name(), partition);
+    Ok(committed.map_or(log_end, |c| c.min(log_end)))
 }
 
 /// Records from `from` up to (not including) `end` as one v2 batch, up to about `budget`
@@ -222,13 +229,8 @@ pub fn list_offsets(
                             .log_start(partition)
                             .map(|start| (start as i64, -1))
                             .map_err(|e| e.to_string()),
-                        -1 | -3 | -5 => topic
-                            .end_offset(partition)
-                            .map(|e| {
-                                let readable =
-                                    broker.db.catalog.readable_end(topic.name(), partition);
-                                (readable.map_or(e, |c| c.min(e)) as i64, -1)
-                            })
+                        -1 | -3 | -5 => high_watermark(broker, topic, partition)
+                            .map(|end| (end as i64, -1))
                             .map_err(|e| e.to_string()),
                         ts => offset_for_time(topic, partition, ts),
                     };

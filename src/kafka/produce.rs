@@ -4,8 +4,8 @@
 //!
 //! Idempotent producers (InitProducerId) number their batches per partition; a batch whose
 //! sequence was already written (a retry) is answered with its original offset and not written
-//! again, and a gap in the sequence is refused. The sequence state is kept in memory: it does
-//! not survive a restart yet.
+//! again, and a gap in the sequence is refused. The log keeps each such batch's producer id,
+//! epoch and sequence (`topics::Partition::append_idempotent`), so this holds across restarts.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -56,17 +56,15 @@ pub async fn produce(broker: &Broker, request: ProduceRequest) -> ProduceRespons
             topic = metadata::create(broker, &name, Default::default()).ok();
         }
         let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
+        // Weir's own topics (table changelogs, sink outputs) have one writer: Weir.
+        let owned_by_weir = topic.as_ref().is_some_and(|t| {
+            t.name().starts_with("_weir.") || broker.db.catalog.sink_writing(t.name()).is_some()
+        });
         for part in &topic_data.partition_data {
             let response = PartitionProduceResponse::default().with_index(part.index);
             let outcome = match (&topic, part.records.clone()) {
                 (None, _) => Err(ResponseError::UnknownTopicOrPartition),
-                // Weir's own topics (table changelogs, sink outputs) have one writer: Weir.
-                (Some(t), _)
-                    if t.name().starts_with("_weir.")
-                        || broker.db.catalog.sink_writing(t.name()).is_some() =>
-                {
-                    Err(ResponseError::PolicyViolation)
-                }
+                (Some(_), _) if owned_by_weir => Err(ResponseError::PolicyViolation),
                 (Some(t), _) if part.index < 0 || part.index as u32 >= t.partitions() => {
                     Err(ResponseError::UnknownTopicOrPartition)
                 }
@@ -76,7 +74,12 @@ pub async fn produce(broker: &Broker, request: ProduceRequest) -> ProduceRespons
             partitions.push(match outcome {
                 Ok(base_offset) => response
                     .with_base_offset(base_offset as i64)
-                    .with_log_start_offset(0),
+                    .with_log_start_offset(
+                        topic
+                            .as_ref()
+                            .and_then(|t| t.log_start(part.index as u32).ok())
+                            .unwrap_or(0) as i64,
+                    ),
                 Err(code) => response.with_error_code(code.code()).with_base_offset(-1),
             });
         }

@@ -141,13 +141,7 @@ async fn describe_statement(
             ])))
         }
         Statement::Standard(inner) => match inner.as_ref() {
-            ast::Statement::ShowVariable { variable } => text(
-                &variable
-                    .iter()
-                    .map(|v| v.value.to_ascii_lowercase())
-                    .collect::<Vec<_>>()
-                    .join("."),
-            ),
+            ast::Statement::ShowVariable { variable } => text(&super::session::var_name(variable)),
             ast::Statement::Explain { .. } => text("QUERY PLAN"),
             ast::Statement::Query(_) | ast::Statement::Insert(_) => {
                 let plan = db.plan(inner).await?;

@@ -23,9 +23,9 @@ use super::numeric;
 use crate::error::{Result, WeirError};
 
 /// Days from 1970-01-01 (Arrow's epoch) to 2000-01-01 (Postgres' epoch).
-const PG_EPOCH_DAYS: i64 = 10_957;
+pub(super) const PG_EPOCH_DAYS: i64 = 10_957;
 /// Microseconds from 1970-01-01 to 2000-01-01.
-const PG_EPOCH_MICROS: i64 = PG_EPOCH_DAYS * 86_400_000_000;
+pub(super) const PG_EPOCH_MICROS: i64 = PG_EPOCH_DAYS * 86_400_000_000;
 
 /// The Postgres type a column of `data_type` is sent as: the type the catalogs describe it
 /// as (`pg_catalog::types`, the one mapping).

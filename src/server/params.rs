@@ -14,10 +14,7 @@ use pgwire::error::PgWireError;
 use super::{Prepared, numeric};
 use crate::error::{ErrorKind, Result, WeirError};
 
-/// Days from 1970-01-01 to 2000-01-01 (Postgres' epoch).
-const PG_EPOCH_DAYS: i32 = 10_957;
-/// Microseconds from 1970-01-01 to 2000-01-01.
-const PG_EPOCH_MICROS: i64 = PG_EPOCH_DAYS as i64 * 86_400_000_000;
+use super::encode::{PG_EPOCH_DAYS, PG_EPOCH_MICROS};
 /// Elements a binary array parameter may hold.
 const ARRAY_ELEMENTS_MAX: usize = 1_000_000;
 
@@ -157,7 +154,7 @@ fn binary(t: &Type, bytes: &[u8]) -> Result<ScalarValue> {
         Type::BYTEA => ScalarValue::Binary(Some(bytes.to_vec())),
         Type::DATE => {
             let days = i32::from_be_bytes(fixed(t, bytes)?);
-            ScalarValue::Date32(Some(days.saturating_add(PG_EPOCH_DAYS)))
+            ScalarValue::Date32(Some(days.saturating_add(PG_EPOCH_DAYS as i32)))
         }
         Type::TIME => ScalarValue::Time64Microsecond(Some(i64::from_be_bytes(fixed(t, bytes)?))),
         Type::TIMESTAMP | Type::TIMESTAMPTZ => {

@@ -98,7 +98,7 @@ pub fn statement_timeout(vars: &HashMap<String, String>) -> Option<std::time::Du
 }
 
 /// Canonical (lower-case) variable name.
-fn var_name(parts: &[ast::Ident]) -> String {
+pub(super) fn var_name(parts: &[ast::Ident]) -> String {
     let name = parts
         .iter()
         .map(|p| p.value.to_ascii_lowercase())
