@@ -268,7 +268,8 @@ pub enum Column {
     F32(Float32Array),
     F64(Float64Array),
     /// Any decimal, through its exact text.
-    Numeric(ArrayRef),
+    /// Rendered as text once per batch (its binary form is built from the text).
+    Numeric(StringArray),
     Text(StringArray),
     Bytes(BinaryArray),
     Date(Date32Array),
@@ -285,7 +286,26 @@ pub enum Column {
         vector: bool,
     },
     /// Anything else, as the text Arrow displays (sent as text).
-    Display(ArrayRef),
+    Display(StringArray),
+}
+
+/// A column as Arrow displays it, rendered once (one formatter for the whole column, not one
+/// per value): the text form of NUMERIC and of types sent as text.
+fn rendered(array: &ArrayRef) -> Result<StringArray> {
+    use std::fmt::Write;
+    let formatter = ArrayFormatter::try_new(array.as_ref(), &FormatOptions::default())?;
+    let mut out =
+        datafusion::arrow::array::StringBuilder::with_capacity(array.len(), array.len() * 8);
+    for i in 0..array.len() {
+        if array.is_null(i) {
+            out.append_null();
+        } else {
+            write!(out, "{}", formatter.value(i))
+                .map_err(|e| WeirError::internal(format!("render: {e}")))?;
+            out.append_value("");
+        }
+    }
+    Ok(out.finish())
 }
 
 impl Column {
@@ -300,7 +320,7 @@ impl Column {
             _ if t == Type::OID => Column::Oid(to(DataType::UInt32)?.as_primitive().clone()),
             _ if t == Type::FLOAT4 => Column::F32(to(DataType::Float32)?.as_primitive().clone()),
             _ if t == Type::FLOAT8 => Column::F64(to(DataType::Float64)?.as_primitive().clone()),
-            _ if t == Type::NUMERIC => Column::Numeric(array.clone()),
+            _ if t == Type::NUMERIC => Column::Numeric(rendered(array)?),
             // An untyped NULL column (`SELECT NULL`): all NULLs, sent as text.
             _ if t == Type::TEXT
                 && matches!(
@@ -360,7 +380,7 @@ impl Column {
                     vector: t == Type::INT2_VECTOR || t == Type::OID_VECTOR,
                 }
             }
-            _ => Column::Display(array.clone()),
+            _ => Column::Display(rendered(array)?),
         })
     }
 
@@ -373,7 +393,7 @@ impl Column {
             Column::Oid(a) => a,
             Column::F32(a) => a,
             Column::F64(a) => a,
-            Column::Numeric(a) => a.as_ref(),
+            Column::Numeric(a) => a,
             Column::Text(a) => a,
             Column::Bytes(a) => a,
             Column::Date(a) => a,
@@ -382,14 +402,7 @@ impl Column {
             Column::TimestampTz(a) => a,
             Column::Interval(a) => a,
             Column::List { lists, .. } => lists,
-            Column::Display(a) => a.as_ref(),
-        }
-    }
-
-    fn display(array: &dyn Array, i: usize) -> String {
-        match ArrayFormatter::try_new(array, &FormatOptions::default()) {
-            Ok(f) => f.value(i).to_string(),
-            Err(e) => format!("<{e}>"),
+            Column::Display(a) => a,
         }
     }
 
@@ -406,7 +419,7 @@ impl Column {
             Column::Oid(a) => a.value(i).to_string(),
             Column::F32(a) => pg_float(f64::from(a.value(i)), true),
             Column::F64(a) => pg_float(a.value(i), false),
-            Column::Numeric(a) => Self::display(a.as_ref(), i),
+            Column::Numeric(a) => a.value(i).to_string(),
             Column::Text(a) => a.value(i).to_string(),
             Column::Bytes(a) => {
                 let mut s = String::with_capacity(2 + 2 * a.value(i).len());
@@ -444,7 +457,7 @@ impl Column {
                     format!("{{{}}}", items.join(","))
                 }
             }
-            Column::Display(a) => Self::display(a.as_ref(), i),
+            Column::Display(a) => a.value(i).to_string(),
         })
     }
 
@@ -461,7 +474,7 @@ impl Column {
             Column::Oid(a) => out.extend_from_slice(&a.value(i).to_be_bytes()),
             Column::F32(a) => out.extend_from_slice(&a.value(i).to_be_bytes()),
             Column::F64(a) => out.extend_from_slice(&a.value(i).to_be_bytes()),
-            Column::Numeric(a) => numeric::write_binary(&Self::display(a.as_ref(), i), out),
+            Column::Numeric(a) => numeric::write_binary(a.value(i), out),
             Column::Text(a) => out.extend_from_slice(a.value(i).as_bytes()),
             Column::Bytes(a) => out.extend_from_slice(a.value(i)),
             Column::Date(a) => {
@@ -505,7 +518,7 @@ impl Column {
                     }
                 }
             }
-            Column::Display(a) => out.extend_from_slice(Self::display(a.as_ref(), i).as_bytes()),
+            Column::Display(a) => out.extend_from_slice(a.value(i).as_bytes()),
         }
         true
     }
