@@ -110,8 +110,16 @@ async fn cursors_declare_fetch_close() {
         messages.last(),
         Some(tokio_postgres::SimpleQueryMessage::CommandComplete(3))
     ));
-    client.batch_execute("CLOSE c; COMMIT").await.unwrap();
-    // WITH HOLD outlives the block; CLOSE ALL ends it.
+    // COMMIT ends the block: the cursor without HOLD goes, the one WITH HOLD stays (it was
+    // read to its end, so a FETCH now returns no rows); CLOSE ALL ends it.
+    client.batch_execute("COMMIT").await.unwrap();
+    let err = client.batch_execute("FETCH 1 FROM c").await.unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::INVALID_CURSOR_NAME));
+    let after = client.simple_query("FETCH 1 FROM d").await.unwrap();
+    assert!(matches!(
+        after.last(),
+        Some(tokio_postgres::SimpleQueryMessage::CommandComplete(0))
+    ));
     client.batch_execute("CLOSE ALL").await.unwrap();
     for sql in ["FETCH 1 FROM c", "FETCH 1 FROM d", "CLOSE nope"] {
         let err = client.batch_execute(sql).await.unwrap_err();
