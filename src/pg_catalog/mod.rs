@@ -169,11 +169,7 @@ impl Snapshot {
                 name: t.name.to_string(),
                 namespace,
                 kind: t.kind,
-                columns: tables::schema_of(t.columns)
-                    .fields()
-                    .iter()
-                    .cloned()
-                    .collect(),
+                columns: t.schema().fields().iter().cloned().collect(),
                 key: Vec::new(),
                 primary: false,
                 definition: None,
@@ -273,7 +269,7 @@ impl SystemSchema {
         let def = self.tables.iter().find(|t| t.name == name)?;
         Some(Arc::new(SystemTable {
             def,
-            schema: tables::schema_of(def.columns),
+            schema: def.schema(),
             catalog: self.catalog.clone(),
             information_schema: std::ptr::eq(self.tables, information_schema::VIEWS),
         }))

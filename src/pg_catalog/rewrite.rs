@@ -491,38 +491,7 @@ fn array_subquery(query: &ast::Query) -> Option<Expr> {
         });
         return Some(call("array_transform", vec![array.clone(), lambda]));
     }
-    let mut clauses = Vec::new();
-    if let Some(ast::OrderBy {
-        kind: ast::OrderByKind::Expressions(exprs),
-        ..
-    }) = order_by
-    {
-        let exprs = exprs
-            .into_iter()
-            .map(|mut o| {
-                // `ORDER BY 1` names the one output column.
-                if matches!(&o.expr, Expr::Value(v) if matches!(v.value, Value::Number(..))) {
-                    o.expr = element.clone();
-                }
-                o
-            })
-            .collect();
-        clauses.push(ast::FunctionArgumentClause::OrderBy(exprs));
-    }
-    let agg = Expr::Function(Function {
-        name: ObjectName::from(vec![Ident::new("array_agg")]),
-        uses_odbc_syntax: false,
-        parameters: FunctionArguments::None,
-        args: FunctionArguments::List(FunctionArgumentList {
-            duplicate_treatment: None,
-            args: vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(element))],
-            clauses,
-        }),
-        filter: None,
-        null_treatment: None,
-        over: None,
-        within_group: vec![],
-    });
+    let agg = ordered_aggregate("array_agg", element, order_by);
     select.projection = vec![ast::SelectItem::UnnamedExpr(agg)];
     Some(Expr::Subquery(Box::new(query)))
 }
@@ -723,6 +692,35 @@ fn cast(expr: Expr, data_type: DataType) -> Expr {
 
 fn number(n: &str) -> Expr {
     Expr::value(Value::Number(n.to_string(), false))
+}
+
+/// `name(element ORDER BY ...)`: a subquery's ORDER BY moved into the aggregate that replaces
+/// its select list (`ORDER BY 1` names that one output column).
+pub(super) fn ordered_aggregate(name: &str, element: Expr, order_by: Option<ast::OrderBy>) -> Expr {
+    let mut aggregate = call(name, vec![element.clone()]);
+    if let (
+        Some(ast::OrderBy {
+            kind: ast::OrderByKind::Expressions(exprs),
+            ..
+        }),
+        Expr::Function(Function {
+            args: FunctionArguments::List(list),
+            ..
+        }),
+    ) = (order_by, &mut aggregate)
+    {
+        let exprs = exprs
+            .into_iter()
+            .map(|mut o| {
+                if matches!(&o.expr, Expr::Value(v) if matches!(v.value, Value::Number(..))) {
+                    o.expr = element.clone();
+                }
+                o
+            })
+            .collect();
+        list.clauses = vec![ast::FunctionArgumentClause::OrderBy(exprs)];
+    }
+    aggregate
 }
 
 pub(super) fn call(name: &str, args: Vec<Expr>) -> Expr {

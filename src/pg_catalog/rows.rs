@@ -77,7 +77,7 @@ pub fn rows(name: &str, snap: &Snapshot, session: &dyn Session) -> Vec<Row> {
             let columns = super::tables::PG_CATALOG_TABLES
                 .iter()
                 .find(|t| t.name == name)
-                .map(|t| super::tables::schema_of(t.columns));
+                .map(|t| t.schema());
             let has = |column: &str| columns.as_ref().is_some_and(|c| c.index_of(column).is_ok());
             vec![role_row().into_iter().filter(|(c, _)| has(c)).collect()]
         }

@@ -20,10 +20,10 @@ use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    self, BinaryOperator, Expr, Function, FunctionArguments, Ident, VisitMut,
+    self, BinaryOperator, Expr, FunctionArguments, Ident, VisitMut,
 };
 
-use super::rewrite::{call, function_name, is_system_schema};
+use super::rewrite::{function_name, is_system_schema, ordered_aggregate};
 
 /// See the module doc. None when the subquery is left as written.
 pub fn one_row_subquery(query: &ast::Query) -> Option<Expr> {
@@ -50,14 +50,7 @@ pub fn one_row_subquery(query: &ast::Query) -> Option<Expr> {
         return Some(Expr::value(ast::Value::Null));
     }
     let mut query = query.clone();
-    let mut clauses = Vec::new();
-    if let Some(ast::OrderBy {
-        kind: ast::OrderByKind::Expressions(exprs),
-        ..
-    }) = query.order_by.take()
-    {
-        clauses.push(ast::FunctionArgumentClause::OrderBy(exprs));
-    }
+    let order_by = query.order_by.take();
     let ast::SetExpr::Select(select) = query.body.as_mut() else {
         return None;
     };
@@ -65,14 +58,7 @@ pub fn one_row_subquery(query: &ast::Query) -> Option<Expr> {
     if !contains_aggregate(&element) {
         query.limit_clause = None;
         let alias = alias.or_else(|| column_name(&element));
-        let mut first = call("first_value", vec![element]);
-        if let Expr::Function(Function {
-            args: FunctionArguments::List(list),
-            ..
-        }) = &mut first
-        {
-            list.clauses = clauses;
-        }
+        let first = ordered_aggregate("first_value", element, order_by);
         let ast::SetExpr::Select(select) = query.body.as_mut() else {
             return None;
         };

@@ -331,8 +331,26 @@ pub const ALWAYS_EMPTY: &[&str] = &[
     "pg_trigger",
 ];
 
+impl CatalogTable {
+    /// The table's Arrow schema, parsed once from its column list.
+    pub fn schema(&self) -> SchemaRef {
+        static SCHEMAS: std::sync::LazyLock<std::collections::HashMap<&'static str, SchemaRef>> =
+            std::sync::LazyLock::new(|| {
+                PG_CATALOG_TABLES
+                    .iter()
+                    .chain(super::information_schema::VIEWS)
+                    .map(|t| (t.columns, schema_of(t.columns)))
+                    .collect()
+            });
+        SCHEMAS
+            .get(self.columns)
+            .cloned()
+            .unwrap_or_else(|| schema_of(self.columns))
+    }
+}
+
 /// The Arrow schema of a table from its column list.
-pub fn schema_of(columns: &str) -> SchemaRef {
+fn schema_of(columns: &str) -> SchemaRef {
     let fields: Vec<Field> = columns
         .split(',')
         .map(|col| {
