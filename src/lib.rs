@@ -43,6 +43,7 @@ pub mod kafka;
 pub mod pg_catalog;
 pub mod server;
 pub mod serving;
+pub mod sources;
 pub mod sql;
 pub mod state;
 pub mod topics;

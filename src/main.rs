@@ -27,6 +27,25 @@ struct Args {
     /// How often an epoch is committed, in milliseconds.
     #[arg(long, default_value_t = config::BARRIER_INTERVAL_MS_DEFAULT)]
     barrier_interval_ms: u64,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Write Nexmark events to files (person, auction, bid), one record per line, so other
+    /// systems read exactly the events Weir's nexmark sources generate with the same options.
+    Nexmark {
+        /// Events over all three kinds (1 person, 3 auctions, 46 bids in every 50).
+        #[arg(long)]
+        events: u64,
+        /// Record format: json or csv (the format of a source's topic records).
+        #[arg(long, default_value = "json")]
+        format: String,
+        /// Directory for person.<format>, auction.<format> and bid.<format>.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[tokio::main]
@@ -37,10 +56,41 @@ async fn main() -> std::process::ExitCode {
         )
         .init();
     let args = Args::parse();
+    if let Some(Command::Nexmark {
+        events,
+        format,
+        out,
+    }) = &args.command
+    {
+        return write_nexmark(*events, format, out);
+    }
     match run(args).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn write_nexmark(events: u64, format: &str, out: &std::path::Path) -> std::process::ExitCode {
+    use weir::sources::nexmark::{Sequence, write_files};
+    let written = weir::formats::Format::parse(format).and_then(|format| {
+        let sequence = Sequence {
+            events: Some(events),
+            ..Sequence::default()
+        };
+        write_files(out, &sequence, format)
+    });
+    match written {
+        Ok(counts) => {
+            for (kind, n) in counts {
+                println!("{}\t{n}", kind.name());
+            }
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("weir nexmark: {e}");
             std::process::ExitCode::FAILURE
         }
     }

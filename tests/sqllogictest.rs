@@ -1,4 +1,4 @@
-//! Runs every `sql-tests/*.slt` file over the Postgres wire against a real Weir server (one
+//! Runs every `sql-tests/*.slt` and `sql-tests/nexmark/*.slt` file over the Postgres wire against a real Weir server (one
 //! server per file, fresh data directory), then checks every materialized view the file left
 //! behind against a batch recompute: the view's query run as an ad-hoc SELECT over the same
 //! inputs must return exactly the view's rows.
@@ -166,8 +166,9 @@ async fn run_file(path: &Path) -> Result<(), String> {
 fn main() {
     let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sql-tests");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&root)
-        .expect("sql-tests directory")
+    let mut files: Vec<PathBuf> = [root.clone(), root.join("nexmark")]
+        .iter()
+        .flat_map(|dir| std::fs::read_dir(dir).expect("sql-tests directory"))
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "slt"))
         .filter(|p| {
@@ -180,7 +181,11 @@ fn main() {
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     let (mut passed, mut failed) = (0, 0);
     for file in &files {
-        let name = file.file_name().unwrap().to_string_lossy().to_string();
+        let name = file
+            .strip_prefix(&root)
+            .unwrap_or(file)
+            .to_string_lossy()
+            .to_string();
         match runtime.block_on(run_file(file)) {
             Ok(()) => {
                 passed += 1;

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ErrorKind, Result, WeirError};
 use crate::formats::Format;
+use crate::sources::generator::NexmarkOptions;
 use crate::state::{StateStore, WriteBatch, keys};
 pub use table::TableData;
 
@@ -65,6 +66,8 @@ pub struct SourceDef {
     pub schema: SchemaRef,
     pub topic: String,
     pub format: Format,
+    /// Set when a connector generates the source's records (its topic has no other writer).
+    pub generator: Option<NexmarkOptions>,
 }
 
 /// A keyed, mutable table; its changes are recorded in its changelog topic.
@@ -240,14 +243,18 @@ impl Catalog {
         self.entries.write().expect("catalog lock").remove(name);
     }
 
-    /// The sink that writes `topic`, if one does (a sink's topic has no other writer).
-    pub fn sink_writing(&self, topic: &str) -> Option<String> {
+    /// The object that alone writes `topic`, when Weir writes it for one (a sink, or a
+    /// generated source), as "sink \"s\"": INSERT, COPY and Kafka produce into it are refused.
+    pub fn sole_writer(&self, topic: &str) -> Option<String> {
         self.entries
             .read()
             .expect("catalog lock")
             .values()
             .find_map(|e| match e {
-                Entry::Sink(s) if s.topic == topic => Some(s.item.name.clone()),
+                Entry::Sink(s) if s.topic == topic => Some(format!("sink \"{}\"", s.item.name)),
+                Entry::Source(s) if s.topic == topic && s.generator.is_some() => {
+                    Some(format!("generated source \"{}\"", s.item.name))
+                }
                 _ => None,
             })
     }

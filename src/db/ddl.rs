@@ -17,10 +17,12 @@ use crate::dataflow::runtime::{Decoding, InputSource, ViewFlow};
 use crate::dataflow::topic_sink::{CommittedEnds, SinkMode, TopicSink};
 use crate::dataflow::view_rows::ViewRows;
 use crate::error::{ErrorKind, Result, WeirError};
+use crate::sources::generator::{self, GeneratorHandle, NexmarkOptions};
 use crate::sql::parse::{self, Statement};
 use crate::sql::stream_plan::{StreamPlan, plan_stream};
 use crate::state::WriteBatch;
 use crate::topics::TopicConfig;
+use std::sync::atomic::AtomicBool;
 
 /// Prefix of the internal topics holding table changelogs.
 const TABLE_TOPIC_PREFIX: &str = "_weir.table.";
@@ -97,6 +99,10 @@ impl Database {
                         create.topic.clone().unwrap_or(create.name.clone()),
                         item.owns_topic,
                     ),
+                    (_, None) if let Some(generator) = &create.generator => {
+                        self.create_generated_topic(&create.name, generator).await?;
+                        (create.name.clone(), true)
+                    }
                     (Some(t), None) => {
                         self.topics.topic(t).ok_or_else(|| {
                             WeirError::new(
@@ -136,10 +142,23 @@ impl Database {
                 let def = SourceDef {
                     item,
                     schema,
-                    topic,
+                    topic: topic.clone(),
                     format: create.format,
+                    generator: create.generator.clone(),
                 };
                 self.catalog.insert(Entry::Source(Arc::new(def)), persist)?;
+                if let Some(generator) = create.generator
+                    && (!generator.fills_at_create() || !persist)
+                {
+                    let topic = self.topics.topic(&topic).ok_or_else(|| {
+                        WeirError::internal(format!("the topic of source {} is gone", create.name))
+                    })?;
+                    let handle = GeneratorHandle::spawn(&create.name, topic, generator);
+                    self.generators
+                        .lock()
+                        .expect("generators lock")
+                        .insert(create.name.clone(), handle);
+                }
                 Ok(Output::Done(Tag::new("CREATE SOURCE")))
             }
             Statement::CreateSink(create) => self.create_sink(create, restored).await,
@@ -150,6 +169,38 @@ impl Database {
             },
             _ => Err(WeirError::internal("not a CREATE")),
         }
+    }
+
+    /// The topic of a new generated source; a bounded generator without a rate limit fills it
+    /// here, before the source exists (if that fails, the topic goes again).
+    async fn create_generated_topic(&self, name: &str, generator: &NexmarkOptions) -> Result<()> {
+        if self.topics.topic(name).is_some() {
+            return Err(WeirError::new(
+                ErrorKind::DuplicateTable,
+                format!("topic \"{name}\" already exists"),
+            )
+            .with_hint("a generated source writes a new topic of its own name; drop the topic or name the source differently"));
+        }
+        let config = TopicConfig {
+            partitions: generator.partitions,
+            ..TopicConfig::default()
+        };
+        let topic = self.topics.create_topic(name, config)?;
+        if !generator.fills_at_create() {
+            return Ok(());
+        }
+        let options = generator.clone();
+        let filled = tokio::task::spawn_blocking(move || {
+            generator::fill(&topic, &options, &AtomicBool::new(false))
+        })
+        .await
+        .map_err(|e| WeirError::internal(format!("generator: {e}")))
+        .and_then(|r| r);
+        if let Err(e) = filled {
+            self.topics.drop_topic(name)?;
+            return Err(e);
+        }
+        Ok(())
     }
 
     async fn create_table(
@@ -621,6 +672,13 @@ impl Database {
             }
             Entry::Source(s) => {
                 self.store.commit(batch)?;
+                // Its generator (if any) stops before its topic goes.
+                drop(
+                    self.generators
+                        .lock()
+                        .expect("generators lock")
+                        .remove(name),
+                );
                 if s.item.owns_topic {
                     self.topics.drop_topic(&s.topic)?;
                 }

@@ -43,11 +43,11 @@ impl Database {
                 ErrorKind::WrongObjectType,
                 format!("cannot write to sink \"{name}\""),
             )),
-            Some(Entry::Source(s)) if let Some(sink) = self.catalog.sink_writing(&s.topic) => {
+            Some(Entry::Source(s)) if let Some(writer) = self.catalog.sole_writer(&s.topic) => {
                 Err(WeirError::new(
                     ErrorKind::WrongObjectType,
                     format!(
-                        "cannot write to source \"{name}\": its topic \"{}\" is written by sink \"{sink}\"",
+                        "cannot write to source \"{name}\": its topic \"{}\" is written by {writer}",
                         s.topic
                     ),
                 ))

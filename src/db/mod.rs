@@ -28,6 +28,7 @@ use crate::error::{ErrorKind, Result, WeirError};
 use crate::pg_catalog;
 use crate::serving::lookup::PointLookup;
 use crate::serving::providers::{ReadContext, WeirSchema};
+use crate::sources::generator::GeneratorHandle;
 use crate::sql::parse::{ShowKind, Statement};
 use crate::state::{SledStore, StateStore};
 use crate::topics::TopicStore;
@@ -85,6 +86,8 @@ pub struct Database {
     pub(crate) ddl: tokio::sync::Mutex<()>,
     /// Held shared while a query reads, so all the views it reads are at one epoch.
     pub(crate) epoch_lock: EpochLock,
+    /// The running generators of generated sources, by source name.
+    pub(crate) generators: std::sync::Mutex<std::collections::HashMap<String, GeneratorHandle>>,
 }
 
 impl Database {
@@ -117,6 +120,7 @@ impl Database {
             next_partition: Default::default(),
             ddl: Default::default(),
             epoch_lock,
+            generators: Default::default(),
         });
         db.recover().await?;
         db.runtime.begin_epochs();

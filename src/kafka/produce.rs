@@ -56,9 +56,10 @@ pub async fn produce(broker: &Broker, request: ProduceRequest) -> ProduceRespons
             topic = metadata::create(broker, &name, Default::default()).ok();
         }
         let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
-        // Weir's own topics (table changelogs, sink outputs) have one writer: Weir.
+        // Weir's own topics (table changelogs, sink outputs, generated sources) have one
+        // writer: Weir.
         let owned_by_weir = topic.as_ref().is_some_and(|t| {
-            t.name().starts_with("_weir.") || broker.db.catalog.sink_writing(t.name()).is_some()
+            t.name().starts_with("_weir.") || broker.db.catalog.sole_writer(t.name()).is_some()
         });
         for part in &topic_data.partition_data {
             let response = PartitionProduceResponse::default().with_index(part.index);

@@ -11,6 +11,7 @@ use datafusion::sql::sqlparser::tokenizer::Token;
 
 use crate::error::{ErrorKind, Result, WeirError};
 use crate::formats::Format;
+use crate::sources::generator::NexmarkOptions;
 
 /// One parsed statement.
 #[derive(Debug, Clone)]
@@ -48,11 +49,20 @@ pub struct CreateSource {
     pub topic: Option<String>,
     pub format: Format,
     pub if_not_exists: bool,
+    /// Set for a source whose events a connector generates (`WITH (connector = 'nexmark')`).
+    pub generator: Option<NexmarkOptions>,
 }
 
 impl CreateSource {
     /// The statement as SQL again (what the catalog stores).
     pub fn to_sql(&self) -> String {
+        if let Some(options) = &self.generator {
+            return format!(
+                "CREATE SOURCE {} WITH ({})",
+                quote_ident(&self.name),
+                options.to_sql()
+            );
+        }
         let cols: Vec<String> = self
             .columns
             .iter()
@@ -420,6 +430,9 @@ fn create_sink(parser: &mut Parser) -> Result<CreateSink> {
 fn create_source(parser: &mut Parser) -> Result<CreateSource> {
     let if_not_exists = parser.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
     let name = ident(parser)?;
+    if parser.parse_keyword(Keyword::WITH) {
+        return generated_source(parser, name, if_not_exists);
+    }
     let (defs, _constraints) = parser.parse_columns().map_err(syntax)?;
     if defs.is_empty() {
         return Err(WeirError::syntax("a source needs a column list")
@@ -445,6 +458,50 @@ fn create_source(parser: &mut Parser) -> Result<CreateSource> {
         topic,
         format,
         if_not_exists,
+        generator: None,
+    })
+}
+
+/// `CREATE SOURCE name WITH (connector = 'nexmark', ...)`: a source whose schema and events
+/// come from its connector.
+fn generated_source(
+    parser: &mut Parser,
+    name: String,
+    if_not_exists: bool,
+) -> Result<CreateSource> {
+    let options = options(parser)?;
+    let connector = options
+        .iter()
+        .find(|(k, _)| k == "connector")
+        .map(|(_, v)| v.to_ascii_lowercase());
+    if connector.as_deref() != Some("nexmark") {
+        return Err(WeirError::unsupported(match connector {
+            Some(c) => format!("connector \"{c}\" is not supported"),
+            None => "a source WITH (...) needs a connector".to_string(),
+        })
+        .with_hint("connector = 'nexmark' generates Nexmark events; for your own data, CREATE SOURCE name (col TYPE, ...) FORMAT JSON"));
+    }
+    let generator = NexmarkOptions::parse(&name, &options)?;
+    let columns = generator
+        .kind
+        .columns()
+        .iter()
+        .map(|(col, sql_type)| {
+            Ok(Column {
+                name: col.to_string(),
+                data_type: arrow_type(sql_type)?,
+                sql_type: sql_type.to_string(),
+                primary_key: false,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(CreateSource {
+        name,
+        columns,
+        topic: None,
+        format: Format::Json,
+        if_not_exists,
+        generator: Some(generator),
     })
 }
 
