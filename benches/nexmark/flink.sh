@@ -17,7 +17,7 @@
 #   --runs N       run each query N times (default 1)
 #   --weir FILE    Weir's figures, lines of query<TAB>events_per_s (default EVENTS_DIR/weir.tsv,
 #                  or WEIR_EVENTS_PER_S="q0=69000,q1=61000"): printed beside Flink's, with the ratio
-#   --check        also collect each result and print its row count (small inputs only)
+#   --check        also print the row count of each result (a batch job after the timed one)
 #
 # EVENTS_DIR holds person.json, auction.json, bid.json: newline-delimited flat JSON, one event
 # a line, timestamps as ISO 8601 strings ("2015-07-15T00:00:00.001"). events = all three files.

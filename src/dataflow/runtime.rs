@@ -549,9 +549,14 @@ impl Epochs {
                 }
             }
         }
-        outputs.extend(view.flow.dataflow.barrier()?);
-        let delta = view.flow.rows.apply(&outputs, store.as_ref(), batch)?;
-        view.flow.dataflow.checkpoint(view.flow.id, batch)?;
+        let delta = close_epoch(
+            view.flow.id,
+            &mut view.flow.dataflow,
+            &view.flow.rows,
+            outputs,
+            store.as_ref(),
+            batch,
+        )?;
         if view.committed_offsets.as_ref() != Some(&view.offsets) {
             let offsets = serde_json::to_vec(&view.offsets)
                 .map_err(|e| WeirError::internal(e.to_string()))?;
@@ -587,6 +592,24 @@ impl Epochs {
         }
         Ok(())
     }
+}
+
+/// Ends one view's epoch: the dataflow's barrier, then the epoch's output applied to the view's
+/// rows and the changed operator state, all into `batch`. Returns the view's consolidated
+/// changes (what views over it receive). The Nexmark benchmark's engine-only mode drives a
+/// dataflow with this too, so it measures exactly what an epoch does.
+pub fn close_epoch(
+    view_id: u64,
+    dataflow: &mut Dataflow,
+    rows: &ViewRows,
+    mut outputs: Vec<ChangeBatch>,
+    store: &dyn StateStore,
+    batch: &mut WriteBatch,
+) -> Result<ChangeBatch> {
+    outputs.extend(dataflow.barrier()?);
+    let delta = rows.apply(&outputs, store, batch)?;
+    dataflow.checkpoint(view_id, batch)?;
+    Ok(delta)
 }
 
 fn in_view(name: &str, e: WeirError) -> WeirError {

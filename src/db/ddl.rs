@@ -330,6 +330,20 @@ impl Database {
         Ok((stream, inputs))
     }
 
+    /// Plans `query` (a SELECT) into a view's dataflow exactly as CREATE MATERIALIZED VIEW
+    /// does, without running it: the Nexmark benchmark's engine-only mode drives it over
+    /// batches in memory.
+    pub async fn plan_dataflow(&self, query: &str) -> Result<StreamPlan> {
+        let mut stmts = parse::parse(query)?;
+        match (stmts.pop(), stmts.is_empty()) {
+            (Some(Statement::Standard(stmt)), true) => match *stmt {
+                ast::Statement::Query(q) => Ok(self.plan_view(&q).await?.0),
+                _ => Err(WeirError::syntax("expected a query")),
+            },
+            _ => Err(WeirError::syntax("expected one query")),
+        }
+    }
+
     async fn create_view(
         &self,
         view: ast::CreateView,

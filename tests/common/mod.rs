@@ -122,6 +122,11 @@ impl WeirServer {
         client
     }
 
+    /// The server's process id (benchmarks read its CPU time and memory from /proc).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("server running").id()
+    }
+
     /// SIGKILL: no shutdown path runs, as in a crash.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
