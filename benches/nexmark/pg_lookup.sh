@@ -72,7 +72,17 @@ chmod 755 "$TMP"
 WEIR_PID=""
 PG_STARTED=""
 PG_USER=""   # the OS user running PostgreSQL (initdb refuses root)
+CHILD_PID=""  # a long step (pgbench, COPY, CREATE MATERIALIZED VIEW) runs as a waited-for child,
+              # so a signal ends the script at once (bash runs traps only between commands)
 run_pg() { if [[ -n "$PG_USER" ]]; then runuser -u "$PG_USER" -- "$@"; else "$@"; fi; }
+run_child() {
+    local rc=0
+    "$@" <&0 &     # (an async command's stdin would be /dev/null; keep ours, e.g. a here-doc)
+    CHILD_PID=$!
+    wait "$CHILD_PID" || rc=$?
+    CHILD_PID=""
+    return "$rc"
+}
 stop_weir() {
     if [[ -n "$WEIR_PID" ]] && kill -0 "$WEIR_PID" 2>/dev/null; then
         kill "$WEIR_PID" 2>/dev/null
@@ -84,6 +94,7 @@ stop_weir() {
 }
 cleanup() {
     set +e
+    if [[ -n "$CHILD_PID" ]]; then kill "$CHILD_PID" 2>/dev/null; wait "$CHILD_PID" 2>/dev/null; fi
     stop_weir
     if [[ -n "$PG_STARTED" ]]; then
         run_pg "$PGBIN/pg_ctl" -D "$TMP/pg" -m immediate -w stop >/dev/null 2>&1
@@ -118,18 +129,18 @@ bench() {
     local tag="$server-$mode-c$clients"
     local logdir="$TMP/pgbench-$tag"
     mkdir -p "$logdir"
-    local out
-    if ! out="$(cd "$logdir" && "$PGBENCH" -h 127.0.0.1 -p "$port" -U "$user" -n -M "$mode" \
+    local out="$logdir/pgbench.out"
+    if ! run_child "$PGBENCH" -h 127.0.0.1 -p "$port" -U "$user" -n -M "$mode" \
             -f "$TMP/lookup.sql" -c "$clients" -j "$threads" -T "$SECONDS_PER_RUN" \
-            -l --log-prefix="$logdir/tx" "$db" 2>&1)"; then
+            -l --log-prefix="$logdir/tx" "$db" > "$out" 2>&1; then
         echo "pgbench failed against $server ($mode, $clients clients):" >&2
-        echo "$out" | tail -n 20 >&2
+        tail -n 20 "$out" >&2
         printf '%s\t%s\t%s\tfailed\t-\t-\t-\n' "$server" "$mode" "$clients" >> "$RESULTS"
         return 0
     fi
     local tps failed
-    tps="$(echo "$out" | awk '/^tps = / { printf "%.0f", $3 }')"
-    failed="$(echo "$out" | awk '/number of failed transactions:/ { print $5 }')"
+    tps="$(awk '/^tps = / { printf "%.0f", $3 }' "$out")"
+    failed="$(awk '/number of failed transactions:/ { print $5 }' "$out")"
     # Per-transaction log: client_id transaction_no time_us script_no time_epoch time_epoch_us
     # (one file per thread). Latency percentiles over every transaction, in ms.
     local pct
@@ -159,7 +170,8 @@ if want weir; then
     "$WEIR_BIN" --data-dir "$TMP/weir-data" --pg-addr "127.0.0.1:$WEIR_PORT" \
         --kafka-addr off --http-addr off > "$TMP/weir.log" 2>&1 &
     WEIR_PID=$!
-    wpsql() { "$PSQL" -h 127.0.0.1 -p "$WEIR_PORT" -U weir -d weir -X -q -v ON_ERROR_STOP=1 "$@"; }
+    WPSQL=("$PSQL" -h 127.0.0.1 -p "$WEIR_PORT" -U weir -d weir -X -q -v ON_ERROR_STOP=1)
+    wpsql() { "${WPSQL[@]}" "$@"; }
     for _ in $(seq 100); do
         wpsql -c 'SELECT 1' >/dev/null 2>&1 && break
         kill -0 "$WEIR_PID" 2>/dev/null || { echo "Weir exited at start:" >&2; tail -n 20 "$TMP/weir.log" >&2; exit 1; }
@@ -169,10 +181,10 @@ if want weir; then
     echo "# Weir $WEIR_BIN (pid $WEIR_PID) on 127.0.0.1:$WEIR_PORT"
     wpsql -c 'CREATE SOURCE kv (k BIGINT, v BIGINT) FORMAT CSV'
     t=$(now_s)
-    wpsql -c "\\copy kv FROM '$TMP/kv.csv' WITH (FORMAT csv)"
+    run_child "${WPSQL[@]}" -c "\\copy kv FROM '$TMP/kv.csv' WITH (FORMAT csv)"
     echo "# Weir: COPY of $KEYS rows: $(elapsed "$t") s"
     t=$(now_s)
-    wpsql -c 'CREATE MATERIALIZED VIEW kv_view AS SELECT k, count(*) AS n, sum(v) AS total FROM kv GROUP BY k'
+    run_child "${WPSQL[@]}" -c 'CREATE MATERIALIZED VIEW kv_view AS SELECT k, count(*) AS n, sum(v) AS total FROM kv GROUP BY k'
     mv_s="$(elapsed "$t")"
     hwm="$(awk '/^VmHWM/ { printf "%.0f MB", $2 / 1024 }' "/proc/$WEIR_PID/status")"
     rss="$(awk '/^VmRSS/ { printf "%.0f MB", $2 / 1024 }' "/proc/$WEIR_PID/status")"
@@ -197,11 +209,12 @@ if want postgres; then
     run_pg "$PGBIN/pg_ctl" -D "$TMP/pg" -l "$TMP/pg.log" -w \
         -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $TMP -c max_connections=50" start >/dev/null
     PG_STARTED=1
-    ppsql() { "$PSQL" -h 127.0.0.1 -p "$PG_PORT" -U weir -X -q -v ON_ERROR_STOP=1 "$@"; }
+    PPSQL=("$PSQL" -h 127.0.0.1 -p "$PG_PORT" -U weir -X -q -v ON_ERROR_STOP=1)
+    ppsql() { "${PPSQL[@]}" "$@"; }
     ppsql -d postgres -c 'CREATE DATABASE weir'
     echo "# PostgreSQL $(ppsql -d weir -A -t -c 'SHOW server_version') on 127.0.0.1:$PG_PORT"
     t=$(now_s)
-    ppsql -d weir <<EOF
+    run_child "${PPSQL[@]}" -d weir <<EOF
 CREATE TABLE kv (k BIGINT, v BIGINT);
 \\copy kv FROM '$TMP/kv.csv' WITH (FORMAT csv)
 CREATE TABLE kv_view (k BIGINT PRIMARY KEY, n BIGINT, total BIGINT);
