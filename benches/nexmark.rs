@@ -21,7 +21,8 @@
 //! query" and "End of the query" comments), so the benchmark runs what the tests check.
 //!
 //! Run: `cargo bench --bench nexmark -- [q0 q5u ...] [--events N] [--mode engine|e2e|both]
-//! [--epoch-events N] [--workers 1]` (default: every query, 10,000,000 events, both modes).
+//! [--epoch-events N] [--store sled|fjall] [--workers 1]` (default: every query, 10,000,000
+//! events, both modes, the default store).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -39,7 +40,7 @@ use weir::db::{Database, DbConfig, Output};
 use weir::formats::Format;
 use weir::sources::nexmark::{BATCH_EVENTS_MAX, Generator, Kind, Sequence, write_files};
 use weir::sql::parse::parse;
-use weir::state::{SledStore, StateStore, WriteBatch};
+use weir::state::{StoreKind, WriteBatch};
 
 const EVENTS_DEFAULT: u64 = 10_000_000;
 /// Events per epoch in engine mode: about what one barrier interval holds at the target rates.
@@ -67,6 +68,7 @@ struct Args {
     engine: bool,
     e2e: bool,
     epoch_events: u64,
+    store: StoreKind,
 }
 
 fn args() -> Args {
@@ -76,6 +78,7 @@ fn args() -> Args {
         engine: true,
         e2e: true,
         epoch_events: EPOCH_EVENTS_DEFAULT,
+        store: StoreKind::DEFAULT,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -97,6 +100,12 @@ fn args() -> Args {
                 "both" => {}
                 other => panic!("--mode engine|e2e|both, not {other}"),
             },
+            "--store" => {
+                let name = value("--store");
+                args.store = StoreKind::parse(&name).expect("--store sled|fjall");
+                // The e2e server takes the same backend.
+                unsafe { std::env::set_var("WEIR_TEST_STORE", &name) };
+            }
             "--workers" => {
                 let n = value("--workers");
                 assert!(
@@ -252,11 +261,12 @@ fn epochs_of_events(
     (epochs, bytes)
 }
 
-async fn engine(query: &Query, events: u64, epoch_events: u64) -> Measured {
+async fn engine(query: &Query, events: u64, epoch_events: u64, store_kind: StoreKind) -> Measured {
     let dir = tempfile::tempdir().unwrap();
     let db = Database::open(DbConfig {
         data_dir: dir.path().join("data"),
         barrier_interval_ms: 3_600_000,
+        store: Some(store_kind),
     })
     .await
     .unwrap();
@@ -298,7 +308,7 @@ async fn engine(query: &Query, events: u64, epoch_events: u64) -> Measured {
     if let Some(first) = epochs.first_mut() {
         first.splice(0..0, tables);
     }
-    let store = SledStore::open(&dir.path().join("bench-store")).unwrap();
+    let store = store_kind.open(&dir.path().join("bench-store")).unwrap();
     let rows = ViewRows::new(1, plan.schema.clone(), plan.key.clone()).unwrap();
     let me = std::process::id().to_string();
     reset_peak_rss();
@@ -312,7 +322,8 @@ async fn engine(query: &Query, events: u64, epoch_events: u64) -> Measured {
         }
         drop(epoch);
         let mut batch = WriteBatch::default();
-        let delta = close_epoch(1, &mut dataflow, &rows, outputs, &store, &mut batch).unwrap();
+        let delta =
+            close_epoch(1, &mut dataflow, &rows, outputs, store.as_ref(), &mut batch).unwrap();
         view_changes += delta.len();
         store.commit(batch).unwrap();
     }
@@ -423,9 +434,10 @@ async fn main() {
         .filter(|q| args.queries.is_empty() || args.queries.contains(&q.name))
         .collect();
     println!(
-        "Nexmark, {} events, epoch of {} events in engine mode; {} cores on this machine",
+        "Nexmark, {} events, epoch of {} events in engine mode, {} store; {} cores on this machine",
         args.events,
         args.epoch_events,
+        args.store.name(),
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     println!();
@@ -449,7 +461,11 @@ async fn main() {
     };
     for q in &chosen {
         if args.engine {
-            report(q, "engine", engine(q, args.events, args.epoch_events).await);
+            report(
+                q,
+                "engine",
+                engine(q, args.events, args.epoch_events, args.store).await,
+            );
         }
         if args.e2e {
             let path = event_files(args.events, &mut files);

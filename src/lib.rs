@@ -10,7 +10,7 @@
 //!                                     ▼
 //!                    dataflow: operators over change batches, one epoch at a time
 //!                                     ▼
-//!             state (sled): view rows + operator state + source offsets, one atomic commit
+//!            state (fjall or sled): view rows + operator state + source offsets, one commit
 //!                                     ▼
 //!                    serving: point lookups, DataFusion scans of committed state
 //! ```
@@ -25,7 +25,8 @@
 //! | [`topics`] | the durable, partitioned log |
 //! | [`formats`] | JSON / CSV / COPY text ⇄ Arrow; Arrow row format for keys |
 //! | [`dataflow`] | change batches, operators, per-view graphs, the epoch runtime |
-//! | [`state`] | the state-store trait and its sled implementation |
+//! | [`sources`] | sources that make their own events: the Nexmark generator |
+//! | [`state`] | the state-store trait and its backends (fjall, the default, and sled) |
 //! | [`serving`] | reads of committed state: point lookups and DataFusion table providers |
 //! | [`pg_catalog`] | `pg_catalog` / `information_schema` over the catalog, for clients and BI tools |
 //!

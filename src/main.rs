@@ -27,6 +27,10 @@ struct Args {
     /// How often an epoch is committed, in milliseconds.
     #[arg(long, default_value_t = config::BARRIER_INTERVAL_MS_DEFAULT)]
     barrier_interval_ms: u64,
+    /// State store backend for a new data directory: sled or fjall (an existing directory
+    /// keeps the one it was created with).
+    #[arg(long)]
+    store: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -97,9 +101,17 @@ fn write_nexmark(events: u64, format: &str, out: &std::path::Path) -> std::proce
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let store = match args.store.as_deref() {
+        None => None,
+        Some(name) => Some(
+            weir::state::StoreKind::parse(name)
+                .ok_or_else(|| format!("--store {name}: expected sled or fjall"))?,
+        ),
+    };
     let db = Database::open(DbConfig {
         data_dir: args.data_dir.clone(),
         barrier_interval_ms: args.barrier_interval_ms,
+        store,
     })
     .await?;
     tracing::info!(data_dir = %args.data_dir.display(), "{}", Database::describe_dir(&args.data_dir));

@@ -15,7 +15,8 @@
 # Run (after `cargo build --release`):
 #   benches/nexmark/pg_lookup.sh [--keys N] [--seconds T] [--servers weir,postgres]
 #   defaults: --keys 1000000 --seconds 30 --servers weir,postgres
-#   WEIR_BIN=path/to/weir picks the binary (default target/release/weir of this repo).
+#   WEIR_BIN=path/to/weir picks the binary (default target/release/weir of this repo);
+#   WEIR_ARGS="--store sled" passes extra flags to it.
 #
 # Installs Debian's postgresql server (which brings pgbench) with apt-get if it is missing.
 # Both servers listen on free ports of 127.0.0.1 only; both are stopped and the temp dir
@@ -168,7 +169,7 @@ bench_all() {
 if want weir; then
     WEIR_PORT="$(free_port)"
     "$WEIR_BIN" --data-dir "$TMP/weir-data" --pg-addr "127.0.0.1:$WEIR_PORT" \
-        --kafka-addr off --http-addr off > "$TMP/weir.log" 2>&1 &
+        --kafka-addr off --http-addr off ${WEIR_ARGS:-} > "$TMP/weir.log" 2>&1 &
     WEIR_PID=$!
     WPSQL=("$PSQL" -h 127.0.0.1 -p "$WEIR_PORT" -U weir -d weir -X -q -v ON_ERROR_STOP=1)
     wpsql() { "${WPSQL[@]}" "$@"; }

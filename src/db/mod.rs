@@ -30,7 +30,7 @@ use crate::serving::lookup::PointLookup;
 use crate::serving::providers::{ReadContext, WeirSchema};
 use crate::sources::generator::GeneratorHandle;
 use crate::sql::parse::{ShowKind, Statement};
-use crate::state::{SledStore, StateStore};
+use crate::state::{StateStore, StoreKind};
 use crate::topics::TopicStore;
 
 /// What a statement returns to the client.
@@ -71,6 +71,9 @@ impl Tag {
 pub struct DbConfig {
     pub data_dir: PathBuf,
     pub barrier_interval_ms: u64,
+    /// The state store's backend; `None`: the one the data directory already holds, else
+    /// [`StoreKind::DEFAULT`].
+    pub store: Option<StoreKind>,
 }
 
 pub struct Database {
@@ -96,7 +99,8 @@ impl Database {
     pub async fn open(config: DbConfig) -> Result<Arc<Database>> {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| WeirError::io(&format!("create {}", config.data_dir.display()), e))?;
-        let store: Arc<dyn StateStore> = Arc::new(SledStore::open(&config.data_dir.join("store"))?);
+        let kind = store_kind(&config.data_dir, config.store)?;
+        let store = kind.open(&store_dir(&config.data_dir, kind))?;
         let topics = Arc::new(TopicStore::open(&config.data_dir.join("topics"))?);
         let catalog = Arc::new(Catalog::new(store.clone()));
         let epoch_lock: EpochLock = Default::default();
@@ -323,11 +327,49 @@ impl Database {
 
     /// The data directory layout, for messages.
     pub fn describe_dir(dir: &Path) -> String {
+        let stores: Vec<String> = [StoreKind::Sled, StoreKind::Fjall]
+            .into_iter()
+            .map(|k| store_dir(dir, k))
+            .filter(|d| d.exists())
+            .map(|d| d.display().to_string())
+            .collect();
         format!(
             "store in {}, topics in {}",
-            dir.join("store").display(),
+            stores.join(", "),
             dir.join("topics").display()
         )
+    }
+}
+
+/// Where a store of `kind` lives in a data directory (sled keeps the original `store/`).
+fn store_dir(data_dir: &Path, kind: StoreKind) -> PathBuf {
+    match kind {
+        StoreKind::Sled => data_dir.join("store"),
+        StoreKind::Fjall => data_dir.join("store-fjall"),
+    }
+}
+
+/// The backend to open: a data directory keeps the one it was created with.
+fn store_kind(data_dir: &Path, wanted: Option<StoreKind>) -> Result<StoreKind> {
+    let existing = [StoreKind::Sled, StoreKind::Fjall]
+        .into_iter()
+        .find(|&k| store_dir(data_dir, k).exists());
+    match (existing, wanted) {
+        (Some(have), Some(want)) if have != want => Err(WeirError::new(
+            ErrorKind::InvalidParameter,
+            format!(
+                "{} holds a {} store, not {}",
+                data_dir.display(),
+                have.name(),
+                want.name()
+            ),
+        )
+        .with_hint(format!(
+            "start with --store {} (a store is not converted), or use another --data-dir",
+            have.name()
+        ))),
+        (Some(have), _) => Ok(have),
+        (None, want) => Ok(want.unwrap_or(StoreKind::DEFAULT)),
     }
 }
 

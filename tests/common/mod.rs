@@ -70,6 +70,12 @@ impl WeirServer {
             .args(["--kafka-addr", &kafka_addr, "--http-addr", "off"])
             .arg("--barrier-interval-ms")
             .arg(self.barrier_interval_ms.to_string())
+            // WEIR_TEST_STORE=sled|fjall runs a suite (or a benchmark) on that store backend.
+            .args(
+                std::env::var("WEIR_TEST_STORE")
+                    .map(|s| vec!["--store".to_string(), s])
+                    .unwrap_or_default(),
+            )
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -1,0 +1,70 @@
+//! [`StateStore`] on fjall, an embedded log-structured merge tree (the shape RocksDB gives
+//! Flink's state): writes go to a journal and a memtable, so an epoch's commit costs one
+//! sequential write and one fsync however many keys it touches.
+//!
+//! Everything lives in one fjall keyspace. A commit is one fjall write batch (atomic) followed
+//! by a journal fsync; reads see a snapshot taken when they start, so a scan never sees half of
+//! a commit and never blocks one.
+
+use std::path::Path;
+
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+
+use super::{KvPairs, StateStore, WriteBatch};
+use crate::error::{Result, WeirError};
+
+/// The one keyspace Weir keeps its state in.
+const KEYSPACE: &str = "weir";
+
+pub struct FjallStore {
+    db: Database,
+    space: Keyspace,
+}
+
+fn store_error(err: fjall::Error) -> WeirError {
+    WeirError::io("store", err)
+}
+
+impl FjallStore {
+    pub fn open(dir: &Path) -> Result<Self> {
+        let db = Database::builder(dir).open().map_err(store_error)?;
+        let space = db
+            .keyspace(KEYSPACE, KeyspaceCreateOptions::default)
+            .map_err(store_error)?;
+        Ok(FjallStore { db, space })
+    }
+}
+
+impl StateStore for FjallStore {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .space
+            .get(key)
+            .map_err(store_error)?
+            .map(|v| v.to_vec()))
+    }
+
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<KvPairs> {
+        let mut out = Vec::new();
+        for guard in self.space.prefix(prefix) {
+            let (k, v) = guard.into_inner().map_err(store_error)?;
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(out)
+    }
+
+    fn commit(&self, batch: WriteBatch) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut writes = self.db.batch();
+        for (key, value) in batch.ops {
+            match value {
+                Some(v) => writes.insert(&self.space, key, v),
+                None => writes.remove(&self.space, key),
+            }
+        }
+        writes.commit().map_err(store_error)?;
+        self.db.persist(PersistMode::SyncAll).map_err(store_error)
+    }
+}
