@@ -240,6 +240,25 @@ impl Catalog {
         self.entries.write().expect("catalog lock").remove(name);
     }
 
+    /// The objects that read or write `topic`, as "kind name" (e.g. "source clicks"), sorted.
+    pub fn topic_users(&self, topic: &str) -> Vec<String> {
+        let mut users: Vec<String> = self
+            .entries
+            .read()
+            .expect("catalog lock")
+            .values()
+            .filter(|e| match e {
+                Entry::Source(s) => s.topic == topic,
+                Entry::Table(t) => t.topic == topic,
+                Entry::Sink(s) => s.topic == topic,
+                Entry::View(_) => false,
+            })
+            .map(|e| format!("{} {}", e.item().kind.noun(), e.item().name))
+            .collect();
+        users.sort();
+        users
+    }
+
     /// The sink that writes `topic`, if one does (a sink's topic has no other writer).
     pub fn sink_writing(&self, topic: &str) -> Option<String> {
         self.entries

@@ -51,18 +51,7 @@ impl Database {
         if self.topics.topic(name).is_none() && if_exists {
             return Ok(Output::Done(Tag::new("DROP TOPIC")));
         }
-        let users: Vec<String> = self
-            .catalog
-            .entries()
-            .into_iter()
-            .filter(|e| match e {
-                Entry::Source(s) => s.topic == name,
-                Entry::Table(t) => t.topic == name,
-                Entry::Sink(s) => s.topic == name,
-                Entry::View(_) => false,
-            })
-            .map(|e| format!("{} {}", e.item().kind.noun(), e.item().name))
-            .collect();
+        let users = self.catalog.topic_users(name);
         if !users.is_empty() {
             return Err(WeirError::new(
                 ErrorKind::DependentObjects,
@@ -204,7 +193,16 @@ impl Database {
             Some(t) if restored.is_some() => t,
             Some(_) => {
                 // No table owns it (the name is free): the leftover of a crash between creating
-                // the topic and committing the table, or between dropping them. Start afresh.
+                // the topic and committing the table, or between dropping them, or of a dropped
+                // table whose changelog a source still reads. Start afresh unless one does.
+                let users = self.catalog.topic_users(&topic_name);
+                if !users.is_empty() {
+                    return Err(WeirError::new(
+                        ErrorKind::DependentObjects,
+                        format!("the changelog topic {topic_name} of an earlier table {name} is still read"),
+                    )
+                    .with_hint(format!("{} reads it; drop that first", users.join(", "))));
+                }
                 self.topics.drop_topic(&topic_name)?;
                 self.topics.create_topic(&topic_name, Default::default())?
             }
@@ -392,18 +390,7 @@ impl Database {
             .with_hint("upsert sinks need a view with GROUP BY (its key); use mode = 'append'"));
         }
         if restored.is_none() {
-            let writers: Vec<String> = self
-                .catalog
-                .entries()
-                .into_iter()
-                .filter(|e| match e {
-                    Entry::Source(s) => s.topic == create.topic,
-                    Entry::Table(t) => t.topic == create.topic,
-                    Entry::Sink(s) => s.topic == create.topic,
-                    Entry::View(_) => false,
-                })
-                .map(|e| format!("{} {}", e.item().kind.noun(), e.item().name))
-                .collect();
+            let writers = self.catalog.topic_users(&create.topic);
             if !writers.is_empty() || create.topic.starts_with(TABLE_TOPIC_PREFIX) {
                 return Err(WeirError::new(
                     ErrorKind::WrongObjectType,
@@ -615,20 +602,26 @@ impl Database {
             Entry::View(v) => self.runtime.drop_view(v.item.id, batch).await?,
             Entry::Sink(s) => {
                 self.runtime.drop_sink(s.item.id, batch).await?;
-                if s.item.owns_topic {
-                    self.topics.drop_topic(&s.topic)?;
-                }
+                self.drop_owned_topic(s.item.owns_topic, &s.topic)?;
             }
             Entry::Source(s) => {
                 self.store.commit(batch)?;
-                if s.item.owns_topic {
-                    self.topics.drop_topic(&s.topic)?;
-                }
+                self.drop_owned_topic(s.item.owns_topic, &s.topic)?;
             }
             Entry::Table(t) => {
                 self.store.commit(batch)?;
-                self.topics.drop_topic(&t.topic)?;
+                self.drop_owned_topic(true, &t.topic)?;
             }
+        }
+        Ok(())
+    }
+
+    /// Deletes the topic of a dropped source, sink or table when it created the topic and nothing in the
+    /// catalog (already without the dropped object) still reads it: a topic another source reads
+    /// stays, unowned, like one made with CREATE TOPIC.
+    fn drop_owned_topic(&self, owns_topic: bool, topic: &str) -> Result<()> {
+        if owns_topic && self.catalog.topic_users(topic).is_empty() {
+            self.topics.drop_topic(topic)?;
         }
         Ok(())
     }
