@@ -18,7 +18,7 @@ use crate::dataflow::topic_sink::{CommittedEnds, SinkMode, TopicSink};
 use crate::dataflow::view_rows::ViewRows;
 use crate::error::{ErrorKind, Result, WeirError};
 use crate::sql::parse::{self, Statement};
-use crate::sql::stream_plan::{StreamPlan, plan_stream};
+use crate::sql::stream_plan::{StreamPlan, check_deterministic, plan_stream};
 use crate::state::WriteBatch;
 use crate::topics::TopicConfig;
 
@@ -235,10 +235,18 @@ impl Database {
     }
 
     /// Plans a view's query into a dataflow and renames columns the way Postgres names them.
-    async fn plan_view(&self, query: &ast::Query) -> Result<(StreamPlan, Vec<String>)> {
+    /// A new view (not `restoring` one from the catalog) must be deterministic.
+    async fn plan_view(
+        &self,
+        query: &ast::Query,
+        restoring: bool,
+    ) -> Result<(StreamPlan, Vec<String>)> {
         let plan = self
             .plan(&ast::Statement::Query(Box::new(query.clone())))
             .await?;
+        if !restoring {
+            check_deterministic(&plan)?;
+        }
         let optimized = self.ctx.state().optimize(&plan)?;
         let catalog = self.catalog.clone();
         let relation_key = move |name: &str| match catalog.get(name) {
@@ -301,7 +309,7 @@ impl Database {
             }
             self.catalog.ensure_free(&name)?;
         }
-        let (stream, inputs) = self.plan_view(&view.query).await?;
+        let (stream, inputs) = self.plan_view(&view.query, restored.is_some()).await?;
         let mut depends_on: Vec<String> = inputs.clone();
         depends_on.sort();
         depends_on.dedup();
@@ -631,7 +639,7 @@ impl Database {
     pub(super) async fn explain(&self, stmt: ast::Statement) -> Result<Output> {
         let text = match &stmt {
             ast::Statement::CreateView(view) if view.materialized => {
-                let (stream, _) = self.plan_view(&view.query).await?;
+                let (stream, _) = self.plan_view(&view.query, false).await?;
                 let mut text = stream.dataflow.explain();
                 if !stream.key.is_empty() {
                     let names: Vec<&str> = stream

@@ -13,9 +13,10 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::DFSchema;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::execution::context::ExecutionProps;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
-use datafusion::logical_expr::{Expr, ExprSchemable, JoinType, LogicalPlan};
+use datafusion::logical_expr::{Expr, ExprSchemable, JoinType, LogicalPlan, Volatility};
 use datafusion::physical_expr::{PhysicalExpr, create_physical_expr};
 
 use crate::dataflow::batch::nullable_schema;
@@ -56,6 +57,40 @@ pub fn plan_stream(
         key: key.unwrap_or_default(),
         schema,
     })
+}
+
+/// Refuses a view whose query calls a function whose result is not fixed by its arguments
+/// (`now()`, `current_date`, `random()`, catalog functions ...). A view computes each row once,
+/// when its input arrives, so such a view would match neither its definition nor a recompute.
+/// Takes the plan before optimization: the optimizer folds `now()` into a constant.
+pub fn check_deterministic(plan: &LogicalPlan) -> Result<()> {
+    let mut found: Option<String> = None;
+    plan.apply_with_subqueries(|node| {
+        node.apply_expressions(|e| {
+            e.apply(|e| {
+                if let Expr::ScalarFunction(f) = e
+                    && f.func.signature().volatility != Volatility::Immutable
+                {
+                    let mut name = format!("{}()", f.func.name());
+                    if !f.func.aliases().is_empty() {
+                        name = format!("{name} (or {})", f.func.aliases().join(", "));
+                    }
+                    found = Some(name);
+                    return Ok(TreeNodeRecursion::Stop);
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })
+    })?;
+    match found {
+        None => Ok(()),
+        Some(name) => Err(WeirError::unsupported(format!(
+            "{name} is not allowed in a materialized view: its value changes over time (or \
+             between calls), and a view computes each row once when it arrives, so the view \
+             would not match its definition"
+        ))
+        .with_hint("compute the value when the row is written, or filter on event time columns")),
+    }
 }
 
 struct Builder<'a> {
