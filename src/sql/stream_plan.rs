@@ -114,6 +114,37 @@ fn unsupported(what: &str) -> WeirError {
     ))
 }
 
+/// The SQL a user writes for a join the optimizer made (subqueries become semi, anti and mark
+/// joins), for refusals that name what the user wrote rather than the plan.
+fn join_construct(join_type: JoinType) -> &'static str {
+    match join_type {
+        JoinType::Inner => "an inner join",
+        JoinType::Left | JoinType::Right => "LEFT / RIGHT [OUTER] JOIN",
+        JoinType::Full => "FULL [OUTER] JOIN",
+        JoinType::LeftSemi | JoinType::RightSemi => "EXISTS / IN (subquery) (a semi join)",
+        JoinType::LeftAnti | JoinType::RightAnti => "NOT EXISTS / NOT IN (subquery) (an anti join)",
+        JoinType::LeftMark | JoinType::RightMark => {
+            "EXISTS / IN (subquery) combined with OR or in the select list"
+        }
+    }
+}
+
+/// The subquery expression in `expr` that reached the dataflow un-decorrelated, if any.
+fn subquery_in(expr: &Expr) -> Option<&'static str> {
+    let mut found = None;
+    let _ = expr.apply(|e| {
+        found = match e {
+            Expr::ScalarSubquery(_) => Some("a scalar subquery (SELECT ... in an expression)"),
+            Expr::Exists(_) => Some("EXISTS (subquery)"),
+            Expr::InSubquery(_) => Some("IN (subquery)"),
+            Expr::OuterReferenceColumn(..) => Some("a correlated subquery"),
+            _ => return Ok(TreeNodeRecursion::Continue),
+        };
+        Ok(TreeNodeRecursion::Stop)
+    });
+    found
+}
+
 impl Builder<'_> {
     fn op(
         &mut self,
@@ -130,6 +161,9 @@ impl Builder<'_> {
     }
 
     fn physical(&self, expr: &Expr, schema: &DFSchema) -> Result<Arc<dyn PhysicalExpr>> {
+        if let Some(what) = subquery_in(expr) {
+            return Err(unsupported(what));
+        }
         Ok(create_physical_expr(
             expr,
             schema,
@@ -233,6 +267,11 @@ impl Builder<'_> {
                         "avg" | "mean" => AggKind::Avg,
                         "min" => AggKind::Min,
                         "max" => AggKind::Max,
+                        "first_value" | "last_value" => {
+                            return Err(unsupported(&format!(
+                                "DISTINCT ON (or the aggregate function {name}())"
+                            )));
+                        }
                         other => return Err(unsupported(&format!("aggregate function {other}()"))),
                     };
                     if f.params.distinct {
@@ -276,7 +315,7 @@ impl Builder<'_> {
             }
             LogicalPlan::Join(join) => {
                 if join.join_type != JoinType::Inner {
-                    return Err(unsupported(&format!("{} JOIN", join.join_type)));
+                    return Err(unsupported(join_construct(join.join_type)));
                 }
                 if join.on.is_empty() {
                     return Err(unsupported(
@@ -334,13 +373,21 @@ impl Builder<'_> {
             }
             // A view is a set of rows: ORDER BY without LIMIT has nothing to maintain.
             LogicalPlan::Sort(sort) if sort.fetch.is_none() => self.build(&sort.input),
-            LogicalPlan::Limit(_) => Err(unsupported("LIMIT")),
+            LogicalPlan::Sort(_) => Err(unsupported("ORDER BY ... LIMIT")),
+            LogicalPlan::Limit(_) => Err(unsupported("LIMIT / OFFSET")),
             LogicalPlan::Union(_) => Err(unsupported("UNION")),
             LogicalPlan::Window(_) => Err(unsupported("window functions (OVER)")),
             LogicalPlan::Values(_) | LogicalPlan::EmptyRelation(_) => {
                 Err(unsupported("a query without a FROM relation"))
             }
-            other => Err(unsupported(&format!("{}", other.display()))),
+            LogicalPlan::Unnest(_) => Err(unsupported("unnest()")),
+            LogicalPlan::RecursiveQuery(_) => Err(unsupported("WITH RECURSIVE")),
+            LogicalPlan::Distinct(_) => Err(unsupported("DISTINCT ON")),
+            LogicalPlan::Subquery(_) => Err(unsupported("a subquery here")),
+            // Not reachable from a query a user writes (DDL, EXPLAIN, extensions ...); no plan
+            // text in the message either way.
+            _ => Err(WeirError::unsupported("this query cannot be a materialized view yet")
+                .with_hint("views support projections, WHERE, GROUP BY with count, sum, avg, min and max, HAVING, DISTINCT, inner equi-joins and views over views")),
         }
     }
 }
