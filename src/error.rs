@@ -34,6 +34,8 @@ pub enum ErrorKind {
     NumericOutOfRange,
     /// 22012
     DivisionByZero,
+    /// 22001: a string longer than its VARCHAR(n)
+    StringTooLong,
     /// 42704: an unknown type or other object
     UndefinedObject,
     /// 42701
@@ -73,6 +75,7 @@ impl ErrorKind {
             ErrorKind::Data => "22000",
             ErrorKind::NumericOutOfRange => "22003",
             ErrorKind::DivisionByZero => "22012",
+            ErrorKind::StringTooLong => "22001",
             ErrorKind::UndefinedObject => "42704",
             ErrorKind::DuplicateColumn => "42701",
             ErrorKind::UniqueViolation => "23505",

@@ -6,6 +6,7 @@
 //! keys, dataflows) are always derived by the same code that created them. Topics are not here:
 //! the log ([`crate::topics`]) keeps its own metadata.
 
+pub mod checks;
 pub mod table;
 
 use std::collections::BTreeMap;
@@ -78,6 +79,8 @@ pub struct TableDef {
     pub data: TableData,
     /// Serializes INSERT / UPDATE / DELETE on the table across their async planning.
     pub write_lock: tokio::sync::Mutex<()>,
+    /// NOT NULL and VARCHAR(n), checked on every write.
+    pub checks: checks::ColumnChecks,
 }
 
 /// A materialized view; its dataflow lives in [`crate::dataflow`], its rows in the store.

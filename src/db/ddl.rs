@@ -10,6 +10,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::sql::sqlparser::ast;
 
 use super::{Database, Output, Tag, object_name};
+use crate::catalog::checks::ColumnChecks;
 use crate::catalog::{
     CatalogItem, Entry, ItemKind, SinkDef, SourceDef, TableData, TableDef, ViewDef,
 };
@@ -160,6 +161,8 @@ impl Database {
             );
         }
         let mut columns = parse::columns(&create.columns)?;
+        let names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
+        let checks = ColumnChecks::from_create(&create, &names, restored.is_none())?;
         for constraint in &create.constraints {
             if let ast::TableConstraint::PrimaryKey(pk) = constraint {
                 for col in &pk.columns {
@@ -229,6 +232,7 @@ impl Database {
             topic: topic_name,
             data,
             write_lock: Default::default(),
+            checks,
         };
         self.catalog.insert(Entry::Table(Arc::new(def)), persist)?;
         Ok(Output::Done(Tag::new("CREATE TABLE")))

@@ -110,6 +110,7 @@ impl Database {
         match target {
             Entry::Source(source) => self.append_to_source(source, batch),
             Entry::Table(table) => {
+                table.checks.check(&table.item.name, batch)?;
                 let _guard = table.write_lock.lock().await;
                 let topic = self.table_topic(table)?;
                 table.data.writer().write(&topic, None, Some(batch))?;
@@ -196,6 +197,7 @@ impl Database {
             .map(|(c, f)| cast_with_options(c, f.data_type(), &STRICT_CAST))
             .collect::<std::result::Result<Vec<_>, _>>()?;
         let new = RecordBatch::try_new(table.schema.clone(), new_cols)?;
+        table.checks.check(&table.item.name, &new)?;
         if old.num_rows() > 0 {
             let topic = self.table_topic(&table)?;
             table.data.writer().write(&topic, Some(&old), Some(&new))?;

@@ -421,7 +421,8 @@ fn create_source(parser: &mut Parser) -> Result<CreateSource> {
     let if_not_exists = parser.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
     let name = ident(parser)?;
     refuse_watermark(parser)?;
-    let (defs, _constraints) = parser.parse_columns().map_err(syntax)?;
+    let (defs, constraints) = parser.parse_columns().map_err(syntax)?;
+    refuse_source_constraints(&defs, &constraints)?;
     if defs.is_empty() {
         return Err(WeirError::syntax("a source needs a column list")
             .with_hint("CREATE SOURCE name (col TYPE, ...) FORMAT JSON"));
@@ -509,6 +510,24 @@ fn refuse_watermark(parser: &mut Parser) -> Result<()> {
         .with_hint("leave out the WATERMARK clause; views see every record as it arrives"));
     }
     Ok(())
+}
+
+/// Refuses keys, constraints and column options on a source (0A000): a source is an
+/// append-only log of records, and Weir would not enforce them.
+fn refuse_source_constraints(
+    defs: &[ast::ColumnDef],
+    constraints: &[ast::TableConstraint],
+) -> Result<()> {
+    let option = defs.iter().flat_map(|d| &d.options).next();
+    let what = match (constraints.first(), option) {
+        (Some(c), _) => c.to_string(),
+        (None, Some(o)) => o.option.to_string(),
+        (None, None) => return Ok(()),
+    };
+    Err(WeirError::unsupported(format!(
+        "{what} is not supported on a source: a source is an append-only log of records"
+    ))
+    .with_hint("for keyed rows that change use CREATE TABLE ... PRIMARY KEY"))
 }
 
 /// Arrow field metadata naming the Postgres type of a text column that is not plain text
