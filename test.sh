@@ -52,4 +52,14 @@ if [ ! -f "$node_dir/node_modules/pg/package.json" ]; then
 fi
 export WEIR_TEST_NODE_MODULES="$node_dir/node_modules"
 
+# The end-to-end suites run against the optimized binary users run (tests/common/mod.rs starts
+# $WEIR_TEST_BIN); the test programs themselves stay in the dev profile. Set WEIR_TEST_BIN to test
+# another server binary and skip this build.
+if [ -z "${WEIR_TEST_BIN:-}" ]; then
+    cargo build --release --locked --bin weir
+    target_dir="$(realpath -m "${CARGO_TARGET_DIR:-target}")"
+    export WEIR_TEST_BIN="$target_dir/release/weir"
+fi
+echo "test.sh: end-to-end suites run $WEIR_TEST_BIN"
+
 cargo test --locked "$@"

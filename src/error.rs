@@ -34,6 +34,8 @@ pub enum ErrorKind {
     NumericOutOfRange,
     /// 22012
     DivisionByZero,
+    /// 22001: a string longer than its VARCHAR(n)
+    StringTooLong,
     /// 42704: an unknown type or other object
     UndefinedObject,
     /// 42701
@@ -73,6 +75,7 @@ impl ErrorKind {
             ErrorKind::Data => "22000",
             ErrorKind::NumericOutOfRange => "22003",
             ErrorKind::DivisionByZero => "22012",
+            ErrorKind::StringTooLong => "22001",
             ErrorKind::UndefinedObject => "42704",
             ErrorKind::DuplicateColumn => "42701",
             ErrorKind::UniqueViolation => "23505",
@@ -221,6 +224,20 @@ fn classify_datafusion(err: DataFusionError) -> WeirError {
             }
         },
         DataFusionError::Plan(m) => {
+            if let Some(operator) = missing_operator(&m) {
+                let error = WeirError::new(
+                    ErrorKind::UndefinedFunction,
+                    format!("operator does not exist: {operator}"),
+                );
+                return if operator.contains("interval") {
+                    error.with_hint(
+                        "a number times an interval is not supported yet; write the amount in \
+                         the interval (INTERVAL '2 days'), or add intervals",
+                    )
+                } else {
+                    error.with_hint("cast an operand so both have types the operator takes")
+                };
+            }
             let kind = if m.starts_with("table '") && m.ends_with("' not found") {
                 let qualified = &m["table '".len()..m.len() - "' not found".len()];
                 let name = qualified.rsplit('.').next().unwrap_or(qualified);
@@ -251,6 +268,37 @@ fn classify_datafusion(err: DataFusionError) -> WeirError {
         }
         other => WeirError::internal(clean_message(&other.to_string())),
     }
+}
+
+/// `bigint * interval` from DataFusion's "Cannot get result type for temporal operation Int64 *
+/// Interval(MonthDayNano): ..." or "Cannot coerce arithmetic expression ... to valid types"
+/// (arithmetic it has no kernel for), in Postgres's type names.
+fn missing_operator(message: &str) -> Option<String> {
+    let operation = match message.strip_prefix("Cannot get result type for temporal operation ") {
+        Some(rest) => rest.split(": ").next()?,
+        None => message
+            .strip_prefix("Cannot coerce arithmetic expression ")?
+            .strip_suffix(" to valid types")?,
+    };
+    let (op, (left, right)) = ["*", "/", "+", "-", "%"]
+        .into_iter()
+        .find_map(|op| Some((op, operation.split_once(&format!(" {op} "))?)))?;
+    let pg = |arrow: &str| match arrow.split('(').next().unwrap_or(arrow) {
+        "Int8" | "Int16" | "UInt8" => "smallint",
+        "Int32" | "UInt16" => "integer",
+        "Int64" | "UInt32" => "bigint",
+        "Float32" => "real",
+        "Float64" => "double precision",
+        "Decimal128" | "Decimal256" => "numeric",
+        "Interval" => "interval",
+        "Date32" | "Date64" => "date",
+        "Timestamp" => "timestamp",
+        "Time32" | "Time64" => "time",
+        "Utf8" | "Utf8View" | "LargeUtf8" => "text",
+        "Boolean" => "boolean",
+        _ => "unknown",
+    };
+    Some(format!("{} {op} {}", pg(left), pg(right)))
 }
 
 fn classify_arrow(err: &datafusion::arrow::error::ArrowError) -> WeirError {

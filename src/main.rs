@@ -18,7 +18,7 @@ struct Args {
     /// Kafka protocol address (`off` disables it).
     #[arg(long, default_value = config::KAFKA_ADDR_DEFAULT)]
     kafka_addr: String,
-    /// HTTP address: dashboard, metrics, ingest (`off` disables it).
+    /// HTTP address for the dashboard, metrics and ingest: not implemented yet, nothing listens.
     #[arg(long, default_value = config::HTTP_ADDR_DEFAULT)]
     http_addr: String,
     /// Whether a Kafka client producing to (or asking for) an unknown topic creates it.

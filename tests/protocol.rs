@@ -271,3 +271,161 @@ async fn a_query_over_two_views_sees_one_epoch() {
     }
     writing.await.unwrap();
 }
+
+/// `SELECT count(*) FROM clicks` as a number.
+async fn clicks(client: &tokio_postgres::Client) -> i64 {
+    client
+        .query_one("SELECT count(*) FROM clicks", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test]
+async fn a_transaction_block_writes_at_commit_and_rollback_undoes_it() {
+    use futures::SinkExt;
+    let (_dir, _server, mut client) = setup().await;
+    assert_eq!(clicks(&client).await, 3);
+
+    // ROLLBACK drops what the block inserted (parameterized, as drivers send it) and copied.
+    let tx = client.transaction().await.unwrap();
+    let n = tx
+        .execute(
+            "INSERT INTO clicks VALUES ($1, '/r', '2026-01-05 00:00:00')",
+            &[&7i64],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 1, "the row count comes when the INSERT runs");
+    let sink = tx.copy_in("COPY clicks FROM STDIN").await.unwrap();
+    futures::pin_mut!(sink);
+    sink.send(bytes::Bytes::from_static(b"7\t/r2\t2026-01-05 00:00:01\n"))
+        .await
+        .unwrap();
+    assert_eq!(sink.finish().await.unwrap(), 1);
+    tx.rollback().await.unwrap();
+    assert_eq!(
+        clicks(&client).await,
+        3,
+        "ROLLBACK undid the block's writes"
+    );
+
+    // COMMIT writes them all.
+    let tx = client.transaction().await.unwrap();
+    tx.batch_execute(
+        "INSERT INTO clicks VALUES (8, '/c1', '2026-01-05 00:00:00'); \
+         INSERT INTO clicks VALUES (8, '/c2', '2026-01-05 00:00:01')",
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(clicks(&client).await, 5);
+    client.batch_execute("FLUSH").await.unwrap();
+    let n: i64 = client
+        .query_one("SELECT n FROM per_user WHERE user_id = 8", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 2);
+
+    // What a block cannot undo is refused in it: UPDATE, DELETE, DDL (25001), and rows for a
+    // second relation (0A000, so COMMIT stays one atomic append). The failed block rolls back.
+    client
+        .batch_execute("CREATE TABLE accounts (id BIGINT PRIMARY KEY, balance INT)")
+        .await
+        .unwrap();
+    for (sql, code) in [
+        (
+            "UPDATE accounts SET balance = 1",
+            SqlState::ACTIVE_SQL_TRANSACTION,
+        ),
+        ("DELETE FROM accounts", SqlState::ACTIVE_SQL_TRANSACTION),
+        (
+            "CREATE SOURCE later (a INT) FORMAT JSON",
+            SqlState::ACTIVE_SQL_TRANSACTION,
+        ),
+        ("DROP TABLE accounts", SqlState::ACTIVE_SQL_TRANSACTION),
+        (
+            "INSERT INTO accounts VALUES (1, 10)",
+            SqlState::FEATURE_NOT_SUPPORTED,
+        ),
+    ] {
+        client
+            .batch_execute("BEGIN; INSERT INTO clicks VALUES (9, '/x', '2026-01-05 00:00:00')")
+            .await
+            .unwrap();
+        let err = client.batch_execute(sql).await.unwrap_err();
+        assert_eq!(err.code(), Some(&code), "{sql}: {err:?}");
+        let tag = client.simple_query("COMMIT").await.unwrap();
+        assert!(
+            matches!(
+                &tag[0],
+                tokio_postgres::SimpleQueryMessage::CommandComplete(_)
+            ),
+            "{tag:?}"
+        );
+        assert_eq!(
+            clicks(&client).await,
+            5,
+            "{sql}: the failed block wrote nothing"
+        );
+    }
+    let rows = client.query("SELECT id FROM accounts", &[]).await.unwrap();
+    assert!(rows.is_empty());
+
+    // A table's key check runs at COMMIT: a duplicate fails it, nothing is written, and the
+    // block stays failed until ROLLBACK; the session goes on.
+    client
+        .batch_execute("INSERT INTO accounts VALUES (1, 10)")
+        .await
+        .unwrap();
+    client
+        .batch_execute(
+            "BEGIN; INSERT INTO accounts VALUES (2, 20); INSERT INTO accounts VALUES (1, 11)",
+        )
+        .await
+        .unwrap();
+    let err = client.batch_execute("COMMIT").await.unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::UNIQUE_VIOLATION), "{err:?}");
+    client.batch_execute("ROLLBACK").await.unwrap();
+    let balances: Vec<(i64, i32)> = client
+        .query("SELECT id, balance FROM accounts ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(balances, vec![(1, 10)]);
+    client
+        .batch_execute("BEGIN; INSERT INTO accounts VALUES (2, 20); COMMIT")
+        .await
+        .unwrap();
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM accounts", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 2);
+
+    // ROLLBACK TO SAVEPOINT cannot undo part of the pending rows, so it is refused.
+    client
+        .batch_execute(
+            "BEGIN; SAVEPOINT a; INSERT INTO clicks VALUES (9, '/s', '2026-01-05 00:00:00')",
+        )
+        .await
+        .unwrap();
+    let err = client
+        .batch_execute("ROLLBACK TO SAVEPOINT a")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::FEATURE_NOT_SUPPORTED));
+    client.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(clicks(&client).await, 5);
+
+    // A block without writes still opens and closes (clients send them).
+    client
+        .batch_execute("BEGIN; SELECT 1; COMMIT")
+        .await
+        .unwrap();
+    client.batch_execute("BEGIN; ROLLBACK").await.unwrap();
+}

@@ -6,6 +6,7 @@
 //! keys, dataflows) are always derived by the same code that created them. Topics are not here:
 //! the log ([`crate::topics`]) keeps its own metadata.
 
+pub mod checks;
 pub mod table;
 
 use std::collections::BTreeMap;
@@ -81,6 +82,8 @@ pub struct TableDef {
     pub data: TableData,
     /// Serializes INSERT / UPDATE / DELETE on the table across their async planning.
     pub write_lock: tokio::sync::Mutex<()>,
+    /// NOT NULL and VARCHAR(n), checked on every write.
+    pub checks: checks::ColumnChecks,
 }
 
 /// A materialized view; its dataflow lives in [`crate::dataflow`], its rows in the store.
@@ -241,6 +244,25 @@ impl Catalog {
     pub fn remove(&self, name: &str, batch: &mut WriteBatch) {
         batch.delete(keys::catalog_key(name));
         self.entries.write().expect("catalog lock").remove(name);
+    }
+
+    /// The objects that read or write `topic`, as "kind name" (e.g. "source clicks"), sorted.
+    pub fn topic_users(&self, topic: &str) -> Vec<String> {
+        let mut users: Vec<String> = self
+            .entries
+            .read()
+            .expect("catalog lock")
+            .values()
+            .filter(|e| match e {
+                Entry::Source(s) => s.topic == topic,
+                Entry::Table(t) => t.topic == topic,
+                Entry::Sink(s) => s.topic == topic,
+                Entry::View(_) => false,
+            })
+            .map(|e| format!("{} {}", e.item().kind.noun(), e.item().name))
+            .collect();
+        users.sort();
+        users
     }
 
     /// The object that alone writes `topic`, when Weir writes it for one (a sink, or a

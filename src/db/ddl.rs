@@ -10,6 +10,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::sql::sqlparser::ast;
 
 use super::{Database, Output, Tag, object_name};
+use crate::catalog::checks::ColumnChecks;
 use crate::catalog::{
     CatalogItem, Entry, ItemKind, SinkDef, SourceDef, TableData, TableDef, ViewDef,
 };
@@ -19,7 +20,7 @@ use crate::dataflow::view_rows::ViewRows;
 use crate::error::{ErrorKind, Result, WeirError};
 use crate::sources::generator::{self, GeneratorHandle, NexmarkOptions};
 use crate::sql::parse::{self, Statement};
-use crate::sql::stream_plan::{StreamPlan, plan_stream};
+use crate::sql::stream_plan::{StreamPlan, check_deterministic, plan_stream};
 use crate::state::WriteBatch;
 use crate::topics::TopicConfig;
 use std::sync::atomic::AtomicBool;
@@ -53,18 +54,7 @@ impl Database {
         if self.topics.topic(name).is_none() && if_exists {
             return Ok(Output::Done(Tag::new("DROP TOPIC")));
         }
-        let users: Vec<String> = self
-            .catalog
-            .entries()
-            .into_iter()
-            .filter(|e| match e {
-                Entry::Source(s) => s.topic == name,
-                Entry::Table(t) => t.topic == name,
-                Entry::Sink(s) => s.topic == name,
-                Entry::View(_) => false,
-            })
-            .map(|e| format!("{} {}", e.item().kind.noun(), e.item().name))
-            .collect();
+        let users = self.catalog.topic_users(name);
         if !users.is_empty() {
             return Err(WeirError::new(
                 ErrorKind::DependentObjects,
@@ -222,6 +212,8 @@ impl Database {
             );
         }
         let mut columns = parse::columns(&create.columns)?;
+        let names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
+        let checks = ColumnChecks::from_create(&create, &names, restored.is_none())?;
         for constraint in &create.constraints {
             if let ast::TableConstraint::PrimaryKey(pk) = constraint {
                 for col in &pk.columns {
@@ -255,7 +247,16 @@ impl Database {
             Some(t) if restored.is_some() => t,
             Some(_) => {
                 // No table owns it (the name is free): the leftover of a crash between creating
-                // the topic and committing the table, or between dropping them. Start afresh.
+                // the topic and committing the table, or between dropping them, or of a dropped
+                // table whose changelog a source still reads. Start afresh unless one does.
+                let users = self.catalog.topic_users(&topic_name);
+                if !users.is_empty() {
+                    return Err(WeirError::new(
+                        ErrorKind::DependentObjects,
+                        format!("the changelog topic {topic_name} of an earlier table {name} is still read"),
+                    )
+                    .with_hint(format!("{} reads it; drop that first", users.join(", "))));
+                }
                 self.topics.drop_topic(&topic_name)?;
                 self.topics.create_topic(&topic_name, Default::default())?
             }
@@ -282,16 +283,25 @@ impl Database {
             topic: topic_name,
             data,
             write_lock: Default::default(),
+            checks,
         };
         self.catalog.insert(Entry::Table(Arc::new(def)), persist)?;
         Ok(Output::Done(Tag::new("CREATE TABLE")))
     }
 
     /// Plans a view's query into a dataflow and renames columns the way Postgres names them.
-    async fn plan_view(&self, query: &ast::Query) -> Result<(StreamPlan, Vec<String>)> {
+    /// A new view (not `restoring` one from the catalog) must be deterministic.
+    async fn plan_view(
+        &self,
+        query: &ast::Query,
+        restoring: bool,
+    ) -> Result<(StreamPlan, Vec<String>)> {
         let plan = self
             .plan(&ast::Statement::Query(Box::new(query.clone())))
             .await?;
+        if !restoring {
+            check_deterministic(&plan)?;
+        }
         let optimized = self.ctx.state().optimize(&plan)?;
         let catalog = self.catalog.clone();
         let relation_key = move |name: &str| match catalog.get(name) {
@@ -337,7 +347,7 @@ impl Database {
         let mut stmts = parse::parse(query)?;
         match (stmts.pop(), stmts.is_empty()) {
             (Some(Statement::Standard(stmt)), true) => match *stmt {
-                ast::Statement::Query(q) => Ok(self.plan_view(&q).await?.0),
+                ast::Statement::Query(q) => Ok(self.plan_view(&q, false).await?.0),
                 _ => Err(WeirError::syntax("expected a query")),
             },
             _ => Err(WeirError::syntax("expected one query")),
@@ -368,7 +378,7 @@ impl Database {
             }
             self.catalog.ensure_free(&name)?;
         }
-        let (stream, inputs) = self.plan_view(&view.query).await?;
+        let (stream, inputs) = self.plan_view(&view.query, restored.is_some()).await?;
         let mut depends_on: Vec<String> = inputs.clone();
         depends_on.sort();
         depends_on.dedup();
@@ -457,18 +467,7 @@ impl Database {
             .with_hint("upsert sinks need a view with GROUP BY (its key); use mode = 'append'"));
         }
         if restored.is_none() {
-            let writers: Vec<String> = self
-                .catalog
-                .entries()
-                .into_iter()
-                .filter(|e| match e {
-                    Entry::Source(s) => s.topic == create.topic,
-                    Entry::Table(t) => t.topic == create.topic,
-                    Entry::Sink(s) => s.topic == create.topic,
-                    Entry::View(_) => false,
-                })
-                .map(|e| format!("{} {}", e.item().kind.noun(), e.item().name))
-                .collect();
+            let writers = self.catalog.topic_users(&create.topic);
             if !writers.is_empty() || create.topic.starts_with(TABLE_TOPIC_PREFIX) {
                 return Err(WeirError::new(
                     ErrorKind::WrongObjectType,
@@ -680,9 +679,7 @@ impl Database {
             Entry::View(v) => self.runtime.drop_view(v.item.id, batch).await?,
             Entry::Sink(s) => {
                 self.runtime.drop_sink(s.item.id, batch).await?;
-                if s.item.owns_topic {
-                    self.topics.drop_topic(&s.topic)?;
-                }
+                self.drop_owned_topic(s.item.owns_topic, &s.topic)?;
             }
             Entry::Source(s) => {
                 self.store.commit(batch)?;
@@ -693,14 +690,22 @@ impl Database {
                         .expect("generators lock")
                         .remove(name),
                 );
-                if s.item.owns_topic {
-                    self.topics.drop_topic(&s.topic)?;
-                }
+                self.drop_owned_topic(s.item.owns_topic, &s.topic)?;
             }
             Entry::Table(t) => {
                 self.store.commit(batch)?;
-                self.topics.drop_topic(&t.topic)?;
+                self.drop_owned_topic(true, &t.topic)?;
             }
+        }
+        Ok(())
+    }
+
+    /// Deletes the topic of a dropped source, sink or table when it created the topic and nothing in the
+    /// catalog (already without the dropped object) still reads it: a topic another source reads
+    /// stays, unowned, like one made with CREATE TOPIC.
+    fn drop_owned_topic(&self, owns_topic: bool, topic: &str) -> Result<()> {
+        if owns_topic && self.catalog.topic_users(topic).is_empty() {
+            self.topics.drop_topic(topic)?;
         }
         Ok(())
     }
@@ -710,7 +715,7 @@ impl Database {
     pub(super) async fn explain(&self, stmt: ast::Statement) -> Result<Output> {
         let text = match &stmt {
             ast::Statement::CreateView(view) if view.materialized => {
-                let (stream, _) = self.plan_view(&view.query).await?;
+                let (stream, _) = self.plan_view(&view.query, false).await?;
                 let mut text = stream.dataflow.explain();
                 if !stream.key.is_empty() {
                     let names: Vec<&str> = stream

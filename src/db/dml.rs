@@ -62,6 +62,18 @@ impl Database {
         insert: ast::Insert,
         params: &[ScalarValue],
     ) -> Result<Output> {
+        let (target, batch) = self.insert_rows(insert, params).await?;
+        let n = self.write_rows(&target, &batch).await?;
+        Ok(Output::Done(Tag::with_rows("INSERT", n)))
+    }
+
+    /// The rows an INSERT would write and where, checked but not written (a transaction block
+    /// keeps them until COMMIT).
+    pub async fn insert_rows(
+        &self,
+        insert: ast::Insert,
+        params: &[ScalarValue],
+    ) -> Result<(Entry, RecordBatch)> {
         let ast::TableObject::TableName(name) = &insert.table else {
             return Err(WeirError::unsupported(
                 "INSERT INTO a table function is not supported",
@@ -87,8 +99,7 @@ impl Database {
             .collect()
             .await?;
         let batch = conform(&target.schema(), &batches)?;
-        let n = self.write_rows(&target, &batch).await?;
-        Ok(Output::Done(Tag::with_rows("INSERT", n)))
+        Ok((target, batch))
     }
 
     /// Appends rows (already of the relation's schema) to a source or table; returns the count.
@@ -99,6 +110,7 @@ impl Database {
         match target {
             Entry::Source(source) => self.append_to_source(source, batch),
             Entry::Table(table) => {
+                table.checks.check(&table.item.name, batch)?;
                 let _guard = table.write_lock.lock().await;
                 let topic = self.table_topic(table)?;
                 table.data.writer().write(&topic, None, Some(batch))?;
@@ -185,6 +197,7 @@ impl Database {
             .map(|(c, f)| cast_with_options(c, f.data_type(), &STRICT_CAST))
             .collect::<std::result::Result<Vec<_>, _>>()?;
         let new = RecordBatch::try_new(table.schema.clone(), new_cols)?;
+        table.checks.check(&table.item.name, &new)?;
         if old.num_rows() > 0 {
             let topic = self.table_topic(&table)?;
             table.data.writer().write(&topic, Some(&old), Some(&new))?;

@@ -16,6 +16,7 @@ use crate::error::{Result, WeirError};
 
 pub mod copy;
 pub mod csv;
+mod json_record;
 pub mod rows;
 pub use rows::RowCodec;
 
@@ -127,8 +128,15 @@ pub fn decode_records(format: Format, schema: &SchemaRef, values: &[&[u8]]) -> R
 
 fn decode_all(format: Format, schema: &SchemaRef, values: &[&[u8]]) -> Result<RecordBatch> {
     let mut text = Vec::with_capacity(values.iter().map(|v| v.len() + 1).sum());
+    let normalizer = json_record::Normalizer::new(schema);
     for v in values {
-        text.extend_from_slice(v);
+        match format {
+            Format::Json if normalizer.is_needed() => match normalizer.normalize(v) {
+                Some(fixed) => text.extend_from_slice(&fixed),
+                None => text.extend_from_slice(v),
+            },
+            _ => text.extend_from_slice(v),
+        }
         text.push(b'\n');
     }
     let batch = match format {

@@ -242,6 +242,10 @@ fn view_query(create_sql: &str) -> Option<String> {
 /// A schema of system relations (`pg_catalog` or `information_schema`).
 pub struct SystemSchema {
     tables: &'static [CatalogTable],
+    /// Whether this is `information_schema` (its rows come from `information_schema::rows`).
+    /// Kept as a flag: comparing `tables` with `information_schema::VIEWS` by address is not
+    /// reliable, since every use of a `const` may be a different copy (it was, in release builds).
+    information_schema: bool,
     catalog: Arc<Catalog>,
 }
 
@@ -255,12 +259,14 @@ impl SystemSchema {
     pub fn pg_catalog(catalog: Arc<Catalog>) -> SystemSchema {
         SystemSchema {
             tables: tables::PG_CATALOG_TABLES,
+            information_schema: false,
             catalog,
         }
     }
     pub fn information_schema(catalog: Arc<Catalog>) -> SystemSchema {
         SystemSchema {
             tables: information_schema::VIEWS,
+            information_schema: true,
             catalog,
         }
     }
@@ -271,7 +277,7 @@ impl SystemSchema {
             def,
             schema: def.schema(),
             catalog: self.catalog.clone(),
-            information_schema: std::ptr::eq(self.tables, information_schema::VIEWS),
+            information_schema: self.information_schema,
         }))
     }
 }

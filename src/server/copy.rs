@@ -1,6 +1,6 @@
 //! COPY ... FROM STDIN (and psql's `\copy`): the data arrives in CopyData messages, is
 //! buffered per connection, and on CopyDone is parsed and written in one durable append —
-//! all of it or, on any bad value, none of it.
+//! all of it or, on any bad value, none of it. Inside a transaction block the rows wait for COMMIT.
 
 use std::fmt::Debug;
 
@@ -12,6 +12,7 @@ use pgwire::api::copy::CopyHandler;
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
+use pgwire::messages::response::TransactionStatus;
 
 use super::{Handler, pg_tag, wire_error};
 use crate::catalog::Entry;
@@ -156,11 +157,20 @@ impl CopyHandler for Handler {
         };
         let batch = parse_copy(&pending.format, &pending.data, &pending.target.schema())
             .map_err(wire_error)?;
-        let n = self
-            .db
-            .write_rows(&pending.target, &batch)
-            .await
-            .map_err(wire_error)?;
+        let n = if client.transaction_status() == TransactionStatus::Idle {
+            self.db
+                .write_rows(&pending.target, &batch)
+                .await
+                .map_err(wire_error)?
+        } else {
+            // Inside a transaction block: written at COMMIT (see transaction.rs).
+            let n = batch.num_rows();
+            super::transaction::of(client.session_extensions())
+                .lock()
+                .map_err(|_| super::poisoned())?
+                .buffer(pending.target, batch)?;
+            n
+        };
         client
             .send(PgWireBackendMessage::CommandComplete(
                 pg_tag(&Tag::with_rows("COPY", n)).into(),

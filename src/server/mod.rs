@@ -14,6 +14,7 @@ mod encode;
 mod numeric;
 mod params;
 mod session;
+mod transaction;
 
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -224,6 +225,33 @@ impl Handler {
         {
             return Ok(response);
         }
+        if client.transaction_status() != TransactionStatus::Idle {
+            if let Some(what) = transaction::refusal(&stmt) {
+                return Err(pg_error(
+                    "25001",
+                    format!(
+                        "{what} cannot run inside a transaction block: it would take effect at \
+                         once and ROLLBACK could not undo it; run it outside BEGIN ... COMMIT"
+                    ),
+                ));
+            }
+            if let Statement::Standard(inner) = &stmt
+                && let ast::Statement::Insert(insert) = inner.as_ref()
+            {
+                // Checked now, written at COMMIT.
+                let (target, batch) = self
+                    .db
+                    .insert_rows(insert.clone(), params)
+                    .await
+                    .map_err(wire_error)?;
+                let n = batch.num_rows();
+                transaction::of(client.session_extensions())
+                    .lock()
+                    .map_err(|_| poisoned())?
+                    .buffer(target, batch)?;
+                return Ok(Response::Execution(pg_tag(&Tag::with_rows("INSERT", n))));
+            }
+        }
         let read = is_read(&stmt);
         let output = if read {
             self.db.execute(stmt, params).await
@@ -272,6 +300,20 @@ impl Handler {
             client.portal_store().rm_statement(&name.value);
             return Ok(Some(Response::Execution(PgTag::new("DEALLOCATE"))));
         }
+        if let ast::Statement::Rollback {
+            savepoint: Some(_), ..
+        } = inner
+            && transaction::of(client.session_extensions())
+                .lock()
+                .map_err(|_| poisoned())?
+                .has_pending()
+        {
+            return Err(pg_error(
+                "0A000",
+                "ROLLBACK TO SAVEPOINT cannot undo part of a transaction block's writes yet; \
+                 ROLLBACK the whole block",
+            ));
+        }
         let before = reported(client.metadata());
         if let Some(out) = session::handle(inner, client.metadata_mut()) {
             let after = reported(client.metadata());
@@ -307,13 +349,35 @@ impl Handler {
                     Response::TransactionStart(PgTag::new("BEGIN"))
                 }
                 session::SessionOutput::End { rollback } => {
+                    // COMMIT of a failed block rolls it back, as Postgres reports.
+                    let failed = status == TransactionStatus::Error;
+                    let pending = {
+                        let block = transaction::of(client.session_extensions());
+                        let mut block = block.lock().map_err(|_| poisoned())?;
+                        if rollback || failed {
+                            block.discard();
+                            None
+                        } else {
+                            block.take()?
+                        }
+                    };
+                    // A COMMIT whose write fails wrote nothing; the block stays open, failed, for
+                    // the client's ROLLBACK (as the E status pgwire then reports says).
+                    if let Some((target, batch)) = pending {
+                        // In its own task, as every write: a cancel never stops it half done.
+                        let db = self.db.clone();
+                        match tokio::spawn(async move { db.write_rows(&target, &batch).await })
+                            .await
+                        {
+                            Ok(written) => written.map_err(wire_error)?,
+                            Err(e) => return Err(wire_error(WeirError::internal(e.to_string()))),
+                        };
+                    }
                     cursor::of(client.session_extensions())
                         .lock()
                         .map_err(|_| poisoned())?
                         .end_transaction();
                     client.set_transaction_status(TransactionStatus::Idle);
-                    // COMMIT of a failed block rolls it back, as Postgres reports.
-                    let failed = status == TransactionStatus::Error;
                     let tag = if rollback || failed {
                         "ROLLBACK"
                     } else {

@@ -1,8 +1,8 @@
 //! Session statements handled by the wire layer itself: SET / SHOW of session variables,
 //! transaction control. Variables live in the connection's metadata map, so each session has
-//! its own. Transactions: Weir has no multi-statement transactions; BEGIN / COMMIT / ROLLBACK
-//! open and close a block (the status clients see in ReadyForQuery, and the lifetime of
-//! cursors without HOLD), and every statement takes effect on its own (docs/sql.md says so).
+//! its own. Transactions: BEGIN / COMMIT / ROLLBACK open and close a block (the status clients
+//! see in ReadyForQuery, and the lifetime of cursors without HOLD); what a block writes is held
+//! until COMMIT by `transaction.rs` (docs/sql.md says what a block may do).
 
 use std::collections::HashMap;
 

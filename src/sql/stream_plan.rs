@@ -13,9 +13,10 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::DFSchema;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::execution::context::ExecutionProps;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
-use datafusion::logical_expr::{Expr, ExprSchemable, JoinType, LogicalPlan};
+use datafusion::logical_expr::{Expr, ExprSchemable, JoinType, LogicalPlan, Volatility};
 use datafusion::physical_expr::{PhysicalExpr, create_physical_expr};
 
 use crate::dataflow::batch::nullable_schema;
@@ -58,6 +59,40 @@ pub fn plan_stream(
     })
 }
 
+/// Refuses a view whose query calls a function whose result is not fixed by its arguments
+/// (`now()`, `current_date`, `random()`, catalog functions ...). A view computes each row once,
+/// when its input arrives, so such a view would match neither its definition nor a recompute.
+/// Takes the plan before optimization: the optimizer folds `now()` into a constant.
+pub fn check_deterministic(plan: &LogicalPlan) -> Result<()> {
+    let mut found: Option<String> = None;
+    plan.apply_with_subqueries(|node| {
+        node.apply_expressions(|e| {
+            e.apply(|e| {
+                if let Expr::ScalarFunction(f) = e
+                    && f.func.signature().volatility != Volatility::Immutable
+                {
+                    let mut name = format!("{}()", f.func.name());
+                    if !f.func.aliases().is_empty() {
+                        name = format!("{name} (or {})", f.func.aliases().join(", "));
+                    }
+                    found = Some(name);
+                    return Ok(TreeNodeRecursion::Stop);
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })
+    })?;
+    match found {
+        None => Ok(()),
+        Some(name) => Err(WeirError::unsupported(format!(
+            "{name} is not allowed in a materialized view: its value changes over time (or \
+             between calls), and a view computes each row once when it arrives, so the view \
+             would not match its definition"
+        ))
+        .with_hint("compute the value when the row is written, or filter on event time columns")),
+    }
+}
+
 struct Builder<'a> {
     inputs: Vec<String>,
     next_op: u32,
@@ -79,6 +114,37 @@ fn unsupported(what: &str) -> WeirError {
     ))
 }
 
+/// The SQL a user writes for a join the optimizer made (subqueries become semi, anti and mark
+/// joins), for refusals that name what the user wrote rather than the plan.
+fn join_construct(join_type: JoinType) -> &'static str {
+    match join_type {
+        JoinType::Inner => "an inner join",
+        JoinType::Left | JoinType::Right => "LEFT / RIGHT [OUTER] JOIN",
+        JoinType::Full => "FULL [OUTER] JOIN",
+        JoinType::LeftSemi | JoinType::RightSemi => "EXISTS / IN (subquery) (a semi join)",
+        JoinType::LeftAnti | JoinType::RightAnti => "NOT EXISTS / NOT IN (subquery) (an anti join)",
+        JoinType::LeftMark | JoinType::RightMark => {
+            "EXISTS / IN (subquery) combined with OR or in the select list"
+        }
+    }
+}
+
+/// The subquery expression in `expr` that reached the dataflow un-decorrelated, if any.
+fn subquery_in(expr: &Expr) -> Option<&'static str> {
+    let mut found = None;
+    let _ = expr.apply(|e| {
+        found = match e {
+            Expr::ScalarSubquery(_) => Some("a scalar subquery (SELECT ... in an expression)"),
+            Expr::Exists(_) => Some("EXISTS (subquery)"),
+            Expr::InSubquery(_) => Some("IN (subquery)"),
+            Expr::OuterReferenceColumn(..) => Some("a correlated subquery"),
+            _ => return Ok(TreeNodeRecursion::Continue),
+        };
+        Ok(TreeNodeRecursion::Stop)
+    });
+    found
+}
+
 impl Builder<'_> {
     fn op(
         &mut self,
@@ -95,6 +161,9 @@ impl Builder<'_> {
     }
 
     fn physical(&self, expr: &Expr, schema: &DFSchema) -> Result<Arc<dyn PhysicalExpr>> {
+        if let Some(what) = subquery_in(expr) {
+            return Err(unsupported(what));
+        }
         Ok(create_physical_expr(
             expr,
             schema,
@@ -198,6 +267,11 @@ impl Builder<'_> {
                         "avg" | "mean" => AggKind::Avg,
                         "min" => AggKind::Min,
                         "max" => AggKind::Max,
+                        "first_value" | "last_value" => {
+                            return Err(unsupported(&format!(
+                                "DISTINCT ON (or the aggregate function {name}())"
+                            )));
+                        }
                         other => return Err(unsupported(&format!("aggregate function {other}()"))),
                     };
                     if f.params.distinct {
@@ -241,7 +315,7 @@ impl Builder<'_> {
             }
             LogicalPlan::Join(join) => {
                 if join.join_type != JoinType::Inner {
-                    return Err(unsupported(&format!("{} JOIN", join.join_type)));
+                    return Err(unsupported(join_construct(join.join_type)));
                 }
                 if join.on.is_empty() {
                     return Err(unsupported(
@@ -299,13 +373,21 @@ impl Builder<'_> {
             }
             // A view is a set of rows: ORDER BY without LIMIT has nothing to maintain.
             LogicalPlan::Sort(sort) if sort.fetch.is_none() => self.build(&sort.input),
-            LogicalPlan::Limit(_) => Err(unsupported("LIMIT")),
+            LogicalPlan::Sort(_) => Err(unsupported("ORDER BY ... LIMIT")),
+            LogicalPlan::Limit(_) => Err(unsupported("LIMIT / OFFSET")),
             LogicalPlan::Union(_) => Err(unsupported("UNION")),
             LogicalPlan::Window(_) => Err(unsupported("window functions (OVER)")),
             LogicalPlan::Values(_) | LogicalPlan::EmptyRelation(_) => {
                 Err(unsupported("a query without a FROM relation"))
             }
-            other => Err(unsupported(&format!("{}", other.display()))),
+            LogicalPlan::Unnest(_) => Err(unsupported("unnest()")),
+            LogicalPlan::RecursiveQuery(_) => Err(unsupported("WITH RECURSIVE")),
+            LogicalPlan::Distinct(_) => Err(unsupported("DISTINCT ON")),
+            LogicalPlan::Subquery(_) => Err(unsupported("a subquery here")),
+            // Not reachable from a query a user writes (DDL, EXPLAIN, extensions ...); no plan
+            // text in the message either way.
+            _ => Err(WeirError::unsupported("this query cannot be a materialized view yet")
+                .with_hint("views support projections, WHERE, GROUP BY with count, sum, avg, min and max, HAVING, DISTINCT, inner equi-joins and views over views")),
         }
     }
 }

@@ -1,5 +1,8 @@
 //! A real Weir server for tests: the built `weir` binary on a free loopback port with its own
-//! data directory, stopped (or killed) by the test.
+//! data directory, stopped (or killed) by the test. The binary is the one named by the
+//! environment variable `WEIR_TEST_BIN` when it is set (test.sh sets it to the release build, so
+//! the end-to-end suites test the optimized binary users run), else the one cargo built with the
+//! tests.
 
 #![allow(dead_code)]
 
@@ -18,6 +21,13 @@ pub struct WeirServer {
     pub kafka_port: Option<u16>,
     pub data_dir: PathBuf,
     barrier_interval_ms: u64,
+}
+
+/// The server binary the tests run: `$WEIR_TEST_BIN`, or the `weir` cargo built for the tests.
+pub fn weir_bin() -> PathBuf {
+    std::env::var_os("WEIR_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_weir")))
 }
 
 fn free_port() -> u16 {
@@ -62,7 +72,8 @@ impl WeirServer {
             .append(true)
             .open(self.data_dir.with_extension("log"))
             .expect("open server log");
-        let child = Command::new(env!("CARGO_BIN_EXE_weir"))
+        let bin = weir_bin();
+        let child = Command::new(&bin)
             .arg("--data-dir")
             .arg(&self.data_dir)
             .arg("--pg-addr")
@@ -79,7 +90,7 @@ impl WeirServer {
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .expect("start weir");
+            .unwrap_or_else(|e| panic!("start weir ({}): {e}", bin.display()));
         self.child = Some(child);
         let deadline = Instant::now() + STARTUP_TIMEOUT;
         loop {

@@ -1,0 +1,171 @@
+//! JSON records as Postgres would read them, before Arrow's decoder sees them: a JSON or JSONB
+//! column holds any JSON value (an object, array, number or boolean is kept as its JSON text; a
+//! string is taken as the text itself, which is how Weir writes JSON columns), and a number in a
+//! TIMESTAMP column is epoch milliseconds (Kafka's convention), not microseconds.
+
+use datafusion::arrow::datatypes::{DataType, SchemaRef, TimeUnit};
+use serde_json::Value;
+
+/// What a column needs before decoding.
+enum Fix {
+    /// JSON / JSONB: a non-string value becomes its JSON text.
+    JsonText,
+    /// TIMESTAMP (microseconds): a number is epoch milliseconds.
+    EpochMillis,
+}
+
+/// The columns of `schema` that need rewriting in each record; empty when none do.
+pub struct Normalizer {
+    fixes: Vec<(String, Fix)>,
+}
+
+impl Normalizer {
+    pub fn new(schema: &SchemaRef) -> Normalizer {
+        let fixes = schema
+            .fields()
+            .iter()
+            .filter_map(|f| {
+                let declared = f.metadata().get(crate::sql::parse::PG_TYPE_METADATA);
+                let fix = match (f.data_type(), declared.map(String::as_str)) {
+                    (DataType::Utf8, Some("json" | "jsonb")) => Fix::JsonText,
+                    (DataType::Timestamp(TimeUnit::Microsecond, _), _) => Fix::EpochMillis,
+                    _ => return None,
+                };
+                Some((f.name().clone(), fix))
+            })
+            .collect();
+        Normalizer { fixes }
+    }
+
+    /// Whether records need rewriting at all.
+    pub fn is_needed(&self) -> bool {
+        !self.fixes.is_empty()
+    }
+
+    /// `record` rewritten, or None to decode it as it is (nothing to change, or not a JSON
+    /// object: the decoder then rejects it and it is skipped and counted).
+    pub fn normalize(&self, record: &[u8]) -> Option<Vec<u8>> {
+        let Ok(Value::Object(mut object)) = serde_json::from_slice::<Value>(record) else {
+            return None;
+        };
+        let mut changed = false;
+        for (name, fix) in &self.fixes {
+            let Some(value) = object.get_mut(name) else {
+                continue;
+            };
+            let fixed = match (fix, &*value) {
+                (_, Value::Null) | (Fix::JsonText, Value::String(_)) => continue,
+                (Fix::JsonText, other) => Value::String(other.to_string()),
+                (Fix::EpochMillis, Value::Number(n)) => match epoch_millis_to_micros(n) {
+                    Some(micros) => Value::from(micros),
+                    // Out of range: a value no TIMESTAMP takes, so the record is skipped.
+                    None => Value::Bool(false),
+                },
+                (Fix::EpochMillis, _) => continue,
+            };
+            *value = fixed;
+            changed = true;
+        }
+        if !changed {
+            return None;
+        }
+        serde_json::to_vec(&Value::Object(object)).ok()
+    }
+}
+
+fn epoch_millis_to_micros(n: &serde_json::Number) -> Option<i64> {
+    match n.as_i64() {
+        Some(ms) => ms.checked_mul(1000),
+        None => {
+            let micros = (n.as_f64()? * 1000.0).round();
+            (micros.is_finite() && micros.abs() < i64::MAX as f64).then_some(micros as i64)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{AsArray, Int64Array};
+    use datafusion::arrow::datatypes::{
+        DataType, Field, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType,
+    };
+
+    use crate::formats::{Format, decode_records};
+
+    fn schema() -> SchemaRef {
+        let jsonb = Field::new("user", DataType::Utf8, true).with_metadata(
+            [(
+                crate::sql::parse::PG_TYPE_METADATA.to_string(),
+                "jsonb".to_string(),
+            )]
+            .into(),
+        );
+        Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, true),
+            jsonb,
+            Field::new("ts", DataType::Timestamp(TimeUnit::Microsecond, None), true),
+        ]))
+    }
+
+    #[test]
+    fn a_jsonb_column_takes_any_json_value() {
+        let values: Vec<&[u8]> = vec![
+            br#"{"id":1,"user":{"name":"ann","tags":[1,2]}}"#,
+            br#"{"id":2,"user":[true,null]}"#,
+            br#"{"id":3,"user":42}"#,
+            br#"{"id":4,"user":"{\"name\":\"bob\"}"}"#,
+            br#"{"id":5,"user":null}"#,
+        ];
+        let decoded = decode_records(Format::Json, &schema(), &values).unwrap();
+        assert_eq!(
+            decoded.skipped, 0,
+            "no record with a nested value is dropped"
+        );
+        let ids = decoded
+            .batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap();
+        assert_eq!(ids.values(), &[1, 2, 3, 4, 5]);
+        let users: Vec<Option<&str>> = decoded.batch.column(1).as_string::<i32>().iter().collect();
+        assert_eq!(
+            users,
+            vec![
+                Some(r#"{"name":"ann","tags":[1,2]}"#),
+                Some("[true,null]"),
+                Some("42"),
+                Some(r#"{"name":"bob"}"#),
+                None,
+            ]
+        );
+    }
+
+    #[test]
+    fn a_number_in_a_timestamp_column_is_epoch_milliseconds() {
+        let values: Vec<&[u8]> = vec![
+            br#"{"id":1,"ts":1767225600000}"#,
+            br#"{"id":2,"ts":"2026-01-01T00:00:00"}"#,
+            br#"{"id":3,"ts":1767225600000.5}"#,
+            br#"{"id":4,"ts":9223372036854775807}"#,
+        ];
+        let decoded = decode_records(Format::Json, &schema(), &values).unwrap();
+        // 2026-01-01 00:00:00 UTC, in microseconds; the out-of-range one is skipped, not wrapped.
+        let ts = decoded
+            .batch
+            .column(2)
+            .as_primitive::<TimestampMicrosecondType>();
+        assert_eq!(
+            ts.values(),
+            &[
+                1_767_225_600_000_000,
+                1_767_225_600_000_000,
+                1_767_225_600_000_500
+            ]
+        );
+        assert_eq!(decoded.skipped, 1);
+        assert_eq!(decoded.kept, vec![0, 1, 2]);
+    }
+}
