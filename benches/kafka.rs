@@ -55,19 +55,8 @@ async fn main() {
     let input = dir.path().join("records.txt");
     std::fs::write(&input, format!("{}\n", "x".repeat(100)).repeat(records)).unwrap();
     let started = std::time::Instant::now();
-    let out = Command::new("kcat")
-        .args(["-P", "-b", &server.bootstrap(), "-t", "firehose", "-l"])
-        .args([
-            "-X",
-            "acks=all",
-            "-X",
-            "linger.ms=5",
-            "-X",
-            "batch.size=1000000",
-            "-X",
-            "queue.buffering.max.messages=1000000",
-        ])
-        .arg(&input)
+    let out = server
+        .kcat_producer("firehose", &input)
         .output()
         .expect("run kcat (./test.sh installs it)");
     let seconds = started.elapsed().as_secs_f64();

@@ -29,7 +29,6 @@ mod common;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
 
 use common::WeirServer;
@@ -195,7 +194,8 @@ fn cpu_seconds(pid: &str) -> f64 {
     let fields: Vec<&str> = after_name.split(' ').collect();
     // Fields 14 and 15 of stat (utime, stime), counted from the state field (3).
     let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
-    ticks / 100.0
+    // SAFETY: sysconf only reads a constant of the system.
+    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
 }
 
 /// Peak resident set (VmHWM) of a process, in MB.
@@ -394,18 +394,8 @@ async fn end_to_end(query: &Query, files: &Path) -> Measured {
     let producers: Vec<_> = read
         .iter()
         .map(|kind| {
-            Command::new("kcat")
-                .args(["-P", "-b", &server.bootstrap(), "-t", kind.name(), "-l"])
-                .args([
-                    "-X",
-                    "acks=all",
-                    "-X",
-                    "linger.ms=5",
-                    "-X",
-                    "batch.size=1000000",
-                ])
-                .args(["-X", "queue.buffering.max.messages=1000000"])
-                .arg(files.join(format!("{}.json", kind.name())))
+            server
+                .kcat_producer(kind.name(), &files.join(format!("{}.json", kind.name())))
                 .spawn()
                 .expect("run kcat (./test.sh installs it)")
         })

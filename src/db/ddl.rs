@@ -164,18 +164,13 @@ impl Database {
     /// The topic of a new generated source; a bounded generator without a rate limit fills it
     /// here, before the source exists (if that fails, the topic goes again).
     async fn create_generated_topic(&self, name: &str, generator: &NexmarkOptions) -> Result<()> {
-        if self.topics.topic(name).is_some() {
-            return Err(WeirError::new(
-                ErrorKind::DuplicateTable,
-                format!("topic \"{name}\" already exists"),
-            )
-            .with_hint("a generated source writes a new topic of its own name; drop the topic or name the source differently"));
-        }
         let config = TopicConfig {
             partitions: generator.partitions,
             ..TopicConfig::default()
         };
-        let topic = self.topics.create_topic(name, config)?;
+        let topic = self.topics.create_topic(name, config).map_err(|e| {
+            WeirError::from(e).with_hint("a generated source writes a new topic of its own name; drop the topic or name the source differently")
+        })?;
         if !generator.fills_at_create() {
             return Ok(());
         }

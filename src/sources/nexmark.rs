@@ -273,226 +273,107 @@ pub fn write_files(
     Ok(written)
 }
 
-/// Column builders for one batch of one kind.
-enum Rows {
-    Person {
-        id: Int64Builder,
-        name: StringBuilder,
-        email_address: StringBuilder,
-        credit_card: StringBuilder,
-        city: StringBuilder,
-        state: StringBuilder,
-        date_time: TimestampMicrosecondBuilder,
-        extra: StringBuilder,
-    },
-    Auction {
-        id: Int64Builder,
-        item_name: StringBuilder,
-        description: StringBuilder,
-        initial_bid: Int64Builder,
-        reserve: Int64Builder,
-        date_time: TimestampMicrosecondBuilder,
-        expires: TimestampMicrosecondBuilder,
-        seller: Int64Builder,
-        category: Int64Builder,
-        extra: StringBuilder,
-    },
-    Bid {
-        auction: Int64Builder,
-        bidder: Int64Builder,
-        price: Int64Builder,
-        channel: StringBuilder,
-        url: StringBuilder,
-        date_time: TimestampMicrosecondBuilder,
-        extra: StringBuilder,
-    },
+/// Column builders for one batch, made from the kind's columns; events fill them in column
+/// order.
+struct Rows {
+    columns: Vec<ColumnBuilder>,
+    next: usize,
 }
 
-/// Nexmark times are ms; TIMESTAMP columns hold µs.
-fn micros(ms: u64) -> i64 {
-    ms as i64 * 1000
+enum ColumnBuilder {
+    Int(Int64Builder),
+    Text(StringBuilder),
+    Time(TimestampMicrosecondBuilder),
 }
 
 impl Rows {
     fn new(kind: Kind, n: usize) -> Rows {
-        let int = || Int64Builder::with_capacity(n);
-        let text = |bytes_each: usize| StringBuilder::with_capacity(n, n * bytes_each);
-        let time = || TimestampMicrosecondBuilder::with_capacity(n);
-        match kind {
-            Kind::Person => Rows::Person {
-                id: int(),
-                name: text(16),
-                email_address: text(16),
-                credit_card: text(19),
-                city: text(12),
-                state: text(2),
-                date_time: time(),
-                extra: text(160),
-            },
-            Kind::Auction => Rows::Auction {
-                id: int(),
-                item_name: text(20),
-                description: text(100),
-                initial_bid: int(),
-                reserve: int(),
-                date_time: time(),
-                expires: time(),
-                seller: int(),
-                category: int(),
-                extra: text(360),
-            },
-            Kind::Bid => Rows::Bid {
-                auction: int(),
-                bidder: int(),
-                price: int(),
-                channel: text(8),
-                url: text(64),
-                date_time: time(),
-                extra: text(70),
-            },
+        let columns = kind
+            .columns()
+            .iter()
+            .map(|(_, sql_type)| match *sql_type {
+                "BIGINT" => ColumnBuilder::Int(Int64Builder::with_capacity(n)),
+                "TIMESTAMP" => ColumnBuilder::Time(TimestampMicrosecondBuilder::with_capacity(n)),
+                _ => ColumnBuilder::Text(StringBuilder::with_capacity(n, n * 32)),
+            })
+            .collect();
+        Rows { columns, next: 0 }
+    }
+
+    fn column(&mut self) -> &mut ColumnBuilder {
+        let i = self.next;
+        self.next = (i + 1) % self.columns.len();
+        &mut self.columns[i]
+    }
+
+    fn int(&mut self, v: usize) {
+        if let ColumnBuilder::Int(b) = self.column() {
+            b.append_value(v as i64);
         }
     }
 
+    fn text(&mut self, v: &str) {
+        if let ColumnBuilder::Text(b) = self.column() {
+            b.append_value(v);
+        }
+    }
+
+    /// Nexmark times are ms; TIMESTAMP columns hold µs.
+    fn time(&mut self, ms: u64) {
+        if let ColumnBuilder::Time(b) = self.column() {
+            b.append_value(ms as i64 * 1000);
+        }
+    }
+
+    /// Appends one event, its fields in the order of [`Kind::columns`] (the generator is
+    /// filtered to the batch's kind, so every event is of it).
     fn push(&mut self, event: Event) {
-        match (self, event) {
-            (
-                Rows::Person {
-                    id,
-                    name,
-                    email_address,
-                    credit_card,
-                    city,
-                    state,
-                    date_time,
-                    extra,
-                },
-                Event::Person(p),
-            ) => {
-                id.append_value(p.id as i64);
-                name.append_value(&p.name);
-                email_address.append_value(&p.email_address);
-                credit_card.append_value(&p.credit_card);
-                city.append_value(&p.city);
-                state.append_value(&p.state);
-                date_time.append_value(micros(p.date_time));
-                extra.append_value(&p.extra);
+        match event {
+            Event::Person(p) => {
+                self.int(p.id);
+                self.text(&p.name);
+                self.text(&p.email_address);
+                self.text(&p.credit_card);
+                self.text(&p.city);
+                self.text(&p.state);
+                self.time(p.date_time);
+                self.text(&p.extra);
             }
-            (
-                Rows::Auction {
-                    id,
-                    item_name,
-                    description,
-                    initial_bid,
-                    reserve,
-                    date_time,
-                    expires,
-                    seller,
-                    category,
-                    extra,
-                },
-                Event::Auction(a),
-            ) => {
-                id.append_value(a.id as i64);
-                item_name.append_value(&a.item_name);
-                description.append_value(&a.description);
-                initial_bid.append_value(a.initial_bid as i64);
-                reserve.append_value(a.reserve as i64);
-                date_time.append_value(micros(a.date_time));
-                expires.append_value(micros(a.expires));
-                seller.append_value(a.seller as i64);
-                category.append_value(a.category as i64);
-                extra.append_value(&a.extra);
+            Event::Auction(a) => {
+                self.int(a.id);
+                self.text(&a.item_name);
+                self.text(&a.description);
+                self.int(a.initial_bid);
+                self.int(a.reserve);
+                self.time(a.date_time);
+                self.time(a.expires);
+                self.int(a.seller);
+                self.int(a.category);
+                self.text(&a.extra);
             }
-            (
-                Rows::Bid {
-                    auction,
-                    bidder,
-                    price,
-                    channel,
-                    url,
-                    date_time,
-                    extra,
-                },
-                Event::Bid(b),
-            ) => {
-                auction.append_value(b.auction as i64);
-                bidder.append_value(b.bidder as i64);
-                price.append_value(b.price as i64);
-                channel.append_value(&b.channel);
-                url.append_value(&b.url);
-                date_time.append_value(micros(b.date_time));
-                extra.append_value(&b.extra);
+            Event::Bid(b) => {
+                self.int(b.auction);
+                self.int(b.bidder);
+                self.int(b.price);
+                self.text(&b.channel);
+                self.text(&b.url);
+                self.time(b.date_time);
+                self.text(&b.extra);
             }
-            // The generator is filtered to this batch's kind, so every event matches it.
-            (_, other) => unreachable!("a {:?} event in another kind's batch", other.event_type()),
         }
     }
 
     fn finish(self) -> Vec<ArrayRef> {
-        fn arr(mut b: impl datafusion::arrow::array::ArrayBuilder) -> ArrayRef {
-            b.finish()
-        }
-        match self {
-            Rows::Person {
-                id,
-                name,
-                email_address,
-                credit_card,
-                city,
-                state,
-                date_time,
-                extra,
-            } => vec![
-                arr(id),
-                arr(name),
-                arr(email_address),
-                arr(credit_card),
-                arr(city),
-                arr(state),
-                arr(date_time),
-                arr(extra),
-            ],
-            Rows::Auction {
-                id,
-                item_name,
-                description,
-                initial_bid,
-                reserve,
-                date_time,
-                expires,
-                seller,
-                category,
-                extra,
-            } => vec![
-                arr(id),
-                arr(item_name),
-                arr(description),
-                arr(initial_bid),
-                arr(reserve),
-                arr(date_time),
-                arr(expires),
-                arr(seller),
-                arr(category),
-                arr(extra),
-            ],
-            Rows::Bid {
-                auction,
-                bidder,
-                price,
-                channel,
-                url,
-                date_time,
-                extra,
-            } => vec![
-                arr(auction),
-                arr(bidder),
-                arr(price),
-                arr(channel),
-                arr(url),
-                arr(date_time),
-                arr(extra),
-            ],
-        }
+        self.columns
+            .into_iter()
+            .map(|c| -> ArrayRef {
+                match c {
+                    ColumnBuilder::Int(mut b) => Arc::new(b.finish()),
+                    ColumnBuilder::Text(mut b) => Arc::new(b.finish()),
+                    ColumnBuilder::Time(mut b) => Arc::new(b.finish()),
+                }
+            })
+            .collect()
     }
 }
 

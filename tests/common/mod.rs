@@ -139,6 +139,24 @@ impl WeirServer {
         client
     }
 
+    /// kcat producing every line of `file` as one record to `topic`, acknowledged by all
+    /// (acks=all), batched by the client: how the benchmarks push records in over Kafka.
+    pub fn kcat_producer(&self, topic: &str, file: &Path) -> Command {
+        let mut kcat = Command::new("kcat");
+        kcat.args(["-P", "-b", &self.bootstrap(), "-t", topic, "-l"])
+            .args([
+                "-X",
+                "acks=all",
+                "-X",
+                "linger.ms=5",
+                "-X",
+                "batch.size=1000000",
+            ])
+            .args(["-X", "queue.buffering.max.messages=1000000"])
+            .arg(file);
+        kcat
+    }
+
     /// The server's process id (benchmarks read its CPU time and memory from /proc).
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("server running").id()
