@@ -3,7 +3,7 @@
 //! - **engine**: the events are generated into Arrow batches before the clock starts; the
 //!   clock runs while the view's dataflow consumes them, one epoch per `--epoch-events` events:
 //!   operators, the barrier, the view's rows and operator state written into the store and
-//!   committed (`dataflow::runtime::close_epoch`, what every epoch of a view does). No decoding,
+//!   committed (`dataflow::actor::close_epoch`, what every epoch of a view does). No decoding,
 //!   no log. In this process.
 //! - **e2e**: a release `weir` server with its Kafka listener; the view is created over empty
 //!   sources, then the events (JSON, one file per kind, from `weir nexmark`'s writer) are
@@ -33,7 +33,7 @@ use std::time::Instant;
 
 use common::WeirServer;
 use weir::dataflow::ChangeBatch;
-use weir::dataflow::runtime::close_epoch;
+use weir::dataflow::actor::close_epoch;
 use weir::dataflow::view_rows::ViewRows;
 use weir::db::{Database, DbConfig, Output};
 use weir::formats::Format;

@@ -58,6 +58,8 @@ pub enum ErrorKind {
     InvalidParameter,
     /// 42883
     UndefinedFunction,
+    /// 57014: the statement was canceled (Ctrl-C, statement_timeout)
+    QueryCanceled,
     /// 58030: I/O error in the store or the log
     Io,
     /// XX000
@@ -87,6 +89,7 @@ impl ErrorKind {
             ErrorKind::DatatypeMismatch => "42804",
             ErrorKind::InvalidParameter => "22023",
             ErrorKind::UndefinedFunction => "42883",
+            ErrorKind::QueryCanceled => "57014",
             ErrorKind::Io => "58030",
             ErrorKind::Internal => "XX000",
         }

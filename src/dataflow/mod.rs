@@ -11,8 +11,10 @@
 //!   view rows ── one atomic store commit per epoch (rows + operator state + offsets)
 //! ```
 
+pub mod actor;
 pub mod batch;
 pub mod graph;
+pub mod jobs;
 pub mod ops;
 pub mod runtime;
 pub mod topic_sink;

@@ -14,11 +14,12 @@ use crate::catalog::checks::ColumnChecks;
 use crate::catalog::{
     CatalogItem, Entry, ItemKind, SinkDef, SourceDef, TableData, TableDef, ViewDef,
 };
-use crate::dataflow::runtime::{Decoding, InputSource, ViewFlow};
+use crate::dataflow::actor::{InputSource, ViewFlow};
 use crate::dataflow::topic_sink::{CommittedEnds, SinkMode, TopicSink};
 use crate::dataflow::view_rows::ViewRows;
 use crate::error::{ErrorKind, Result, WeirError};
 use crate::sources::generator::{self, GeneratorHandle, NexmarkOptions};
+use crate::sources::reader::Decoding;
 use crate::sql::parse::{self, Statement};
 use crate::sql::stream_plan::{StreamPlan, check_deterministic, plan_stream};
 use crate::state::WriteBatch;

@@ -108,7 +108,7 @@ impl Database {
             store.clone(),
             Duration::from_millis(config.barrier_interval_ms.max(1)),
             epoch_lock.clone(),
-        );
+        )?;
         let ctx = session_context(ReadContext {
             catalog: catalog.clone(),
             topics: topics.clone(),

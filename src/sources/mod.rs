@@ -6,3 +6,4 @@
 
 pub mod generator;
 pub mod nexmark;
+pub mod reader;

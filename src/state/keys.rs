@@ -9,6 +9,7 @@
 //! o <view id u64 BE>                        the view's committed source offsets (JSON)
 //! g <group> 0 <topic> 0 <partition i32 BE>  a Kafka consumer group's committed offset
 //! k <sink id u64 BE>                        a sink's topic end offsets at the last commit (JSON)
+//! b <view id u64 BE>                        a view still catching up (its keys go if it never joins)
 //! ```
 //! `pk` and `row` are Arrow row-format bytes (byte-comparable), so view rows scan in key order.
 
@@ -19,6 +20,7 @@ pub const OPERATOR_STATE: u8 = b's';
 pub const OFFSETS: u8 = b'o';
 pub const GROUP_OFFSETS: u8 = b'g';
 pub const SINK_OFFSETS: u8 = b'k';
+pub const BACKFILL: u8 = b'b';
 
 pub fn catalog_prefix() -> Vec<u8> {
     vec![CATALOG]
@@ -75,4 +77,17 @@ pub fn offsets_key(view_id: u64) -> Vec<u8> {
     let mut k = vec![OFFSETS];
     k.extend_from_slice(&view_id.to_be_bytes());
     k
+}
+
+/// Marks a view whose backfill has not joined the epochs yet: after a crash, start-up removes
+/// whatever such a view wrote.
+pub fn backfill_key(view_id: u64) -> Vec<u8> {
+    let mut k = vec![BACKFILL];
+    k.extend_from_slice(&view_id.to_be_bytes());
+    k
+}
+
+/// The view id of a [`backfill_key`].
+pub fn view_of_backfill_key(key: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(key.get(1..9)?.try_into().ok()?))
 }

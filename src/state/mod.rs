@@ -30,6 +30,10 @@ impl WriteBatch {
     pub fn delete(&mut self, key: Vec<u8>) {
         self.ops.push((key, None));
     }
+    /// Adds `other`'s operations after this batch's own.
+    pub fn append(&mut self, mut other: WriteBatch) {
+        self.ops.append(&mut other.ops);
+    }
     pub fn len(&self) -> usize {
         self.ops.len()
     }
