@@ -22,7 +22,10 @@ use crate::state::{StateStore, WriteBatch, keys};
 pub use table::TableData;
 
 /// Names of Weir's system tables (served by `serving::providers`); users cannot take them.
-pub const SYSTEM_TABLES: &[&str] = &["weir_skipped_records"];
+pub const SYSTEM_TABLES: &[&str] = &[
+    crate::serving::system_tables::SKIPPED_RECORDS_TABLE,
+    crate::serving::system_tables::JOBS_TABLE,
+];
 
 /// The kinds of relation a user creates.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]

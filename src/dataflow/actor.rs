@@ -14,7 +14,7 @@
 //! join the next epoch.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
 
@@ -110,7 +110,7 @@ pub struct EpochOutput {
 pub struct Backfill {
     /// Per input: the shared reader's published offsets (None for view inputs).
     pub targets: Vec<Option<Arc<Mutex<Vec<u64>>>>>,
-    pub cancel: Arc<AtomicBool>,
+    pub cancel: super::runtime::CancelFlag,
     pub jobs: Jobs,
 }
 
@@ -427,10 +427,7 @@ impl ViewActor {
                 for (p, &end) in target.iter().enumerate() {
                     while self.offsets[input][p] < end {
                         if backfill.cancel.load(Ordering::Relaxed) {
-                            return Err(WeirError::new(
-                                crate::error::ErrorKind::QueryCanceled,
-                                "canceling statement due to user request",
-                            ));
+                            return Err(canceled());
                         }
                         let to = end.min(self.offsets[input][p] + BACKFILL_STEP_RECORDS);
                         let read = self.read_input(input, p as u32, to, &mut outputs)?;
@@ -482,6 +479,14 @@ impl ViewActor {
         let out = self.close(outputs)?;
         self.store.commit(out.batch)
     }
+}
+
+/// The error of a CREATE canceled during its backfill.
+pub fn canceled() -> WeirError {
+    WeirError::new(
+        crate::error::ErrorKind::QueryCanceled,
+        "canceling statement due to user request",
+    )
 }
 
 fn ends_early(input: usize, partition: usize, at: u64, want: u64) -> WeirError {

@@ -13,9 +13,11 @@
 
 pub mod actor;
 pub mod batch;
+mod coordinator;
 pub mod graph;
 pub mod jobs;
 pub mod ops;
+pub mod readers;
 pub mod runtime;
 pub mod topic_sink;
 pub mod view_rows;

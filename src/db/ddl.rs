@@ -423,7 +423,9 @@ impl Database {
                 crate::state::keys::catalog_key(&name),
                 serde_json::to_vec(&item).map_err(|e| WeirError::internal(e.to_string()))?,
             );
-            self.runtime.add_view_with(flow, batch).await?;
+            self.runtime
+                .add_view_with(flow, batch, super::statement_cancel())
+                .await?;
             self.catalog.insert(Entry::View(Arc::new(def)), false)?;
         }
         Ok(Output::Done(Tag::new("CREATE MATERIALIZED VIEW")))

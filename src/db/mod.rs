@@ -23,7 +23,7 @@ use datafusion::sql::sqlparser::ast;
 
 use crate::catalog::{Catalog, Entry, ItemKind};
 use crate::config;
-use crate::dataflow::runtime::{EpochLock, Runtime};
+use crate::dataflow::runtime::{CancelFlag, EpochLock, Runtime};
 use crate::error::{ErrorKind, Result, WeirError};
 use crate::pg_catalog;
 use crate::serving::lookup::PointLookup;
@@ -32,6 +32,21 @@ use crate::sources::generator::GeneratorHandle;
 use crate::sql::parse::{ShowKind, Statement};
 use crate::state::{StateStore, StoreKind};
 use crate::topics::TopicStore;
+
+tokio::task_local! {
+    /// The cancel flag of the statement this task runs, when a client can cancel it: the wire
+    /// layer runs each write in a task of its own (so a cancel never leaves a write half done)
+    /// and sets the flag when the client stops waiting; a CREATE MATERIALIZED VIEW's backfill
+    /// polls it.
+    pub static STATEMENT_CANCEL: CancelFlag;
+}
+
+/// The running statement's cancel flag (a flag nobody sets outside a cancellable statement).
+fn statement_cancel() -> CancelFlag {
+    STATEMENT_CANCEL
+        .try_with(|flag| flag.clone())
+        .unwrap_or_default()
+}
 
 /// What a statement returns to the client.
 #[derive(Debug)]
@@ -114,6 +129,7 @@ impl Database {
             topics: topics.clone(),
             store: store.clone(),
             skipped: runtime.skipped_records(),
+            jobs: runtime.jobs(),
         })?;
         let db = Arc::new(Database {
             store,

@@ -260,7 +260,11 @@ impl Handler {
             // half done.
             let db = self.db.clone();
             let params = params.to_vec();
-            match tokio::spawn(async move { db.execute(stmt, &params).await }).await {
+            let cancel = crate::dataflow::runtime::CancelFlag::default();
+            let _cancel_on_drop = SetOnDrop(cancel.clone());
+            let task = crate::db::STATEMENT_CANCEL
+                .scope(cancel, async move { db.execute(stmt, &params).await });
+            match tokio::spawn(task).await {
                 Ok(result) => result,
                 Err(e) if e.is_panic() => Err(WeirError::from_panic(&*e.into_panic())),
                 Err(e) => Err(WeirError::internal(format!("statement task failed: {e}"))),
@@ -709,5 +713,15 @@ impl ExtendedQueryHandler for Handler {
             Some(&portal.result_column_format),
         )?;
         Ok(DescribePortalResponse::new(fields))
+    }
+}
+
+/// Sets its flag when dropped: when a statement's wait ends early (a cancel request or
+/// statement_timeout drops it), the statement's task learns it was canceled.
+struct SetOnDrop(crate::dataflow::runtime::CancelFlag);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }

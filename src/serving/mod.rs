@@ -4,6 +4,8 @@
 //!   plan (the fast path for point lookups).
 //! - [`providers`]: DataFusion `TableProvider`s for everything else — a view's committed rows,
 //!   a table's current contents, a source's history (all records of its topic).
+//! - [`system_tables`]: `weir_skipped_records` and `weir_jobs`, from the runtime's counters.
 
 pub mod lookup;
 pub mod providers;
+pub mod system_tables;

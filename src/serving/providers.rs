@@ -28,39 +28,7 @@ pub struct ReadContext {
     pub topics: Arc<TopicStore>,
     pub store: Arc<dyn StateStore>,
     pub skipped: crate::dataflow::runtime::SkippedRecords,
-}
-
-/// The system table of records skipped because they do not decode: `(topic, records_skipped)`,
-/// counted since the server started.
-pub const SKIPPED_RECORDS_TABLE: &str = crate::catalog::SYSTEM_TABLES[0];
-
-fn skipped_records_table(ctx: &ReadContext) -> DfResult<Arc<dyn TableProvider>> {
-    let mut per_topic: std::collections::BTreeMap<String, u64> = Default::default();
-    for ((_, topic), n) in ctx.skipped.lock().expect("skipped lock").iter() {
-        let entry = per_topic.entry(topic.clone()).or_default();
-        *entry = (*entry).max(*n);
-    }
-    let schema = Arc::new(datafusion::arrow::datatypes::Schema::new(vec![
-        datafusion::arrow::datatypes::Field::new(
-            "topic",
-            datafusion::arrow::datatypes::DataType::Utf8,
-            false,
-        ),
-        datafusion::arrow::datatypes::Field::new(
-            "records_skipped",
-            datafusion::arrow::datatypes::DataType::Int64,
-            false,
-        ),
-    ]));
-    let topics = datafusion::arrow::array::StringArray::from_iter_values(per_topic.keys());
-    let counts = datafusion::arrow::array::Int64Array::from_iter_values(
-        per_topic.values().map(|&n| n as i64),
-    );
-    let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(topics), Arc::new(counts)])?;
-    Ok(Arc::new(datafusion::datasource::MemTable::try_new(
-        schema,
-        vec![vec![batch]],
-    )?))
+    pub jobs: crate::dataflow::jobs::Jobs,
 }
 
 /// The `public` schema: every source, table and view of the catalog.
@@ -86,7 +54,7 @@ impl SchemaProvider for WeirSchema {
             .filter(|e| e.is_relation())
             .map(|e| e.item().name.clone())
             .collect();
-        names.push(SKIPPED_RECORDS_TABLE.to_string());
+        names.extend(crate::catalog::SYSTEM_TABLES.iter().map(|t| t.to_string()));
         names
     }
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
@@ -95,8 +63,8 @@ impl SchemaProvider for WeirSchema {
         if let Some(table) = system.get(name) {
             return Ok(Some(table));
         }
-        if name == SKIPPED_RECORDS_TABLE {
-            return skipped_records_table(&self.ctx).map(Some);
+        if let Some(table) = super::system_tables::system_table(&self.ctx, name)? {
+            return Ok(Some(table));
         }
         Ok(self
             .ctx
@@ -114,7 +82,7 @@ impl SchemaProvider for WeirSchema {
         crate::pg_catalog::tables::PG_CATALOG_TABLES
             .iter()
             .any(|t| t.name == name)
-            || name == SKIPPED_RECORDS_TABLE
+            || crate::catalog::SYSTEM_TABLES.contains(&name)
             || self.ctx.catalog.get(name).is_some_and(|e| e.is_relation())
     }
 }

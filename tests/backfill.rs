@@ -1,0 +1,146 @@
+//! Backfills that do not stall the rest: while a new view catches up from a large history,
+//! another view keeps committing epochs; a canceled CREATE leaves no view and no job behind; a
+//! crash in the middle of a backfill leaves nothing that stops the view from being created
+//! again. Each finished view is checked against a batch recompute of its query.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{WeirServer, rows};
+
+/// Bids in the history the backfills read: enough that a backfill takes seconds.
+const EVENTS: u64 = 600_000;
+const WAIT_MAX: Duration = Duration::from_secs(300);
+const BIG_VIEW: &str =
+    "SELECT auction, count(*) AS bids, max(price) AS top FROM bid GROUP BY auction";
+
+async fn setup(server: &WeirServer) -> tokio_postgres::Client {
+    let client = server.connect().await;
+    client
+        .batch_execute(&format!(
+            "CREATE SOURCE bid WITH (connector = 'nexmark', kind = 'bid', events = {EVENTS}, \
+             events_per_second = 0); \
+             CREATE TABLE t (a BIGINT PRIMARY KEY); \
+             CREATE MATERIALIZED VIEW total AS SELECT count(*) AS n, sum(a) AS s FROM t;"
+        ))
+        .await
+        .unwrap();
+    client
+}
+
+/// Starts `CREATE MATERIALIZED VIEW name AS BIG_VIEW` on a connection of its own.
+async fn create_big(
+    server: &WeirServer,
+    name: &str,
+    setting: &str,
+) -> tokio::task::JoinHandle<Result<(), tokio_postgres::Error>> {
+    let client = server.connect().await;
+    let sql = format!("{setting} CREATE MATERIALIZED VIEW {name} AS {BIG_VIEW}");
+    tokio::spawn(async move { client.batch_execute(&sql).await })
+}
+
+async fn jobs(client: &tokio_postgres::Client) -> Vec<Vec<String>> {
+    rows(
+        client,
+        "SELECT view, records_read <= records_total FROM weir_jobs",
+    )
+    .await
+    .unwrap()
+}
+
+/// Waits until `view`'s backfill shows in weir_jobs.
+async fn wait_for_job(client: &tokio_postgres::Client, view: &str) {
+    let deadline = Instant::now() + WAIT_MAX;
+    while !jobs(client).await.iter().any(|j| j[0] == view) {
+        assert!(Instant::now() < deadline, "no weir_jobs row for {view}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// The relation does not exist (42P01).
+async fn assert_missing(client: &tokio_postgres::Client, name: &str) {
+    match client
+        .simple_query(&format!("SELECT 1 FROM {name} LIMIT 1"))
+        .await
+    {
+        Ok(_) => panic!("{name} exists"),
+        Err(e) => assert_eq!(e.code().map(|c| c.code()), Some("42P01"), "{e}"),
+    }
+}
+
+/// The view equals the batch recompute of its query.
+async fn assert_recomputed(client: &tokio_postgres::Client, view: &str) {
+    let got = rows(client, &format!("SELECT auction, bids, top FROM {view}"))
+        .await
+        .unwrap();
+    let want = rows(client, BIG_VIEW).await.unwrap();
+    assert!(!want.is_empty());
+    assert!(got == want, "{view} differs from a batch recompute");
+}
+
+#[tokio::test]
+async fn other_views_commit_epochs_while_a_view_backfills() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = WeirServer::start(&dir.path().join("data"), 20).await;
+    let client = setup(&server).await;
+    let create = create_big(&server, "big", "").await;
+    wait_for_job(&client, "big").await;
+    for a in 1..=3 {
+        client
+            .batch_execute(&format!("INSERT INTO t VALUES ({a}); FLUSH;"))
+            .await
+            .unwrap();
+        let total = rows(&client, "SELECT n, s FROM total").await.unwrap();
+        assert_eq!(
+            total,
+            vec![vec![a.to_string(), (a * (a + 1) / 2).to_string()]]
+        );
+    }
+    let running = jobs(&client).await;
+    assert!(
+        running == vec![vec!["big".to_string(), "t".to_string()]],
+        "the backfill should still run after three epochs of the other view: {running:?}"
+    );
+    create.await.unwrap().unwrap();
+    assert!(jobs(&client).await.is_empty());
+    assert_recomputed(&client, "big").await;
+}
+
+#[tokio::test]
+async fn a_canceled_create_leaves_no_view_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = WeirServer::start(&dir.path().join("data"), 20).await;
+    let client = setup(&server).await;
+    let create = create_big(&server, "big", "SET statement_timeout = '300ms';").await;
+    let err = create.await.unwrap().unwrap_err();
+    assert_eq!(
+        err.code().map(|c| c.code()),
+        Some("57014"),
+        "expected a cancel: {err}"
+    );
+    let deadline = Instant::now() + WAIT_MAX;
+    while !jobs(&client).await.is_empty() {
+        assert!(Instant::now() < deadline, "the canceled backfill goes on");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_missing(&client, "big").await;
+    create_big(&server, "big", "").await.await.unwrap().unwrap();
+    assert_recomputed(&client, "big").await;
+}
+
+#[tokio::test]
+async fn a_crash_during_a_backfill_leaves_nothing_in_the_way() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = WeirServer::start(&dir.path().join("data"), 20).await;
+    let client = setup(&server).await;
+    let create = create_big(&server, "big", "").await;
+    wait_for_job(&client, "big").await;
+    server.restart().await;
+    assert!(create.await.unwrap().is_err());
+    let client = server.connect().await;
+    assert!(jobs(&client).await.is_empty());
+    assert_missing(&client, "big").await;
+    create_big(&server, "big", "").await.await.unwrap().unwrap();
+    assert_recomputed(&client, "big").await;
+}
