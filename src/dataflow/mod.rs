@@ -1,14 +1,15 @@
 //! Incremental dataflow: operators over change batches, arranged as a tree per materialized
-//! view, driven in epochs by the [`runtime`].
+//! view; each view runs as an [`actor`] on its own thread, fed by shared topic [`readers`] and
+//! driven through numbered epochs by the coordinator (the [`runtime`] is its handle).
 //!
 //! ```text
-//!   inputs (topic records, table changelogs, upstream view changes)
-//!        │ ChangeBatch (Arrow rows + weights)
+//!   shared readers (topic records, table changelogs: decoded once) ─┐
+//!   upstream views' changes ────────────────────────────────────────┤ Data(ChangeBatch), Barrier(N)
+//!        ▼                                                          │
+//!   view actor: Filter / Project / Join / Aggregate ... (ops/) ◄────┘
+//!        │ on its last barrier: operators flush pending output and write changed state
 //!        ▼
-//!   Filter / Project / Join / Aggregate ...   (one operator per file under ops/)
-//!        │ at each barrier: operators flush pending output and write changed state
-//!        ▼
-//!   view rows ── one atomic store commit per epoch (rows + operator state + offsets)
+//!   coordinator ── one atomic store commit per epoch (every view's rows + state + offsets)
 //! ```
 
 pub mod actor;
@@ -17,7 +18,7 @@ mod coordinator;
 pub mod graph;
 pub mod jobs;
 pub mod ops;
-pub mod readers;
+mod readers;
 pub mod runtime;
 pub mod topic_sink;
 pub mod view_rows;

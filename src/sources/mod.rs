@@ -1,8 +1,9 @@
-//! Sources that make their own events: the Nexmark benchmark's generator.
+//! The sources stage: topic records into change batches, and sources that make their own events.
 //!
-//! [`nexmark`] builds the events as Arrow batches; [`generator`] is the `nexmark` connector of
-//! `CREATE SOURCE`, which appends them to the source's topic. (Decoding topic records and
-//! watermarks move here with the engine rewrite; today they live in `dataflow::runtime`.)
+//! [`reader`] decodes a topic's records in bounded steps (the dataflow's shared readers and
+//! backfills use it); [`nexmark`] builds the Nexmark benchmark's events as Arrow batches;
+//! [`generator`] is the `nexmark` connector of `CREATE SOURCE`, which appends them to the
+//! source's topic. (Watermark generation comes here with event time.)
 
 pub mod generator;
 pub mod nexmark;
