@@ -97,6 +97,8 @@ pub struct ViewDef {
     /// Output columns that identify a row (the GROUP BY key); empty when the view has no key,
     /// in which case the whole row is the key.
     pub key: Vec<usize>,
+    /// Its changes are insertions only (see `sql::stream_plan::StreamProps`).
+    pub append_only: bool,
     /// Where its committed rows are read from.
     pub rows: Arc<crate::dataflow::view_rows::ViewRows>,
 }

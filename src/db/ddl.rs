@@ -21,7 +21,7 @@ use crate::error::{ErrorKind, Result, WeirError};
 use crate::sources::generator::{self, GeneratorHandle, NexmarkOptions};
 use crate::sources::reader::Decoding;
 use crate::sql::parse::{self, Statement};
-use crate::sql::stream_plan::{StreamPlan, check_deterministic, plan_stream};
+use crate::sql::stream_plan::{StreamPlan, StreamProps, check_deterministic, plan_stream};
 use crate::state::WriteBatch;
 use crate::topics::TopicConfig;
 use std::sync::atomic::AtomicBool;
@@ -300,12 +300,22 @@ impl Database {
         }
         let optimized = self.ctx.state().optimize(&plan)?;
         let catalog = self.catalog.clone();
-        let relation_key = move |name: &str| match catalog.get(name) {
-            Some(Entry::Table(t)) => t.primary_key.clone(),
-            Some(Entry::View(v)) => v.key.clone(),
-            _ => vec![],
+        let relation = move |name: &str| match catalog.get(name) {
+            Some(Entry::Table(t)) => StreamProps {
+                key: Some(t.primary_key.clone()),
+                append_only: false,
+            },
+            Some(Entry::View(v)) => StreamProps {
+                key: Some(v.key.clone()),
+                append_only: v.append_only,
+            },
+            Some(Entry::Source(_)) => StreamProps {
+                key: None,
+                append_only: true,
+            },
+            _ => StreamProps::default(),
         };
-        let mut stream = plan_stream(&optimized, &relation_key)?;
+        let mut stream = plan_stream(&optimized, &relation)?;
         let names: Vec<String> = plan
             .schema()
             .fields()
@@ -410,6 +420,7 @@ impl Database {
             item: item.clone(),
             schema: stream.schema,
             key: stream.key,
+            append_only: stream.append_only,
             rows,
         };
         if restoring {

@@ -31,22 +31,35 @@ pub struct StreamPlan {
     pub inputs: Vec<String>,
     /// Output columns identifying a row; empty when no key is known.
     pub key: Vec<usize>,
+    /// The view's changes are insertions only.
+    pub append_only: bool,
     pub schema: SchemaRef,
 }
 
-/// Turns an optimized plan into a dataflow. `relation_key` gives the key columns of a
-/// relation a scan reads (a table's primary key, a view's key).
+/// What the planner knows about a stream (a relation, or a node's output), derived once per
+/// node from its inputs' and used by the operators it builds.
+#[derive(Clone, Debug, Default)]
+pub struct StreamProps {
+    /// Columns identifying a row (unique in the stream); None when no key is known.
+    pub key: Option<Vec<usize>>,
+    /// Only insertions, never retractions: a source, and filters, projections and inner joins
+    /// of append-only streams. Its min/max keep one value instead of a multiset.
+    pub append_only: bool,
+}
+
+/// Turns an optimized plan into a dataflow. `relation` gives the properties of a relation a
+/// scan reads (a table's primary key, a view's key; whether it is append-only).
 pub fn plan_stream(
     plan: &LogicalPlan,
-    relation_key: &dyn Fn(&str) -> Vec<usize>,
+    relation: &dyn Fn(&str) -> StreamProps,
 ) -> Result<StreamPlan> {
     let mut builder = Builder {
         inputs: Vec::new(),
         next_op: 0,
-        relation_key,
+        relation,
         props: ExecutionProps::new(),
     };
-    let (root, key) = builder.build(plan)?;
+    let (root, out) = builder.build(plan)?;
     let schema = nullable_schema(plan.schema().as_arrow());
     Ok(StreamPlan {
         dataflow: Dataflow {
@@ -54,7 +67,8 @@ pub fn plan_stream(
             output_schema: schema.clone(),
         },
         inputs: builder.inputs,
-        key: key.unwrap_or_default(),
+        key: out.key.unwrap_or_default(),
+        append_only: out.append_only,
         schema,
     })
 }
@@ -96,7 +110,7 @@ pub fn check_deterministic(plan: &LogicalPlan) -> Result<()> {
 struct Builder<'a> {
     inputs: Vec<String>,
     next_op: u32,
-    relation_key: &'a dyn Fn(&str) -> Vec<usize>,
+    relation: &'a dyn Fn(&str) -> StreamProps,
     props: ExecutionProps,
 }
 
@@ -172,8 +186,8 @@ impl Builder<'_> {
         )?)
     }
 
-    /// Builds the subtree for `plan`, returning it with the key columns of its output.
-    fn build(&mut self, plan: &LogicalPlan) -> Result<(Node, Option<Vec<usize>>)> {
+    /// Builds the subtree for `plan`, returning it with the properties of its output.
+    fn build(&mut self, plan: &LogicalPlan) -> Result<(Node, StreamProps)> {
         match plan {
             LogicalPlan::TableScan(scan) => {
                 if scan.fetch.is_some() {
@@ -182,7 +196,8 @@ impl Builder<'_> {
                 let name = scan.table_name.table().to_string();
                 let input = self.inputs.len();
                 self.inputs.push(name.clone());
-                let base_key = (self.relation_key)(&name);
+                let base = (self.relation)(&name);
+                let base_key = base.key.unwrap_or_default();
                 let key = match &scan.projection {
                     None => Some(base_key),
                     Some(cols) => base_key
@@ -190,7 +205,10 @@ impl Builder<'_> {
                         .map(|k| cols.iter().position(|c| c == k))
                         .collect::<Option<Vec<usize>>>(),
                 };
-                let key = key.filter(|k| !k.is_empty());
+                let out = StreamProps {
+                    key: key.filter(|k| !k.is_empty()),
+                    append_only: base.append_only,
+                };
                 let mut node = Node::Input {
                     input,
                     projection: scan.projection.clone(),
@@ -200,16 +218,16 @@ impl Builder<'_> {
                     let filter = Filter::new(self.physical(&predicate, &scan.projected_schema)?);
                     node = self.op(filter, vec![node]);
                 }
-                Ok((node, key))
+                Ok((node, out))
             }
             LogicalPlan::SubqueryAlias(alias) => self.build(&alias.input),
             LogicalPlan::Filter(filter) => {
-                let (child, key) = self.build(&filter.input)?;
+                let (child, out) = self.build(&filter.input)?;
                 let predicate = self.physical(&filter.predicate, filter.input.schema())?;
-                Ok((self.op(Filter::new(predicate), vec![child]), key))
+                Ok((self.op(Filter::new(predicate), vec![child]), out))
             }
             LogicalPlan::Projection(projection) => {
-                let (child, key) = self.build(&projection.input)?;
+                let (child, input) = self.build(&projection.input)?;
                 let input_schema = projection.input.schema();
                 // Columns passed through unchanged in order only rename: no operator needed.
                 let identity =
@@ -221,14 +239,14 @@ impl Builder<'_> {
                             }
                         });
                 if identity {
-                    return Ok((child, key));
+                    return Ok((child, input));
                 }
                 let exprs = projection
                     .expr
                     .iter()
                     .map(|e| self.physical(e, input_schema))
                     .collect::<Result<Vec<_>>>()?;
-                let out_key = key.and_then(|key| {
+                let out_key = input.key.and_then(|key| {
                     key.iter()
                         .map(|&k| {
                             projection.expr.iter().position(|e| match strip_aliases(e) {
@@ -239,10 +257,14 @@ impl Builder<'_> {
                         .collect::<Option<Vec<usize>>>()
                 });
                 let schema = nullable_schema(projection.schema.as_arrow());
-                Ok((self.op(Project::new(exprs, schema), vec![child]), out_key))
+                let out = StreamProps {
+                    key: out_key,
+                    append_only: input.append_only,
+                };
+                Ok((self.op(Project::new(exprs, schema), vec![child]), out))
             }
             LogicalPlan::Aggregate(agg) => {
-                let (child, _) = self.build(&agg.input)?;
+                let (child, input) = self.build(&agg.input)?;
                 let input_schema = agg.input.schema();
                 let mut group_exprs = Vec::new();
                 let mut group_types = Vec::new();
@@ -305,13 +327,19 @@ impl Builder<'_> {
                 }
                 let n_groups = group_exprs.len();
                 let schema = nullable_schema(agg.schema.as_arrow());
-                let op = Aggregate::new(group_exprs, group_types, specs, arg_types, schema)?;
-                let key = if n_groups > 0 {
-                    Some((0..n_groups).collect())
-                } else {
-                    None
+                let op = Aggregate::new(
+                    group_exprs,
+                    group_types,
+                    specs,
+                    arg_types,
+                    schema,
+                    input.append_only,
+                )?;
+                let out = StreamProps {
+                    key: (n_groups > 0).then(|| (0..n_groups).collect()),
+                    append_only: false,
                 };
-                Ok((self.op(op, vec![child]), key))
+                Ok((self.op(op, vec![child]), out))
             }
             LogicalPlan::Join(join) => {
                 if join.join_type != JoinType::Inner {
@@ -322,8 +350,8 @@ impl Builder<'_> {
                         "a join without an equality condition (cross join)",
                     ));
                 }
-                let (left, _) = self.build(&join.left)?;
-                let (right, _) = self.build(&join.right)?;
+                let (left, left_props) = self.build(&join.left)?;
+                let (right, right_props) = self.build(&join.right)?;
                 let (ls, rs) = (join.left.schema(), join.right.schema());
                 let mut left_keys = Vec::new();
                 let mut right_keys = Vec::new();
@@ -369,7 +397,12 @@ impl Builder<'_> {
                     filter,
                     schema,
                 )?;
-                Ok((self.op(op, vec![left, right]), None))
+                // Inner join of insertions: only insertions (each new row meets stored ones).
+                let out = StreamProps {
+                    key: None,
+                    append_only: left_props.append_only && right_props.append_only,
+                };
+                Ok((self.op(op, vec![left, right]), out))
             }
             // A view is a set of rows: ORDER BY without LIMIT has nothing to maintain.
             LogicalPlan::Sort(sort) if sort.fetch.is_none() => self.build(&sort.input),

@@ -2,7 +2,8 @@
 //!
 //! Each group keeps a row count and one accumulator per aggregate. count, sum and avg are
 //! invertible (a retraction subtracts); min and max keep a multiset of the values seen (value
-//! bytes → multiplicity), so deleting the current minimum falls back to the next one. Changes
+//! bytes → multiplicity), so deleting the current minimum falls back to the next one; over an
+//! append-only input (the planner knows, `StreamProps`) they keep only the best value. Changes
 //! are absorbed as they arrive; at the barrier each touched group emits at most a retraction
 //! of its previous output row and an insertion of its new one.
 //!
@@ -60,6 +61,9 @@ enum Acc {
     },
     /// Value bytes (row format) → multiplicity.
     Extreme(BTreeMap<Vec<u8>, i64>),
+    /// min/max over an append-only input: the best value's bytes (row format, which orders
+    /// as the values do) once there is one.
+    Best(Option<Vec<u8>>),
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone)]
@@ -79,6 +83,8 @@ pub struct Aggregate {
     value_codecs: Vec<Option<RowCodec>>,
     /// Per aggregate: an avg over integers, accumulated as an exact sum.
     exact_avg: Vec<bool>,
+    /// The input never retracts: min/max keep one value.
+    append_only_input: bool,
     output_schema: SchemaRef,
     output_codec: RowCodec,
     groups: HashMap<Vec<u8>, GroupState>,
@@ -95,6 +101,7 @@ impl Aggregate {
         aggs: Vec<AggSpec>,
         arg_types: Vec<DataType>,
         output_schema: SchemaRef,
+        append_only_input: bool,
     ) -> Result<Self> {
         for spec in &aggs {
             let supported = match spec.kind {
@@ -141,6 +148,7 @@ impl Aggregate {
             key_codec,
             value_codecs,
             exact_avg,
+            append_only_input,
             output_schema,
             output_codec,
             groups: HashMap::new(),
@@ -163,6 +171,7 @@ impl Aggregate {
             .enumerate()
             .map(|(i, spec)| match spec.kind {
                 AggKind::Count => Acc::Count(0),
+                AggKind::Min | AggKind::Max if self.append_only_input => Acc::Best(None),
                 AggKind::Min | AggKind::Max => Acc::Extreme(BTreeMap::new()),
                 AggKind::Avg if self.exact_avg[i] => Acc::SumExact { sum: 0, n: 0 },
                 AggKind::Avg => Acc::SumFloat { sum: 0.0, n: 0 },
@@ -226,11 +235,12 @@ impl Aggregate {
                 AggKind::Avg => ScalarValue::Float64(Some(sum / *n as f64)),
                 _ => ScalarValue::Float64(Some(*sum)),
             },
-            Acc::Extreme(values) => {
-                let pick = if spec.kind == AggKind::Min {
-                    values.keys().next()
-                } else {
-                    values.keys().next_back()
+            Acc::Extreme(_) | Acc::Best(_) => {
+                let pick = match acc {
+                    Acc::Best(best) => best.as_ref(),
+                    Acc::Extreme(values) if spec.kind == AggKind::Min => values.keys().next(),
+                    Acc::Extreme(values) => values.keys().next_back(),
+                    _ => None,
                 };
                 match (pick, codec) {
                     (Some(bytes), Some(codec)) => {
@@ -251,6 +261,7 @@ impl Aggregate {
 
 fn add_weighted(
     acc: &mut Acc,
+    kind: AggKind,
     arr: &ArrayRef,
     row: usize,
     w: i64,
@@ -292,6 +303,25 @@ fn add_weighted(
             *count += w;
             if *count == 0 {
                 values.remove(&key);
+            }
+        }
+        Acc::Best(best) => {
+            let Some(rows) = encoded else {
+                return Err(WeirError::internal("min/max without a value codec"));
+            };
+            if w < 0 {
+                return Err(WeirError::internal(
+                    "a retraction reached min/max over an append-only input",
+                ));
+            }
+            let value = rows.row(row);
+            let better = match best {
+                None => true,
+                Some(b) if kind == AggKind::Min => value.as_ref() < b.as_slice(),
+                Some(b) => value.as_ref() > b.as_slice(),
+            };
+            if better {
+                *best = Some(value.as_ref().to_vec());
             }
         }
     }
@@ -336,6 +366,7 @@ impl Operator for Aggregate {
             for (i, acc) in group.accs.iter_mut().enumerate() {
                 add_weighted(
                     acc,
+                    self.aggs[i].kind,
                     &args[i],
                     row,
                     w,
@@ -468,8 +499,18 @@ impl Operator for Aggregate {
     fn describe(&self) -> String {
         let groups: Vec<String> = self.group_exprs.iter().map(|e| e.to_string()).collect();
         let aggs: Vec<&str> = self.aggs.iter().map(|a| a.name.as_str()).collect();
+        let extremes = self
+            .aggs
+            .iter()
+            .any(|a| matches!(a.kind, AggKind::Min | AggKind::Max));
+        // Shown where it changes the state kept: min/max keep one value, not a multiset.
+        let append_only = if self.append_only_input && extremes {
+            ", input=append-only"
+        } else {
+            ""
+        };
         format!(
-            "HashAggregate: group_by=[{}], aggs=[{}]",
+            "HashAggregate: group_by=[{}], aggs=[{}]{append_only}",
             groups.join(", "),
             aggs.join(", ")
         )
