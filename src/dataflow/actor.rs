@@ -8,7 +8,8 @@
 //! atomic write. The view's changes go on to the views that read it, in the same epoch.
 //!
 //! A new view first catches up from its topics' history on its own thread ([`Backfill`]), in
-//! steps of [`BACKFILL_STEP_RECORDS`] records, each committed straight to the store (nobody can
+//! steps of [`BACKFILL_STEP_RECORDS`] records. Whenever the output waiting for the view's rows
+//! reaches [`BACKFILL_PENDING_ROWS_MAX`] rows it is committed straight to the store (nobody can
 //! read the view yet). Other views keep committing epochs meanwhile. When it is within
 //! [`JOIN_GAP_RECORDS_MAX`] records of the shared readers it tells the coordinator, which lets it
 //! join the next epoch.
@@ -28,9 +29,12 @@ use crate::sources::reader::{Decoding, RangeRead, read_range};
 use crate::state::{StateStore, WriteBatch, keys};
 use crate::topics::Topic;
 
-/// Records a backfill pushes through the dataflow before committing a step: bounds the memory
-/// its pending output takes.
+/// Records a backfill reads between two looks at its cancel flag and progress.
 pub const BACKFILL_STEP_RECORDS: u64 = 262_144;
+/// Output rows a backfill holds before applying them to the view's rows in a commit: bounds
+/// its memory. An aggregate holds its output until the end (its groups are in memory anyway),
+/// so its backfill commits once, writing each group once.
+pub const BACKFILL_PENDING_ROWS_MAX: usize = 262_144;
 /// How far (in records, over all its topic partitions) a backfill may be behind the shared
 /// readers when it joins the epochs: the gap it reads in its first epoch.
 pub const JOIN_GAP_RECORDS_MAX: u64 = 65_536;
@@ -400,13 +404,12 @@ impl ViewActor {
         Ok(read)
     }
 
-    /// Catches up with the shared readers, committing a step every
-    /// [`BACKFILL_STEP_RECORDS`] records, until within [`JOIN_GAP_RECORDS_MAX`] of them.
+    /// Catches up with the shared readers until within [`JOIN_GAP_RECORDS_MAX`] of them,
+    /// committing whenever [`BACKFILL_PENDING_ROWS_MAX`] output rows wait.
     fn backfill(&mut self, backfill: &Backfill) -> Result<()> {
         let started = std::time::SystemTime::now();
         let start_total: u64 = self.offsets.iter().flatten().sum();
-        let mut outputs = Vec::new();
-        let mut since_commit = 0;
+        let mut outputs: Vec<ChangeBatch> = Vec::new();
         loop {
             let targets: Vec<Option<Vec<u64>>> = backfill
                 .targets
@@ -431,16 +434,15 @@ impl ViewActor {
                         }
                         let to = end.min(self.offsets[input][p] + BACKFILL_STEP_RECORDS);
                         let read = self.read_input(input, p as u32, to, &mut outputs)?;
-                        since_commit += read.records;
                         if read.next < to {
                             return Err(ends_early(input, p, read.next, to));
                         }
-                        if since_commit >= BACKFILL_STEP_RECORDS {
+                        let pending: usize = outputs.iter().map(ChangeBatch::len).sum();
+                        if pending >= BACKFILL_PENDING_ROWS_MAX {
                             self.commit_step(std::mem::take(&mut outputs))?;
-                            since_commit = 0;
-                            let done: u64 = self.offsets.iter().flatten().sum::<u64>();
-                            self.report(backfill, started, done - start_total, total);
                         }
+                        let done: u64 = self.offsets.iter().flatten().sum::<u64>();
+                        self.report(backfill, started, done - start_total, total);
                     }
                 }
             }

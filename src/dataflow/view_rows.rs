@@ -2,6 +2,10 @@
 //! `<view id><pk len><pk><row> → multiplicity`. The pk is the view's key columns (the GROUP BY
 //! key) in row format, empty when the view has no key; so a point lookup is a prefix scan of
 //! one pk, and a full read is a prefix scan of the view.
+//!
+//! A view with a key holds each key once (the planner only gives a view a key that is unique:
+//! a GROUP BY key, a table's primary key), so each of its rows has multiplicity 1 and a change
+//! is a put or a delete, without reading the stored count first; a view without a key reads it.
 
 use datafusion::arrow::datatypes::SchemaRef;
 
@@ -70,11 +74,26 @@ impl ViewRows {
         for i in 0..delta.len() {
             let pk: &[u8] = pks.as_ref().map(|p| p.row(i).data()).unwrap_or(&[]);
             let key = keys::view_row_key(self.view_id, pk, rows.row(i).as_ref());
+            let weight = delta.weights[i];
+            if pks.is_some() {
+                // A keyed row is there once or not at all: +1 stores it, −1 removes it.
+                match weight {
+                    1 => batch.put(key, 1i64.to_le_bytes().to_vec()),
+                    -1 => batch.delete(key),
+                    w => {
+                        return Err(WeirError::internal(format!(
+                            "view {} changes a keyed row by {w}",
+                            self.view_id
+                        )));
+                    }
+                }
+                continue;
+            }
             let old = match store.get(&key)? {
                 Some(v) => decode_count(&v)?,
                 None => 0,
             };
-            let new = old + delta.weights[i];
+            let new = old + weight;
             if new < 0 {
                 return Err(WeirError::internal(format!(
                     "view {} would hold a row {} times",
