@@ -678,6 +678,14 @@ impl Coordinator {
 
     fn drop_view(&mut self, view_id: u64, mut batch: WriteBatch) -> Result<()> {
         self.remove_view(view_id);
+        // A view restored at start-up may still be catching up: stop its backfill first.
+        if let Some(pos) = self.joining.iter().position(|j| j.view.id == view_id) {
+            let j = self.joining.remove(pos);
+            j.cancel.store(true, Ordering::Relaxed);
+            drop(j.view.sender);
+            let _ = j.view.thread.join();
+            self.drop_unused_readers();
+        }
         delete_view_keys(self.store.as_ref(), view_id, &mut batch)?;
         self.commit(batch)
     }
