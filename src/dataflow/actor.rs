@@ -77,10 +77,11 @@ pub enum Message {
         epoch: u64,
         offsets: Option<Offsets>,
     },
-    /// An upstream view failed in this epoch: counts as its barrier, and fails this view too.
+    /// An upstream view failed in this epoch: counts as its barrier, and fails this view too
+    /// (with the upstream's error, so its SQLSTATE reaches whoever waits).
     InputFailed {
         epoch: u64,
-        reason: String,
+        error: WeirError,
     },
     /// The view joins the epochs: read the gap up to `offsets`, then take each upstream view's
     /// committed rows as its first input (`snapshots`: input index and rows).
@@ -250,9 +251,9 @@ impl ViewActor {
                         barriers = 0;
                     }
                 }
-                Message::InputFailed { epoch, reason } => {
+                Message::InputFailed { epoch, error } => {
                     barriers += 1;
-                    failure.get_or_insert(WeirError::internal(reason));
+                    failure.get_or_insert(error);
                     if barriers == senders {
                         self.end_epoch(epoch, std::mem::take(&mut outputs), None, failure.take());
                         barriers = 0;
@@ -318,7 +319,10 @@ impl ViewActor {
                     }),
                 Err(e) => d.sender.send(Message::InputFailed {
                     epoch,
-                    reason: format!("its input \"{}\" failed: {}", self.flow.name, e.message),
+                    error: WeirError {
+                        message: format!("its input \"{}\" failed: {}", self.flow.name, e.message),
+                        ..e.clone()
+                    },
                 }),
             };
             if sent.is_err() {

@@ -486,7 +486,10 @@ impl Coordinator {
             }
         }
         let read = self.readers.read(&self.skipped);
-        let outcomes = self.barrier(epoch);
+        let mut outcomes = self.barrier(epoch);
+        // In creation order, so the error reported is that of the most upstream failing view
+        // (the views over it fail with "its input failed").
+        outcomes.sort_by_key(|(id, _)| self.views.iter().position(|v| v.id == *id));
         let mut deltas = HashMap::new();
         let mut first_error = None;
         for (view_id, outcome) in outcomes {
