@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 /// How long a test waits for a server to accept connections.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+/// Starts tried before giving up when each loses its port to a race.
+const STARTUP_ATTEMPTS: usize = 3;
 
 pub struct WeirServer {
     child: Option<Child>,
@@ -58,7 +60,23 @@ impl WeirServer {
         server
     }
 
+    /// Starts the server; a start that loses its free port to another test's server (the port
+    /// is free when picked, bound later) is retried on new ports.
     async fn spawn(&mut self) {
+        for _ in 1..STARTUP_ATTEMPTS {
+            match self.try_spawn().await {
+                Ok(()) => return,
+                Err(log) if log.contains("Address already in use") => continue,
+                Err(log) => panic!("weir exited at start-up; log: {log}"),
+            }
+        }
+        if let Err(log) = self.try_spawn().await {
+            panic!("weir exited at start-up; log: {log}");
+        }
+    }
+
+    /// One start: Err(the log) when the process exits before it accepts connections.
+    async fn try_spawn(&mut self) -> Result<(), String> {
         self.port = free_port();
         if self.kafka_port.is_some() {
             self.kafka_port = Some(free_port());
@@ -98,14 +116,15 @@ impl WeirServer {
                 .await
                 .is_ok()
             {
-                return;
+                return Ok(());
             }
             if let Some(status) = self
                 .child
                 .as_mut()
                 .and_then(|c| c.try_wait().ok().flatten())
             {
-                panic!("weir exited at start-up with {status}; log: {}", self.log());
+                self.child = None;
+                return Err(format!("{status}: {}", self.log()));
             }
             assert!(
                 Instant::now() < deadline,
