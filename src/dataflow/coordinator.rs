@@ -90,6 +90,16 @@ struct ViewHandle {
     failed: Option<String>,
 }
 
+impl ViewHandle {
+    /// Closes the view's channel and waits for its thread. Its message loop ends once no
+    /// reader or upstream view holds the channel either (unsubscribe first); a backfill still
+    /// running must have been canceled.
+    fn stop(self) {
+        drop(self.sender);
+        let _ = self.thread.join();
+    }
+}
+
 /// A view catching up before it joins the epochs.
 struct Joining {
     view: ViewHandle,
@@ -245,8 +255,7 @@ impl Coordinator {
         let views = std::mem::take(&mut self.views);
         let joining = std::mem::take(&mut self.joining);
         for view in views.into_iter().chain(joining.into_iter().map(|j| j.view)) {
-            drop(view.sender);
-            let _ = view.thread.join();
+            view.stop();
         }
     }
 
@@ -429,19 +438,26 @@ impl Coordinator {
     }
 
     fn backfill_failed(&mut self, view_id: u64, error: WeirError) {
-        let Some(pos) = self.joining.iter().position(|j| j.view.id == view_id) else {
+        if let Some(pos) = self.joining.iter().position(|j| j.view.id == view_id) {
+            let j = self.joining.remove(pos);
+            self.fail_backfill(j, error);
+        }
+    }
+
+    /// Ends a backfill that will not join: its thread stops (it may be waiting for `Join`);
+    /// a new view's writes are deleted and its CREATE gets `error`; a restored view is
+    /// marked failed.
+    fn fail_backfill(&mut self, j: Joining, error: WeirError) {
+        let Joining { view, reply, .. } = j;
+        let (view_id, name, rows) = (view.id, view.name.clone(), view.rows.clone());
+        view.stop();
+        self.drop_unused_readers();
+        let Some(reply) = reply else {
+            // A restored view stays in the catalog: it is failed, like one failing later.
+            tracing::error!(view = name, "materialized view failed: {error}");
+            rows.set_failed(&error.message);
             return;
         };
-        let j = self.joining.remove(pos);
-        let _ = j.view.thread.join();
-        let restored = j.reply.is_none();
-        self.drop_unused_readers();
-        if restored {
-            // A restored view stays in the catalog: it is failed, like one failing later.
-            tracing::error!(view = j.view.name, "materialized view failed: {error}");
-            j.view.rows.set_failed(&error.message);
-            return;
-        }
         let cleanup = (|| {
             let mut batch = WriteBatch::default();
             delete_view_keys(self.store.as_ref(), view_id, &mut batch)?;
@@ -451,9 +467,7 @@ impl Coordinator {
         if let Err(e) = cleanup {
             tracing::error!(view_id, "cannot remove a canceled view's rows: {e}");
         }
-        if let Some(reply) = j.reply {
-            let _ = reply.send(Err(in_view(&j.view.name, error)));
-        }
+        let _ = reply.send(Err(in_view(&name, error)));
     }
 
     /// One epoch over every view, committed atomically; first lets caught-up backfills join.
@@ -479,10 +493,7 @@ impl Coordinator {
                     joined.push((j.view.id, j.reply));
                     self.views.push(j.view);
                 }
-                Err(e) => {
-                    self.joining.push(j);
-                    self.backfill_failed(self.joining.last().expect("pushed").view.id, e);
-                }
+                Err(e) => self.fail_backfill(j, e),
             }
         }
         let read = self.readers.read(&self.skipped);
@@ -552,9 +563,7 @@ impl Coordinator {
             .into_iter()
             .partition(|j| j.cancel.load(Ordering::Relaxed));
         for j in canceled {
-            let id = j.view.id;
-            self.joining.push(j);
-            self.backfill_failed(id, super::actor::canceled());
+            self.fail_backfill(j, super::actor::canceled());
         }
         ready
     }
@@ -663,8 +672,7 @@ impl Coordinator {
         };
         let view = self.views.remove(pos);
         self.unsubscribe(view_id, &view.inputs);
-        drop(view.sender);
-        let _ = view.thread.join();
+        view.stop();
     }
 
     /// After a failed commit: the readers, views and sinks go back to the committed epoch.
@@ -685,8 +693,7 @@ impl Coordinator {
         if let Some(pos) = self.joining.iter().position(|j| j.view.id == view_id) {
             let j = self.joining.remove(pos);
             j.cancel.store(true, Ordering::Relaxed);
-            drop(j.view.sender);
-            let _ = j.view.thread.join();
+            j.view.stop();
             self.drop_unused_readers();
         }
         delete_view_keys(self.store.as_ref(), view_id, &mut batch)?;

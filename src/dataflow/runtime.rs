@@ -125,14 +125,13 @@ impl Runtime {
             .map_err(|_| WeirError::internal("dataflow runtime stopped"))?
     }
 
-    /// Starts running a view. With `restore` its operator state and offsets are loaded from the
-    /// store (start-up) and it returns at once; otherwise see [`Runtime::add_view_with`].
-    pub async fn add_view(&self, flow: ViewFlow, restore: bool) -> Result<()> {
-        let extra = WriteBatch::default();
+    /// Brings back a view at start-up: its operator state and offsets are loaded from the
+    /// store and it returns at once (a view behind the shared readers catches up on its own).
+    pub async fn restore_view(&self, flow: ViewFlow) -> Result<()> {
         self.call(|reply| Command::AddView {
             flow: Box::new(flow),
-            restore,
-            extra,
+            restore: true,
+            extra: WriteBatch::default(),
             cancel: CancelFlag::default(),
             reply,
         })
@@ -143,7 +142,7 @@ impl Runtime {
     /// epoch is committed, together with `extra` (its catalog entry): the view exists exactly
     /// when its complete contents do. Setting `cancel` (or dropping the future) before then
     /// stops the backfill and removes what it wrote; the CREATE fails with 57014.
-    pub async fn add_view_with(
+    pub async fn add_view(
         &self,
         flow: ViewFlow,
         extra: WriteBatch,

@@ -424,7 +424,7 @@ impl Database {
             rows,
         };
         if restoring {
-            self.runtime.add_view(flow, true).await?;
+            self.runtime.restore_view(flow).await?;
             self.catalog.insert(Entry::View(Arc::new(def)), false)?;
         } else {
             // The catalog entry is committed with the view's backfill epoch: the view exists
@@ -435,7 +435,7 @@ impl Database {
                 serde_json::to_vec(&item).map_err(|e| WeirError::internal(e.to_string()))?,
             );
             self.runtime
-                .add_view_with(flow, batch, super::statement_cancel())
+                .add_view(flow, batch, super::statement_cancel())
                 .await?;
             self.catalog.insert(Entry::View(Arc::new(def)), false)?;
         }
