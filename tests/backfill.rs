@@ -12,10 +12,14 @@ use common::{WeirServer, rows};
 /// Bids in the history the backfills read: enough that a backfill takes seconds.
 const EVENTS: u64 = 600_000;
 const WAIT_MAX: Duration = Duration::from_secs(300);
+const BARRIER_INTERVAL_MS: u64 = 20;
 const BIG_VIEW: &str =
     "SELECT auction, count(*) AS bids, max(price) AS top FROM bid GROUP BY auction";
 
-async fn setup(server: &WeirServer) -> tokio_postgres::Client {
+/// A server over a fresh directory with the bid history, a table and a view over it.
+async fn setup() -> (tempfile::TempDir, WeirServer, tokio_postgres::Client) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = WeirServer::start(&dir.path().join("data"), BARRIER_INTERVAL_MS).await;
     let client = server.connect().await;
     client
         .batch_execute(&format!(
@@ -26,7 +30,7 @@ async fn setup(server: &WeirServer) -> tokio_postgres::Client {
         ))
         .await
         .unwrap();
-    client
+    (dir, server, client)
 }
 
 /// Starts `CREATE MATERIALIZED VIEW name AS BIG_VIEW` on a connection of its own.
@@ -81,9 +85,7 @@ async fn assert_recomputed(client: &tokio_postgres::Client, view: &str) {
 
 #[tokio::test]
 async fn other_views_commit_epochs_while_a_view_backfills() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = WeirServer::start(&dir.path().join("data"), 20).await;
-    let client = setup(&server).await;
+    let (_dir, server, client) = setup().await;
     let create = create_big(&server, "big", "").await;
     wait_for_job(&client, "big").await;
     for a in 1..=3 {
@@ -109,9 +111,7 @@ async fn other_views_commit_epochs_while_a_view_backfills() {
 
 #[tokio::test]
 async fn a_canceled_create_leaves_no_view_behind() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = WeirServer::start(&dir.path().join("data"), 20).await;
-    let client = setup(&server).await;
+    let (_dir, server, client) = setup().await;
     let create = create_big(&server, "big", "SET statement_timeout = '300ms';").await;
     let err = create.await.unwrap().unwrap_err();
     assert_eq!(
@@ -131,9 +131,7 @@ async fn a_canceled_create_leaves_no_view_behind() {
 
 #[tokio::test]
 async fn a_crash_during_a_backfill_leaves_nothing_in_the_way() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut server = WeirServer::start(&dir.path().join("data"), 20).await;
-    let client = setup(&server).await;
+    let (_dir, mut server, client) = setup().await;
     let create = create_big(&server, "big", "").await;
     wait_for_job(&client, "big").await;
     server.restart().await;

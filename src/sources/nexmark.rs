@@ -428,8 +428,8 @@ mod tests {
             parts.extend(all(Kind::Bid, &seq, p, 3));
         }
         assert_eq!(rows(&parts), whole.num_rows());
-        let mut got: Vec<(i64, i64)> = Vec::new();
-        for b in &parts {
+        // (date_time, auction) of each bid.
+        let time_auction = |b: &RecordBatch| -> Vec<(i64, i64)> {
             let auction = b
                 .column(0)
                 .as_any()
@@ -440,22 +440,13 @@ mod tests {
                 .as_any()
                 .downcast_ref::<datafusion::arrow::array::TimestampMicrosecondArray>()
                 .unwrap();
-            got.extend((0..b.num_rows()).map(|i| (time.value(i), auction.value(i))));
-        }
+            (0..b.num_rows())
+                .map(|i| (time.value(i), auction.value(i)))
+                .collect()
+        };
+        let mut got: Vec<(i64, i64)> = parts.iter().flat_map(time_auction).collect();
         got.sort();
-        let auction = whole
-            .column(0)
-            .as_any()
-            .downcast_ref::<datafusion::arrow::array::Int64Array>()
-            .unwrap();
-        let time = whole
-            .column(5)
-            .as_any()
-            .downcast_ref::<datafusion::arrow::array::TimestampMicrosecondArray>()
-            .unwrap();
-        let mut want: Vec<(i64, i64)> = (0..whole.num_rows())
-            .map(|i| (time.value(i), auction.value(i)))
-            .collect();
+        let mut want = time_auction(&whole);
         want.sort();
         assert_eq!(got, want);
     }
