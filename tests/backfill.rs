@@ -1,5 +1,6 @@
 //! Backfills that do not stall the rest: while a new view catches up from a large history,
-//! another view keeps committing epochs; a canceled CREATE leaves no view and no job behind; a
+//! another view keeps committing epochs; a CREATE canceled (statement_timeout, or a cancel
+//! request as psql's Ctrl-C sends) leaves no view and no job behind; a
 //! crash in the middle of a backfill leaves nothing that stops the view from being created
 //! again. Each finished view is checked against a batch recompute of its query.
 
@@ -33,15 +34,22 @@ async fn setup() -> (tempfile::TempDir, WeirServer, tokio_postgres::Client) {
     (dir, server, client)
 }
 
-/// Starts `CREATE MATERIALIZED VIEW name AS BIG_VIEW` on a connection of its own.
+type Running = tokio::task::JoinHandle<Result<(), tokio_postgres::Error>>;
+
+/// Starts `CREATE MATERIALIZED VIEW name AS BIG_VIEW` on a connection of its own; returns it
+/// with the token that cancels it.
 async fn create_big(
     server: &WeirServer,
     name: &str,
     setting: &str,
-) -> tokio::task::JoinHandle<Result<(), tokio_postgres::Error>> {
+) -> (Running, tokio_postgres::CancelToken) {
     let client = server.connect().await;
+    let token = client.cancel_token();
     let sql = format!("{setting} CREATE MATERIALIZED VIEW {name} AS {BIG_VIEW}");
-    tokio::spawn(async move { client.batch_execute(&sql).await })
+    (
+        tokio::spawn(async move { client.batch_execute(&sql).await }),
+        token,
+    )
 }
 
 async fn jobs(client: &tokio_postgres::Client) -> Vec<Vec<String>> {
@@ -86,7 +94,7 @@ async fn assert_recomputed(client: &tokio_postgres::Client, view: &str) {
 #[tokio::test]
 async fn other_views_commit_epochs_while_a_view_backfills() {
     let (_dir, server, client) = setup().await;
-    let create = create_big(&server, "big", "").await;
+    let (create, _) = create_big(&server, "big", "").await;
     wait_for_job(&client, "big").await;
     for a in 1..=3 {
         client
@@ -110,9 +118,28 @@ async fn other_views_commit_epochs_while_a_view_backfills() {
 }
 
 #[tokio::test]
-async fn a_canceled_create_leaves_no_view_behind() {
+async fn a_create_canceled_by_statement_timeout_leaves_no_view_behind() {
     let (_dir, server, client) = setup().await;
-    let create = create_big(&server, "big", "SET statement_timeout = '300ms';").await;
+    let (create, _) = create_big(&server, "big", "SET statement_timeout = '300ms';").await;
+    assert_canceled_without_trace(&server, &client, create).await;
+}
+
+#[tokio::test]
+async fn a_create_canceled_by_a_cancel_request_leaves_no_view_behind() {
+    let (_dir, server, client) = setup().await;
+    let (create, token) = create_big(&server, "big", "").await;
+    wait_for_job(&client, "big").await;
+    token.cancel_query(tokio_postgres::NoTls).await.unwrap();
+    assert_canceled_without_trace(&server, &client, create).await;
+}
+
+/// The CREATE failed with 57014, its backfill stops, the view does not exist, and creating it
+/// again gives the batch recompute.
+async fn assert_canceled_without_trace(
+    server: &WeirServer,
+    client: &tokio_postgres::Client,
+    create: Running,
+) {
     let err = create.await.unwrap().unwrap_err();
     assert_eq!(
         err.code().map(|c| c.code()),
@@ -120,25 +147,35 @@ async fn a_canceled_create_leaves_no_view_behind() {
         "expected a cancel: {err}"
     );
     let deadline = Instant::now() + WAIT_MAX;
-    while !jobs(&client).await.is_empty() {
+    while !jobs(client).await.is_empty() {
         assert!(Instant::now() < deadline, "the canceled backfill goes on");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_missing(&client, "big").await;
-    create_big(&server, "big", "").await.await.unwrap().unwrap();
-    assert_recomputed(&client, "big").await;
+    assert_missing(client, "big").await;
+    create_big(server, "big", "")
+        .await
+        .0
+        .await
+        .unwrap()
+        .unwrap();
+    assert_recomputed(client, "big").await;
 }
 
 #[tokio::test]
 async fn a_crash_during_a_backfill_leaves_nothing_in_the_way() {
     let (_dir, mut server, client) = setup().await;
-    let create = create_big(&server, "big", "").await;
+    let (create, _) = create_big(&server, "big", "").await;
     wait_for_job(&client, "big").await;
     server.restart().await;
     assert!(create.await.unwrap().is_err());
     let client = server.connect().await;
     assert!(jobs(&client).await.is_empty());
     assert_missing(&client, "big").await;
-    create_big(&server, "big", "").await.await.unwrap().unwrap();
+    create_big(&server, "big", "")
+        .await
+        .0
+        .await
+        .unwrap()
+        .unwrap();
     assert_recomputed(&client, "big").await;
 }
