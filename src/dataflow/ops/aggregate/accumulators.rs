@@ -1,0 +1,573 @@
+//! Typed accumulators, one per aggregate of a GROUP BY, each holding the running values of
+//! every group in plain vectors indexed by group (the shape of DataFusion's
+//! `GroupsAccumulator`, extended with signed weights so retractions subtract). A batch is
+//! applied with one downcast and one tight loop per aggregate: no `ScalarValue`, no per-row
+//! allocation (min/max multisets allocate when a value first appears in a group).
+//!
+//! [`Acc`] is the durable form of one aggregate's state in one group; [`AccRef`] writes the
+//! same bytes without copying the state.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, Decimal128Array, Float64Array, Int64Array, UInt32Array, UInt64Array,
+};
+use datafusion::arrow::compute::{cast, take};
+use datafusion::arrow::datatypes::{
+    ArrowPrimitiveType, DataType, Decimal128Type, Float64Type, Int64Type, UInt64Type,
+};
+use serde::{Deserialize, Serialize};
+
+use super::AggKind;
+use crate::error::{ErrorKind, Result, WeirError};
+use crate::formats::RowCodec;
+
+/// One aggregate's state in one group, as stored (postcard). The variant order is the format:
+/// [`AccRef`] must list the same variants in the same order.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub enum Acc {
+    Count(i64),
+    /// Integer sum (output Int64/UInt64) or Decimal128 sum (unscaled), and non-null count.
+    SumExact {
+        sum: i128,
+        n: i64,
+    },
+    SumFloat {
+        sum: f64,
+        n: i64,
+    },
+    /// Value bytes (row format) → multiplicity.
+    Extreme(BTreeMap<Vec<u8>, i64>),
+    /// min/max over an append-only input: the best value's bytes (row format, which orders as
+    /// the values do) once there is one.
+    Best(Option<Vec<u8>>),
+}
+
+/// [`Acc`] borrowed from an accumulator, serialized to the same bytes.
+#[derive(Serialize)]
+pub enum AccRef<'a> {
+    Count(i64),
+    SumExact { sum: i128, n: i64 },
+    SumFloat { sum: f64, n: i64 },
+    Extreme(&'a BTreeMap<Vec<u8>, i64>),
+    Best(Option<&'a [u8]>),
+}
+
+/// The running values of one aggregate for every group.
+pub trait GroupAccumulator: Send {
+    /// Makes room for group indices below `slots` (new ones start empty); shrinking drops state.
+    fn resize(&mut self, slots: usize);
+    /// Empties group `g` (its index is about to be reused).
+    fn reset(&mut self, g: usize);
+    /// Adds `weights[i]` times `values[i]` to group `groups[i]`, skipping NULLs.
+    fn update(&mut self, groups: &[u32], weights: &[i64], values: &ArrayRef) -> Result<()>;
+    /// The aggregate's current value for each of `groups`, in that order.
+    fn evaluate(&self, groups: &[u32]) -> Result<ArrayRef>;
+    fn save(&self, g: usize) -> AccRef<'_>;
+    fn load(&mut self, g: usize, state: Acc) -> Result<()>;
+}
+
+/// The accumulator for one aggregate. `arg_type` is the type `update` receives (the operator
+/// casts arguments first: sums and float averages to the output type, exact averages to
+/// Int64); `exact_avg` marks an avg over integers, kept as an exact sum.
+pub fn accumulator(
+    kind: AggKind,
+    arg_type: &DataType,
+    output_type: &DataType,
+    exact_avg: bool,
+    append_only_input: bool,
+) -> Result<Box<dyn GroupAccumulator>> {
+    Ok(match kind {
+        AggKind::Count => Box::new(Count::default()),
+        AggKind::Avg if exact_avg => Box::new(SumExact::new(DataType::Float64, true)),
+        AggKind::Avg => Box::new(SumFloat::new(true)),
+        AggKind::Sum if *output_type == DataType::Float64 => Box::new(SumFloat::new(false)),
+        AggKind::Sum => Box::new(SumExact::new(output_type.clone(), false)),
+        AggKind::Min | AggKind::Max => {
+            let codec = RowCodec::new([arg_type.clone()])?;
+            let extreme = Extreme {
+                codec,
+                min: kind == AggKind::Min,
+                output_type: output_type.clone(),
+            };
+            if append_only_input {
+                Box::new(Best {
+                    extreme,
+                    values: Vec::new(),
+                })
+            } else {
+                Box::new(Multiset {
+                    extreme,
+                    values: Vec::new(),
+                })
+            }
+        }
+    })
+}
+
+fn unexpected(state: &Acc) -> WeirError {
+    WeirError::internal(format!(
+        "aggregate state {state:?} does not fit its accumulator"
+    ))
+}
+
+/// Calls `f(i, g, w)` for every non-NULL row of `values`.
+fn for_each_valid(
+    groups: &[u32],
+    weights: &[i64],
+    values: &dyn Array,
+    mut f: impl FnMut(usize, usize, i64),
+) {
+    let rows = groups.iter().zip(weights).enumerate();
+    match values.logical_nulls() {
+        None => rows.for_each(|(i, (&g, &w))| f(i, g as usize, w)),
+        Some(nulls) => rows
+            .filter(|(i, _)| nulls.is_valid(*i))
+            .for_each(|(i, (&g, &w))| f(i, g as usize, w)),
+    }
+}
+
+#[derive(Default)]
+struct Count {
+    counts: Vec<i64>,
+}
+
+impl GroupAccumulator for Count {
+    fn resize(&mut self, slots: usize) {
+        self.counts.resize(slots, 0);
+    }
+    fn reset(&mut self, g: usize) {
+        self.counts[g] = 0;
+    }
+    fn update(&mut self, groups: &[u32], weights: &[i64], values: &ArrayRef) -> Result<()> {
+        let counts = &mut self.counts;
+        for_each_valid(groups, weights, values, |_, g, w| counts[g] += w);
+        Ok(())
+    }
+    fn evaluate(&self, groups: &[u32]) -> Result<ArrayRef> {
+        let values: Int64Array = groups.iter().map(|&g| self.counts[g as usize]).collect();
+        Ok(Arc::new(values))
+    }
+    fn save(&self, g: usize) -> AccRef<'_> {
+        AccRef::Count(self.counts[g])
+    }
+    fn load(&mut self, g: usize, state: Acc) -> Result<()> {
+        match state {
+            Acc::Count(c) => self.counts[g] = c,
+            other => return Err(unexpected(&other)),
+        }
+        Ok(())
+    }
+}
+
+/// sum over integers or decimals, and avg over integers: an exact i128 sum and the count of
+/// non-NULL values (NULL when there are none).
+struct SumExact {
+    sums: Vec<i128>,
+    counts: Vec<i64>,
+    output_type: DataType,
+    avg: bool,
+}
+
+impl SumExact {
+    fn new(output_type: DataType, avg: bool) -> Self {
+        SumExact {
+            sums: Vec::new(),
+            counts: Vec::new(),
+            output_type,
+            avg,
+        }
+    }
+
+    fn add<T: ArrowPrimitiveType>(&mut self, groups: &[u32], weights: &[i64], values: &ArrayRef)
+    where
+        T::Native: Into<i128>,
+    {
+        let raw = values.as_primitive::<T>().values();
+        let (sums, counts) = (&mut self.sums, &mut self.counts);
+        for_each_valid(groups, weights, values, |i, g, w| {
+            sums[g] += raw[i].into() * w as i128;
+            counts[g] += w;
+        });
+    }
+
+    /// Each group's sum, or None where it has no values.
+    fn sums<'a>(&'a self, groups: &'a [u32]) -> impl Iterator<Item = Option<i128>> + 'a {
+        groups.iter().map(|&g| {
+            let g = g as usize;
+            (self.counts[g] != 0).then_some(self.sums[g])
+        })
+    }
+}
+
+impl GroupAccumulator for SumExact {
+    fn resize(&mut self, slots: usize) {
+        self.sums.resize(slots, 0);
+        self.counts.resize(slots, 0);
+    }
+    fn reset(&mut self, g: usize) {
+        self.sums[g] = 0;
+        self.counts[g] = 0;
+    }
+    fn update(&mut self, groups: &[u32], weights: &[i64], values: &ArrayRef) -> Result<()> {
+        match values.data_type() {
+            DataType::Int64 => self.add::<Int64Type>(groups, weights, values),
+            DataType::UInt64 => self.add::<UInt64Type>(groups, weights, values),
+            DataType::Decimal128(_, _) => self.add::<Decimal128Type>(groups, weights, values),
+            other => {
+                return Err(WeirError::internal(format!(
+                    "exact sum of an argument of type {other}"
+                )));
+            }
+        }
+        Ok(())
+    }
+    fn evaluate(&self, groups: &[u32]) -> Result<ArrayRef> {
+        if self.avg {
+            let values: Float64Array = groups
+                .iter()
+                .map(|&g| {
+                    let g = g as usize;
+                    (self.counts[g] != 0).then(|| self.sums[g] as f64 / self.counts[g] as f64)
+                })
+                .collect();
+            return Ok(Arc::new(values));
+        }
+        let out_of_range = |what: &str| WeirError::new(ErrorKind::Data, what.to_string());
+        Ok(match self.output_type {
+            DataType::Int64 => Arc::new(
+                self.sums(groups)
+                    .map(|s| s.map(i64::try_from).transpose())
+                    .collect::<Result<Int64Array, _>>()
+                    .map_err(|_| out_of_range("bigint out of range"))?,
+            ),
+            DataType::UInt64 => Arc::new(
+                self.sums(groups)
+                    .map(|s| s.map(u64::try_from).transpose())
+                    .collect::<Result<UInt64Array, _>>()
+                    .map_err(|_| out_of_range("sum out of range"))?,
+            ),
+            DataType::Decimal128(p, s) => Arc::new(
+                self.sums(groups)
+                    .collect::<Decimal128Array>()
+                    .with_precision_and_scale(p, s)?,
+            ),
+            ref other => {
+                return Err(WeirError::internal(format!("exact sum returning {other}")));
+            }
+        })
+    }
+    fn save(&self, g: usize) -> AccRef<'_> {
+        AccRef::SumExact {
+            sum: self.sums[g],
+            n: self.counts[g],
+        }
+    }
+    fn load(&mut self, g: usize, state: Acc) -> Result<()> {
+        match state {
+            Acc::SumExact { sum, n } => (self.sums[g], self.counts[g]) = (sum, n),
+            other => return Err(unexpected(&other)),
+        }
+        Ok(())
+    }
+}
+
+/// sum and avg over floats.
+struct SumFloat {
+    sums: Vec<f64>,
+    counts: Vec<i64>,
+    avg: bool,
+}
+
+impl SumFloat {
+    fn new(avg: bool) -> Self {
+        SumFloat {
+            sums: Vec::new(),
+            counts: Vec::new(),
+            avg,
+        }
+    }
+}
+
+impl GroupAccumulator for SumFloat {
+    fn resize(&mut self, slots: usize) {
+        self.sums.resize(slots, 0.0);
+        self.counts.resize(slots, 0);
+    }
+    fn reset(&mut self, g: usize) {
+        self.sums[g] = 0.0;
+        self.counts[g] = 0;
+    }
+    fn update(&mut self, groups: &[u32], weights: &[i64], values: &ArrayRef) -> Result<()> {
+        let raw = values
+            .as_primitive_opt::<Float64Type>()
+            .ok_or_else(|| WeirError::internal("float sum argument of unexpected type"))?
+            .values();
+        let (sums, counts) = (&mut self.sums, &mut self.counts);
+        for_each_valid(groups, weights, values, |i, g, w| {
+            sums[g] += raw[i] * w as f64;
+            counts[g] += w;
+        });
+        Ok(())
+    }
+    fn evaluate(&self, groups: &[u32]) -> Result<ArrayRef> {
+        let values: Float64Array = groups
+            .iter()
+            .map(|&g| {
+                let (sum, n) = (self.sums[g as usize], self.counts[g as usize]);
+                (n != 0).then(|| if self.avg { sum / n as f64 } else { sum })
+            })
+            .collect();
+        Ok(Arc::new(values))
+    }
+    fn save(&self, g: usize) -> AccRef<'_> {
+        AccRef::SumFloat {
+            sum: self.sums[g],
+            n: self.counts[g],
+        }
+    }
+    fn load(&mut self, g: usize, state: Acc) -> Result<()> {
+        match state {
+            Acc::SumFloat { sum, n } => (self.sums[g], self.counts[g]) = (sum, n),
+            other => return Err(unexpected(&other)),
+        }
+        Ok(())
+    }
+}
+
+/// What min and max share: values compared as their row-format bytes (which order as the
+/// values do), decoded back and cast to the output type when emitted.
+struct Extreme {
+    codec: RowCodec,
+    min: bool,
+    output_type: DataType,
+}
+
+impl Extreme {
+    /// The values for `picks` (row-format bytes, None for a group without values).
+    fn evaluate<'a>(&self, picks: impl Iterator<Item = Option<&'a [u8]>>) -> Result<ArrayRef> {
+        let mut present = Vec::new();
+        let indices: UInt32Array = picks
+            .map(|pick| {
+                pick.map(|bytes| {
+                    present.push(bytes);
+                    (present.len() - 1) as u32
+                })
+            })
+            .collect();
+        let decoded = self.codec.decode(present)?.remove(0);
+        let values = take(&decoded, &indices, None)?;
+        Ok(if values.data_type() == &self.output_type {
+            values
+        } else {
+            cast(&values, &self.output_type)?
+        })
+    }
+}
+
+/// min/max over an append-only input: one best value per group (empty bytes: none yet).
+struct Best {
+    extreme: Extreme,
+    values: Vec<Vec<u8>>,
+}
+
+impl GroupAccumulator for Best {
+    fn resize(&mut self, slots: usize) {
+        self.values.resize_with(slots, Vec::new);
+    }
+    fn reset(&mut self, g: usize) {
+        self.values[g].clear();
+    }
+    fn update(&mut self, groups: &[u32], weights: &[i64], values: &ArrayRef) -> Result<()> {
+        if weights.iter().any(|&w| w < 0) {
+            return Err(WeirError::internal(
+                "a retraction reached min/max over an append-only input",
+            ));
+        }
+        let rows = self.extreme.codec.encode(std::slice::from_ref(values))?;
+        let (best, min) = (&mut self.values, self.extreme.min);
+        for_each_valid(groups, weights, values, |i, g, _| {
+            let value = rows.row(i);
+            let value = value.as_ref();
+            let current = &mut best[g];
+            let better = current.is_empty()
+                || if min {
+                    value < current.as_slice()
+                } else {
+                    value > current.as_slice()
+                };
+            if better {
+                current.clear();
+                current.extend_from_slice(value);
+            }
+        });
+        Ok(())
+    }
+    fn evaluate(&self, groups: &[u32]) -> Result<ArrayRef> {
+        self.extreme.evaluate(groups.iter().map(|&g| {
+            let v = &self.values[g as usize];
+            (!v.is_empty()).then_some(v.as_slice())
+        }))
+    }
+    fn save(&self, g: usize) -> AccRef<'_> {
+        let v = &self.values[g];
+        AccRef::Best((!v.is_empty()).then_some(v.as_slice()))
+    }
+    fn load(&mut self, g: usize, state: Acc) -> Result<()> {
+        match state {
+            Acc::Best(v) => self.values[g] = v.unwrap_or_default(),
+            other => return Err(unexpected(&other)),
+        }
+        Ok(())
+    }
+}
+
+/// min/max over an input with retractions: a multiset of values per group, so deleting the
+/// current extreme falls back to the next one.
+struct Multiset {
+    extreme: Extreme,
+    values: Vec<BTreeMap<Vec<u8>, i64>>,
+}
+
+impl GroupAccumulator for Multiset {
+    fn resize(&mut self, slots: usize) {
+        self.values.resize_with(slots, BTreeMap::new);
+    }
+    fn reset(&mut self, g: usize) {
+        self.values[g].clear();
+    }
+    fn update(&mut self, groups: &[u32], weights: &[i64], values: &ArrayRef) -> Result<()> {
+        let rows = self.extreme.codec.encode(std::slice::from_ref(values))?;
+        let multisets = &mut self.values;
+        for_each_valid(groups, weights, values, |i, g, w| {
+            let value = rows.row(i);
+            let value = value.as_ref();
+            let multiset = &mut multisets[g];
+            match multiset.get_mut(value) {
+                Some(count) => {
+                    *count += w;
+                    if *count == 0 {
+                        multiset.remove(value);
+                    }
+                }
+                None if w != 0 => {
+                    multiset.insert(value.to_vec(), w);
+                }
+                None => {}
+            }
+        });
+        Ok(())
+    }
+    fn evaluate(&self, groups: &[u32]) -> Result<ArrayRef> {
+        let min = self.extreme.min;
+        self.extreme.evaluate(groups.iter().map(|&g| {
+            let multiset = &self.values[g as usize];
+            let pick = if min {
+                multiset.keys().next()
+            } else {
+                multiset.keys().next_back()
+            };
+            pick.map(Vec::as_slice)
+        }))
+    }
+    fn save(&self, g: usize) -> AccRef<'_> {
+        AccRef::Extreme(&self.values[g])
+    }
+    fn load(&mut self, g: usize, state: Acc) -> Result<()> {
+        match state {
+            Acc::Extreme(values) => self.values[g] = values,
+            other => return Err(unexpected(&other)),
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// AccRef must write exactly what Acc reads, or stored state would not restore.
+    #[test]
+    fn borrowed_state_writes_the_stored_format() {
+        let multiset = BTreeMap::from([(vec![1, 2], 3), (vec![4], -1)]);
+        let pairs = [
+            (Acc::Count(-7), AccRef::Count(-7)),
+            (
+                Acc::SumExact {
+                    sum: -1 << 100,
+                    n: 2,
+                },
+                AccRef::SumExact {
+                    sum: -1 << 100,
+                    n: 2,
+                },
+            ),
+            (
+                Acc::SumFloat { sum: 1.5, n: 1 },
+                AccRef::SumFloat { sum: 1.5, n: 1 },
+            ),
+            (Acc::Extreme(multiset.clone()), AccRef::Extreme(&multiset)),
+            (Acc::Best(Some(vec![9, 8])), AccRef::Best(Some(&[9, 8]))),
+            (Acc::Best(None), AccRef::Best(None)),
+        ];
+        for (owned, borrowed) in pairs {
+            assert_eq!(
+                postcard::to_stdvec(&owned).unwrap(),
+                postcard::to_stdvec(&borrowed).unwrap(),
+                "{owned:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn retractions_subtract_and_extremes_fall_back() {
+        let groups = [0, 1, 0, 0];
+        let values: ArrayRef = Arc::new(Int64Array::from(vec![Some(5), Some(2), None, Some(3)]));
+        let mut sum = accumulator(
+            AggKind::Sum,
+            &DataType::Int64,
+            &DataType::Int64,
+            false,
+            false,
+        )
+        .unwrap();
+        let mut max = accumulator(
+            AggKind::Max,
+            &DataType::Int64,
+            &DataType::Int64,
+            false,
+            false,
+        )
+        .unwrap();
+        let mut count = accumulator(
+            AggKind::Count,
+            &DataType::Int64,
+            &DataType::Int64,
+            false,
+            false,
+        )
+        .unwrap();
+        for acc in [&mut sum, &mut max, &mut count] {
+            acc.resize(2);
+            acc.update(&groups, &[1, 1, 1, 1], &values).unwrap();
+            // Retract the 5 of group 0.
+            acc.update(
+                &[0],
+                &[-1],
+                &(Arc::new(Int64Array::from(vec![5])) as ArrayRef),
+            )
+            .unwrap();
+        }
+        let ints = |a: ArrayRef| a.as_primitive::<Int64Type>().iter().collect::<Vec<_>>();
+        assert_eq!(ints(sum.evaluate(&[0, 1]).unwrap()), [Some(3), Some(2)]);
+        assert_eq!(ints(max.evaluate(&[0, 1]).unwrap()), [Some(3), Some(2)]);
+        assert_eq!(ints(count.evaluate(&[0, 1]).unwrap()), [Some(1), Some(1)]);
+        sum.reset(0);
+        assert_eq!(
+            ints(sum.evaluate(&[0]).unwrap()),
+            [None],
+            "an empty sum is NULL"
+        );
+    }
+}

@@ -1,0 +1,394 @@
+//! Hash aggregation that stays correct under retractions.
+//!
+//! Vectorized: a batch's group keys are row-encoded and looked up once each in the group table
+//! (`groups`), which gives every group a dense index; each aggregate's typed accumulator
+//! (`accumulators`) then applies the whole batch in one loop over those indices. count, sum
+//! and avg are invertible (a retraction subtracts); min and max keep a multiset of the values
+//! seen (value bytes → multiplicity), so deleting the current minimum falls back to the next
+//! one; over an append-only input (the planner knows, `StreamProps`) they keep only the best
+//! value. Changes are absorbed as they arrive; at the barrier each touched group emits at most
+//! a retraction of its previous output row and an insertion of its new one.
+//!
+//! State per group is written at each checkpoint under `<operator prefix><group key>`, for the
+//! groups changed in the epoch only.
+
+mod accumulators;
+mod groups;
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, RecordBatch, UInt32Array};
+use datafusion::arrow::compute::{cast, concat_batches, take_record_batch};
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::physical_expr::PhysicalExpr;
+use serde::{Deserialize, Serialize};
+
+use super::{Operator, StateScope};
+use crate::dataflow::ChangeBatch;
+use crate::dataflow::batch::batch_from_columns;
+use crate::error::{Result, WeirError};
+use crate::formats::RowCodec;
+use crate::state::WriteBatch;
+use accumulators::{Acc, AccRef, GroupAccumulator, accumulator};
+use groups::GroupTable;
+
+/// Which aggregate function, with the representation its running value needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AggKind {
+    Count,
+    Sum,
+    Avg,
+    Min,
+    Max,
+}
+
+/// One aggregate of the operator: function, argument and result type.
+pub struct AggSpec {
+    pub kind: AggKind,
+    pub arg: Arc<dyn PhysicalExpr>,
+    pub output_type: DataType,
+    /// Display name for EXPLAIN.
+    pub name: String,
+}
+
+/// A group's state as stored: its input row count, one [`Acc`] per aggregate, and the output
+/// row last emitted (row format), to retract when the group changes.
+#[derive(Deserialize)]
+struct GroupState {
+    rows: i64,
+    accs: Vec<Acc>,
+    emitted: Option<Vec<u8>>,
+}
+
+/// [`GroupState`] borrowed from the operator, serialized to the same bytes.
+#[derive(Serialize)]
+struct GroupStateRef<'a> {
+    rows: i64,
+    accs: Vec<AccRef<'a>>,
+    emitted: Option<&'a [u8]>,
+}
+
+pub struct Aggregate {
+    group_exprs: Vec<Arc<dyn PhysicalExpr>>,
+    aggs: Vec<AggSpec>,
+    accumulators: Vec<Box<dyn GroupAccumulator>>,
+    /// Codec for the group key; None for a global aggregate (no GROUP BY), whose one group
+    /// has the empty key and index 0.
+    key_codec: Option<RowCodec>,
+    /// Per aggregate: an avg over integers, accumulated as an exact sum.
+    exact_avg: Vec<bool>,
+    /// The input never retracts: min/max keep one value.
+    append_only_input: bool,
+    output_schema: SchemaRef,
+    output_codec: RowCodec,
+    groups: GroupTable,
+    /// By group index: the sum of the weights of the group's input rows.
+    rows: Vec<i64>,
+    /// By group index: the output row last emitted (row format; empty when none).
+    emitted: Vec<Vec<u8>>,
+    /// Groups changed since the last checkpoint, each once (`touched_mark` says which).
+    touched: Vec<u32>,
+    touched_mark: Vec<bool>,
+    /// Each input row's group, for the batch being processed (kept to reuse its allocation).
+    row_groups: Vec<u32>,
+}
+
+impl Aggregate {
+    pub fn new(
+        group_exprs: Vec<Arc<dyn PhysicalExpr>>,
+        group_types: Vec<DataType>,
+        aggs: Vec<AggSpec>,
+        arg_types: Vec<DataType>,
+        output_schema: SchemaRef,
+        append_only_input: bool,
+    ) -> Result<Self> {
+        for spec in &aggs {
+            let supported = match spec.kind {
+                AggKind::Count | AggKind::Min | AggKind::Max => true,
+                AggKind::Sum => matches!(
+                    spec.output_type,
+                    DataType::Int64
+                        | DataType::UInt64
+                        | DataType::Float64
+                        | DataType::Decimal128(_, _)
+                ),
+                AggKind::Avg => spec.output_type == DataType::Float64,
+            };
+            if !supported {
+                return Err(WeirError::unsupported(format!(
+                    "{} returning {} in a materialized view is not supported yet",
+                    spec.name, spec.output_type
+                )));
+            }
+        }
+        // avg over integers keeps an exact integer sum, so retractions never drift.
+        let exact_avg: Vec<bool> = aggs
+            .iter()
+            .zip(&arg_types)
+            .map(|(spec, t)| spec.kind == AggKind::Avg && t.is_integer())
+            .collect();
+        let accumulators = aggs
+            .iter()
+            .zip(&arg_types)
+            .zip(&exact_avg)
+            .map(|((spec, t), &exact)| {
+                accumulator(spec.kind, t, &spec.output_type, exact, append_only_input)
+            })
+            .collect::<Result<_>>()?;
+        let key_codec = if group_exprs.is_empty() {
+            None
+        } else {
+            Some(RowCodec::new(group_types)?)
+        };
+        let output_codec = RowCodec::for_schema(&output_schema)?;
+        let mut op = Aggregate {
+            group_exprs,
+            aggs,
+            accumulators,
+            key_codec,
+            exact_avg,
+            append_only_input,
+            output_schema,
+            output_codec,
+            groups: GroupTable::default(),
+            rows: Vec::new(),
+            emitted: Vec::new(),
+            touched: Vec::new(),
+            touched_mark: Vec::new(),
+            row_groups: Vec::new(),
+        };
+        op.ensure_global_group();
+        Ok(op)
+    }
+
+    fn is_global(&self) -> bool {
+        self.key_codec.is_none()
+    }
+
+    /// A global aggregate has its one row even over no input (count = 0).
+    fn ensure_global_group(&mut self) {
+        if self.is_global() && self.groups.slots() == 0 {
+            self.groups.find_or_insert(&[]);
+            self.grow();
+            self.touch(0);
+        }
+    }
+
+    /// Gives every per-group vector a slot for each group index of the table.
+    fn grow(&mut self) {
+        let slots = self.groups.slots();
+        if self.rows.len() < slots {
+            self.rows.resize(slots, 0);
+            self.emitted.resize_with(slots, Vec::new);
+            self.touched_mark.resize(slots, false);
+            for acc in &mut self.accumulators {
+                acc.resize(slots);
+            }
+        }
+    }
+
+    fn touch(&mut self, g: u32) {
+        if !self.touched_mark[g as usize] {
+            self.touched_mark[g as usize] = true;
+            self.touched.push(g);
+        }
+    }
+
+    /// Evaluates each aggregate's argument, cast to what its accumulator reads.
+    fn arguments(&self, batch: &ChangeBatch) -> Result<Vec<ArrayRef>> {
+        let n = batch.len();
+        self.aggs
+            .iter()
+            .enumerate()
+            .map(|(i, spec)| {
+                let arr = spec.arg.evaluate(&batch.rows)?.into_array(n)?;
+                Ok(match spec.kind {
+                    AggKind::Avg if self.exact_avg[i] => cast(&arr, &DataType::Int64)?,
+                    AggKind::Sum | AggKind::Avg => cast(&arr, &spec.output_type)?,
+                    _ => arr,
+                })
+            })
+            .collect()
+    }
+
+    /// Finds (or creates) each input row's group into `row_groups`.
+    fn assign_groups(&mut self, batch: &ChangeBatch) -> Result<()> {
+        let n = batch.len();
+        self.row_groups.clear();
+        let Some(codec) = &self.key_codec else {
+            self.row_groups.resize(n, 0);
+            return Ok(());
+        };
+        let columns = self
+            .group_exprs
+            .iter()
+            .map(|e| e.evaluate(&batch.rows)?.into_array(n))
+            .collect::<datafusion::error::Result<Vec<_>>>()?;
+        let keys = codec.encode(&columns)?;
+        for row in 0..n {
+            let (g, _) = self.groups.find_or_insert(keys.row(row).data());
+            self.row_groups.push(g);
+        }
+        self.grow();
+        Ok(())
+    }
+
+    /// The current output row of each live group among `groups` (key columns, then one
+    /// column per aggregate), and which groups those are.
+    fn output_rows(&self, groups: &[u32]) -> Result<(RecordBatch, Vec<u32>)> {
+        let live: Vec<u32> = groups
+            .iter()
+            .copied()
+            .filter(|&g| self.is_global() || self.rows[g as usize] > 0)
+            .collect();
+        let mut columns: Vec<ArrayRef> = match &self.key_codec {
+            Some(codec) => codec.decode(live.iter().map(|&g| self.groups.key(g)))?,
+            None => Vec::new(),
+        };
+        for acc in &self.accumulators {
+            columns.push(acc.evaluate(&live)?);
+        }
+        Ok((batch_from_columns(&self.output_schema, columns)?, live))
+    }
+}
+impl Operator for Aggregate {
+    fn process(&mut self, _input: usize, batch: ChangeBatch) -> Result<Vec<ChangeBatch>> {
+        self.assign_groups(&batch)?;
+        let groups = std::mem::take(&mut self.row_groups);
+        for (&g, &w) in groups.iter().zip(&batch.weights) {
+            self.rows[g as usize] += w;
+            self.touch(g);
+        }
+        let arguments = self.arguments(&batch)?;
+        let result = self
+            .accumulators
+            .iter_mut()
+            .zip(&arguments)
+            .try_for_each(|(acc, values)| acc.update(&groups, &batch.weights, values));
+        self.row_groups = groups;
+        result?;
+        Ok(Vec::new())
+    }
+
+    fn barrier(&mut self) -> Result<Vec<ChangeBatch>> {
+        if self.touched.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (fresh, live) = self.output_rows(&self.touched)?;
+        let fresh_rows = self.output_codec.encode(fresh.columns())?;
+        // Compare each touched group's new row with the one it last emitted.
+        let mut retracted: Vec<Vec<u8>> = Vec::new();
+        let mut inserted: Vec<u32> = Vec::new();
+        let mut next_live = 0;
+        for &g in &self.touched {
+            let new_row = if live.get(next_live) == Some(&g) {
+                next_live += 1;
+                Some(fresh_rows.row(next_live - 1))
+            } else {
+                None
+            };
+            let emitted = &mut self.emitted[g as usize];
+            let new_bytes = new_row.as_ref().map(|r| r.as_ref()).unwrap_or(&[]);
+            if emitted.as_slice() == new_bytes {
+                continue; // no visible change
+            }
+            if !emitted.is_empty() {
+                retracted.push(std::mem::take(emitted));
+            }
+            if new_row.is_some() {
+                inserted.push((next_live - 1) as u32);
+                emitted.extend_from_slice(new_bytes);
+            }
+        }
+        if retracted.is_empty() && inserted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let columns = self
+            .output_codec
+            .decode(retracted.iter().map(|r| r.as_slice()))?;
+        let old = batch_from_columns(&self.output_schema, columns)?;
+        let new = take_record_batch(&fresh, &UInt32Array::from(inserted))?;
+        let mut weights = vec![-1; old.num_rows()];
+        weights.resize(old.num_rows() + new.num_rows(), 1);
+        let rows = concat_batches(&self.output_schema, [&old, &new])?;
+        Ok(vec![ChangeBatch::new(rows, weights)])
+    }
+
+    fn checkpoint(&mut self, scope: &StateScope, batch: &mut WriteBatch) -> Result<()> {
+        let global = self.is_global();
+        for g in std::mem::take(&mut self.touched) {
+            let i = g as usize;
+            self.touched_mark[i] = false;
+            let key = scope.key(self.groups.key(g));
+            if self.rows[i] != 0 || global {
+                let emitted = &self.emitted[i];
+                let state = GroupStateRef {
+                    rows: self.rows[i],
+                    accs: self.accumulators.iter().map(|a| a.save(i)).collect(),
+                    emitted: (!emitted.is_empty()).then_some(emitted.as_slice()),
+                };
+                let bytes = postcard::to_stdvec(&state)
+                    .map_err(|e| WeirError::internal(format!("aggregate state encode: {e}")))?;
+                batch.put(key, bytes);
+            } else {
+                batch.delete(key);
+                self.groups.remove(g);
+                self.emitted[i].clear();
+                for acc in &mut self.accumulators {
+                    acc.reset(i);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn restore(&mut self, scope: &StateScope, pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Result<()> {
+        self.groups.clear();
+        self.rows.clear();
+        self.emitted.clear();
+        self.touched.clear();
+        self.touched_mark.clear();
+        for acc in &mut self.accumulators {
+            acc.resize(0);
+        }
+        for (key, value) in pairs {
+            let state: GroupState = postcard::from_bytes(&value)
+                .map_err(|e| WeirError::internal(format!("aggregate state decode: {e}")))?;
+            if state.accs.len() != self.accumulators.len() {
+                return Err(WeirError::internal(
+                    "aggregate state has a different number of aggregates",
+                ));
+            }
+            let (g, _) = self.groups.find_or_insert(&key[scope.prefix.len()..]);
+            self.grow();
+            let i = g as usize;
+            self.rows[i] = state.rows;
+            self.emitted[i] = state.emitted.unwrap_or_default();
+            for (acc, s) in self.accumulators.iter_mut().zip(state.accs) {
+                acc.load(i, s)?;
+            }
+        }
+        self.ensure_global_group();
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        let groups: Vec<String> = self.group_exprs.iter().map(|e| e.to_string()).collect();
+        let aggs: Vec<&str> = self.aggs.iter().map(|a| a.name.as_str()).collect();
+        let extremes = self
+            .aggs
+            .iter()
+            .any(|a| matches!(a.kind, AggKind::Min | AggKind::Max));
+        // Shown where it changes the state kept: min/max keep one value, not a multiset.
+        let append_only = if self.append_only_input && extremes {
+            ", input=append-only"
+        } else {
+            ""
+        };
+        format!(
+            "HashAggregate: group_by=[{}], aggs=[{}]{append_only}",
+            groups.join(", "),
+            aggs.join(", ")
+        )
+    }
+}
