@@ -1,13 +1,15 @@
-//! Where a view's rows live: the `v` space of the store, one key per distinct row,
-//! `<view id><pk len><pk><row> → multiplicity`. The pk is the view's key columns (the GROUP BY
-//! key) in row format, empty when the view has no key; so a point lookup is a prefix scan of
-//! one pk, and a full read is a prefix scan of the view.
+//! Where a view's rows live: the `v` space of the store (layout in `state::keys`).
 //!
 //! A view with a key holds each key once (the planner only gives a view a key that is unique:
-//! a GROUP BY key, a table's primary key), so each of its rows has multiplicity 1 and a change
-//! is a put or a delete, without reading the stored count first; a view without a key reads it.
+//! a GROUP BY key, a table's primary key), so it stores `<view id><pk> → row`: a change is one
+//! put (or a delete when the key goes away), without reading anything first, and a point
+//! lookup is one get. A view without a key may hold a row several times: it stores
+//! `<view id><row> → multiplicity`, reading the count before changing it. A full read is a
+//! prefix scan of the view either way.
 
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::row::Rows;
+use hashbrown::HashSet;
 
 use super::ChangeBatch;
 use super::batch::batch_from_columns;
@@ -60,35 +62,76 @@ impl ViewRows {
             return Ok(delta);
         }
         let rows = self.row_codec.encode(delta.rows.columns())?;
-        let pks = match &self.key_codec {
-            Some(codec) => {
-                let cols: Vec<_> = self
-                    .key
-                    .iter()
-                    .map(|&i| delta.rows.column(i).clone())
-                    .collect();
-                Some(codec.encode(&cols)?)
-            }
-            None => None,
-        };
-        for i in 0..delta.len() {
-            let pk: &[u8] = pks.as_ref().map(|p| p.row(i).data()).unwrap_or(&[]);
-            let key = keys::view_row_key(self.view_id, pk, rows.row(i).as_ref());
-            let weight = delta.weights[i];
-            if pks.is_some() {
-                // A keyed row is there once or not at all: +1 stores it, −1 removes it.
-                match weight {
-                    1 => batch.put(key, 1i64.to_le_bytes().to_vec()),
-                    -1 => batch.delete(key),
-                    w => {
-                        return Err(WeirError::internal(format!(
-                            "view {} changes a keyed row by {w}",
-                            self.view_id
-                        )));
+        match &self.key_codec {
+            Some(codec) => self.apply_keyed(codec, &delta, &rows, batch)?,
+            None => self.apply_counted(&delta, &rows, store, batch)?,
+        }
+        Ok(delta)
+    }
+
+    /// A keyed view's changes: each key's insertion is a put of its row; a retraction is a
+    /// delete unless the same key is inserted again in the delta (an update: the put alone).
+    fn apply_keyed(
+        &self,
+        codec: &RowCodec,
+        delta: &ChangeBatch,
+        rows: &Rows,
+        batch: &mut WriteBatch,
+    ) -> Result<()> {
+        let columns: Vec<_> = self
+            .key
+            .iter()
+            .map(|&i| delta.rows.column(i).clone())
+            .collect();
+        let pks = codec.encode(&columns)?;
+        let mut inserted: HashSet<&[u8]> = HashSet::new();
+        for (i, &w) in delta.weights.iter().enumerate() {
+            match w {
+                1 => {
+                    let pk = pks.row(i).data();
+                    if !inserted.insert(pk) {
+                        return Err(self.twice(pk));
                     }
+                    batch.put(
+                        keys::view_row_key(self.view_id, pk),
+                        rows.row(i).data().to_vec(),
+                    );
                 }
-                continue;
+                -1 => {}
+                w => {
+                    return Err(WeirError::internal(format!(
+                        "view {} changes a keyed row by {w}",
+                        self.view_id
+                    )));
+                }
             }
+        }
+        for (i, &w) in delta.weights.iter().enumerate() {
+            let pk = pks.row(i).data();
+            if w == -1 && !inserted.contains(pk) {
+                batch.delete(keys::view_row_key(self.view_id, pk));
+            }
+        }
+        Ok(())
+    }
+
+    fn twice(&self, pk: &[u8]) -> WeirError {
+        WeirError::internal(format!(
+            "view {} would hold key {pk:?} twice in one epoch",
+            self.view_id
+        ))
+    }
+
+    /// An unkeyed view's changes: each row's stored count moves by its weight.
+    fn apply_counted(
+        &self,
+        delta: &ChangeBatch,
+        rows: &Rows,
+        store: &dyn StateStore,
+        batch: &mut WriteBatch,
+    ) -> Result<()> {
+        for (i, &weight) in delta.weights.iter().enumerate() {
+            let key = keys::view_row_key(self.view_id, rows.row(i).data());
             let old = match store.get(&key)? {
                 Some(v) => decode_count(&v)?,
                 None => 0,
@@ -106,7 +149,7 @@ impl ViewRows {
                 batch.put(key, new.to_le_bytes().to_vec());
             }
         }
-        Ok(delta)
+        Ok(())
     }
 
     /// Marks the view failed: it is no longer maintained and reads report `reason`.
@@ -136,7 +179,7 @@ impl ViewRows {
         self.decode_pairs(store.scan_prefix(&keys::view_rows_prefix(self.view_id))?)
     }
 
-    /// The committed rows whose key columns equal `key_columns` (one value each).
+    /// The committed row whose key columns equal `key_columns` (one value each), if any.
     pub fn lookup(
         &self,
         store: &dyn StateStore,
@@ -147,18 +190,23 @@ impl ViewRows {
             .as_ref()
             .ok_or_else(|| WeirError::internal("view has no key"))?;
         let pk = codec.encode(key_columns)?;
-        let prefix = keys::view_pk_prefix(self.view_id, pk.row(0).as_ref());
-        self.decode_pairs(store.scan_prefix(&prefix)?)
+        let key = keys::view_row_key(self.view_id, pk.row(0).data());
+        let pairs = store.get(&key)?.map(|row| (key, row)).into_iter().collect();
+        self.decode_pairs(pairs)
     }
 
     fn decode_pairs(&self, pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Result<ChangeBatch> {
-        let mut weights = Vec::with_capacity(pairs.len());
-        for (_, v) in &pairs {
-            weights.push(decode_count(v)?);
-        }
-        let columns = self
-            .row_codec
-            .decode(pairs.iter().map(|(k, _)| keys::view_row_of_key(k)))?;
+        let (weights, rows): (Vec<i64>, Vec<&[u8]>) = if self.key_codec.is_some() {
+            pairs.iter().map(|(_, row)| (1, row.as_slice())).unzip()
+        } else {
+            pairs
+                .iter()
+                .map(|(k, v)| Ok((decode_count(v)?, keys::view_row_suffix(k))))
+                .collect::<Result<Vec<_>>>()?
+                .into_iter()
+                .unzip()
+        };
+        let columns = self.row_codec.decode(rows)?;
         Ok(ChangeBatch::new(
             batch_from_columns(&self.schema, columns)?,
             weights,

@@ -4,7 +4,9 @@
 //! ```text
 //! c <name>                                  catalog entry (JSON)
 //! m next_id                                 next catalog object id (u64 BE)
-//! v <view id u64 BE> <pk len u32 BE> <pk> <row>   view row multiplicity (i64 LE)
+//! m format                                  the store's layout version (u32 BE, STORE_FORMAT)
+//! v <view id u64 BE> <pk>                   a keyed view's row (row bytes)
+//! v <view id u64 BE> <row>                  an unkeyed view's row multiplicity (i64 LE)
 //! s <view id u64 BE> <operator u32 BE> <operator's own key>   operator state
 //! o <view id u64 BE>                        the view's committed source offsets (JSON)
 //! g <group> 0 <topic> 0 <partition i32 BE>  a Kafka consumer group's committed offset
@@ -12,9 +14,15 @@
 //! b <view id u64 BE>                        a view still catching up (its keys go if it never joins)
 //! ```
 //! `pk` and `row` are Arrow row-format bytes (byte-comparable), so view rows scan in key order.
+//! A keyed view holds each key once, so its row is the value of its key (a change is one put);
+//! an unkeyed view may hold a row several times, so the row is the key and its count the value.
 
 pub const CATALOG: u8 = b'c';
 pub const META_NEXT_ID: &[u8] = b"m/next_id";
+pub const META_FORMAT: &[u8] = b"m/format";
+/// The layout this build reads and writes. 1: stores written before the key existed (keyed
+/// view rows were `<pk len><pk><row> → count`); 2: keyed view rows are `<pk> → row`.
+pub const STORE_FORMAT: u32 = 2;
 pub const VIEW_ROWS: u8 = b'v';
 pub const OPERATOR_STATE: u8 = b's';
 pub const OFFSETS: u8 = b'o';
@@ -39,24 +47,18 @@ pub fn view_rows_prefix(view_id: u64) -> Vec<u8> {
     k
 }
 
-/// The prefix all rows with primary key `pk` share: what a point lookup scans.
-pub fn view_pk_prefix(view_id: u64, pk: &[u8]) -> Vec<u8> {
-    let mut k = view_rows_prefix(view_id);
-    k.extend_from_slice(&(pk.len() as u32).to_be_bytes());
-    k.extend_from_slice(pk);
+/// A keyed view's row key (`pk`), or an unkeyed view's row key (`row`).
+pub fn view_row_key(view_id: u64, pk_or_row: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(9 + pk_or_row.len());
+    k.push(VIEW_ROWS);
+    k.extend_from_slice(&view_id.to_be_bytes());
+    k.extend_from_slice(pk_or_row);
     k
 }
 
-pub fn view_row_key(view_id: u64, pk: &[u8], row: &[u8]) -> Vec<u8> {
-    let mut k = view_pk_prefix(view_id, pk);
-    k.extend_from_slice(row);
-    k
-}
-
-/// The row bytes of a view row key (after the pk).
-pub fn view_row_of_key(key: &[u8]) -> &[u8] {
-    let pk_len = u32::from_be_bytes(key[9..13].try_into().expect("4 bytes")) as usize;
-    &key[13 + pk_len..]
+/// What follows the view id in a view row key: the pk or the row.
+pub fn view_row_suffix(key: &[u8]) -> &[u8] {
+    &key[9..]
 }
 
 pub fn operator_prefix(view_id: u64, operator: u32) -> Vec<u8> {

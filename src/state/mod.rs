@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 pub use fjall_store::FjallStore;
 
-use crate::error::Result;
+use crate::error::{ErrorKind, Result, WeirError};
 
 /// A set of puts and deletes applied atomically by [`StateStore::commit`].
 #[derive(Default, Debug)]
@@ -81,13 +81,51 @@ impl StoreKind {
         }
     }
 
-    /// Opens (or creates) a store of this kind in `dir`.
+    /// Opens (or creates) a store of this kind in `dir`, checking that this build reads its
+    /// layout ([`keys::STORE_FORMAT`]).
     pub fn open(self, dir: &Path) -> Result<Arc<dyn StateStore>> {
-        Ok(match self {
+        let store: Arc<dyn StateStore> = match self {
             StoreKind::Sled => Arc::new(SledStore::open(dir)?),
             StoreKind::Fjall => Arc::new(FjallStore::open(dir)?),
-        })
+        };
+        check_format(store.as_ref(), dir)?;
+        Ok(store)
     }
+}
+
+/// Stamps a new store with [`keys::STORE_FORMAT`]; refuses a store of another layout (a store
+/// without the stamp but with a catalog was written before it existed: format 1).
+fn check_format(store: &dyn StateStore, dir: &Path) -> Result<()> {
+    let found = match store.get(keys::META_FORMAT)? {
+        Some(v) => u32::from_be_bytes(
+            v.as_slice()
+                .try_into()
+                .map_err(|_| WeirError::internal("corrupt store format stamp"))?,
+        ),
+        None if store.get(keys::META_NEXT_ID)?.is_none() => {
+            let mut batch = WriteBatch::default();
+            batch.put(
+                keys::META_FORMAT.to_vec(),
+                keys::STORE_FORMAT.to_be_bytes().to_vec(),
+            );
+            return store.commit(batch);
+        }
+        None => 1,
+    };
+    if found == keys::STORE_FORMAT {
+        return Ok(());
+    }
+    Err(WeirError::new(
+        ErrorKind::ObjectNotInPrerequisiteState,
+        format!(
+            "the store in {} has layout version {found}; this build of Weir reads version {}",
+            dir.display(),
+            keys::STORE_FORMAT
+        ),
+    )
+    .with_hint(
+        "start the Weir release that wrote it, or use a new --data-dir (a store is not converted)",
+    ))
 }
 
 /// [`StateStore`] on an embedded sled database. sled applies a batch atomically but its
@@ -155,6 +193,26 @@ mod tests {
         for kind in [StoreKind::Sled, StoreKind::Fjall] {
             commit_is_visible_and_survives_reopen_in(kind);
         }
+    }
+
+    #[test]
+    fn a_store_of_another_layout_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = StoreKind::Fjall.open(dir.path()).unwrap();
+            // What a store written before the format stamp looks like: objects, no stamp.
+            let mut batch = WriteBatch::default();
+            batch.delete(keys::META_FORMAT.to_vec());
+            batch.put(keys::META_NEXT_ID.to_vec(), 7u64.to_be_bytes().to_vec());
+            store.commit(batch).unwrap();
+        }
+        let err = StoreKind::Fjall.open(dir.path()).err().expect("refused");
+        assert_eq!(err.kind, ErrorKind::ObjectNotInPrerequisiteState);
+        assert!(err.message.contains("layout version 1"), "{}", err.message);
+        // A new store is stamped and opens again.
+        let fresh = tempfile::tempdir().unwrap();
+        drop(StoreKind::Sled.open(fresh.path()).unwrap());
+        StoreKind::Sled.open(fresh.path()).unwrap();
     }
 
     fn commit_is_visible_and_survives_reopen_in(kind: StoreKind) {
