@@ -42,6 +42,11 @@ pub enum Acc {
     /// min/max over an append-only input: the best value's bytes (row format, which orders as
     /// the values do) once there is one.
     Best(Option<Vec<u8>>),
+    /// [`Acc::Extreme`] of a type that orders as its i64 value does (integers, dates,
+    /// timestamps): value → multiplicity.
+    ExtremeInt(BTreeMap<i64, i64>),
+    /// [`Acc::Best`] of such a type.
+    BestInt(Option<i64>),
 }
 
 /// [`Acc`] borrowed from an accumulator, serialized to the same bytes.
@@ -52,6 +57,8 @@ pub enum AccRef<'a> {
     SumFloat { sum: f64, n: i64 },
     Extreme(&'a BTreeMap<Vec<u8>, i64>),
     Best(Option<&'a [u8]>),
+    ExtremeInt(&'a BTreeMap<i64, i64>),
+    BestInt(Option<i64>),
 }
 
 /// The running values of one aggregate for every group.
@@ -84,6 +91,24 @@ pub fn accumulator(
         AggKind::Avg => Box::new(SumFloat::new(true)),
         AggKind::Sum if *output_type == DataType::Float64 => Box::new(SumFloat::new(false)),
         AggKind::Sum => Box::new(SumExact::new(output_type.clone(), false)),
+        AggKind::Min | AggKind::Max if orders_as_i64(arg_type) => {
+            let ints = IntExtreme {
+                min: kind == AggKind::Min,
+                arg_type: arg_type.clone(),
+                output_type: output_type.clone(),
+            };
+            if append_only_input {
+                Box::new(BestInt {
+                    ints,
+                    values: Vec::new(),
+                })
+            } else {
+                Box::new(IntMultiset {
+                    ints,
+                    values: Vec::new(),
+                })
+            }
+        }
         AggKind::Min | AggKind::Max => {
             let codec = RowCodec::new([arg_type.clone()])?;
             let extreme = Extreme {
@@ -483,6 +508,146 @@ impl GroupAccumulator for Multiset {
     }
 }
 
+/// Whether values of type `t`, cast to Int64, order as the values do (so min/max can keep
+/// plain i64s instead of row-format bytes).
+fn orders_as_i64(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::UInt8
+            | DataType::UInt16
+            | DataType::UInt32
+            | DataType::Date32
+            | DataType::Timestamp(_, _)
+    )
+}
+
+/// What min and max over i64-ordered types share: the argument as i64 values, and the way
+/// back to the argument's type and then the output type.
+struct IntExtreme {
+    min: bool,
+    arg_type: DataType,
+    output_type: DataType,
+}
+
+impl IntExtreme {
+    fn as_i64(values: &ArrayRef) -> Result<ArrayRef> {
+        Ok(cast(values, &DataType::Int64)?)
+    }
+
+    fn evaluate(&self, picks: impl Iterator<Item = Option<i64>>) -> Result<ArrayRef> {
+        let ints: ArrayRef = Arc::new(picks.collect::<Int64Array>());
+        let values = cast(&ints, &self.arg_type)?;
+        Ok(if self.arg_type == self.output_type {
+            values
+        } else {
+            cast(&values, &self.output_type)?
+        })
+    }
+}
+
+/// min/max over an append-only input of an i64-ordered type: one value per group.
+struct BestInt {
+    ints: IntExtreme,
+    /// None until the group has a value.
+    values: Vec<Option<i64>>,
+}
+
+impl GroupAccumulator for BestInt {
+    fn resize(&mut self, slots: usize) {
+        self.values.resize(slots, None);
+    }
+    fn reset(&mut self, g: usize) {
+        self.values[g] = None;
+    }
+    fn update(&mut self, groups: &[u32], weights: &[i64], values: &ArrayRef) -> Result<()> {
+        if weights.iter().any(|&w| w < 0) {
+            return Err(WeirError::internal(
+                "a retraction reached min/max over an append-only input",
+            ));
+        }
+        let ints = IntExtreme::as_i64(values)?;
+        let raw = ints.as_primitive::<Int64Type>().values();
+        let (best, min) = (&mut self.values, self.ints.min);
+        for_each_valid(groups, weights, &ints, |i, g, _| {
+            let v = raw[i];
+            best[g] = Some(match best[g] {
+                Some(b) if min => b.min(v),
+                Some(b) => b.max(v),
+                None => v,
+            });
+        });
+        Ok(())
+    }
+    fn evaluate(&self, groups: &[u32]) -> Result<ArrayRef> {
+        self.ints
+            .evaluate(groups.iter().map(|&g| self.values[g as usize]))
+    }
+    fn save(&self, g: usize) -> AccRef<'_> {
+        AccRef::BestInt(self.values[g])
+    }
+    fn load(&mut self, g: usize, state: Acc) -> Result<()> {
+        match state {
+            Acc::BestInt(v) => self.values[g] = v,
+            other => return Err(unexpected(&other)),
+        }
+        Ok(())
+    }
+}
+
+/// min/max with retractions over an i64-ordered type: a multiset of i64 values per group.
+struct IntMultiset {
+    ints: IntExtreme,
+    values: Vec<BTreeMap<i64, i64>>,
+}
+
+impl GroupAccumulator for IntMultiset {
+    fn resize(&mut self, slots: usize) {
+        self.values.resize_with(slots, BTreeMap::new);
+    }
+    fn reset(&mut self, g: usize) {
+        self.values[g].clear();
+    }
+    fn update(&mut self, groups: &[u32], weights: &[i64], values: &ArrayRef) -> Result<()> {
+        let ints = IntExtreme::as_i64(values)?;
+        let raw = ints.as_primitive::<Int64Type>().values();
+        let multisets = &mut self.values;
+        for_each_valid(groups, weights, &ints, |i, g, w| {
+            let count = multisets[g].entry(raw[i]).or_insert(0);
+            *count += w;
+            if *count == 0 {
+                multisets[g].remove(&raw[i]);
+            }
+        });
+        Ok(())
+    }
+    fn evaluate(&self, groups: &[u32]) -> Result<ArrayRef> {
+        let min = self.ints.min;
+        self.ints.evaluate(groups.iter().map(|&g| {
+            let multiset = &self.values[g as usize];
+            let pick = if min {
+                multiset.keys().next()
+            } else {
+                multiset.keys().next_back()
+            };
+            pick.copied()
+        }))
+    }
+    fn save(&self, g: usize) -> AccRef<'_> {
+        AccRef::ExtremeInt(&self.values[g])
+    }
+    fn load(&mut self, g: usize, state: Acc) -> Result<()> {
+        match state {
+            Acc::ExtremeInt(values) => self.values[g] = values,
+            other => return Err(unexpected(&other)),
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -510,6 +675,11 @@ mod tests {
             (Acc::Extreme(multiset.clone()), AccRef::Extreme(&multiset)),
             (Acc::Best(Some(vec![9, 8])), AccRef::Best(Some(&[9, 8]))),
             (Acc::Best(None), AccRef::Best(None)),
+            (
+                Acc::ExtremeInt(BTreeMap::from([(-3, 2)])),
+                AccRef::ExtremeInt(&BTreeMap::from([(-3, 2)])),
+            ),
+            (Acc::BestInt(Some(-9)), AccRef::BestInt(Some(-9))),
         ];
         for (owned, borrowed) in pairs {
             assert_eq!(
@@ -569,5 +739,32 @@ mod tests {
             [None],
             "an empty sum is NULL"
         );
+    }
+
+    /// min/max kept as i64 give back values of the argument's own type, for every type kept so.
+    #[test]
+    fn integer_extremes_keep_their_type() {
+        use datafusion::arrow::datatypes::TimeUnit;
+        let types = [
+            DataType::Int8,
+            DataType::Int16,
+            DataType::Int32,
+            DataType::UInt32,
+            DataType::Date32,
+            DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())),
+        ];
+        let ints = |v: Vec<Option<i64>>| -> ArrayRef { Arc::new(Int64Array::from(v)) };
+        for t in types {
+            assert!(orders_as_i64(&t));
+            let values = cast(&ints(vec![Some(3), None, Some(1)]), &t).unwrap();
+            let expected = cast(&ints(vec![Some(1), None]), &t).unwrap();
+            for append_only in [false, true] {
+                let mut min = accumulator(AggKind::Min, &t, &t, false, append_only).unwrap();
+                min.resize(2);
+                min.update(&[0, 0, 0], &[1, 1, 1], &values).unwrap();
+                let out = min.evaluate(&[0, 1]).unwrap();
+                assert_eq!(&out, &expected, "{t}");
+            }
+        }
     }
 }
