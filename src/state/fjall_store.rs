@@ -57,8 +57,12 @@ impl StateStore for FjallStore {
         if batch.is_empty() {
             return Ok(());
         }
+        // In key order (stable, so a key's later write still wins): each memtable insert then
+        // walks the skiplist path the previous one just warmed in the cache.
+        let mut ops = batch.ops;
+        ops.sort_by(|a, b| a.0.cmp(&b.0));
         let mut writes = self.db.batch();
-        for (key, value) in batch.ops {
+        for (key, value) in ops {
             match value {
                 Some(v) => writes.insert(&self.space, key, v),
                 None => writes.remove(&self.space, key),
