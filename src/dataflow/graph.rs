@@ -107,10 +107,10 @@ fn barrier(node: &mut Node) -> Result<Vec<ChangeBatch>> {
     }
 }
 
-fn visit_ops(
-    node: &mut Node,
-    f: &mut dyn FnMut(u32, &mut Box<dyn Operator>) -> Result<()>,
-) -> Result<()> {
+/// What `visit_ops` calls for each operator: its id and the operator.
+type OperatorVisitor<'a> = dyn FnMut(u32, &mut Box<dyn Operator>) -> Result<()> + 'a;
+
+fn visit_ops(node: &mut Node, f: &mut OperatorVisitor) -> Result<()> {
     if let Node::Op { id, op, children } = node {
         f(*id, op)?;
         for child in children {

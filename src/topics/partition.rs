@@ -357,17 +357,19 @@ impl Partition {
             let mut writer = lock(&self.writer);
             self.check_open(&writer)?;
             let mut producers = stamp.map(|_| lock(&self.producers));
-            if let (Some(stamp), Some(producers)) = (stamp, &producers) {
-                if let Some(last) = producers.get(&stamp.producer_id).copied() {
-                    match sequence_check(&last, &stamp) {
-                        Some(IdempotentAppend::Retry(base_offset)) => {
-                            drop((producers, writer));
-                            self.sync_through(last.end_offset)?;
-                            return Ok(IdempotentAppend::Retry(base_offset));
-                        }
-                        Some(refused) => return Ok(refused),
-                        None => {}
+            if let (Some(stamp), Some(known)) = (stamp, &producers)
+                && let Some(last) = known.get(&stamp.producer_id).copied()
+            {
+                match sequence_check(&last, &stamp) {
+                    Some(IdempotentAppend::Retry(base_offset)) => {
+                        // Both locks go before waiting for the disk.
+                        drop(producers);
+                        drop(writer);
+                        self.sync_through(last.end_offset)?;
+                        return Ok(IdempotentAppend::Retry(base_offset));
                     }
+                    Some(refused) => return Ok(refused),
+                    None => {}
                 }
             }
             let written = match self.write_batch(&mut writer, &mut batch) {

@@ -30,7 +30,7 @@ use crate::error::{Result, WeirError};
 use crate::formats::RowCodec;
 use crate::state::WriteBatch;
 use accumulators::{Acc, AccRef, GroupAccumulator, accumulator};
-use groups::GroupTable;
+use groups::GroupKeys;
 
 /// Which aggregate function, with the representation its running value needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,16 +72,14 @@ pub struct Aggregate {
     group_exprs: Vec<Arc<dyn PhysicalExpr>>,
     aggs: Vec<AggSpec>,
     accumulators: Vec<Box<dyn GroupAccumulator>>,
-    /// Codec for the group key; None for a global aggregate (no GROUP BY), whose one group
-    /// has the empty key and index 0.
-    key_codec: Option<RowCodec>,
     /// Per aggregate: an avg over integers, accumulated as an exact sum.
     exact_avg: Vec<bool>,
     /// The input never retracts: min/max keep one value.
     append_only_input: bool,
     output_schema: SchemaRef,
     output_codec: RowCodec,
-    groups: GroupTable,
+    /// The group of each key; a global aggregate (no GROUP BY) has one, index 0.
+    groups: GroupKeys,
     /// By group index: the sum of the weights of the group's input rows.
     rows: Vec<i64>,
     /// By group index: the output row last emitted (row format; empty when none).
@@ -135,22 +133,16 @@ impl Aggregate {
                 accumulator(spec.kind, t, &spec.output_type, exact, append_only_input)
             })
             .collect::<Result<_>>()?;
-        let key_codec = if group_exprs.is_empty() {
-            None
-        } else {
-            Some(RowCodec::new(group_types)?)
-        };
         let output_codec = RowCodec::for_schema(&output_schema)?;
         let mut op = Aggregate {
             group_exprs,
             aggs,
             accumulators,
-            key_codec,
             exact_avg,
             append_only_input,
             output_schema,
             output_codec,
-            groups: GroupTable::default(),
+            groups: GroupKeys::new(group_types)?,
             rows: Vec::new(),
             emitted: Vec::new(),
             touched: Vec::new(),
@@ -162,13 +154,12 @@ impl Aggregate {
     }
 
     fn is_global(&self) -> bool {
-        self.key_codec.is_none()
+        matches!(self.groups, GroupKeys::Global)
     }
 
     /// A global aggregate has its one row even over no input (count = 0).
     fn ensure_global_group(&mut self) {
-        if self.is_global() && self.groups.slots() == 0 {
-            self.groups.find_or_insert(&[]);
+        if self.is_global() && self.rows.is_empty() {
             self.grow();
             self.touch(0);
         }
@@ -214,21 +205,12 @@ impl Aggregate {
     /// Finds (or creates) each input row's group into `row_groups`.
     fn assign_groups(&mut self, batch: &ChangeBatch) -> Result<()> {
         let n = batch.len();
-        self.row_groups.clear();
-        let Some(codec) = &self.key_codec else {
-            self.row_groups.resize(n, 0);
-            return Ok(());
-        };
         let columns = self
             .group_exprs
             .iter()
             .map(|e| e.evaluate(&batch.rows)?.into_array(n))
             .collect::<datafusion::error::Result<Vec<_>>>()?;
-        let keys = codec.encode(&columns)?;
-        for row in 0..n {
-            let (g, _) = self.groups.find_or_insert(keys.row(row).data());
-            self.row_groups.push(g);
-        }
+        self.groups.assign(&columns, n, &mut self.row_groups)?;
         self.grow();
         Ok(())
     }
@@ -241,10 +223,7 @@ impl Aggregate {
             .copied()
             .filter(|&g| self.is_global() || self.rows[g as usize] > 0)
             .collect();
-        let mut columns: Vec<ArrayRef> = match &self.key_codec {
-            Some(codec) => codec.decode(live.iter().map(|&g| self.groups.key(g)))?,
-            None => Vec::new(),
-        };
+        let mut columns = self.groups.columns(&live)?;
         for acc in &self.accumulators {
             columns.push(acc.evaluate(&live)?);
         }
@@ -316,10 +295,15 @@ impl Operator for Aggregate {
 
     fn checkpoint(&mut self, scope: &StateScope, batch: &mut WriteBatch) -> Result<()> {
         let global = self.is_global();
-        for g in std::mem::take(&mut self.touched) {
+        let touched = std::mem::take(&mut self.touched);
+        let mut state_keys = Vec::with_capacity(touched.len());
+        self.groups.for_each_encoded(&touched, |_, key| {
+            state_keys.push(scope.key(key));
+            Ok(())
+        })?;
+        for (g, key) in touched.into_iter().zip(state_keys) {
             let i = g as usize;
             self.touched_mark[i] = false;
-            let key = scope.key(self.groups.key(g));
             if self.rows[i] != 0 || global {
                 let emitted = &self.emitted[i];
                 let state = GroupStateRef {
@@ -351,16 +335,21 @@ impl Operator for Aggregate {
         for acc in &mut self.accumulators {
             acc.resize(0);
         }
-        for (key, value) in pairs {
-            let state: GroupState = postcard::from_bytes(&value)
+        let keys: Vec<&[u8]> = pairs
+            .iter()
+            .map(|(k, _)| &k[scope.prefix.len()..])
+            .collect();
+        let mut groups = Vec::new();
+        self.groups.assign_encoded(&keys, &mut groups)?;
+        self.grow();
+        for ((_, value), g) in pairs.iter().zip(groups) {
+            let state: GroupState = postcard::from_bytes(value)
                 .map_err(|e| WeirError::internal(format!("aggregate state decode: {e}")))?;
             if state.accs.len() != self.accumulators.len() {
                 return Err(WeirError::internal(
                     "aggregate state has a different number of aggregates",
                 ));
             }
-            let (g, _) = self.groups.find_or_insert(&key[scope.prefix.len()..]);
-            self.grow();
             let i = g as usize;
             self.rows[i] = state.rows;
             self.emitted[i] = state.emitted.unwrap_or_default();
