@@ -4,6 +4,7 @@
 mod aggregate;
 mod filter;
 mod join;
+mod key_index;
 mod project;
 
 pub use aggregate::{AggKind, AggSpec, Aggregate};

@@ -13,7 +13,6 @@
 //! groups changed in the epoch only.
 
 mod accumulators;
-mod groups;
 
 use std::sync::Arc;
 
@@ -23,6 +22,7 @@ use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::physical_expr::PhysicalExpr;
 use serde::{Deserialize, Serialize};
 
+use super::key_index::KeyIndex;
 use super::{Operator, StateScope};
 use crate::dataflow::ChangeBatch;
 use crate::dataflow::batch::batch_from_columns;
@@ -30,7 +30,6 @@ use crate::error::{Result, WeirError};
 use crate::formats::RowCodec;
 use crate::state::WriteBatch;
 use accumulators::{Acc, AccRef, GroupAccumulator, accumulator};
-use groups::GroupKeys;
 
 /// Which aggregate function, with the representation its running value needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,7 +78,7 @@ pub struct Aggregate {
     output_schema: SchemaRef,
     output_codec: RowCodec,
     /// The group of each key; a global aggregate (no GROUP BY) has one, index 0.
-    groups: GroupKeys,
+    groups: KeyIndex,
     /// By group index: the sum of the weights of the group's input rows.
     rows: Vec<i64>,
     /// By group index: the output row last emitted (row format; empty when none).
@@ -142,7 +141,7 @@ impl Aggregate {
             append_only_input,
             output_schema,
             output_codec,
-            groups: GroupKeys::new(group_types)?,
+            groups: KeyIndex::new(group_types)?,
             rows: Vec::new(),
             emitted: Vec::new(),
             touched: Vec::new(),
@@ -154,7 +153,7 @@ impl Aggregate {
     }
 
     fn is_global(&self) -> bool {
-        matches!(self.groups, GroupKeys::Global)
+        matches!(self.groups, KeyIndex::Global)
     }
 
     /// A global aggregate has its one row even over no input (count = 0).

@@ -1,11 +1,12 @@
-//! The group table: maps each group's key to a dense group index, so that the accumulators
-//! keep their state in plain vectors indexed by group (one hash lookup per input row, no
-//! allocation for a group already seen). Indices of removed groups are reused.
+//! The key index of the stateful operators: maps each key (an aggregate's group, a join side's
+//! join key) to a dense index, so that state lives in plain vectors indexed by key (one hash
+//! lookup per input row, no allocation for a key already seen). Indices of removed keys are
+//! reused.
 //!
-//! Three shapes, picked from the GROUP BY's types: no key (a global aggregate: one group, 0);
-//! one integer-like column (hashed and compared as an i64, the common case); anything else
-//! (row-encoded key bytes). Keys leave the table as Arrow columns (the output rows) and as
-//! row-format bytes (the state keys), the same bytes for every shape.
+//! Three shapes, picked from the key's types: no key (a global aggregate: one key, 0); one
+//! integer-like column (hashed and compared as an i64, the common case); anything else
+//! (row-encoded key bytes). Keys leave the index as Arrow columns (output rows) and as
+//! row-format bytes (state keys), the same bytes for every shape.
 
 use std::hash::{BuildHasher, Hash};
 
@@ -17,8 +18,8 @@ use hashbrown::{DefaultHashBuilder, HashTable};
 use crate::error::Result;
 use crate::formats::RowCodec;
 
-pub enum GroupKeys {
-    /// No GROUP BY: one group, index 0, with the empty key.
+pub enum KeyIndex {
+    /// No key columns (a global aggregate): one key, index 0, the empty key.
     Global,
     /// One column whose values cast to distinct i64s (integers, dates, timestamps).
     Int {
@@ -32,28 +33,28 @@ pub enum GroupKeys {
     },
 }
 
-impl GroupKeys {
+impl KeyIndex {
     pub fn new(types: Vec<DataType>) -> Result<Self> {
         Ok(match types.as_slice() {
-            [] => GroupKeys::Global,
-            [t] if casts_to_distinct_i64(t) => GroupKeys::Int {
+            [] => KeyIndex::Global,
+            [t] if casts_to_distinct_i64(t) => KeyIndex::Int {
                 data_type: t.clone(),
                 codec: RowCodec::new([t.clone()])?,
                 table: Table::default(),
             },
-            _ => GroupKeys::Rows {
+            _ => KeyIndex::Rows {
                 codec: RowCodec::new(types)?,
                 table: Table::default(),
             },
         })
     }
 
-    /// Each row's group (created when new) into `out`.
+    /// Each row's key index (created when new) into `out`.
     pub fn assign(&mut self, columns: &[ArrayRef], rows: usize, out: &mut Vec<u32>) -> Result<()> {
         out.clear();
         match self {
-            GroupKeys::Global => out.resize(rows, 0),
-            GroupKeys::Int { table, .. } => {
+            KeyIndex::Global => out.resize(rows, 0),
+            KeyIndex::Int { table, .. } => {
                 let ints = cast(&columns[0], &DataType::Int64)?;
                 let ints = ints.as_primitive::<Int64Type>();
                 match ints.nulls() {
@@ -63,9 +64,35 @@ impl GroupKeys {
                     Some(_) => out.extend(ints.iter().map(|v| table.find_or_insert(v))),
                 }
             }
-            GroupKeys::Rows { codec, table } => {
+            KeyIndex::Rows { codec, table } => {
                 let keys = codec.encode(columns)?;
                 out.extend((0..rows).map(|i| table.find_or_insert_with(keys.row(i).data())));
+            }
+        }
+        Ok(())
+    }
+
+    /// Each row's key index if the key is known (probing without adding) into `out`.
+    pub fn find(
+        &self,
+        columns: &[ArrayRef],
+        rows: usize,
+        out: &mut Vec<Option<u32>>,
+    ) -> Result<()> {
+        out.clear();
+        match self {
+            KeyIndex::Global => out.resize(rows, Some(0)),
+            KeyIndex::Int { table, .. } => {
+                let ints = cast(&columns[0], &DataType::Int64)?;
+                out.extend(
+                    ints.as_primitive::<Int64Type>()
+                        .iter()
+                        .map(|v| table.find(&v)),
+                );
+            }
+            KeyIndex::Rows { codec, table } => {
+                let keys = codec.encode(columns)?;
+                out.extend((0..rows).map(|i| table.find_bytes(keys.row(i).data())));
             }
         }
         Ok(())
@@ -74,14 +101,14 @@ impl GroupKeys {
     /// The key columns of `groups`, in that order (none for a global aggregate).
     pub fn columns(&self, groups: &[u32]) -> Result<Vec<ArrayRef>> {
         Ok(match self {
-            GroupKeys::Global => Vec::new(),
-            GroupKeys::Int {
+            KeyIndex::Global => Vec::new(),
+            KeyIndex::Int {
                 data_type, table, ..
             } => {
                 let ints: Int64Array = groups.iter().map(|&g| *table.key(g)).collect();
                 vec![cast(&ints, data_type)?]
             }
-            GroupKeys::Rows { codec, table } => {
+            KeyIndex::Rows { codec, table } => {
                 codec.decode(groups.iter().map(|&g| &**table.key(g)))?
             }
         })
@@ -95,31 +122,31 @@ impl GroupKeys {
         mut f: impl FnMut(u32, &[u8]) -> Result<()>,
     ) -> Result<()> {
         match self {
-            GroupKeys::Global => groups.iter().try_for_each(|&g| f(g, &[])),
-            GroupKeys::Int { codec, .. } => {
+            KeyIndex::Global => groups.iter().try_for_each(|&g| f(g, &[])),
+            KeyIndex::Int { codec, .. } => {
                 let keys = codec.encode(&self.columns(groups)?)?;
                 groups
                     .iter()
                     .enumerate()
                     .try_for_each(|(i, &g)| f(g, keys.row(i).data()))
             }
-            GroupKeys::Rows { table, .. } => groups.iter().try_for_each(|&g| f(g, table.key(g))),
+            KeyIndex::Rows { table, .. } => groups.iter().try_for_each(|&g| f(g, table.key(g))),
         }
     }
 
-    /// The groups of keys given as row-format bytes (restoring state), created when new.
+    /// The indices of keys given as row-format bytes (restoring state), created when new.
     pub fn assign_encoded(&mut self, keys: &[&[u8]], out: &mut Vec<u32>) -> Result<()> {
         match self {
-            GroupKeys::Global => {
+            KeyIndex::Global => {
                 out.clear();
                 out.resize(keys.len(), 0);
                 Ok(())
             }
-            GroupKeys::Int { codec, .. } => {
+            KeyIndex::Int { codec, .. } => {
                 let columns = codec.decode(keys.iter().copied())?;
                 self.assign(&columns, keys.len(), out)
             }
-            GroupKeys::Rows { table, .. } => {
+            KeyIndex::Rows { table, .. } => {
                 out.clear();
                 out.extend(keys.iter().map(|k| table.find_or_insert_with(k)));
                 Ok(())
@@ -130,26 +157,26 @@ impl GroupKeys {
     /// Forgets group `g`; its index may be handed out again.
     pub fn remove(&mut self, g: u32) {
         match self {
-            GroupKeys::Global => {}
-            GroupKeys::Int { table, .. } => table.remove(g),
-            GroupKeys::Rows { table, .. } => table.remove(g),
+            KeyIndex::Global => {}
+            KeyIndex::Int { table, .. } => table.remove(g),
+            KeyIndex::Rows { table, .. } => table.remove(g),
         }
     }
 
     /// How many group indices exist (live or free): the length accumulators must have.
     pub fn slots(&self) -> usize {
         match self {
-            GroupKeys::Global => 1,
-            GroupKeys::Int { table, .. } => table.slots(),
-            GroupKeys::Rows { table, .. } => table.slots(),
+            KeyIndex::Global => 1,
+            KeyIndex::Int { table, .. } => table.slots(),
+            KeyIndex::Rows { table, .. } => table.slots(),
         }
     }
 
     pub fn clear(&mut self) {
         match self {
-            GroupKeys::Global => {}
-            GroupKeys::Int { table, .. } => *table = Table::default(),
-            GroupKeys::Rows { table, .. } => *table = Table::default(),
+            KeyIndex::Global => {}
+            KeyIndex::Int { table, .. } => *table = Table::default(),
+            KeyIndex::Rows { table, .. } => *table = Table::default(),
         }
     }
 }
@@ -195,6 +222,13 @@ impl<K> Default for Table<K> {
 }
 
 impl<K: Hash + Eq + Default> Table<K> {
+    fn find(&self, key: &K) -> Option<u32> {
+        let hash = self.hasher.hash_one(key);
+        self.index
+            .find(hash, |&g| self.keys[g as usize] == *key)
+            .copied()
+    }
+
     fn find_or_insert(&mut self, key: K) -> u32 {
         let hash = self.hasher.hash_one(&key);
         let keys = &self.keys;
@@ -241,6 +275,13 @@ impl<K: Hash + Eq + Default> Table<K> {
 }
 
 impl Table<Box<[u8]>> {
+    fn find_bytes(&self, key: &[u8]) -> Option<u32> {
+        let hash = self.hasher.hash_one(key);
+        self.index
+            .find(hash, |&g| &*self.keys[g as usize] == key)
+            .copied()
+    }
+
     /// [`Table::find_or_insert`] without allocating the key unless it is new.
     fn find_or_insert_with(&mut self, key: &[u8]) -> u32 {
         let hash = self.hasher.hash_one(key);
@@ -290,10 +331,20 @@ mod tests {
         ]));
         for column in [ints, texts] {
             let t = column.data_type().clone();
-            let mut keys = GroupKeys::new(vec![t.clone()]).unwrap();
+            let mut keys = KeyIndex::new(vec![t.clone()]).unwrap();
             let mut groups = Vec::new();
-            keys.assign(std::slice::from_ref(&column), 4, &mut groups).unwrap();
+            keys.assign(std::slice::from_ref(&column), 4, &mut groups)
+                .unwrap();
             assert_eq!(groups, [0, 1, 0, 2], "{t}");
+            let mut found = Vec::new();
+            let probe = column.slice(2, 2);
+            KeyIndex::new(vec![t.clone()])
+                .unwrap()
+                .find(std::slice::from_ref(&probe), 2, &mut found)
+                .unwrap();
+            assert_eq!(found, [None, None], "{t}: an empty index knows no key");
+            keys.find(&[probe], 2, &mut found).unwrap();
+            assert_eq!(found, [Some(0), Some(2)], "{t}");
             let firsts = take(&column, &UInt32Array::from(vec![0, 1, 3]), None).unwrap();
             assert_eq!(&keys.columns(&[0, 1, 2]).unwrap()[0], &firsts, "{t}");
             let expected = RowCodec::new([t.clone()])
@@ -309,7 +360,7 @@ mod tests {
             for (i, k) in encoded.iter().enumerate() {
                 assert_eq!(k.as_slice(), expected.row(i).data(), "{t}");
             }
-            let mut restored = GroupKeys::new(vec![t.clone()]).unwrap();
+            let mut restored = KeyIndex::new(vec![t.clone()]).unwrap();
             let slices: Vec<&[u8]> = encoded.iter().map(|k| k.as_slice()).collect();
             restored.assign_encoded(&slices, &mut groups).unwrap();
             assert_eq!(groups, [0, 1, 2], "{t}");
