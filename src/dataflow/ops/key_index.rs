@@ -37,7 +37,7 @@ impl KeyIndex {
     pub fn new(types: Vec<DataType>) -> Result<Self> {
         Ok(match types.as_slice() {
             [] => KeyIndex::Global,
-            [t] if casts_to_distinct_i64(t) => KeyIndex::Int {
+            [t] if integer_like(t) => KeyIndex::Int {
                 data_type: t.clone(),
                 codec: RowCodec::new([t.clone()])?,
                 table: Table::default(),
@@ -181,9 +181,10 @@ impl KeyIndex {
     }
 }
 
-/// Whether distinct values of type `t` stay distinct cast to Int64 (so they can be grouped by
-/// that i64).
-fn casts_to_distinct_i64(t: &DataType) -> bool {
+/// Whether values of type `t` cast to Int64 stay distinct and keep their order (integers up
+/// to 32 bits unsigned, dates, timestamps): such keys are grouped, and such min/max values
+/// compared, as plain i64s.
+pub fn integer_like(t: &DataType) -> bool {
     matches!(
         t,
         DataType::Int8

@@ -20,6 +20,7 @@ use datafusion::arrow::datatypes::{
 use serde::{Deserialize, Serialize};
 
 use super::AggKind;
+use crate::dataflow::ops::key_index::integer_like;
 use crate::error::{ErrorKind, Result, WeirError};
 use crate::formats::RowCodec;
 
@@ -91,7 +92,7 @@ pub fn accumulator(
         AggKind::Avg => Box::new(SumFloat::new(true)),
         AggKind::Sum if *output_type == DataType::Float64 => Box::new(SumFloat::new(false)),
         AggKind::Sum => Box::new(SumExact::new(output_type.clone(), false)),
-        AggKind::Min | AggKind::Max if orders_as_i64(arg_type) => {
+        AggKind::Min | AggKind::Max if integer_like(arg_type) => {
             let ints = IntExtreme {
                 min: kind == AggKind::Min,
                 arg_type: arg_type.clone(),
@@ -508,23 +509,6 @@ impl GroupAccumulator for Multiset {
     }
 }
 
-/// Whether values of type `t`, cast to Int64, order as the values do (so min/max can keep
-/// plain i64s instead of row-format bytes).
-fn orders_as_i64(t: &DataType) -> bool {
-    matches!(
-        t,
-        DataType::Int8
-            | DataType::Int16
-            | DataType::Int32
-            | DataType::Int64
-            | DataType::UInt8
-            | DataType::UInt16
-            | DataType::UInt32
-            | DataType::Date32
-            | DataType::Timestamp(_, _)
-    )
-}
-
 /// What min and max over i64-ordered types share: the argument as i64 values, and the way
 /// back to the argument's type and then the output type.
 struct IntExtreme {
@@ -755,7 +739,7 @@ mod tests {
         ];
         let ints = |v: Vec<Option<i64>>| -> ArrayRef { Arc::new(Int64Array::from(v)) };
         for t in types {
-            assert!(orders_as_i64(&t));
+            assert!(integer_like(&t));
             let values = cast(&ints(vec![Some(3), None, Some(1)]), &t).unwrap();
             let expected = cast(&ints(vec![Some(1), None]), &t).unwrap();
             for append_only in [false, true] {
