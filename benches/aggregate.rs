@@ -17,9 +17,13 @@
 //! [append-only|retracting]` (default: 10,000,000 rows, 100,000 keys, 1,000,000 rows per
 //! epoch, both inputs).
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::sync::Arc;
 use std::time::Instant;
 
+use common::Lcg;
 use datafusion::arrow::array::{Int64Array, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use weir::dataflow::ChangeBatch;
@@ -71,18 +75,6 @@ fn args() -> Args {
         args.inputs = vec!["append-only".into(), "retracting".into()];
     }
     args
-}
-
-/// A deterministic pseudo-random sequence (no dependency needed for a bench).
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        self.0 >> 33
-    }
 }
 
 /// The input rows `(k, v)` as batches of `BATCH_ROWS`, grouped into epochs.

@@ -14,7 +14,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::WeirServer;
+use common::{Lcg, WeirServer};
 use futures::SinkExt;
 
 const COPY_CHUNK_ROWS: usize = 50_000;
@@ -28,18 +28,6 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 fn micros(d: Duration) -> String {
     format!("{:.0} µs", d.as_secs_f64() * 1e6)
-}
-
-/// A deterministic pseudo-random sequence (no dependency needed for a bench).
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        self.0 >> 33
-    }
 }
 
 #[tokio::main]

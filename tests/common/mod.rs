@@ -220,3 +220,17 @@ pub async fn rows(
     out.sort();
     Ok(out)
 }
+
+/// A deterministic pseudo-random sequence, for tests and benchmarks that need varied but
+/// repeatable data (no dependency needed).
+pub struct Lcg(pub u64);
+
+impl Lcg {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+}

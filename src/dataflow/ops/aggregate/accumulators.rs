@@ -76,19 +76,18 @@ pub trait GroupAccumulator: Send {
     fn load(&mut self, g: usize, state: Acc) -> Result<()>;
 }
 
-/// The accumulator for one aggregate. `arg_type` is the type `update` receives (the operator
-/// casts arguments first: sums and float averages to the output type, exact averages to
-/// Int64); `exact_avg` marks an avg over integers, kept as an exact sum.
+/// The accumulator for one aggregate over arguments of `arg_type`. Sums and averages cast
+/// what `update` receives to what they add up (an avg over integers to Int64, kept as an exact
+/// sum; other sums and averages to their output type).
 pub fn accumulator(
     kind: AggKind,
     arg_type: &DataType,
     output_type: &DataType,
-    exact_avg: bool,
     append_only_input: bool,
 ) -> Result<Box<dyn GroupAccumulator>> {
     Ok(match kind {
         AggKind::Count => Box::new(Count::default()),
-        AggKind::Avg if exact_avg => Box::new(SumExact::new(DataType::Float64, true)),
+        AggKind::Avg if arg_type.is_integer() => Box::new(SumExact::new(DataType::Int64, true)),
         AggKind::Avg => Box::new(SumFloat::new(true)),
         AggKind::Sum if *output_type == DataType::Float64 => Box::new(SumFloat::new(false)),
         AggKind::Sum => Box::new(SumExact::new(output_type.clone(), false)),
@@ -192,16 +191,17 @@ impl GroupAccumulator for Count {
 struct SumExact {
     sums: Vec<i128>,
     counts: Vec<i64>,
-    output_type: DataType,
+    /// What the arguments are cast to and added as: Int64 for an avg, else the output type.
+    sum_type: DataType,
     avg: bool,
 }
 
 impl SumExact {
-    fn new(output_type: DataType, avg: bool) -> Self {
+    fn new(sum_type: DataType, avg: bool) -> Self {
         SumExact {
             sums: Vec::new(),
             counts: Vec::new(),
-            output_type,
+            sum_type,
             avg,
         }
     }
@@ -237,6 +237,7 @@ impl GroupAccumulator for SumExact {
         self.counts[g] = 0;
     }
     fn update(&mut self, groups: &[u32], weights: &[i64], values: &ArrayRef) -> Result<()> {
+        let values = &cast(values, &self.sum_type)?;
         match values.data_type() {
             DataType::Int64 => self.add::<Int64Type>(groups, weights, values),
             DataType::UInt64 => self.add::<UInt64Type>(groups, weights, values),
@@ -261,7 +262,7 @@ impl GroupAccumulator for SumExact {
             return Ok(Arc::new(values));
         }
         let out_of_range = |what: &str| WeirError::new(ErrorKind::Data, what.to_string());
-        Ok(match self.output_type {
+        Ok(match self.sum_type {
             DataType::Int64 => Arc::new(
                 self.sums(groups)
                     .map(|s| s.map(i64::try_from).transpose())
@@ -326,6 +327,7 @@ impl GroupAccumulator for SumFloat {
         self.counts[g] = 0;
     }
     fn update(&mut self, groups: &[u32], weights: &[i64], values: &ArrayRef) -> Result<()> {
+        let values = &cast(values, &DataType::Float64)?;
         let raw = values
             .as_primitive_opt::<Float64Type>()
             .ok_or_else(|| WeirError::internal("float sum argument of unexpected type"))?
@@ -678,30 +680,10 @@ mod tests {
     fn retractions_subtract_and_extremes_fall_back() {
         let groups = [0, 1, 0, 0];
         let values: ArrayRef = Arc::new(Int64Array::from(vec![Some(5), Some(2), None, Some(3)]));
-        let mut sum = accumulator(
-            AggKind::Sum,
-            &DataType::Int64,
-            &DataType::Int64,
-            false,
-            false,
-        )
-        .unwrap();
-        let mut max = accumulator(
-            AggKind::Max,
-            &DataType::Int64,
-            &DataType::Int64,
-            false,
-            false,
-        )
-        .unwrap();
-        let mut count = accumulator(
-            AggKind::Count,
-            &DataType::Int64,
-            &DataType::Int64,
-            false,
-            false,
-        )
-        .unwrap();
+        let mut sum = accumulator(AggKind::Sum, &DataType::Int64, &DataType::Int64, false).unwrap();
+        let mut max = accumulator(AggKind::Max, &DataType::Int64, &DataType::Int64, false).unwrap();
+        let mut count =
+            accumulator(AggKind::Count, &DataType::Int64, &DataType::Int64, false).unwrap();
         for acc in [&mut sum, &mut max, &mut count] {
             acc.resize(2);
             acc.update(&groups, &[1, 1, 1, 1], &values).unwrap();
@@ -743,7 +725,7 @@ mod tests {
             let values = cast(&ints(vec![Some(3), None, Some(1)]), &t).unwrap();
             let expected = cast(&ints(vec![Some(1), None]), &t).unwrap();
             for append_only in [false, true] {
-                let mut min = accumulator(AggKind::Min, &t, &t, false, append_only).unwrap();
+                let mut min = accumulator(AggKind::Min, &t, &t, append_only).unwrap();
                 min.resize(2);
                 min.update(&[0, 0, 0], &[1, 1, 1], &values).unwrap();
                 let out = min.evaluate(&[0, 1]).unwrap();

@@ -17,7 +17,7 @@ mod accumulators;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, RecordBatch, UInt32Array};
-use datafusion::arrow::compute::{cast, concat_batches, take_record_batch};
+use datafusion::arrow::compute::{concat_batches, take_record_batch};
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::physical_expr::PhysicalExpr;
 use serde::{Deserialize, Serialize};
@@ -71,8 +71,6 @@ pub struct Aggregate {
     group_exprs: Vec<Arc<dyn PhysicalExpr>>,
     aggs: Vec<AggSpec>,
     accumulators: Vec<Box<dyn GroupAccumulator>>,
-    /// Per aggregate: an avg over integers, accumulated as an exact sum.
-    exact_avg: Vec<bool>,
     /// The input never retracts: min/max keep one value.
     append_only_input: bool,
     output_schema: SchemaRef,
@@ -118,26 +116,16 @@ impl Aggregate {
                 )));
             }
         }
-        // avg over integers keeps an exact integer sum, so retractions never drift.
-        let exact_avg: Vec<bool> = aggs
-            .iter()
-            .zip(&arg_types)
-            .map(|(spec, t)| spec.kind == AggKind::Avg && t.is_integer())
-            .collect();
         let accumulators = aggs
             .iter()
             .zip(&arg_types)
-            .zip(&exact_avg)
-            .map(|((spec, t), &exact)| {
-                accumulator(spec.kind, t, &spec.output_type, exact, append_only_input)
-            })
+            .map(|(spec, t)| accumulator(spec.kind, t, &spec.output_type, append_only_input))
             .collect::<Result<_>>()?;
         let output_codec = RowCodec::for_schema(&output_schema)?;
         let mut op = Aggregate {
             group_exprs,
             aggs,
             accumulators,
-            exact_avg,
             append_only_input,
             output_schema,
             output_codec,
@@ -184,20 +172,12 @@ impl Aggregate {
         }
     }
 
-    /// Evaluates each aggregate's argument, cast to what its accumulator reads.
+    /// Evaluates each aggregate's argument (its accumulator casts it to what it adds up).
     fn arguments(&self, batch: &ChangeBatch) -> Result<Vec<ArrayRef>> {
         let n = batch.len();
         self.aggs
             .iter()
-            .enumerate()
-            .map(|(i, spec)| {
-                let arr = spec.arg.evaluate(&batch.rows)?.into_array(n)?;
-                Ok(match spec.kind {
-                    AggKind::Avg if self.exact_avg[i] => cast(&arr, &DataType::Int64)?,
-                    AggKind::Sum | AggKind::Avg => cast(&arr, &spec.output_type)?,
-                    _ => arr,
-                })
-            })
+            .map(|spec| Ok(spec.arg.evaluate(&batch.rows)?.into_array(n)?))
             .collect()
     }
 
