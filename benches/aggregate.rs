@@ -14,8 +14,8 @@
 //! process's CPU time in the timed interval.
 //!
 //! Run: `cargo bench --bench aggregate -- [--rows N] [--keys K] [--epoch-rows E]
-//! [append-only|retracting]` (default: 10,000,000 rows, 100,000 keys, 1,000,000 rows per
-//! epoch, both inputs).
+//! [--workers W] [append-only|retracting]` (default: 10,000,000 rows, 100,000 keys, 1,000,000
+//! rows per epoch, one worker, both inputs).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -45,6 +45,8 @@ struct Args {
     rows: usize,
     keys: u64,
     epoch_rows: usize,
+    /// Workers the view's dataflow runs on.
+    workers: usize,
     inputs: Vec<String>,
 }
 
@@ -53,6 +55,7 @@ fn args() -> Args {
         rows: ROWS_DEFAULT,
         keys: KEYS_DEFAULT,
         epoch_rows: EPOCH_ROWS_DEFAULT,
+        workers: 1,
         inputs: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
@@ -67,6 +70,7 @@ fn args() -> Args {
             "--rows" => args.rows = number("--rows") as usize,
             "--keys" => args.keys = number("--keys"),
             "--epoch-rows" => args.epoch_rows = number("--epoch-rows") as usize,
+            "--workers" => args.workers = number("--workers") as usize,
             "append-only" | "retracting" => args.inputs.push(arg),
             other => panic!("unknown argument {other}"),
         }
@@ -115,11 +119,12 @@ fn cpu_seconds() -> f64 {
     secs(usage.ru_utime) + secs(usage.ru_stime)
 }
 
-async fn run(input: &str, epochs: &[Vec<RecordBatch>]) {
+async fn run(input: &str, epochs: &[Vec<RecordBatch>], workers: usize) {
     let dir = tempfile::tempdir().unwrap();
     let db = Database::open(DbConfig {
         data_dir: dir.path().join("data"),
         barrier_interval_ms: 3_600_000,
+        workers,
         store: Some(StoreKind::DEFAULT),
     })
     .await
@@ -203,14 +208,14 @@ async fn run(input: &str, epochs: &[Vec<RecordBatch>]) {
 async fn main() {
     let args = args();
     println!(
-        "`SELECT {AGGREGATES} FROM t GROUP BY k`: {} rows, {} keys, {} rows per epoch",
-        args.rows, args.keys, args.epoch_rows
+        "`SELECT {AGGREGATES} FROM t GROUP BY k`: {} rows, {} keys, {} rows per epoch, {} workers",
+        args.rows, args.keys, args.epoch_rows, args.workers
     );
     println!();
     println!("| input | changes | epochs | seconds | changes/s | per core | view changes |");
     println!("|---|---|---|---|---|---|---|");
     let epochs = epochs(&args);
     for input in &args.inputs {
-        run(input, &epochs).await;
+        run(input, &epochs, args.workers).await;
     }
 }

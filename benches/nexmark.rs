@@ -21,7 +21,7 @@
 //! query" and "End of the query" comments), so the benchmark runs what the tests check.
 //!
 //! Run: `cargo bench --bench nexmark -- [q0 q5u ...] [--events N] [--mode engine|e2e|both]
-//! [--epoch-events N] [--store sled|fjall] [--workers 1]` (default: every query, 10,000,000
+//! [--epoch-events N] [--store sled|fjall] [--workers N]` (default: every query, 10,000,000
 //! events, both modes, the default store).
 
 #[path = "../tests/common/mod.rs"]
@@ -68,6 +68,8 @@ struct Args {
     e2e: bool,
     epoch_events: u64,
     store: StoreKind,
+    /// Workers per view (engine and e2e).
+    workers: usize,
 }
 
 fn args() -> Args {
@@ -78,6 +80,7 @@ fn args() -> Args {
         e2e: true,
         epoch_events: EPOCH_EVENTS_DEFAULT,
         store: StoreKind::DEFAULT,
+        workers: 1,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -105,13 +108,7 @@ fn args() -> Args {
                 // The e2e server takes the same backend.
                 unsafe { std::env::set_var("WEIR_TEST_STORE", &name) };
             }
-            "--workers" => {
-                let n = value("--workers");
-                assert!(
-                    n == "1",
-                    "--workers {n}: the engine runs every view on one thread until parallel workers land (engine issue)"
-                );
-            }
+            "--workers" => args.workers = value("--workers").parse().expect("--workers N"),
             q if !q.starts_with('-') => args.queries.push(q.to_string()),
             other => panic!("unknown flag {other}"),
         }
@@ -261,11 +258,18 @@ fn epochs_of_events(
     (epochs, bytes)
 }
 
-async fn engine(query: &Query, events: u64, epoch_events: u64, store_kind: StoreKind) -> Measured {
+async fn engine(
+    query: &Query,
+    events: u64,
+    epoch_events: u64,
+    store_kind: StoreKind,
+    workers: usize,
+) -> Measured {
     let dir = tempfile::tempdir().unwrap();
     let db = Database::open(DbConfig {
         data_dir: dir.path().join("data"),
         barrier_interval_ms: 3_600_000,
+        workers,
         store: Some(store_kind),
     })
     .await
@@ -418,16 +422,19 @@ async fn end_to_end(query: &Query, files: &Path) -> Measured {
 #[tokio::main]
 async fn main() {
     let args = args();
+    // The e2e server runs the same number of workers per view.
+    unsafe { std::env::set_var("WEIR_TEST_WORKERS", args.workers.to_string()) };
     let all = queries();
     let chosen: Vec<&Query> = all
         .iter()
         .filter(|q| args.queries.is_empty() || args.queries.contains(&q.name))
         .collect();
     println!(
-        "Nexmark, {} events, epoch of {} events in engine mode, {} store; {} cores on this machine",
+        "Nexmark, {} events, epoch of {} events in engine mode, {} store, {} workers per view; {} cores on this machine",
         args.events,
         args.epoch_events,
         args.store.name(),
+        args.workers,
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     println!();
@@ -454,7 +461,7 @@ async fn main() {
             report(
                 q,
                 "engine",
-                engine(q, args.events, args.epoch_events, args.store).await,
+                engine(q, args.events, args.epoch_events, args.store, args.workers).await,
             );
         }
         if args.e2e {

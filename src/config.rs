@@ -16,6 +16,14 @@ pub const HTTP_ADDR_DEFAULT: &str = "127.0.0.1:6544";
 /// How often the dataflow closes an epoch and commits it to the store.
 pub const BARRIER_INTERVAL_MS_DEFAULT: u64 = 1000;
 
+/// Most worker threads per view (`--workers`).
+pub const WORKERS_MAX: usize = 256;
+
+/// Worker threads per view unless `--workers` says otherwise: the machine's cores.
+pub fn workers_default() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(WORKERS_MAX))
+}
+
 /// Records read from one topic partition in one go while a view catches up; bounds the memory
 /// one step of a backfill takes.
 pub const SOURCE_READ_RECORDS_MAX: usize = 8192;

@@ -27,6 +27,9 @@ struct Args {
     /// How often an epoch is committed, in milliseconds.
     #[arg(long, default_value_t = config::BARRIER_INTERVAL_MS_DEFAULT)]
     barrier_interval_ms: u64,
+    /// Worker threads each view's dataflow runs on (default: the machine's cores).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=config::WORKERS_MAX as i64))]
+    workers: Option<u16>,
     /// State store backend for a new data directory: sled or fjall (an existing directory
     /// keeps the one it was created with).
     #[arg(long)]
@@ -113,6 +116,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let db = Database::open(DbConfig {
         data_dir: args.data_dir.clone(),
         barrier_interval_ms: args.barrier_interval_ms,
+        workers: args
+            .workers
+            .map_or_else(config::workers_default, usize::from),
         store,
     })
     .await?;

@@ -502,7 +502,7 @@ fn ends_early(input: usize, partition: usize, at: u64, want: u64) -> WeirError {
 }
 
 /// Runs `f`, turning a panic (a bug, never expected) into an error of this view only.
-fn guarded<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+pub(super) fn guarded<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
         .unwrap_or_else(|panic| Err(WeirError::from_panic(&*panic)))
 }

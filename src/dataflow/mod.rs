@@ -22,5 +22,7 @@ mod readers;
 pub mod runtime;
 pub mod topic_sink;
 pub mod view_rows;
+pub mod vnode;
+mod workers;
 
 pub use batch::ChangeBatch;

@@ -315,7 +315,7 @@ impl Database {
             },
             _ => StreamProps::default(),
         };
-        let mut stream = plan_stream(&optimized, &relation)?;
+        let mut stream = plan_stream(&optimized, &relation, self.workers)?;
         let names: Vec<String> = plan
             .schema()
             .fields()

@@ -86,6 +86,8 @@ impl Tag {
 pub struct DbConfig {
     pub data_dir: PathBuf,
     pub barrier_interval_ms: u64,
+    /// Worker threads each view's dataflow runs on (`--workers`).
+    pub workers: usize,
     /// The state store's backend; `None`: the one the data directory already holds, else
     /// [`StoreKind::DEFAULT`].
     pub store: Option<StoreKind>,
@@ -104,6 +106,8 @@ pub struct Database {
     pub(crate) ddl: tokio::sync::Mutex<()>,
     /// Held shared while a query reads, so all the views it reads are at one epoch.
     pub(crate) epoch_lock: EpochLock,
+    /// Worker threads per view dataflow.
+    pub(crate) workers: usize,
     /// The running generators of generated sources, by source name.
     pub(crate) generators: std::sync::Mutex<std::collections::HashMap<String, GeneratorHandle>>,
 }
@@ -140,6 +144,7 @@ impl Database {
             next_partition: Default::default(),
             ddl: Default::default(),
             epoch_lock,
+            workers: config.workers.max(1),
             generators: Default::default(),
         });
         db.recover().await?;

@@ -47,26 +47,32 @@ pub struct StreamProps {
     pub append_only: bool,
 }
 
-/// Turns an optimized plan into a dataflow. `relation` gives the properties of a relation a
-/// scan reads (a table's primary key, a view's key; whether it is append-only).
+/// Turns an optimized plan into a dataflow run by `workers` workers (one copy of the operator
+/// tree each). `relation` gives the properties of a relation a scan reads (a table's primary
+/// key, a view's key; whether it is append-only).
 pub fn plan_stream(
     plan: &LogicalPlan,
     relation: &dyn Fn(&str) -> StreamProps,
+    workers: usize,
 ) -> Result<StreamPlan> {
-    let mut builder = Builder {
-        inputs: Vec::new(),
-        next_op: 0,
-        relation,
-        props: ExecutionProps::new(),
-    };
-    let (root, out) = builder.build(plan)?;
+    let mut trees = Vec::with_capacity(workers);
+    let mut built = None;
+    for _ in 0..workers.max(1) {
+        let mut builder = Builder {
+            inputs: Vec::new(),
+            next_op: 0,
+            relation,
+            props: ExecutionProps::new(),
+        };
+        let (root, out) = builder.build(plan)?;
+        trees.push(root);
+        built = Some((builder.inputs, out));
+    }
+    let (inputs, out) = built.expect("at least one worker");
     let schema = nullable_schema(plan.schema().as_arrow());
     Ok(StreamPlan {
-        dataflow: Dataflow {
-            root,
-            output_schema: schema.clone(),
-        },
-        inputs: builder.inputs,
+        dataflow: Dataflow::new(trees, schema.clone()),
+        inputs,
         key: out.key.unwrap_or_default(),
         append_only: out.append_only,
         schema,

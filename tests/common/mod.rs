@@ -105,6 +105,12 @@ impl WeirServer {
                     .map(|s| vec!["--store".to_string(), s])
                     .unwrap_or_default(),
             )
+            // WEIR_TEST_WORKERS=N runs a suite with N workers per view (default: the cores).
+            .args(
+                std::env::var("WEIR_TEST_WORKERS")
+                    .map(|n| vec!["--workers".to_string(), n])
+                    .unwrap_or_default(),
+            )
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

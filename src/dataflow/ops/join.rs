@@ -285,16 +285,7 @@ impl Operator for Join {
         // Per side: the stored (key, row, multiplicity) triples.
         let mut stored: [Vec<StoredRow>; 2] = Default::default();
         for (full_key, value) in &pairs {
-            let k = &full_key[scope.prefix.len()..];
-            let side_no = *k.first().ok_or_else(corrupt)? as usize;
-            let key_len = u32::from_be_bytes(
-                k.get(1..5)
-                    .ok_or_else(corrupt)?
-                    .try_into()
-                    .map_err(|_| corrupt())?,
-            ) as usize;
-            let key = k.get(5..5 + key_len).ok_or_else(corrupt)?;
-            let row = &k[5 + key_len..];
+            let (side_no, key, row) = stored_key(&full_key[scope.prefix.len()..])?;
             let count = i64::from_le_bytes(value.as_slice().try_into().map_err(|_| corrupt())?);
             stored
                 .get_mut(side_no)
@@ -313,6 +304,25 @@ impl Operator for Join {
         Ok(())
     }
 
+    fn partitioned(&self) -> bool {
+        true
+    }
+
+    fn vnodes(&self, input: usize, batch: &ChangeBatch, out: &mut Vec<u16>) -> Result<()> {
+        let side = &self.sides[input];
+        let (columns, _) = side.key_columns(batch)?;
+        side.index.vnodes(&columns, batch.len(), out)
+    }
+
+    fn state_vnodes(&self, suffixes: &[&[u8]], out: &mut Vec<u16>) -> Result<()> {
+        let keys = suffixes
+            .iter()
+            .map(|k| stored_key(k).map(|(_, key, _)| key))
+            .collect::<Result<Vec<_>>>()?;
+        // Both sides have the same key types, so either side's index gives the vnodes.
+        self.sides[0].index.vnodes_encoded(&keys, out)
+    }
+
     fn describe(&self) -> String {
         let l: Vec<String> = self.sides[0].keys.iter().map(|e| e.to_string()).collect();
         let r: Vec<String> = self.sides[1].keys.iter().map(|e| e.to_string()).collect();
@@ -326,4 +336,18 @@ impl Operator for Join {
             None => format!("HashJoin: on=[{}]", on.join(", ")),
         }
     }
+}
+
+/// A stored entry's key (without the operator prefix) split into its side, join key and row.
+fn stored_key(k: &[u8]) -> Result<(usize, &[u8], &[u8])> {
+    let corrupt = || WeirError::internal("corrupt join state");
+    let side_no = *k.first().ok_or_else(corrupt)? as usize;
+    let key_len = u32::from_be_bytes(
+        k.get(1..5)
+            .ok_or_else(corrupt)?
+            .try_into()
+            .map_err(|_| corrupt())?,
+    ) as usize;
+    let key = k.get(5..5 + key_len).ok_or_else(corrupt)?;
+    Ok((side_no, key, &k[5 + key_len..]))
 }

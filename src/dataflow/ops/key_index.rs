@@ -15,6 +15,7 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Int64Type};
 use hashbrown::{DefaultHashBuilder, HashTable};
 
+use crate::dataflow::vnode;
 use crate::error::Result;
 use crate::formats::RowCodec;
 
@@ -149,6 +150,46 @@ impl KeyIndex {
             KeyIndex::Rows { table, .. } => {
                 out.clear();
                 out.extend(keys.iter().map(|k| table.find_or_insert_with(k)));
+                Ok(())
+            }
+        }
+    }
+
+    /// Each row's vnode (`dataflow::vnode`) into `out`: the worker that owns its key. A NULL
+    /// integer key goes to vnode 0.
+    pub fn vnodes(&self, columns: &[ArrayRef], rows: usize, out: &mut Vec<u16>) -> Result<()> {
+        out.clear();
+        match self {
+            KeyIndex::Global => out.resize(rows, 0),
+            KeyIndex::Int { .. } => {
+                let ints = cast(&columns[0], &DataType::Int64)?;
+                let ints = ints.as_primitive::<Int64Type>();
+                out.extend(ints.iter().map(|v| v.map_or(0, vnode::of_i64)));
+            }
+            KeyIndex::Rows { codec, .. } => {
+                let keys = codec.encode(columns)?;
+                out.extend((0..rows).map(|i| vnode::of_bytes(keys.row(i).data())));
+            }
+        }
+        Ok(())
+    }
+
+    /// The vnodes of keys given as row-format bytes (state being restored), as [`Self::vnodes`]
+    /// gives them for the same keys as columns.
+    pub fn vnodes_encoded(&self, keys: &[&[u8]], out: &mut Vec<u16>) -> Result<()> {
+        match self {
+            KeyIndex::Int { codec, .. } => {
+                let columns = codec.decode(keys.iter().copied())?;
+                self.vnodes(&columns, keys.len(), out)
+            }
+            KeyIndex::Global => {
+                out.clear();
+                out.resize(keys.len(), 0);
+                Ok(())
+            }
+            KeyIndex::Rows { .. } => {
+                out.clear();
+                out.extend(keys.iter().map(|k| vnode::of_bytes(k)));
                 Ok(())
             }
         }
@@ -365,6 +406,11 @@ mod tests {
             let slices: Vec<&[u8]> = encoded.iter().map(|k| k.as_slice()).collect();
             restored.assign_encoded(&slices, &mut groups).unwrap();
             assert_eq!(groups, [0, 1, 2], "{t}");
+            let (mut from_columns, mut from_bytes) = (Vec::new(), Vec::new());
+            let firsts = take(&column, &UInt32Array::from(vec![0, 1, 3]), None).unwrap();
+            keys.vnodes(&[firsts], 3, &mut from_columns).unwrap();
+            keys.vnodes_encoded(&slices, &mut from_bytes).unwrap();
+            assert_eq!(from_columns, from_bytes, "{t}: a key has one vnode");
         }
     }
 }

@@ -51,6 +51,27 @@ pub trait Operator: Send {
         Ok(())
     }
 
+    /// Whether each row must reach the worker that owns its key's vnode (a stateful
+    /// operator): the view's exchange then routes its input by [`Operator::vnodes`].
+    fn partitioned(&self) -> bool {
+        false
+    }
+
+    /// Each row's vnode (`dataflow::vnode`) of `batch` arriving on input `input`, into `out`.
+    /// Called only when [`Operator::partitioned`].
+    fn vnodes(&self, _input: usize, _batch: &ChangeBatch, _out: &mut Vec<u16>) -> Result<()> {
+        Ok(())
+    }
+
+    /// The vnode of each stored state entry, given by its key without the operator's prefix:
+    /// a worker restoring state keeps the entries of its vnodes.
+    fn state_vnodes(&self, _suffixes: &[&[u8]], _out: &mut Vec<u16>) -> Result<()> {
+        Ok(())
+    }
+
+    /// Tells the operator it is the copy on worker `worker` of `workers` (before any input).
+    fn place(&mut self, _worker: usize, _workers: usize) {}
+
     /// One line for EXPLAIN.
     fn describe(&self) -> String;
 }

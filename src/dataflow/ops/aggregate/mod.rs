@@ -24,8 +24,8 @@ use serde::{Deserialize, Serialize};
 
 use super::key_index::KeyIndex;
 use super::{Operator, StateScope};
-use crate::dataflow::ChangeBatch;
 use crate::dataflow::batch::batch_from_columns;
+use crate::dataflow::{ChangeBatch, vnode};
 use crate::error::{Result, WeirError};
 use crate::formats::RowCodec;
 use crate::state::WriteBatch;
@@ -86,6 +86,9 @@ pub struct Aggregate {
     touched_mark: Vec<bool>,
     /// Each input row's group, for the batch being processed (kept to reuse its allocation).
     row_groups: Vec<u32>,
+    /// Whether this copy holds the one group of a global aggregate: the worker owning the
+    /// empty key's vnode does (the only copy when the view runs on one worker).
+    owns_global: bool,
 }
 
 impl Aggregate {
@@ -135,9 +138,22 @@ impl Aggregate {
             touched: Vec::new(),
             touched_mark: Vec::new(),
             row_groups: Vec::new(),
+            owns_global: true,
         };
         op.ensure_global_group();
         Ok(op)
+    }
+
+    /// Forgets every group.
+    fn clear(&mut self) {
+        self.groups.clear();
+        self.rows.clear();
+        self.emitted.clear();
+        self.touched.clear();
+        self.touched_mark.clear();
+        for acc in &mut self.accumulators {
+            acc.resize(0);
+        }
     }
 
     fn is_global(&self) -> bool {
@@ -146,7 +162,7 @@ impl Aggregate {
 
     /// A global aggregate has its one row even over no input (count = 0).
     fn ensure_global_group(&mut self) {
-        if self.is_global() && self.rows.is_empty() {
+        if self.is_global() && self.owns_global && self.rows.is_empty() {
             self.grow();
             self.touch(0);
         }
@@ -181,15 +197,20 @@ impl Aggregate {
             .collect()
     }
 
-    /// Finds (or creates) each input row's group into `row_groups`.
-    fn assign_groups(&mut self, batch: &ChangeBatch) -> Result<()> {
+    fn group_columns(&self, batch: &ChangeBatch) -> Result<Vec<ArrayRef>> {
         let n = batch.len();
-        let columns = self
+        Ok(self
             .group_exprs
             .iter()
             .map(|e| e.evaluate(&batch.rows)?.into_array(n))
-            .collect::<datafusion::error::Result<Vec<_>>>()?;
-        self.groups.assign(&columns, n, &mut self.row_groups)?;
+            .collect::<datafusion::error::Result<Vec<_>>>()?)
+    }
+
+    /// Finds (or creates) each input row's group into `row_groups`.
+    fn assign_groups(&mut self, batch: &ChangeBatch) -> Result<()> {
+        let columns = self.group_columns(batch)?;
+        self.groups
+            .assign(&columns, batch.len(), &mut self.row_groups)?;
         self.grow();
         Ok(())
     }
@@ -306,14 +327,7 @@ impl Operator for Aggregate {
     }
 
     fn restore(&mut self, scope: &StateScope, pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Result<()> {
-        self.groups.clear();
-        self.rows.clear();
-        self.emitted.clear();
-        self.touched.clear();
-        self.touched_mark.clear();
-        for acc in &mut self.accumulators {
-            acc.resize(0);
-        }
+        self.clear();
         let keys: Vec<&[u8]> = pairs
             .iter()
             .map(|(k, _)| &k[scope.prefix.len()..])
@@ -338,6 +352,25 @@ impl Operator for Aggregate {
         }
         self.ensure_global_group();
         Ok(())
+    }
+
+    fn partitioned(&self) -> bool {
+        true
+    }
+
+    fn vnodes(&self, _input: usize, batch: &ChangeBatch, out: &mut Vec<u16>) -> Result<()> {
+        let columns = self.group_columns(batch)?;
+        self.groups.vnodes(&columns, batch.len(), out)
+    }
+
+    fn state_vnodes(&self, suffixes: &[&[u8]], out: &mut Vec<u16>) -> Result<()> {
+        self.groups.vnodes_encoded(suffixes, out)
+    }
+
+    fn place(&mut self, worker: usize, workers: usize) {
+        self.owns_global = vnode::owner(0, workers) == worker;
+        self.clear();
+        self.ensure_global_group();
     }
 
     fn describe(&self) -> String {
