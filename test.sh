@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test Weir has: unit tests, the sqllogictest files against a real server, the
 # wire-protocol tests, the crash test, the EXPLAIN snapshots, the Kafka client tests and the
-# Postgres client tests (tests/clients.rs).
+# Postgres client tests (tests/clients.rs); then the SQL suite and the crash test again with 1
+# and with 4 workers per view.
 # Installs what the tests need first, skipping whatever is already there:
 #  - from Debian: kcat, psql 15, a JDK (java runs tests/clients/JdbcCheck.java as a source file,
 #    which needs the compiler) and pgJDBC, psqlODBC and unixODBC, node and npm;
@@ -63,3 +64,12 @@ fi
 echo "test.sh: end-to-end suites run $WEIR_TEST_BIN"
 
 cargo test --locked "$@"
+
+# Results must not depend on the number of workers per view: the full run above uses the
+# default (one per core); the SQL suite and the crash test run again with 1 and with 4.
+if [ $# -eq 0 ]; then
+    for workers in 1 4; do
+        echo "test.sh: sqllogictest and crash with --workers $workers"
+        WEIR_TEST_WORKERS=$workers cargo test --locked --test sqllogictest --test crash
+    done
+fi

@@ -23,6 +23,8 @@ pub struct WeirServer {
     pub kafka_port: Option<u16>,
     pub data_dir: PathBuf,
     barrier_interval_ms: u64,
+    /// Workers per view for the next (re)start; None: `$WEIR_TEST_WORKERS`, else the default.
+    pub workers: Option<usize>,
 }
 
 /// The server binary the tests run: `$WEIR_TEST_BIN`, or the `weir` cargo built for the tests.
@@ -55,6 +57,7 @@ impl WeirServer {
             kafka_port: kafka.then_some(0),
             data_dir: data_dir.to_path_buf(),
             barrier_interval_ms,
+            workers: None,
         };
         server.spawn().await;
         server
@@ -107,7 +110,9 @@ impl WeirServer {
             )
             // WEIR_TEST_WORKERS=N runs a suite with N workers per view (default: the cores).
             .args(
-                std::env::var("WEIR_TEST_WORKERS")
+                self.workers
+                    .map(|n| n.to_string())
+                    .or_else(|| std::env::var("WEIR_TEST_WORKERS").ok())
                     .map(|n| vec!["--workers".to_string(), n])
                     .unwrap_or_default(),
             )
