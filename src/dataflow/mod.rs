@@ -1,6 +1,7 @@
 //! Incremental dataflow: operators over change batches, arranged as a tree per materialized
 //! view; each view runs as an [`actor`] on its own thread, fed by shared topic [`readers`] and
-//! driven through numbered epochs by the coordinator (the [`runtime`] is its handle).
+//! driven through numbered epochs by the coordinator (the [`runtime`] is its handle). A view's
+//! tree runs on `--workers` threads, keyed state spread over them by [`vnode`].
 //!
 //! ```text
 //!   shared readers (topic records, table changelogs: decoded once) ─┐
