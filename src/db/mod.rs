@@ -271,6 +271,7 @@ impl Database {
     pub async fn plan(&self, stmt: &ast::Statement) -> Result<LogicalPlan> {
         let state = self.ctx.state();
         let mut stmt = stmt.clone();
+        crate::sql::windows::rewrite(&mut stmt)?;
         pg_catalog::rewrite::rewrite(&mut stmt);
         let plan = state
             .statement_to_plan(DfStatement::Statement(Box::new(stmt)))

@@ -1,6 +1,8 @@
 //! SQL: parsing (sqlparser via DataFusion, plus Weir's own statements) and the rewrite of
-//! DataFusion logical plans into streaming dataflows. Binding and type checking are
+//! DataFusion logical plans into streaming dataflows; window table functions (`TUMBLE`) become
+//! plain SQL first. Binding and type checking are
 //! DataFusion's (see `Database::plan`).
 
 pub mod parse;
 pub mod stream_plan;
+pub mod windows;
