@@ -20,6 +20,7 @@ use datafusion::arrow::datatypes::{
 use serde::{Deserialize, Serialize};
 
 use super::AggKind;
+use super::exact_float::ExactSum;
 use crate::dataflow::ops::key_index::integer_like;
 use crate::error::{ErrorKind, Result, WeirError};
 use crate::formats::RowCodec;
@@ -34,6 +35,7 @@ pub enum Acc {
         sum: i128,
         n: i64,
     },
+    /// A float sum as the first format kept it (a running f64); read, never written.
     SumFloat {
         sum: f64,
         n: i64,
@@ -48,6 +50,11 @@ pub enum Acc {
     ExtremeInt(BTreeMap<i64, i64>),
     /// [`Acc::Best`] of such a type.
     BestInt(Option<i64>),
+    /// Float sum (exact, rounded when read) and non-null count.
+    SumFloatExact {
+        sum: ExactSum,
+        n: i64,
+    },
 }
 
 /// [`Acc`] borrowed from an accumulator, serialized to the same bytes.
@@ -55,11 +62,15 @@ pub enum Acc {
 pub enum AccRef<'a> {
     Count(i64),
     SumExact { sum: i128, n: i64 },
+    /// Never written since exact float sums (only tests build it): it keeps the variant
+    /// indices equal to [`Acc`]'s.
+    #[allow(dead_code)]
     SumFloat { sum: f64, n: i64 },
     Extreme(&'a BTreeMap<Vec<u8>, i64>),
     Best(Option<&'a [u8]>),
     ExtremeInt(&'a BTreeMap<i64, i64>),
     BestInt(Option<i64>),
+    SumFloatExact { sum: &'a ExactSum, n: i64 },
 }
 
 /// The running values of one aggregate for every group.
@@ -300,9 +311,9 @@ impl GroupAccumulator for SumExact {
     }
 }
 
-/// sum and avg over floats.
+/// sum and avg over floats, exact under retraction ([`ExactSum`]).
 struct SumFloat {
-    sums: Vec<f64>,
+    sums: Vec<ExactSum>,
     counts: Vec<i64>,
     avg: bool,
 }
@@ -319,11 +330,11 @@ impl SumFloat {
 
 impl GroupAccumulator for SumFloat {
     fn resize(&mut self, slots: usize) {
-        self.sums.resize(slots, 0.0);
+        self.sums.resize_with(slots, ExactSum::default);
         self.counts.resize(slots, 0);
     }
     fn reset(&mut self, g: usize) {
-        self.sums[g] = 0.0;
+        self.sums[g] = ExactSum::default();
         self.counts[g] = 0;
     }
     fn update(&mut self, groups: &[u32], weights: &[i64], values: &ArrayRef) -> Result<()> {
@@ -334,7 +345,7 @@ impl GroupAccumulator for SumFloat {
             .values();
         let (sums, counts) = (&mut self.sums, &mut self.counts);
         for_each_valid(groups, weights, values, |i, g, w| {
-            sums[g] += raw[i] * w as f64;
+            sums[g].add(raw[i], w);
             counts[g] += w;
         });
         Ok(())
@@ -343,21 +354,26 @@ impl GroupAccumulator for SumFloat {
         let values: Float64Array = groups
             .iter()
             .map(|&g| {
-                let (sum, n) = (self.sums[g as usize], self.counts[g as usize]);
+                let (sum, n) = (self.sums[g as usize].value(), self.counts[g as usize]);
                 (n != 0).then(|| if self.avg { sum / n as f64 } else { sum })
             })
             .collect();
         Ok(Arc::new(values))
     }
     fn save(&self, g: usize) -> AccRef<'_> {
-        AccRef::SumFloat {
-            sum: self.sums[g],
+        AccRef::SumFloatExact {
+            sum: &self.sums[g],
             n: self.counts[g],
         }
     }
     fn load(&mut self, g: usize, state: Acc) -> Result<()> {
         match state {
-            Acc::SumFloat { sum, n } => (self.sums[g], self.counts[g]) = (sum, n),
+            Acc::SumFloatExact { sum, n } => (self.sums[g], self.counts[g]) = (sum, n),
+            Acc::SumFloat { sum, n } => {
+                let mut exact = ExactSum::default();
+                exact.add(sum, 1);
+                (self.sums[g], self.counts[g]) = (exact, n);
+            }
             other => return Err(unexpected(&other)),
         }
         Ok(())
@@ -642,6 +658,9 @@ mod tests {
     #[test]
     fn borrowed_state_writes_the_stored_format() {
         let multiset = BTreeMap::from([(vec![1, 2], 3), (vec![4], -1)]);
+        let mut exact = ExactSum::default();
+        exact.add(1e16, 1);
+        exact.add(-0.25, 3);
         let pairs = [
             (Acc::Count(-7), AccRef::Count(-7)),
             (
@@ -657,6 +676,13 @@ mod tests {
             (
                 Acc::SumFloat { sum: 1.5, n: 1 },
                 AccRef::SumFloat { sum: 1.5, n: 1 },
+            ),
+            (
+                Acc::SumFloatExact {
+                    sum: exact.clone(),
+                    n: 2,
+                },
+                AccRef::SumFloatExact { sum: &exact, n: 2 },
             ),
             (Acc::Extreme(multiset.clone()), AccRef::Extreme(&multiset)),
             (Acc::Best(Some(vec![9, 8])), AccRef::Best(Some(&[9, 8]))),

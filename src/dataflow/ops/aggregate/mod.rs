@@ -13,6 +13,7 @@
 //! groups changed in the epoch only.
 
 mod accumulators;
+mod exact_float;
 
 use std::sync::Arc;
 
