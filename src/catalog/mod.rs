@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ErrorKind, Result, WeirError};
 use crate::formats::Format;
 use crate::sources::generator::NexmarkOptions;
+use crate::sources::reader::EventTime;
 use crate::state::{StateStore, WriteBatch, keys};
 pub use table::TableData;
 
@@ -72,6 +73,8 @@ pub struct SourceDef {
     pub format: Format,
     /// Set when a connector generates the source's records (its topic has no other writer).
     pub generator: Option<NexmarkOptions>,
+    /// `WATERMARK FOR`: the event-time column and the watermark's delay.
+    pub event_time: Option<EventTime>,
 }
 
 /// A keyed, mutable table; its changes are recorded in its changelog topic.

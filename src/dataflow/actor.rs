@@ -64,6 +64,9 @@ pub struct ViewFlow {
 /// Per input, per partition: the next offset to read (empty for view inputs).
 pub type Offsets = Vec<Vec<u64>>;
 
+/// Per input, per partition: the largest event time read (None before the first row).
+pub type EventTimes = Vec<Vec<Option<i64>>>;
+
 /// What flows into a view's actor.
 pub enum Message {
     /// Changes arriving on input `input`.
@@ -98,6 +101,13 @@ pub enum Message {
     RemoveDownstream {
         view_id: u64,
     },
+    /// The largest event time the shared reader read in `partition` of input `input` in
+    /// this epoch (sent after that data).
+    EventTime {
+        input: usize,
+        partition: u32,
+        max: i64,
+    },
     /// The epoch's commit failed: go back to the committed state.
     Rewind,
 }
@@ -131,6 +141,9 @@ pub struct ViewActor {
     offsets: Offsets,
     /// The offsets last put into a batch (written again only when they move).
     written_offsets: Option<Offsets>,
+    /// Per input, per partition: the largest event time read (inputs with a watermark).
+    event_times: EventTimes,
+    written_event_times: EventTimes,
     downstream: Vec<Downstream>,
     events: Sender<Command>,
     skipped: SkippedRecords,
@@ -144,7 +157,7 @@ impl ViewActor {
         events: Sender<Command>,
         skipped: SkippedRecords,
     ) -> ViewActor {
-        let offsets = flow
+        let offsets: Offsets = flow
             .inputs
             .iter()
             .map(|i| match i {
@@ -152,11 +165,14 @@ impl ViewActor {
                 InputSource::View { .. } => Vec::new(),
             })
             .collect();
+        let event_times: EventTimes = offsets.iter().map(|o| vec![None; o.len()]).collect();
         ViewActor {
             flow,
             store,
             offsets,
             written_offsets: None,
+            written_event_times: event_times.clone(),
+            event_times,
             downstream: Vec::new(),
             events,
             skipped,
@@ -174,6 +190,11 @@ impl ViewActor {
                 .map_err(|e| WeirError::internal(format!("corrupt offsets: {e}")))?;
         }
         self.written_offsets = Some(self.offsets.clone());
+        if let Some(bytes) = self.store.get(&keys::event_times_key(self.flow.id))? {
+            self.event_times = serde_json::from_slice(&bytes)
+                .map_err(|e| WeirError::internal(format!("corrupt event times: {e}")))?;
+        }
+        self.written_event_times = self.event_times.clone();
         Ok(())
     }
 
@@ -276,6 +297,11 @@ impl ViewActor {
                 Message::RemoveDownstream { view_id } => {
                     self.downstream.retain(|d| d.view_id != view_id)
                 }
+                Message::EventTime {
+                    input,
+                    partition,
+                    max,
+                } => self.observe(input, partition, max),
                 Message::Rewind => {
                     outputs.clear();
                     failure = self.restore().err();
@@ -336,8 +362,50 @@ impl ViewActor {
         });
     }
 
+    /// Input `input`, partition `partition` has read rows up to event time `max`.
+    fn observe(&mut self, input: usize, partition: u32, max: i64) {
+        if let Some(t) = self
+            .event_times
+            .get_mut(input)
+            .and_then(|p| p.get_mut(partition as usize))
+        {
+            *t = Some(t.map_or(max, |t| t.max(max)));
+        }
+    }
+
+    /// Gives the dataflow each input's watermark: the smallest over its partitions of the
+    /// largest event time read, minus the source's delay (none until every partition has
+    /// had a row).
+    fn pass_watermarks(&mut self) -> Result<()> {
+        for (input, source) in self.flow.inputs.iter().enumerate() {
+            let InputSource::Topic {
+                decoding:
+                    Decoding::Rows {
+                        event_time: Some(event_time),
+                        ..
+                    },
+                ..
+            } = source
+            else {
+                continue;
+            };
+            let least = self.event_times[input]
+                .iter()
+                .copied()
+                .try_fold(i64::MAX, |least, t| t.map(|t| least.min(t)));
+            if let Some(least) = least {
+                let watermark = least.saturating_sub(event_time.delay_micros);
+                self.flow
+                    .dataflow
+                    .watermark(input, event_time.column, watermark)?;
+            }
+        }
+        Ok(())
+    }
+
     /// The epoch's output applied: view rows, operator state and offsets in one batch.
     fn close(&mut self, outputs: Vec<ChangeBatch>) -> Result<EpochOutput> {
+        self.pass_watermarks()?;
         let mut batch = WriteBatch::default();
         let delta = close_epoch(
             self.flow.id,
@@ -352,6 +420,12 @@ impl ViewActor {
                 .map_err(|e| WeirError::internal(e.to_string()))?;
             batch.put(keys::offsets_key(self.flow.id), offsets);
             self.written_offsets = Some(self.offsets.clone());
+        }
+        if self.written_event_times != self.event_times {
+            let times = serde_json::to_vec(&self.event_times)
+                .map_err(|e| WeirError::internal(e.to_string()))?;
+            batch.put(keys::event_times_key(self.flow.id), times);
+            self.written_event_times = self.event_times.clone();
         }
         Ok(EpochOutput { batch, delta })
     }
@@ -392,10 +466,15 @@ impl ViewActor {
         };
         let from = self.offsets[input][p as usize];
         let dataflow = &mut self.flow.dataflow;
+        let mut max_event_time = None;
         let read = read_range(topic, decoding, p, from, to, |changes| {
+            if let Some(t) = decoding.max_event_time(&changes) {
+                max_event_time = Some(max_event_time.map_or(t, |m: i64| m.max(t)));
+            }
             outputs.extend(dataflow.push(input, &changes)?);
             Ok(())
         })?;
+
         self.offsets[input][p as usize] = read.next;
         if read.skipped > 0 {
             *self
@@ -404,6 +483,9 @@ impl ViewActor {
                 .expect("skipped lock")
                 .entry((self.flow.id, topic.name().to_string()))
                 .or_default() += read.skipped;
+        }
+        if let Some(t) = max_event_time {
+            self.observe(input, p, t);
         }
         Ok(read)
     }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::SchemaRef;
 
 use super::ChangeBatch;
-use super::ops::{Operator, StateScope};
+use super::ops::{OPERATOR_WIDE_STATE, Operator, StateScope};
 use super::vnode;
 use super::workers::{Exchange, Pool};
 use crate::error::Result;
@@ -106,6 +106,16 @@ impl Dataflow {
         }
     }
 
+    /// A watermark on column `column` of input `input` (every worker gets it: each holds
+    /// windows of its own keys).
+    pub fn watermark(&mut self, input: usize, column: usize, value: i64) -> Result<()> {
+        match self.exec() {
+            Exec::Inline(worker) => worker.watermark(input, column, value),
+            Exec::Pool(pool) => pool.watermark(input, column, value),
+            Exec::Unstarted(_) => unreachable!("started above"),
+        }
+    }
+
     pub fn checkpoint(&mut self, view_id: u64, batch: &mut WriteBatch) -> Result<()> {
         match self.exec() {
             Exec::Inline(worker) => worker.checkpoint(view_id, batch),
@@ -171,6 +181,10 @@ impl Worker {
         barrier(&mut self.root, &mut self.exchange)
     }
 
+    pub(super) fn watermark(&mut self, input: usize, column: usize, value: i64) -> Result<()> {
+        watermark(&mut self.root, input, column, value).map(|_| ())
+    }
+
     pub(super) fn checkpoint(&mut self, view_id: u64, batch: &mut WriteBatch) -> Result<()> {
         visit_ops(&mut self.root, &mut |id, op| {
             let prefix = keys::operator_prefix(view_id, id);
@@ -206,15 +220,18 @@ fn owned_pairs(
     if workers == 1 {
         return Ok(Arc::try_unwrap(pairs).unwrap_or_else(|shared| (*shared).clone()));
     }
-    let suffixes: Vec<&[u8]> = pairs.iter().map(|(k, _)| &k[prefix_len..]).collect();
+    let (wide, keyed): (Vec<_>, Vec<_>) = pairs
+        .iter()
+        .partition(|(k, _)| k.get(prefix_len) == Some(&OPERATOR_WIDE_STATE));
+    let suffixes: Vec<&[u8]> = keyed.iter().map(|(k, _)| &k[prefix_len..]).collect();
     let mut vnodes = Vec::new();
     op.state_vnodes(&suffixes, &mut vnodes)?;
-    Ok(pairs
-        .iter()
+    let owned = keyed
+        .into_iter()
         .zip(vnodes)
         .filter(|(_, v)| vnode::owner(*v, workers) == index)
-        .map(|(pair, _)| pair.clone())
-        .collect())
+        .map(|(pair, _)| pair);
+    Ok(wide.into_iter().chain(owned).cloned().collect())
 }
 
 /// Whether input `input` is a leaf under `node` (the same answer on every worker, so all take
@@ -284,6 +301,39 @@ fn barrier(node: &mut Node, exchange: &mut Option<Exchange>) -> Result<Vec<Chang
                 }
             }
             out.extend(op.barrier()?);
+            Ok(out)
+        }
+    }
+}
+
+/// Passes a watermark up from the leaf of input `input`: returns the watermarks it implies
+/// on `node`'s output columns.
+fn watermark(node: &mut Node, input: usize, column: usize, value: i64) -> Result<Vec<(usize, i64)>> {
+    match node {
+        Node::Input {
+            input: i,
+            projection,
+            ..
+        } => {
+            if *i != input {
+                return Ok(Vec::new());
+            }
+            let column = match projection {
+                Some(cols) => match cols.iter().position(|&c| c == column) {
+                    Some(p) => p,
+                    None => return Ok(Vec::new()),
+                },
+                None => column,
+            };
+            Ok(vec![(column, value)])
+        }
+        Node::Op { op, children, .. } => {
+            let mut out = Vec::new();
+            for (k, child) in children.iter_mut().enumerate() {
+                for (c, v) in watermark(child, input, column, value)? {
+                    out.extend(op.watermark(k, c, v)?);
+                }
+            }
             Ok(out)
         }
     }

@@ -134,17 +134,25 @@ impl Readers {
                 let end = reader.topic.end_offset(p)?;
                 let from = reader.positions[p as usize];
                 let subscribers = &reader.subscribers;
-                let read = read_range(&reader.topic, &reader.decoding, p, from, end, |changes| {
-                    for s in subscribers {
-                        for &input in &s.inputs {
-                            let batch = changes.clone();
-                            if s.sender.send(Message::Data { input, batch }).is_err() {
-                                tracing::warn!(view = s.view_id, "a view's thread stopped");
-                            }
-                        }
+                let decoding = &reader.decoding;
+                let mut max_event_time = None;
+                let read = read_range(&reader.topic, decoding, p, from, end, |changes| {
+                    if let Some(t) = decoding.max_event_time(&changes) {
+                        max_event_time = Some(max_event_time.map_or(t, |m: i64| m.max(t)));
                     }
+                    send(subscribers, |input| Message::Data {
+                        input,
+                        batch: changes.clone(),
+                    });
                     Ok(())
                 })?;
+                if let Some(max) = max_event_time {
+                    send(subscribers, |input| Message::EventTime {
+                        input,
+                        partition: p,
+                        max,
+                    });
+                }
                 reader.positions[p as usize] = read.next;
                 if read.skipped > 0 {
                     let mut skipped = skipped.lock().expect("skipped lock");
@@ -190,6 +198,17 @@ impl Readers {
     /// Lets go of every view's channel (shutdown).
     pub fn clear(&mut self) {
         self.readers.clear();
+    }
+}
+
+/// Sends each subscribed input its message.
+fn send(subscribers: &[Subscriber], message: impl Fn(usize) -> Message) {
+    for s in subscribers {
+        for &input in &s.inputs {
+            if s.sender.send(message(input)).is_err() {
+                tracing::warn!(view = s.view_id, "a view's thread stopped");
+            }
+        }
     }
 }
 

@@ -118,6 +118,7 @@ enum Step {
     Push(usize, ChangeBatch),
     Barrier,
     Checkpoint(u64),
+    Watermark(usize, usize, i64),
     /// Answer once every earlier step is done.
     Quiesce,
     Restore(u64, Arc<StateByOperator>),
@@ -262,6 +263,11 @@ impl Pool {
         Ok(self.collect()?.0)
     }
 
+    pub(super) fn watermark(&mut self, input: usize, column: usize, value: i64) -> Result<()> {
+        self.send_all(|| Step::Watermark(input, column, value))?;
+        self.collect().map(|_| ())
+    }
+
     pub(super) fn checkpoint(&mut self, view_id: u64, batch: &mut WriteBatch) -> Result<()> {
         self.send_all(|| Step::Checkpoint(view_id))?;
         for write in self.collect()?.1 {
@@ -321,6 +327,13 @@ fn run(mut worker: Worker, steps: Receiver<Step>, replies: Sender<Reply>) {
                     Err,
                 );
                 Reply::Done(result.map(Some))
+            }
+            Step::Watermark(input, column, value) => {
+                let result = failure.clone().map_or_else(
+                    || guarded(|| worker.watermark(input, column, value)),
+                    Err,
+                );
+                Reply::Done(result.map(|()| None))
             }
             Step::Quiesce => Reply::Done(Ok(None)),
             Step::Restore(view_id, state) => {

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{RecordBatch, StringArray};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::sql::sqlparser::ast;
 
 use super::{Database, Output, Tag, object_name};
@@ -19,7 +19,8 @@ use crate::dataflow::topic_sink::{CommittedEnds, SinkMode, TopicSink};
 use crate::dataflow::view_rows::ViewRows;
 use crate::error::{ErrorKind, Result, WeirError};
 use crate::sources::generator::{self, GeneratorHandle, NexmarkOptions};
-use crate::sources::reader::Decoding;
+use crate::sources::reader::{Decoding, EventTime};
+use crate::sql::event_time::{self, WatermarkDef};
 use crate::sql::parse::{self, Statement};
 use crate::sql::stream_plan::{StreamPlan, StreamProps, check_deterministic, plan_stream};
 use crate::state::WriteBatch;
@@ -85,6 +86,11 @@ impl Database {
                     self.catalog.ensure_free(&create.name)?;
                 }
                 let schema = columns_schema(&create.columns);
+                let event_time = create
+                    .watermark
+                    .as_ref()
+                    .map(|w| event_time(&create.columns, w))
+                    .transpose()?;
                 let (topic, owns_topic) = match (&create.topic, &restored) {
                     (_, Some(item)) => (
                         create.topic.clone().unwrap_or(create.name.clone()),
@@ -136,6 +142,7 @@ impl Database {
                     topic: topic.clone(),
                     format: create.format,
                     generator: create.generator.clone(),
+                    event_time,
                 };
                 self.catalog.insert(Entry::Source(Arc::new(def)), persist)?;
                 if let Some(generator) = create.generator
@@ -291,6 +298,7 @@ impl Database {
         &self,
         query: &ast::Query,
         restoring: bool,
+        emit_on_window_close: bool,
     ) -> Result<(StreamPlan, Vec<String>)> {
         let plan = self
             .plan(&ast::Statement::Query(Box::new(query.clone())))
@@ -304,18 +312,21 @@ impl Database {
             Some(Entry::Table(t)) => StreamProps {
                 key: Some(t.primary_key.clone()),
                 append_only: false,
+                watermarks: Vec::new(),
             },
             Some(Entry::View(v)) => StreamProps {
                 key: Some(v.key.clone()),
                 append_only: v.append_only,
+                watermarks: Vec::new(),
             },
-            Some(Entry::Source(_)) => StreamProps {
+            Some(Entry::Source(s)) => StreamProps {
                 key: None,
                 append_only: true,
+                watermarks: s.event_time.iter().map(|t| t.column).collect(),
             },
             _ => StreamProps::default(),
         };
-        let mut stream = plan_stream(&optimized, &relation, self.workers)?;
+        let mut stream = plan_stream(&optimized, &relation, self.workers, emit_on_window_close)?;
         let names: Vec<String> = plan
             .schema()
             .fields()
@@ -353,7 +364,7 @@ impl Database {
         let mut stmts = parse::parse(query)?;
         match (stmts.pop(), stmts.is_empty()) {
             (Some(Statement::Standard(stmt)), true) => match *stmt {
-                ast::Statement::Query(q) => Ok(self.plan_view(&q, false).await?.0),
+                ast::Statement::Query(q) => Ok(self.plan_view(&q, false, false).await?.0),
                 _ => Err(WeirError::syntax("expected a query")),
             },
             _ => Err(WeirError::syntax("expected one query")),
@@ -384,7 +395,10 @@ impl Database {
             }
             self.catalog.ensure_free(&name)?;
         }
-        let (stream, inputs) = self.plan_view(&view.query, restored.is_some()).await?;
+        let emit_on_window_close = event_time::emit_on_window_close(&view.options)?;
+        let (stream, inputs) = self
+            .plan_view(&view.query, restored.is_some(), emit_on_window_close)
+            .await?;
         let mut depends_on: Vec<String> = inputs.clone();
         depends_on.sort();
         depends_on.dedup();
@@ -573,6 +587,7 @@ impl Database {
                 decoding: Decoding::Rows {
                     format: s.format,
                     schema: s.schema.clone(),
+                    event_time: s.event_time,
                 },
             },
             Some(Entry::Table(t)) => InputSource::Topic {
@@ -724,7 +739,10 @@ impl Database {
     pub(super) async fn explain(&self, stmt: ast::Statement) -> Result<Output> {
         let text = match &stmt {
             ast::Statement::CreateView(view) if view.materialized => {
-                let (stream, _) = self.plan_view(&view.query, false).await?;
+                let emit_on_window_close = event_time::emit_on_window_close(&view.options)?;
+                let (stream, _) = self
+                    .plan_view(&view.query, false, emit_on_window_close)
+                    .await?;
                 let mut text = stream.dataflow.explain();
                 if !stream.key.is_empty() {
                     let names: Vec<&str> = stream
@@ -778,4 +796,35 @@ pub fn pg_column_name(name: &str) -> String {
         return func.to_ascii_lowercase();
     }
     name.to_string()
+}
+
+/// A source's `WATERMARK FOR` checked against its columns: a TIMESTAMP column.
+fn event_time(columns: &[parse::Column], watermark: &WatermarkDef) -> Result<EventTime> {
+    let column = columns
+        .iter()
+        .position(|c| c.name == watermark.column)
+        .ok_or_else(|| {
+            WeirError::new(
+                ErrorKind::UndefinedColumn,
+                format!("column \"{}\" does not exist", watermark.column),
+            )
+            .with_hint("WATERMARK FOR names one of the source's columns")
+        })?;
+    if !matches!(
+        columns[column].data_type,
+        DataType::Timestamp(TimeUnit::Microsecond, _)
+    ) {
+        return Err(WeirError::new(
+            ErrorKind::DatatypeMismatch,
+            format!(
+                "WATERMARK FOR column \"{}\" is {}, not a timestamp",
+                watermark.column, columns[column].sql_type
+            ),
+        )
+        .with_hint("event time is a TIMESTAMP or TIMESTAMPTZ column"));
+    }
+    Ok(EventTime {
+        column,
+        delay_micros: watermark.delay_micros,
+    })
 }

@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::array::AsArray;
+use datafusion::arrow::compute::{cast, max};
+use datafusion::arrow::datatypes::{DataType, Int64Type, SchemaRef};
 
 use crate::catalog::table::decode_changelog;
 use crate::config::SOURCE_READ_RECORDS_MAX;
@@ -13,11 +15,24 @@ use crate::error::Result;
 use crate::formats::{self, Format};
 use crate::topics::Topic;
 
+/// A source's event time: its watermark is, per partition, the largest value of column
+/// `column` read so far minus `delay_micros`, and the minimum over partitions.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EventTime {
+    /// A TIMESTAMP column (microseconds).
+    pub column: usize,
+    pub delay_micros: i64,
+}
+
 /// How a topic's records become rows.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Decoding {
     /// A source: each record is one row in `format`.
-    Rows { format: Format, schema: SchemaRef },
+    Rows {
+        format: Format,
+        schema: SchemaRef,
+        event_time: Option<EventTime>,
+    },
     /// A table's changelog: `{"op", "row"}` records with their weights.
     Changelog { schema: SchemaRef },
 }
@@ -26,7 +41,7 @@ impl Decoding {
     /// Decodes record values; returns the changes and how many records did not decode.
     pub fn decode(&self, values: &[&[u8]]) -> Result<(ChangeBatch, usize)> {
         match self {
-            Decoding::Rows { format, schema } => {
+            Decoding::Rows { format, schema, .. } => {
                 let decoded = formats::decode_records(*format, schema, values)?;
                 Ok((ChangeBatch::inserts(decoded.batch), decoded.skipped))
             }
@@ -36,6 +51,20 @@ impl Decoding {
                 Ok((ChangeBatch::new(rows, weights), skipped))
             }
         }
+    }
+
+    /// The largest event time in `changes` (None for a decoding without event time, or no non-NULL value).
+    pub fn max_event_time(&self, changes: &ChangeBatch) -> Option<i64> {
+        let Decoding::Rows {
+            event_time: Some(t),
+            ..
+        } = self
+        else {
+            return None;
+        };
+        let column = changes.rows.column(t.column);
+        let micros = cast(column, &DataType::Int64).ok()?;
+        max(micros.as_primitive::<Int64Type>())
     }
 }
 

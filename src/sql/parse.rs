@@ -9,6 +9,7 @@ use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::Token;
 
+use super::event_time::{WatermarkDef, set_emit_on_window_close};
 use crate::error::{ErrorKind, Result, WeirError};
 use crate::formats::Format;
 use crate::sources::generator::NexmarkOptions;
@@ -51,6 +52,8 @@ pub struct CreateSource {
     pub if_not_exists: bool,
     /// Set for a source whose events a connector generates (`WITH (connector = 'nexmark')`).
     pub generator: Option<NexmarkOptions>,
+    /// `WATERMARK FOR col AS col - INTERVAL '...'` in the column list.
+    pub watermark: Option<WatermarkDef>,
 }
 
 impl CreateSource {
@@ -63,11 +66,12 @@ impl CreateSource {
                 options.to_sql()
             );
         }
-        let cols: Vec<String> = self
+        let mut cols: Vec<String> = self
             .columns
             .iter()
             .map(|c| format!("{} {}", quote_ident(&c.name), c.sql_type))
             .collect();
+        cols.extend(self.watermark.iter().map(|w| w.to_sql(quote_ident)));
         let topic = self
             .topic
             .as_ref()
@@ -259,10 +263,62 @@ fn parse_one(parser: &mut Parser) -> Result<Statement> {
             };
             Ok(Statement::Show(kind))
         }
-        _ => Ok(Statement::Standard(Box::new(
-            parser.parse_statement().map_err(syntax)?,
-        ))),
+        _ => {
+            let mut stmt = parser.parse_statement().map_err(syntax)?;
+            // `CREATE MATERIALIZED VIEW ... EMIT ON WINDOW CLOSE`, also under EXPLAIN.
+            let view = match &mut stmt {
+                ast::Statement::Explain { statement, .. } => match statement.as_mut() {
+                    ast::Statement::CreateView(view) => Some(view),
+                    _ => None,
+                },
+                ast::Statement::CreateView(view) => Some(view),
+                _ => None,
+            };
+            let words = |words: &[&str]| {
+                (0..words.len())
+                    .map(|n| word_at(parser, n))
+                    .eq(words.iter().map(|w| Some(w.to_string())))
+            };
+            if let Some(view) = view
+                && view.materialized
+            {
+                if words(&["EMIT", "ON", "WINDOW", "CLOSE"]) {
+                    skip(parser, 4);
+                    set_emit_on_window_close(&mut view.options);
+                } else if words(&["ON", "WINDOW", "CLOSE"]) && take_emit_alias(&mut view.query) {
+                    // `FROM t EMIT ON WINDOW CLOSE`: sqlparser took EMIT for t's alias.
+                    skip(parser, 3);
+                    set_emit_on_window_close(&mut view.options);
+                }
+            }
+            Ok(Statement::Standard(Box::new(stmt)))
+        }
     }
+}
+
+/// Removes an unquoted alias `EMIT` from the query's last FROM relation; whether there was one.
+fn take_emit_alias(query: &mut ast::Query) -> bool {
+    let ast::SetExpr::Select(select) = query.body.as_mut() else {
+        return false;
+    };
+    let Some(last) = select.from.last_mut() else {
+        return false;
+    };
+    let factor = match last.joins.last_mut() {
+        Some(join) => &mut join.relation,
+        None => &mut last.relation,
+    };
+    let alias = match factor {
+        ast::TableFactor::Table { alias, .. } | ast::TableFactor::Derived { alias, .. } => alias,
+        _ => return false,
+    };
+    let is_emit = alias.as_ref().is_some_and(|a| {
+        a.columns.is_empty() && a.name.quote_style.is_none() && a.name.value.eq_ignore_ascii_case("emit")
+    });
+    if is_emit {
+        *alias = None;
+    }
+    is_emit
 }
 
 /// `FETCH [NEXT | ALL | n | FORWARD [n | ALL]] [FROM | IN] cursor` with Postgres' optional
@@ -433,8 +489,7 @@ fn create_source(parser: &mut Parser) -> Result<CreateSource> {
     if parser.parse_keyword(Keyword::WITH) {
         return generated_source(parser, name, if_not_exists);
     }
-    refuse_watermark(parser)?;
-    let (defs, constraints) = parser.parse_columns().map_err(syntax)?;
+    let (defs, constraints, watermark) = source_columns(parser)?;
     refuse_source_constraints(&defs, &constraints)?;
     if defs.is_empty() {
         return Err(WeirError::syntax("a source needs a column list")
@@ -461,6 +516,7 @@ fn create_source(parser: &mut Parser) -> Result<CreateSource> {
         format,
         if_not_exists,
         generator: None,
+        watermark,
     })
 }
 
@@ -504,6 +560,7 @@ fn generated_source(
         format: Format::Json,
         if_not_exists,
         generator: Some(generator),
+        watermark: None,
     })
 }
 
@@ -533,40 +590,52 @@ pub fn columns(defs: &[ast::ColumnDef]) -> Result<Vec<Column>> {
     Ok(out)
 }
 
-/// Refuses the `WATERMARK FOR col AS ...` entry of a source's column list (Flink's syntax) with
-/// 0A000 until Weir has event-time watermarks; the column parser would fail on it with a puzzling
-/// syntax error. Peeks at the column list only: the position is restored after the scan.
-fn refuse_watermark(parser: &mut Parser) -> Result<()> {
-    let mut watermark = false;
-    // `try_parse` rewinds when its closure fails, so the scan always "fails".
-    let _ = parser.try_parse(|p| {
-        let mut depth = 0usize;
-        loop {
-            match p.next_token().token {
-                Token::LParen => depth += 1,
-                Token::RParen if depth > 1 => depth -= 1,
-                Token::Word(w)
-                    if depth == 1
-                        && w.value.eq_ignore_ascii_case("watermark")
-                        && p.peek_keyword(Keyword::FOR) =>
-                {
-                    watermark = true;
-                    break;
-                }
-                Token::RParen | Token::EOF => break,
-                _ if depth == 0 => break,
-                _ => {}
-            }
-        }
-        Err::<(), _>(ParserError::ParserError("scanned".into()))
-    });
-    if watermark {
-        return Err(WeirError::unsupported(
-            "WATERMARK FOR is not supported yet: Weir has no event-time watermarks",
-        )
-        .with_hint("leave out the WATERMARK clause; views see every record as it arrives"));
+/// A source's column list: column definitions, constraints (refused by the caller), and at
+/// most one `WATERMARK FOR col AS expr` entry (Flink's syntax; see `sql::event_time`).
+fn source_columns(
+    parser: &mut Parser,
+) -> Result<(
+    Vec<ast::ColumnDef>,
+    Vec<ast::TableConstraint>,
+    Option<WatermarkDef>,
+)> {
+    let (mut defs, mut constraints, mut watermark) = (Vec::new(), Vec::new(), None);
+    if !parser.consume_token(&Token::LParen) {
+        return Ok((defs, constraints, watermark));
     }
-    Ok(())
+    if parser.consume_token(&Token::RParen) {
+        return Ok((defs, constraints, watermark));
+    }
+    loop {
+        if word_at(parser, 0).as_deref() == Some("WATERMARK") && word_at(parser, 1).as_deref() == Some("FOR") {
+            skip(parser, 2);
+            let column = ident(parser)?;
+            if !parser.parse_keyword(Keyword::AS) {
+                return Err(WeirError::syntax(format!(
+                    "expected AS after WATERMARK FOR {column}"
+                )));
+            }
+            let expr = parser.parse_expr().map_err(syntax)?;
+            if watermark.is_some() {
+                return Err(WeirError::syntax("a source has at most one WATERMARK FOR"));
+            }
+            watermark = Some(WatermarkDef::new(column, &expr)?);
+        } else if let Some(c) = parser.parse_optional_table_constraint().map_err(syntax)? {
+            constraints.push(c);
+        } else {
+            defs.push(parser.parse_column_def().map_err(syntax)?);
+        }
+        if parser.consume_token(&Token::Comma) {
+            continue;
+        }
+        if !parser.consume_token(&Token::RParen) {
+            return Err(WeirError::syntax(format!(
+                "syntax error at or near \"{}\"",
+                parser.peek_token().token
+            )));
+        }
+        return Ok((defs, constraints, watermark));
+    }
 }
 
 /// Refuses keys, constraints and column options on a source (0A000): a source is an

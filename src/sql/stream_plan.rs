@@ -16,7 +16,7 @@ use datafusion::common::DFSchema;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::execution::context::ExecutionProps;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
-use datafusion::logical_expr::{Expr, ExprSchemable, JoinType, LogicalPlan, Volatility};
+use datafusion::logical_expr::{Expr, ExprSchemable, JoinType, LogicalPlan, Operator, Volatility};
 use datafusion::physical_expr::{PhysicalExpr, create_physical_expr};
 
 use crate::dataflow::batch::nullable_schema;
@@ -45,15 +45,21 @@ pub struct StreamProps {
     /// Only insertions, never retractions: a source, and filters, projections and inner joins
     /// of append-only streams. Its min/max keep one value instead of a multiset.
     pub append_only: bool,
+    /// Timestamp columns that carry a watermark (a source's `WATERMARK FOR` column, and
+    /// columns computed from it by a non-decreasing expression such as TUMBLE's window bounds).
+    pub watermarks: Vec<usize>,
 }
 
 /// Turns an optimized plan into a dataflow run by `workers` workers (one copy of the operator
 /// tree each). `relation` gives the properties of a relation a scan reads (a table's primary
 /// key, a view's key; whether it is append-only).
+/// With `emit_on_window_close` the topmost aggregate emits each window once, when the
+/// watermark passes it.
 pub fn plan_stream(
     plan: &LogicalPlan,
     relation: &dyn Fn(&str) -> StreamProps,
     workers: usize,
+    emit_on_window_close: bool,
 ) -> Result<StreamPlan> {
     let mut trees = Vec::with_capacity(workers);
     let mut built = None;
@@ -63,8 +69,15 @@ pub fn plan_stream(
             next_op: 0,
             relation,
             props: ExecutionProps::new(),
+            emit_on_window_close,
         };
         let (root, out) = builder.build(plan)?;
+        if builder.emit_on_window_close {
+            return Err(WeirError::unsupported(
+                "EMIT ON WINDOW CLOSE needs a GROUP BY: it emits each group once, when its window closes",
+            )
+            .with_hint("GROUP BY window_start of TUMBLE(source, ts, INTERVAL '...') over a source with WATERMARK FOR ts"));
+        }
         trees.push(root);
         built = Some((builder.inputs, out));
     }
@@ -118,6 +131,8 @@ struct Builder<'a> {
     next_op: u32,
     relation: &'a dyn Fn(&str) -> StreamProps,
     props: ExecutionProps,
+    /// EMIT ON WINDOW CLOSE asked for and not yet given to an aggregate.
+    emit_on_window_close: bool,
 }
 
 /// The expression under any number of `AS` aliases.
@@ -211,9 +226,18 @@ impl Builder<'_> {
                         .map(|k| cols.iter().position(|c| c == k))
                         .collect::<Option<Vec<usize>>>(),
                 };
+                let watermarks = match &scan.projection {
+                    None => base.watermarks.clone(),
+                    Some(cols) => base
+                        .watermarks
+                        .iter()
+                        .filter_map(|w| cols.iter().position(|c| c == w))
+                        .collect(),
+                };
                 let out = StreamProps {
                     key: key.filter(|k| !k.is_empty()),
                     append_only: base.append_only,
+                    watermarks,
                 };
                 let mut node = Node::Input {
                     input,
@@ -263,11 +287,27 @@ impl Builder<'_> {
                         .collect::<Option<Vec<usize>>>()
                 });
                 let schema = nullable_schema(projection.schema.as_arrow());
+                // (input column, output column) for each output that follows a watermark.
+                let carried: Vec<(usize, usize)> = projection
+                    .expr
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, e)| {
+                        let c = follows_watermark(e, input_schema, &input.watermarks)?;
+                        Some((c, i))
+                    })
+                    .collect();
                 let out = StreamProps {
                     key: out_key,
                     append_only: input.append_only,
+                    watermarks: carried.iter().map(|&(_, i)| i).collect(),
                 };
-                Ok((self.op(Project::new(exprs, schema), vec![child]), out))
+                let mut project = Project::new(exprs, schema);
+                if !carried.is_empty() {
+                    project = project
+                        .with_watermarks(nullable_schema(input_schema.as_arrow()), carried);
+                }
+                Ok((self.op(project, vec![child]), out))
             }
             LogicalPlan::Aggregate(agg) => {
                 let (child, input) = self.build(&agg.input)?;
@@ -332,8 +372,22 @@ impl Builder<'_> {
                     });
                 }
                 let n_groups = group_exprs.len();
+                // Group keys that are a column carrying a watermark: (key, input column).
+                let windows: Vec<(usize, usize)> = agg
+                    .group_expr
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(k, e)| match strip_aliases(e) {
+                        Expr::Column(c) => input_schema
+                            .index_of_column(c)
+                            .ok()
+                            .filter(|i| input.watermarks.contains(i))
+                            .map(|i| (k, i)),
+                        _ => None,
+                    })
+                    .collect();
                 let schema = nullable_schema(agg.schema.as_arrow());
-                let op = Aggregate::new(
+                let mut op = Aggregate::new(
                     group_exprs,
                     group_types,
                     specs,
@@ -341,9 +395,21 @@ impl Builder<'_> {
                     schema,
                     input.append_only,
                 )?;
+                let mut append_only = false;
+                if std::mem::take(&mut self.emit_on_window_close) {
+                    let Some(&(key, column)) = windows.first() else {
+                        return Err(WeirError::unsupported(
+                            "EMIT ON WINDOW CLOSE needs a GROUP BY column that follows a watermark",
+                        )
+                        .with_hint("GROUP BY window_start of TUMBLE(source, ts, INTERVAL '...') over a source with WATERMARK FOR ts"));
+                    };
+                    op = op.emit_on_window_close(key, column);
+                    append_only = true;
+                }
                 let out = StreamProps {
                     key: (n_groups > 0).then(|| (0..n_groups).collect()),
-                    append_only: false,
+                    append_only,
+                    watermarks: windows.iter().map(|&(k, _)| k).collect(),
                 };
                 Ok((self.op(op, vec![child]), out))
             }
@@ -407,6 +473,7 @@ impl Builder<'_> {
                 let out = StreamProps {
                     key: None,
                     append_only: left_props.append_only && right_props.append_only,
+                    watermarks: Vec::new(),
                 };
                 Ok((self.op(op, vec![left, right]), out))
             }
@@ -428,5 +495,39 @@ impl Builder<'_> {
             _ => Err(WeirError::unsupported("this query cannot be a materialized view yet")
                 .with_hint("views support projections, WHERE, GROUP BY with count, sum, avg, min and max, HAVING, DISTINCT, inner equi-joins and views over views")),
         }
+    }
+}
+
+/// The input column whose watermark `expr` follows: the column itself, or a non-decreasing
+/// function of it (`date_bin` / `date_trunc` with constant other arguments, plus or minus a
+/// constant, a cast to a timestamp), as TUMBLE's window bounds are.
+fn follows_watermark(expr: &Expr, schema: &DFSchema, watermarks: &[usize]) -> Option<usize> {
+    match strip_aliases(expr) {
+        Expr::Column(c) => schema
+            .index_of_column(c)
+            .ok()
+            .filter(|i| watermarks.contains(i)),
+        Expr::ScalarFunction(f) if matches!(f.func.name(), "date_bin" | "date_trunc") => {
+            let mut found = None;
+            for arg in &f.args {
+                match arg {
+                    Expr::Literal(..) => {}
+                    other if found.is_none() => found = follows_watermark(other, schema, watermarks),
+                    _ => return None,
+                }
+            }
+            found
+        }
+        Expr::BinaryExpr(b) => match (b.op, b.left.as_ref(), b.right.as_ref()) {
+            (Operator::Plus | Operator::Minus, l, Expr::Literal(..)) => {
+                follows_watermark(l, schema, watermarks)
+            }
+            (Operator::Plus, Expr::Literal(..), r) => follows_watermark(r, schema, watermarks),
+            _ => None,
+        },
+        Expr::Cast(c) if matches!(c.field.data_type(), DataType::Timestamp(..)) => {
+            follows_watermark(&c.expr, schema, watermarks)
+        }
+        _ => None,
     }
 }

@@ -75,6 +75,12 @@ pub fn view_state_prefix(view_id: u64) -> Vec<u8> {
     k
 }
 
+/// A view's event times: per input, per partition, the largest event time read (JSON), kept
+/// beside its operators' state so that dropping the view's state drops them too.
+pub fn event_times_key(view_id: u64) -> Vec<u8> {
+    operator_prefix(view_id, u32::MAX)
+}
+
 pub fn offsets_key(view_id: u64) -> Vec<u8> {
     let mut k = vec![OFFSETS];
     k.extend_from_slice(&view_id.to_be_bytes());

@@ -37,6 +37,10 @@ impl Operator for Filter {
         Ok(if out.is_empty() { vec![] } else { vec![out] })
     }
 
+    fn watermark(&mut self, _input: usize, column: usize, value: i64) -> Result<Vec<(usize, i64)>> {
+        Ok(vec![(column, value)])
+    }
+
     fn describe(&self) -> String {
         format!("Filter: {}", self.predicate)
     }

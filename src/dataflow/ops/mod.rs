@@ -16,6 +16,11 @@ use crate::dataflow::ChangeBatch;
 use crate::error::Result;
 use crate::state::WriteBatch;
 
+/// The first byte of a state entry that belongs to the operator as a whole (say, its
+/// watermark), not to one key: every worker gets it on restore. No row-format key starts
+/// with it (their first byte is a null marker, 0 to 2).
+pub const OPERATOR_WIDE_STATE: u8 = 0xff;
+
 /// Where an operator keeps its durable state: the store prefix that belongs to it alone.
 pub struct StateScope<'a> {
     pub prefix: &'a [u8],
@@ -67,6 +72,13 @@ pub trait Operator: Send {
     /// a worker restoring state keeps the entries of its vnodes.
     fn state_vnodes(&self, _suffixes: &[&[u8]], _out: &mut Vec<u16>) -> Result<()> {
         Ok(())
+    }
+
+    /// A watermark on column `column` of input `input` (microseconds of a timestamp): no row
+    /// below it there will be counted any more. Returns the watermarks that follow on the
+    /// operator's output columns (none by default: the watermark stops here).
+    fn watermark(&mut self, _input: usize, _column: usize, _value: i64) -> Result<Vec<(usize, i64)>> {
+        Ok(Vec::new())
     }
 
     /// Tells the operator it is the copy on worker `worker` of `workers` (before any input).

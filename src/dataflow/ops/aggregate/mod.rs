@@ -10,10 +10,12 @@
 //! a retraction of its previous output row and an insertion of its new one.
 //!
 //! State per group is written at each checkpoint under `<operator prefix><group key>`, for the
-//! groups changed in the epoch only.
+//! groups changed in the epoch only. With EMIT ON WINDOW CLOSE (`window_close.rs`) a group is
+//! a window, emitted once when the watermark passes it.
 
 mod accumulators;
 mod exact_float;
+mod window_close;
 
 use std::sync::Arc;
 
@@ -31,6 +33,7 @@ use crate::error::{Result, WeirError};
 use crate::formats::RowCodec;
 use crate::state::WriteBatch;
 use accumulators::{Acc, AccRef, GroupAccumulator, accumulator};
+use window_close::{WATERMARK_SUFFIX, WindowClose};
 
 /// Which aggregate function, with the representation its running value needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +93,8 @@ pub struct Aggregate {
     /// Whether this copy holds the one group of a global aggregate: the worker owning the
     /// empty key's vnode does (the only copy when the view runs on one worker).
     owns_global: bool,
+    /// EMIT ON WINDOW CLOSE: which group key is the window, and the watermark.
+    close: Option<WindowClose>,
 }
 
 impl Aggregate {
@@ -140,9 +145,50 @@ impl Aggregate {
             touched_mark: Vec::new(),
             row_groups: Vec::new(),
             owns_global: true,
+            close: None,
         };
         op.ensure_global_group();
         Ok(op)
+    }
+
+    /// Emits each window once, when the watermark on group key `key` (the input's column
+    /// `input_column`) passes it, instead of updating rows.
+    pub fn emit_on_window_close(mut self, key: usize, input_column: usize) -> Self {
+        self.close = Some(WindowClose::new(key, input_column));
+        self
+    }
+
+    /// EMIT ON WINDOW CLOSE at the barrier: the row of each window the watermark has passed,
+    /// once; those windows are then forgotten (their state deleted at the checkpoint).
+    fn close_windows(&mut self) -> Result<Vec<ChangeBatch>> {
+        let Some(close) = &self.close else {
+            return Ok(Vec::new());
+        };
+        let Some(watermark) = close.watermark else {
+            return Ok(Vec::new());
+        };
+        let live: Vec<u32> = (0..self.rows.len() as u32)
+            .filter(|&g| self.rows[g as usize] > 0)
+            .collect();
+        if live.is_empty() {
+            return Ok(Vec::new());
+        }
+        let windows = window_close::as_micros(&self.groups.columns(&live)?[close.key])?;
+        let closed: Vec<u32> = live
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| window_close::closed(windows.as_ref(), i, watermark))
+            .map(|(_, &g)| g)
+            .collect();
+        if closed.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (rows, _) = self.output_rows(&closed)?;
+        for &g in &closed {
+            self.rows[g as usize] = 0;
+            self.touch(g);
+        }
+        Ok(vec![ChangeBatch::inserts(rows)])
     }
 
     /// Forgets every group.
@@ -233,6 +279,22 @@ impl Aggregate {
 }
 impl Operator for Aggregate {
     fn process(&mut self, _input: usize, batch: ChangeBatch) -> Result<Vec<ChangeBatch>> {
+        // Rows of windows already closed are late: dropped.
+        let batch = match &self.close {
+            Some(close) => {
+                let keys = &self.group_columns(&batch)?[close.key];
+                let open = close.open(keys)?;
+                if open.true_count() < batch.len() {
+                    batch.filter(&open)?
+                } else {
+                    batch
+                }
+            }
+            None => batch,
+        };
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
         self.assign_groups(&batch)?;
         let groups = std::mem::take(&mut self.row_groups);
         for (&g, &w) in groups.iter().zip(&batch.weights) {
@@ -251,6 +313,9 @@ impl Operator for Aggregate {
     }
 
     fn barrier(&mut self) -> Result<Vec<ChangeBatch>> {
+        if self.close.is_some() {
+            return self.close_windows();
+        }
         if self.touched.is_empty() {
             return Ok(Vec::new());
         }
@@ -295,6 +360,13 @@ impl Operator for Aggregate {
     }
 
     fn checkpoint(&mut self, scope: &StateScope, batch: &mut WriteBatch) -> Result<()> {
+        if let Some(close) = &mut self.close
+            && close.watermark != close.saved
+            && let Some(w) = close.watermark
+        {
+            batch.put(scope.key(WATERMARK_SUFFIX), w.to_be_bytes().to_vec());
+            close.saved = close.watermark;
+        }
         let global = self.is_global();
         let touched = std::mem::take(&mut self.touched);
         let mut state_keys = Vec::with_capacity(touched.len());
@@ -327,8 +399,20 @@ impl Operator for Aggregate {
         Ok(())
     }
 
-    fn restore(&mut self, scope: &StateScope, pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Result<()> {
+    fn restore(&mut self, scope: &StateScope, mut pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Result<()> {
         self.clear();
+        let watermark_key = scope.key(WATERMARK_SUFFIX);
+        if let Some(i) = pairs.iter().position(|(k, _)| *k == watermark_key) {
+            let (_, value) = pairs.swap_remove(i);
+            let bytes = value
+                .try_into()
+                .map_err(|_| WeirError::internal("corrupt aggregate watermark"))?;
+            let w = i64::from_be_bytes(bytes);
+            if let Some(close) = &mut self.close {
+                close.watermark = Some(w);
+                close.saved = Some(w);
+            }
+        }
         let keys: Vec<&[u8]> = pairs
             .iter()
             .map(|(k, _)| &k[scope.prefix.len()..])
@@ -353,6 +437,15 @@ impl Operator for Aggregate {
         }
         self.ensure_global_group();
         Ok(())
+    }
+
+    fn watermark(&mut self, _input: usize, column: usize, value: i64) -> Result<Vec<(usize, i64)>> {
+        if let Some(close) = &mut self.close
+            && column == close.input_column
+        {
+            close.advance(value);
+        }
+        Ok(Vec::new())
     }
 
     fn partitioned(&self) -> bool {
@@ -387,8 +480,12 @@ impl Operator for Aggregate {
         } else {
             ""
         };
+        let emit = match &self.close {
+            Some(close) => format!(", emit on window close of {}", groups[close.key]),
+            None => String::new(),
+        };
         format!(
-            "HashAggregate: group_by=[{}], aggs=[{}]{append_only}",
+            "HashAggregate: group_by=[{}], aggs=[{}]{append_only}{emit}",
             groups.join(", "),
             aggs.join(", ")
         )
