@@ -49,7 +49,10 @@ const EPOCH_EVENTS_DEFAULT: u64 = 100_000;
 const NOT_YET: &[(&str, &str)] = &[
     ("q5", "HOP windows (event-time issue)"),
     ("q6", "window function over a ROWS frame (SQL issue)"),
-    ("q8", "a semi join, which the optimizer makes of its join (SQL issue)"),
+    (
+        "q8",
+        "a semi join, which the optimizer makes of its join (SQL issue)",
+    ),
     ("q9", "row_number() Top-N (SQL issue)"),
     ("q11", "SESSION windows (event-time issue)"),
     ("q12", "processing-time windows (event-time issue)"),

@@ -25,9 +25,7 @@ async fn windows(server: &WeirServer) -> Vec<Vec<String>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closed_windows_stay_closed_across_restarts() {
     let dir = tempfile::tempdir().unwrap();
-    let mut server = WeirServer::start(&dir.path().join("data"), 20).await;
-    server.workers = Some(1);
-    server.restart().await;
+    let mut server = WeirServer::start_with_workers(&dir.path().join("data"), 20, 1).await;
     let client = server.connect().await;
     client
         .simple_query(
@@ -42,8 +40,16 @@ async fn closed_windows_stay_closed_across_restarts() {
         .unwrap();
     // Two partitions, each INSERT into the next: the watermark is the smaller of theirs, none
     // until both have rows.
-    insert(&server, "(1, '2026-03-01 00:00:01'), (2, '2026-03-01 00:00:12')").await;
-    insert(&server, "(3, '2026-03-01 00:00:14'), (4, '2026-03-01 00:00:15')").await;
+    insert(
+        &server,
+        "(1, '2026-03-01 00:00:01'), (2, '2026-03-01 00:00:12')",
+    )
+    .await;
+    insert(
+        &server,
+        "(3, '2026-03-01 00:00:14'), (4, '2026-03-01 00:00:15')",
+    )
+    .await;
     let first = windows(&server).await;
     assert_eq!(first, [["2026-03-01 00:00:00", "1", "1"]], "{first:?}");
 
@@ -53,8 +59,16 @@ async fn closed_windows_stay_closed_across_restarts() {
     assert_eq!(windows(&server).await, first, "after a restart");
     // Each INSERT goes to the next partition, from 0 again after a restart. A late row for
     // the closed window (dropped), then rows that move both partitions past 00:00:20.
-    insert(&server, "(5, '2026-03-01 00:00:03'), (6, '2026-03-01 00:00:16')").await;
-    insert(&server, "(7, '2026-03-01 00:00:31'), (8, '2026-03-01 00:00:32')").await;
+    insert(
+        &server,
+        "(5, '2026-03-01 00:00:03'), (6, '2026-03-01 00:00:16')",
+    )
+    .await;
+    insert(
+        &server,
+        "(7, '2026-03-01 00:00:31'), (8, '2026-03-01 00:00:32')",
+    )
+    .await;
     insert(&server, "(9, '2026-03-01 00:00:33')").await;
     let second = windows(&server).await;
     assert_eq!(
@@ -76,7 +90,11 @@ async fn closed_windows_stay_closed_across_restarts() {
         "(10, '2026-03-01 00:00:19'), (11, '2026-03-01 00:00:45'), (12, '2026-03-01 00:00:46')",
     )
     .await;
-    assert_eq!(windows(&server).await, second, "partition 1 holds the watermark");
+    assert_eq!(
+        windows(&server).await,
+        second,
+        "partition 1 holds the watermark"
+    );
     insert(&server, "(13, '2026-03-01 00:00:47')").await;
     let third = windows(&server).await;
     assert_eq!(

@@ -39,7 +39,10 @@ async fn check(server: &WeirServer, when: &str) {
             .unwrap();
         let batch = rows(&client, query).await.unwrap();
         assert!(!view.is_empty(), "{when}: view {name} is empty");
-        assert_eq!(view, batch, "{when}: view {name} differs from its recompute");
+        assert_eq!(
+            view, batch,
+            "{when}: view {name} differs from its recompute"
+        );
     }
 }
 
@@ -58,9 +61,7 @@ async fn insert(server: &WeirServer, from: i64, to: i64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn views_survive_a_change_of_worker_count() {
     let dir = tempfile::tempdir().unwrap();
-    let mut server = WeirServer::start(&dir.path().join("data"), 20).await;
-    server.workers = Some(1);
-    server.restart().await;
+    let mut server = WeirServer::start_with_workers(&dir.path().join("data"), 20, 1).await;
     let client = server.connect().await;
     client
         .simple_query(
@@ -94,7 +95,10 @@ async fn views_survive_a_change_of_worker_count() {
         for change in [
             format!("UPDATE events SET v = v + {round} WHERE k = {}", round * 3),
             format!("DELETE FROM events WHERE k = {}", round * 5),
-            format!("UPDATE accounts SET balance = balance - 7 WHERE id = {}", round * 4),
+            format!(
+                "UPDATE accounts SET balance = balance - 7 WHERE id = {}",
+                round * 4
+            ),
             format!("DELETE FROM accounts WHERE id = {}", round * 2 + 1),
         ] {
             client.simple_query(&change).await.unwrap();

@@ -308,7 +308,12 @@ fn barrier(node: &mut Node, exchange: &mut Option<Exchange>) -> Result<Vec<Chang
 
 /// Passes a watermark up from the leaf of input `input`: returns the watermarks it implies
 /// on `node`'s output columns.
-fn watermark(node: &mut Node, input: usize, column: usize, value: i64) -> Result<Vec<(usize, i64)>> {
+fn watermark(
+    node: &mut Node,
+    input: usize,
+    column: usize,
+    value: i64,
+) -> Result<Vec<(usize, i64)>> {
     match node {
         Node::Input {
             input: i,

@@ -73,7 +73,10 @@ mod tests {
             per_vnode[of_i64(v) as usize] += 1;
         }
         let (min, max) = (per_vnode.iter().min(), per_vnode.iter().max());
-        assert!(*min.unwrap() > 800 && *max.unwrap() < 1200, "{min:?} {max:?}");
+        assert!(
+            *min.unwrap() > 800 && *max.unwrap() < 1200,
+            "{min:?} {max:?}"
+        );
         for workers in 1..=8 {
             let mut owned = vec![0; workers];
             for vnode in 0..VNODES as u16 {

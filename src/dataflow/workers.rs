@@ -303,7 +303,10 @@ fn run(mut worker: Worker, steps: Receiver<Step>, replies: Sender<Reply>) {
                     }
                 }
             }
-            Step::Barrier => match failure.clone().map_or_else(|| guarded(|| worker.barrier()), Err) {
+            Step::Barrier => match failure
+                .clone()
+                .map_or_else(|| guarded(|| worker.barrier()), Err)
+            {
                 Ok(out) => {
                     if !out.is_empty() && replies.send(Reply::Output(out)).is_err() {
                         return;
@@ -329,10 +332,9 @@ fn run(mut worker: Worker, steps: Receiver<Step>, replies: Sender<Reply>) {
                 Reply::Done(result.map(Some))
             }
             Step::Watermark(input, column, value) => {
-                let result = failure.clone().map_or_else(
-                    || guarded(|| worker.watermark(input, column, value)),
-                    Err,
-                );
+                let result = failure
+                    .clone()
+                    .map_or_else(|| guarded(|| worker.watermark(input, column, value)), Err);
                 Reply::Done(result.map(|()| None))
             }
             Step::Quiesce => Reply::Done(Ok(None)),

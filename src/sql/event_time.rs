@@ -28,13 +28,16 @@ impl WatermarkDef {
     /// `column AS expr` of `WATERMARK FOR column AS expr`: `expr` is the column itself or the
     /// column minus an interval.
     pub fn new(column: String, expr: &Expr) -> Result<WatermarkDef> {
-        let is_column = |e: &Expr| matches!(e, Expr::Identifier(id) if id.value.eq_ignore_ascii_case(&column));
+        let is_column =
+            |e: &Expr| matches!(e, Expr::Identifier(id) if id.value.eq_ignore_ascii_case(&column));
         let unsupported = || {
             WeirError::unsupported(format!(
                 "WATERMARK FOR {column} AS {expr}: the watermark must be the column itself or \
                  the column minus an interval"
             ))
-            .with_hint(format!("WATERMARK FOR {column} AS {column} - INTERVAL '5 seconds'"))
+            .with_hint(format!(
+                "WATERMARK FOR {column} AS {column} - INTERVAL '5 seconds'"
+            ))
         };
         match expr {
             e if is_column(e) => Ok(WatermarkDef {

@@ -313,7 +313,9 @@ fn take_emit_alias(query: &mut ast::Query) -> bool {
         _ => return false,
     };
     let is_emit = alias.as_ref().is_some_and(|a| {
-        a.columns.is_empty() && a.name.quote_style.is_none() && a.name.value.eq_ignore_ascii_case("emit")
+        a.columns.is_empty()
+            && a.name.quote_style.is_none()
+            && a.name.value.eq_ignore_ascii_case("emit")
     });
     if is_emit {
         *alias = None;
@@ -607,7 +609,9 @@ fn source_columns(
         return Ok((defs, constraints, watermark));
     }
     loop {
-        if word_at(parser, 0).as_deref() == Some("WATERMARK") && word_at(parser, 1).as_deref() == Some("FOR") {
+        if word_at(parser, 0).as_deref() == Some("WATERMARK")
+            && word_at(parser, 1).as_deref() == Some("FOR")
+        {
             skip(parser, 2);
             let column = ident(parser)?;
             if !parser.parse_keyword(Keyword::AS) {

@@ -512,7 +512,9 @@ fn follows_watermark(expr: &Expr, schema: &DFSchema, watermarks: &[usize]) -> Op
             for arg in &f.args {
                 match arg {
                     Expr::Literal(..) => {}
-                    other if found.is_none() => found = follows_watermark(other, schema, watermarks),
+                    other if found.is_none() => {
+                        found = follows_watermark(other, schema, watermarks)
+                    }
                     _ => return None,
                 }
             }

@@ -42,22 +42,37 @@ fn free_port() -> u16 {
 impl WeirServer {
     /// Starts a server on a fresh port over `data_dir` and waits until it accepts connections.
     pub async fn start(data_dir: &Path, barrier_interval_ms: u64) -> WeirServer {
-        Self::start_with(data_dir, barrier_interval_ms, false).await
+        Self::start_with(data_dir, barrier_interval_ms, false, None).await
+    }
+
+    /// Like `start`, with `workers` workers per view (for this start and every restart until
+    /// `workers` is changed).
+    pub async fn start_with_workers(
+        data_dir: &Path,
+        barrier_interval_ms: u64,
+        workers: usize,
+    ) -> WeirServer {
+        Self::start_with(data_dir, barrier_interval_ms, false, Some(workers)).await
     }
 
     /// Like `start`, with the Kafka listener on a free port too.
     pub async fn start_with_kafka(data_dir: &Path, barrier_interval_ms: u64) -> WeirServer {
-        Self::start_with(data_dir, barrier_interval_ms, true).await
+        Self::start_with(data_dir, barrier_interval_ms, true, None).await
     }
 
-    async fn start_with(data_dir: &Path, barrier_interval_ms: u64, kafka: bool) -> WeirServer {
+    async fn start_with(
+        data_dir: &Path,
+        barrier_interval_ms: u64,
+        kafka: bool,
+        workers: Option<usize>,
+    ) -> WeirServer {
         let mut server = WeirServer {
             child: None,
             port: 0,
             kafka_port: kafka.then_some(0),
             data_dir: data_dir.to_path_buf(),
             barrier_interval_ms,
-            workers: None,
+            workers,
         };
         server.spawn().await;
         server

@@ -77,7 +77,12 @@ pub trait Operator: Send {
     /// A watermark on column `column` of input `input` (microseconds of a timestamp): no row
     /// below it there will be counted any more. Returns the watermarks that follow on the
     /// operator's output columns (none by default: the watermark stops here).
-    fn watermark(&mut self, _input: usize, _column: usize, _value: i64) -> Result<Vec<(usize, i64)>> {
+    fn watermark(
+        &mut self,
+        _input: usize,
+        _column: usize,
+        _value: i64,
+    ) -> Result<Vec<(usize, i64)>> {
         Ok(Vec::new())
     }
 

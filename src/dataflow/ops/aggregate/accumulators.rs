@@ -61,16 +61,25 @@ pub enum Acc {
 #[derive(Serialize)]
 pub enum AccRef<'a> {
     Count(i64),
-    SumExact { sum: i128, n: i64 },
+    SumExact {
+        sum: i128,
+        n: i64,
+    },
     /// Never written since exact float sums (only tests build it): it keeps the variant
     /// indices equal to [`Acc`]'s.
     #[allow(dead_code)]
-    SumFloat { sum: f64, n: i64 },
+    SumFloat {
+        sum: f64,
+        n: i64,
+    },
     Extreme(&'a BTreeMap<Vec<u8>, i64>),
     Best(Option<&'a [u8]>),
     ExtremeInt(&'a BTreeMap<i64, i64>),
     BestInt(Option<i64>),
-    SumFloatExact { sum: &'a ExactSum, n: i64 },
+    SumFloatExact {
+        sum: &'a ExactSum,
+        n: i64,
+    },
 }
 
 /// The running values of one aggregate for every group.

@@ -95,7 +95,8 @@ impl ExactSum {
         }
         let hi = self.lo + self.limbs.len() as i32;
         if index >= hi {
-            self.limbs.resize(self.limbs.len() + (index - hi + 1) as usize, 0);
+            self.limbs
+                .resize(self.limbs.len() + (index - hi + 1) as usize, 0);
         }
     }
 
@@ -105,10 +106,18 @@ impl ExactSum {
             return f64::NAN;
         }
         if self.pos_inf != 0 {
-            return if self.pos_inf > 0 { f64::INFINITY } else { f64::NAN };
+            return if self.pos_inf > 0 {
+                f64::INFINITY
+            } else {
+                f64::NAN
+            };
         }
         if self.neg_inf != 0 {
-            return if self.neg_inf > 0 { f64::NEG_INFINITY } else { f64::NAN };
+            return if self.neg_inf > 0 {
+                f64::NEG_INFINITY
+            } else {
+                f64::NAN
+            };
         }
         // Carry every limb into [0, 2^32), the sign ending up in the top carry.
         let mut digits: Vec<i64> = Vec::with_capacity(self.limbs.len() + 2);
@@ -195,7 +204,10 @@ mod tests {
     fn rounds_once_to_nearest() {
         // 1 + 2^-53 + 2^-60 is nearer 1 + 2^-52 than 1; a left-to-right f64 sum says 1.
         let tiny = 2f64.powi(-53);
-        assert_eq!(sum(&[(1.0, 1), (tiny, 1), (2f64.powi(-60), 1)]), 1.0 + 2.0 * tiny);
+        assert_eq!(
+            sum(&[(1.0, 1), (tiny, 1), (2f64.powi(-60), 1)]),
+            1.0 + 2.0 * tiny
+        );
         // Exactly halfway rounds to even.
         assert_eq!(sum(&[(1.0, 1), (tiny, 1)]), 1.0);
     }
