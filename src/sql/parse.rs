@@ -562,7 +562,12 @@ fn generated_source(
         format: Format::Json,
         if_not_exists,
         generator: Some(generator),
-        watermark: None,
+        // Each partition's events come in date_time order: no delay needed.
+        watermark: Some(WatermarkDef {
+            column: "date_time".to_string(),
+            delay_micros: 0,
+            delay_sql: None,
+        }),
     })
 }
 
