@@ -466,11 +466,7 @@ impl ViewActor {
         };
         let from = self.offsets[input][p as usize];
         let dataflow = &mut self.flow.dataflow;
-        let mut max_event_time = None;
         let read = read_range(topic, decoding, p, from, to, |changes| {
-            if let Some(t) = decoding.max_event_time(&changes) {
-                max_event_time = Some(max_event_time.map_or(t, |m: i64| m.max(t)));
-            }
             outputs.extend(dataflow.push(input, &changes)?);
             Ok(())
         })?;
@@ -484,7 +480,7 @@ impl ViewActor {
                 .entry((self.flow.id, topic.name().to_string()))
                 .or_default() += read.skipped;
         }
-        if let Some(t) = max_event_time {
+        if let Some(t) = read.max_event_time {
             self.observe(input, p, t);
         }
         Ok(read)

@@ -134,19 +134,14 @@ impl Readers {
                 let end = reader.topic.end_offset(p)?;
                 let from = reader.positions[p as usize];
                 let subscribers = &reader.subscribers;
-                let decoding = &reader.decoding;
-                let mut max_event_time = None;
-                let read = read_range(&reader.topic, decoding, p, from, end, |changes| {
-                    if let Some(t) = decoding.max_event_time(&changes) {
-                        max_event_time = Some(max_event_time.map_or(t, |m: i64| m.max(t)));
-                    }
+                let read = read_range(&reader.topic, &reader.decoding, p, from, end, |changes| {
                     send(subscribers, |input| Message::Data {
                         input,
                         batch: changes.clone(),
                     });
                     Ok(())
                 })?;
-                if let Some(max) = max_event_time {
+                if let Some(max) = read.max_event_time {
                     send(subscribers, |input| Message::EventTime {
                         input,
                         partition: p,

@@ -74,6 +74,8 @@ pub struct RangeRead {
     pub next: u64,
     pub records: u64,
     pub skipped: u64,
+    /// The largest event time among the rows read (sources with `WATERMARK FOR`).
+    pub max_event_time: Option<i64>,
 }
 
 /// Reads records `[from, to)` of one partition in steps of at most
@@ -90,6 +92,7 @@ pub fn read_range(
         next: from,
         records: 0,
         skipped: 0,
+        max_event_time: None,
     };
     while done.next < to {
         let want = ((to - done.next) as usize).min(SOURCE_READ_RECORDS_MAX);
@@ -109,6 +112,9 @@ pub fn read_range(
             );
         }
         done.skipped += skipped as u64;
+        if let Some(t) = decoding.max_event_time(&changes) {
+            done.max_event_time = Some(done.max_event_time.map_or(t, |m| m.max(t)));
+        }
         if !changes.is_empty() {
             each(changes)?;
         }
