@@ -32,6 +32,10 @@ pub const SOURCE_READ_RECORDS_MAX: usize = 8192;
 pub const RETENTION_CHECK_INTERVAL_SECS: u64 = 60;
 /// Rows per Arrow batch when a snapshot (view contents, table contents) is turned into batches.
 pub const SCAN_BATCH_ROWS: usize = 8192;
+/// Stack of every thread that plans or evaluates SQL (the runtime's workers, the epoch and
+/// dataflow threads), in bytes: reserved, and committed only as used. With
+/// [`crate::sql::depth::STATEMENT_NESTING_MAX`] it leaves the deepest statement ample room.
+pub const THREAD_STACK_BYTES: usize = 16 * 1024 * 1024;
 /// Largest statement text accepted, in bytes.
 pub const STATEMENT_BYTES_MAX: usize = 16 * 1024 * 1024;
 

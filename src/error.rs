@@ -60,6 +60,10 @@ pub enum ErrorKind {
     UndefinedFunction,
     /// 57014: the statement was canceled (Ctrl-C, statement_timeout)
     QueryCanceled,
+    /// 54001: a statement nested too deeply to plan
+    StackDepth,
+    /// 54000: past another limit (array dimensions, nested subqueries)
+    ProgramLimitExceeded,
     /// 58030: I/O error in the store or the log
     Io,
     /// XX000
@@ -90,6 +94,8 @@ impl ErrorKind {
             ErrorKind::InvalidParameter => "22023",
             ErrorKind::UndefinedFunction => "42883",
             ErrorKind::QueryCanceled => "57014",
+            ErrorKind::StackDepth => "54001",
+            ErrorKind::ProgramLimitExceeded => "54000",
             ErrorKind::Io => "58030",
             ErrorKind::Internal => "XX000",
         }

@@ -502,6 +502,31 @@ async fn kcat_produces_and_consumes() {
     assert_eq!(skipped, vec![vec!["cat".to_string(), "1".to_string()]]);
     let out = consume("%s\n");
     assert!(out.ends_with("not json\n"), "{out}");
+
+    // #12: one record nested 40,000 deep (80 KB) used to abort the server by stack overflow,
+    // in the view's epoch and in a SELECT, and again after every restart. It is skipped and
+    // counted like any record that does not decode.
+    let bomb = format!("{{\"user_id\": {}{}}}\n", "[".repeat(40_000), "]".repeat(40_000));
+    kcat(&["-P", "-b", &bootstrap, "-t", "cat"], Some(&bomb));
+    kcat(
+        &["-P", "-b", &bootstrap, "-t", "cat"],
+        Some("{\"user_id\": 3}\n"),
+    );
+    sql.batch_execute("FLUSH").await.unwrap();
+    assert_eq!(
+        rows(&sql, "SELECT n FROM cat_count").await.unwrap(),
+        vec![vec!["3".to_string()]]
+    );
+    assert_eq!(
+        rows(&sql, "SELECT count(*) FROM cat").await.unwrap(),
+        vec![vec!["3".to_string()]]
+    );
+    assert_eq!(
+        rows(&sql, "SELECT records_skipped FROM weir_skipped_records")
+            .await
+            .unwrap(),
+        vec![vec!["2".to_string()]]
+    );
 }
 
 /// A topic created by a Kafka client with retention limits deletes its old segments: clients

@@ -344,6 +344,7 @@ impl Coordinator {
         }
         let thread = std::thread::Builder::new()
             .name(format!("weir-view-{id}"))
+            .stack_size(crate::config::THREAD_STACK_BYTES)
             .spawn(move || actor.run(messages, backfill))
             .map_err(|e| WeirError::internal(format!("spawn a view thread: {e}")))?;
         let view = ViewHandle {

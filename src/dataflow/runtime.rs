@@ -96,6 +96,7 @@ impl Runtime {
         );
         let thread = std::thread::Builder::new()
             .name("weir-epochs".into())
+            .stack_size(crate::config::THREAD_STACK_BYTES)
             .spawn(move || coordinator.run(barrier_interval))
             .map_err(|e| WeirError::internal(format!("spawn the epoch thread: {e}")))?;
         Ok(Runtime {

@@ -179,6 +179,7 @@ impl Pool {
                 let replies = reply_tx.clone();
                 std::thread::Builder::new()
                     .name(format!("weir-worker-{index}"))
+                    .stack_size(crate::config::THREAD_STACK_BYTES)
                     .spawn(move || run(worker, rx, replies))
                     .expect("spawn a worker thread");
                 tx

@@ -4,6 +4,42 @@
 //! TIMESTAMP column is epoch milliseconds (Kafka's convention), not microseconds.
 
 use datafusion::arrow::datatypes::{DataType, SchemaRef, TimeUnit};
+
+/// Deepest nesting of arrays and objects a JSON record may have, in levels (serde_json's own
+/// default, far beyond any real event). The decoders recurse per level, so a deeper record is
+/// skipped and counted before any of them sees it.
+pub const JSON_NESTING_MAX: usize = 128;
+
+/// Whether `record` nests arrays and objects deeper than [`JSON_NESTING_MAX`]. One pass over
+/// the bytes, no recursion: brackets inside strings do not count.
+pub fn nests_too_deeply(record: &[u8]) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in record {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > JSON_NESTING_MAX {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
 use serde_json::Value;
 
 /// What a column needs before decoding.

@@ -96,8 +96,12 @@ pub fn decode_records(format: Format, schema: &SchemaRef, values: &[&[u8]]) -> R
             skipped: 0,
         });
     }
+    // A record nested deeper than the decoders' recursion can take is skipped unseen.
+    let too_deep = |value: &[u8]| format == Format::Json && json_record::nests_too_deeply(value);
+    let any_too_deep = values.iter().any(|v| too_deep(v));
     // Fast path: everything decodes in one go.
-    if let Ok(batch) = decode_all(format, schema, values)
+    if !any_too_deep
+        && let Ok(batch) = decode_all(format, schema, values)
         && batch.num_rows() == values.len()
     {
         return Ok(Decoded {
@@ -110,7 +114,8 @@ pub fn decode_records(format: Format, schema: &SchemaRef, values: &[&[u8]]) -> R
     let mut batches = Vec::new();
     let mut kept = Vec::new();
     for (i, value) in values.iter().enumerate() {
-        if let Ok(batch) = decode_all(format, schema, &[value])
+        if !too_deep(value)
+            && let Ok(batch) = decode_all(format, schema, &[value])
             && batch.num_rows() == 1
         {
             batches.push(batch);
@@ -245,5 +250,28 @@ mod tests {
             .downcast_ref::<Int64Array>()
             .unwrap();
         assert_eq!(ids.values().to_vec(), vec![1, 4]);
+    }
+
+    #[test]
+    fn records_nested_too_deeply_are_skipped_and_counted() {
+        let batch = sample();
+        let deep = |levels: usize| {
+            format!(r#"{{"id": 2, "x": {}{}}}"#, "[".repeat(levels), "]".repeat(levels))
+        };
+        // The object itself is one level.
+        let at_limit = deep(json_record::JSON_NESTING_MAX - 1);
+        let past_limit = deep(json_record::JSON_NESTING_MAX);
+        let bomb = deep(100_000);
+        let brackets_in_a_string = format!(r#"{{"id": 5, "name": "{}\\\"["}}"#, "[".repeat(1000));
+        let values: Vec<&[u8]> = vec![
+            br#"{"id": 1}"#,
+            at_limit.as_bytes(),
+            past_limit.as_bytes(),
+            bomb.as_bytes(),
+            brackets_in_a_string.as_bytes(),
+        ];
+        let decoded = decode_records(Format::Json, &batch.schema(), &values).unwrap();
+        assert_eq!(decoded.kept, vec![0, 1, 4]);
+        assert_eq!(decoded.skipped, 2);
     }
 }

@@ -445,8 +445,12 @@ impl Column {
             } => {
                 let offsets = lists.value_offsets();
                 let (start, end) = (offsets[i] as usize, offsets[i + 1] as usize);
+                // An inner array is a dimension of this one (`{{1,2},{3,4}}`), not an element
+                // to quote: quoting it would double its escapes at every level.
+                let nested = matches!(values.as_ref(), Column::List { vector: false, .. });
                 let items: Vec<String> = (start..end)
                     .map(|j| match values.text(j) {
+                        Some(t) if nested => t,
                         Some(t) => array_element(&t),
                         None => "NULL".into(),
                     })

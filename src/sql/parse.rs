@@ -133,7 +133,15 @@ pub enum ShowKind {
     Sinks,
 }
 
-/// Parses a query string holding one or more statements separated by semicolons.
+/// Statements up to this length are parsed on the caller's stack, in bytes. A statement builds
+/// at most one tree level per two bytes, and a refused tree must still be dropped (recursively):
+/// this keeps the deepest refused tree well within a thread's stack.
+const PARSE_ON_CALLER_STACK_BYTES_MAX: usize = 16 * 1024;
+/// Stack given to the parse of a longer statement, per byte of its text.
+const PARSE_STACK_BYTES_PER_SQL_BYTE: usize = 256;
+
+/// Parses a query string holding one or more statements separated by semicolons, refusing any
+/// that nests too deeply for the passes after it (see [`super::depth`]).
 pub fn parse(sql: &str) -> Result<Vec<Statement>> {
     if sql.len() > crate::config::STATEMENT_BYTES_MAX {
         return Err(WeirError::new(
@@ -141,15 +149,40 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>> {
             "statement is too long",
         ));
     }
+    if sql.len() <= PARSE_ON_CALLER_STACK_BYTES_MAX {
+        return parse_checked(sql);
+    }
+    // A long statement can build a tree deep enough that dropping it overflows an ordinary
+    // stack, so it is parsed (and a refused tree dropped) on a thread with a stack sized to it.
+    // The stack is reserved, not committed: only what the parse touches is used.
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("weir-parse".into())
+            .stack_size(crate::config::THREAD_STACK_BYTES + sql.len() * PARSE_STACK_BYTES_PER_SQL_BYTE)
+            .spawn_scoped(scope, || parse_checked(sql))
+            .map_err(|e| WeirError::io("starting the parser thread", e))?
+            .join()
+            .map_err(|panic| WeirError::from_panic(&*panic))?
+    })
+}
+
+fn parse_checked(sql: &str) -> Result<Vec<Statement>> {
     let dialect = PostgreSqlDialect {};
-    let mut parser = Parser::new(&dialect).try_with_sql(sql).map_err(syntax)?;
+    let mut parser = Parser::new(&dialect)
+        .with_recursion_limit(super::depth::PARSE_NESTING_MAX)
+        .try_with_sql(sql)
+        .map_err(syntax)?;
     let mut out = Vec::new();
     loop {
         while parser.consume_token(&Token::SemiColon) {}
         if parser.peek_token().token == Token::EOF {
             break;
         }
-        out.push(parse_one(&mut parser)?);
+        let statement = parse_one(&mut parser)?;
+        if let Statement::Standard(standard) = &statement {
+            super::depth::check(standard)?;
+        }
+        out.push(statement);
         if !parser.consume_token(&Token::SemiColon) && parser.peek_token().token != Token::EOF {
             let found = parser.peek_token();
             return Err(WeirError::syntax(format!(
@@ -164,7 +197,7 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>> {
 fn syntax(e: ParserError) -> WeirError {
     let text = match e {
         ParserError::ParserError(m) | ParserError::TokenizerError(m) => m,
-        ParserError::RecursionLimitExceeded => "statement is nested too deeply".into(),
+        ParserError::RecursionLimitExceeded => return super::depth::too_deep(),
     };
     WeirError::syntax(text)
 }
