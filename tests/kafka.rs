@@ -506,7 +506,11 @@ async fn kcat_produces_and_consumes() {
     // #12: one record nested 40,000 deep (80 KB) used to abort the server by stack overflow,
     // in the view's epoch and in a SELECT, and again after every restart. It is skipped and
     // counted like any record that does not decode.
-    let bomb = format!("{{\"user_id\": {}{}}}\n", "[".repeat(40_000), "]".repeat(40_000));
+    let bomb = format!(
+        "{{\"user_id\": {}{}}}\n",
+        "[".repeat(40_000),
+        "]".repeat(40_000)
+    );
     kcat(&["-P", "-b", &bootstrap, "-t", "cat"], Some(&bomb));
     kcat(
         &["-P", "-b", &bootstrap, "-t", "cat"],

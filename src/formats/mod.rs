@@ -256,7 +256,11 @@ mod tests {
     fn records_nested_too_deeply_are_skipped_and_counted() {
         let batch = sample();
         let deep = |levels: usize| {
-            format!(r#"{{"id": 2, "x": {}{}}}"#, "[".repeat(levels), "]".repeat(levels))
+            format!(
+                r#"{{"id": 2, "x": {}{}}}"#,
+                "[".repeat(levels),
+                "]".repeat(levels)
+            )
         };
         // The object itself is one level.
         let at_limit = deep(json_record::JSON_NESTING_MAX - 1);

@@ -172,17 +172,17 @@ mod tests {
 
     fn exceeded(sql: &str) -> Option<Exceeded> {
         let statements = Parser::parse_sql(&PostgreSqlDialect {}, sql).unwrap();
-        statements.iter().find_map(|s| match s.visit(&mut Depth::default()) {
-            ControlFlow::Break(e) => Some(e),
-            ControlFlow::Continue(()) => None,
-        })
+        statements
+            .iter()
+            .find_map(|s| match s.visit(&mut Depth::default()) {
+                ControlFlow::Break(e) => Some(e),
+                ControlFlow::Continue(()) => None,
+            })
     }
 
     #[test]
     fn subqueries_and_arrays_have_their_own_limits() {
-        let nest = |n: usize| {
-            format!("SELECT {}1{}", "(SELECT ".repeat(n), ")".repeat(n))
-        };
+        let nest = |n: usize| format!("SELECT {}1{}", "(SELECT ".repeat(n), ")".repeat(n));
         // The outer SELECT is a level too.
         assert_eq!(exceeded(&nest(QUERY_NESTING_MAX - 1)), None);
         assert_eq!(exceeded(&nest(QUERY_NESTING_MAX)), Some(Exceeded::Queries));
@@ -195,7 +195,7 @@ mod tests {
         // Sibling subqueries and arrays do not add up.
         let siblings = vec!["(SELECT 1)"; 40].join(" + ");
         assert_eq!(exceeded(&format!("SELECT {siblings}")), None);
-        let arrays = vec!["ARRAY[ARRAY[1]]"; 10].join(", ");
+        let arrays = ["ARRAY[ARRAY[1]]"; 10].join(", ");
         assert_eq!(exceeded(&format!("SELECT ARRAY[{arrays}]")), None);
     }
 

@@ -158,7 +158,9 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>> {
     std::thread::scope(|scope| {
         std::thread::Builder::new()
             .name("weir-parse".into())
-            .stack_size(crate::config::THREAD_STACK_BYTES + sql.len() * PARSE_STACK_BYTES_PER_SQL_BYTE)
+            .stack_size(
+                crate::config::THREAD_STACK_BYTES + sql.len() * PARSE_STACK_BYTES_PER_SQL_BYTE,
+            )
             .spawn_scoped(scope, || parse_checked(sql))
             .map_err(|e| WeirError::io("starting the parser thread", e))?
             .join()
