@@ -22,13 +22,14 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
+use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, StringArray};
 use datafusion::arrow::compute::{CastOptions, cast_with_options};
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use futures::StreamExt;
 use serde_json::{Map, Value};
 
 use super::HttpState;
+use crate::catalog::{Entry, TableDef};
 use crate::config::HTTP_INGEST_BODY_BYTES_MAX;
 use crate::db::Database;
 use crate::error::{ErrorKind, WeirError};
@@ -168,8 +169,17 @@ async fn ingest_rows(
             ),
         )
     })?;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > HTTP_INGEST_BODY_BYTES_MAX as u64) {
+        return Err(too_large(HTTP_INGEST_BODY_BYTES_MAX));
+    }
     let bytes = read_body(body, HTTP_INGEST_BODY_BYTES_MAX).await?;
     let batch = parse_rows(format, &bytes, &target.schema())?;
+    if let Entry::Table(table) = &target {
+        check_table_rows(table, &batch)?;
+    }
     // The write runs in its own task: a client that hangs up mid-request stops the wait, never
     // a write half done.
     let task = tokio::spawn(async move { db.write_rows(&target, &batch).await });
@@ -183,23 +193,46 @@ async fn ingest_rows(
     }
 }
 
+/// A table's rules, with the row and column that break one: a primary key column holds no
+/// NULL, then the columns' own checks (NOT NULL, VARCHAR(n)). (The write checks them again, and
+/// duplicate keys, which it names by value.)
+fn check_table_rows(table: &TableDef, batch: &RecordBatch) -> Result<(), Rejection> {
+    let name = &table.item.name;
+    for &i in &table.primary_key {
+        let column = batch.column(i);
+        if let Some(row) = (0..column.len()).find(|&r| column.is_null(r)) {
+            let field = table.schema.field(i).name();
+            return Err(Rejection::bad(format!(
+                "null value in column \"{field}\" of relation \"{name}\" violates not-null \
+                 constraint (it is the primary key)"
+            ))
+            .at(row, Some(field)));
+        }
+    }
+    match table.checks.first_violation(name, batch) {
+        Some(v) => Err(Rejection::from_write(&v.error).at(v.row, Some(&v.column))),
+        None => Ok(()),
+    }
+}
+
+fn too_large(limit_bytes: usize) -> Rejection {
+    Rejection::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!(
+            "request body is larger than {limit_bytes} bytes; send the rows in several requests"
+        ),
+    )
+}
+
 /// The whole body, refused with 413 once it passes `limit_bytes` (before reading further).
 async fn read_body(body: Body, limit_bytes: usize) -> Result<Vec<u8>, Rejection> {
-    let too_large = || {
-        Rejection::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "request body is larger than {limit_bytes} bytes; send the rows in several requests"
-            ),
-        )
-    };
     let mut out = Vec::new();
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
         let chunk =
             chunk.map_err(|e| Rejection::bad(format!("could not read the request body: {e}")))?;
         if out.len() + chunk.len() > limit_bytes {
-            return Err(too_large());
+            return Err(too_large(limit_bytes));
         }
         out.extend_from_slice(&chunk);
     }
