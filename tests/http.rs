@@ -146,10 +146,10 @@ fn parse_prometheus(text: &str) -> HashMap<String, f64> {
             })
             .unwrap_or(name);
         assert!(types.contains_key(family), "{name} has no TYPE before it");
-        if let Some(labels) = series.strip_prefix(name) {
-            if !labels.is_empty() {
-                assert!(labels.starts_with('{') && labels.ends_with('}'), "{line}");
-            }
+        if let Some(labels) = series.strip_prefix(name)
+            && !labels.is_empty()
+        {
+            assert!(labels.starts_with('{') && labels.ends_with('}'), "{line}");
         }
         let value: f64 = match value {
             "+Inf" => f64::INFINITY,
@@ -163,6 +163,17 @@ fn parse_prometheus(text: &str) -> HashMap<String, f64> {
     }
     samples
 }
+
+/// A request that must be refused: path, content type, body, Content-Length (when not the
+/// body's), the status and `{"row", "field"}` of the answer.
+type BadRequest = (
+    &'static str,
+    Option<&'static str>,
+    &'static str,
+    Option<usize>,
+    u16,
+    Value,
+);
 
 #[tokio::test]
 async fn ingest_and_metrics() {
@@ -297,7 +308,7 @@ async fn ingest_and_metrics() {
 
     // Bad requests: each refused, with the row and field, and nothing appended.
     let too_big = weir::config::HTTP_INGEST_BODY_BYTES_MAX + 1;
-    let cases: Vec<(&str, Option<&str>, &str, Option<usize>, u16, Value)> = vec![
+    let cases: Vec<BadRequest> = vec![
         (
             "/v1/sources/clicks",
             Some("application/json"),
