@@ -11,8 +11,11 @@ pub const PG_ADDR_DEFAULT: &str = "127.0.0.1:6543";
 pub const KAFKA_ADDR_DEFAULT: &str = "127.0.0.1:9092";
 /// Whether Kafka clients create unknown topics by producing to them (as Kafka does).
 pub const KAFKA_AUTO_CREATE_TOPICS_DEFAULT: bool = true;
-/// HTTP listener: dashboard, metrics, ingest (comes with the HTTP issue).
+/// HTTP listener: ingest (`POST /v1/sources/{name}`) and Prometheus metrics (`/metrics`).
 pub const HTTP_ADDR_DEFAULT: &str = "127.0.0.1:6544";
+/// Largest HTTP ingest request body, in bytes; a larger one is refused with 413 and nothing
+/// of it is written (the whole body is held in memory while its rows are checked).
+pub const HTTP_INGEST_BODY_BYTES_MAX: usize = 64 * 1024 * 1024;
 /// How often the dataflow closes an epoch and commits it to the store.
 pub const BARRIER_INTERVAL_MS_DEFAULT: u64 = 1000;
 

@@ -22,6 +22,7 @@
 //! | [`sql`] | parsing (plus Weir's DDL) and the rewrite of DataFusion plans into dataflows |
 //! | [`catalog`] | sources, tables, views; persisted as their CREATE statements |
 //! | [`kafka`] | Kafka wire protocol over the topics (produce, fetch, metadata) |
+//! | [`http`] | HTTP: ingest (`POST /v1/sources/{name}`) and Prometheus `/metrics` |
 //! | [`topics`] | the durable, partitioned log |
 //! | [`formats`] | JSON / CSV / COPY text ⇄ Arrow; Arrow row format for keys |
 //! | [`dataflow`] | change batches, operators, per-view graphs, the epoch runtime |
@@ -30,7 +31,7 @@
 //! | [`serving`] | reads of committed state: point lookups and DataFusion table providers |
 //! | [`pg_catalog`] | `pg_catalog` / `information_schema` over the catalog, for clients and BI tools |
 //!
-//! Dependencies point one way: server → db → sql / serving / catalog → dataflow →
+//! Dependencies point one way: server, kafka, http → db → sql / serving / catalog → dataflow →
 //! formats → state / topics.
 
 mod alloc;
@@ -40,6 +41,7 @@ pub mod dataflow;
 pub mod db;
 pub mod error;
 pub mod formats;
+pub mod http;
 pub mod kafka;
 pub mod pg_catalog;
 pub mod server;

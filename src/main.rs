@@ -18,7 +18,8 @@ struct Args {
     /// Kafka protocol address (`off` disables it).
     #[arg(long, default_value = config::KAFKA_ADDR_DEFAULT)]
     kafka_addr: String,
-    /// HTTP address for the dashboard, metrics and ingest: not implemented yet, nothing listens.
+    /// HTTP address for ingest (POST /v1/sources/{name}) and Prometheus metrics (GET /metrics)
+    /// (`off` disables it).
     #[arg(long, default_value = config::HTTP_ADDR_DEFAULT)]
     http_addr: String,
     /// Whether a Kafka client producing to (or asking for) an unknown topic creates it.
@@ -146,11 +147,17 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             weir::kafka::Broker::new(db.clone(), advertised, args.kafka_auto_create_topics);
         tokio::spawn(weir::kafka::serve(listener, std::sync::Arc::new(broker)));
     }
-    if args.http_addr != "off" {
-        tracing::info!(
-            "http listener on {} is not available yet in this build; continuing without it",
-            args.http_addr
-        );
+    if args.http_addr == "off" {
+        tracing::info!("http listener off");
+    } else {
+        let listener = tokio::net::TcpListener::bind(&args.http_addr).await?;
+        tracing::info!("http listener on {}", listener.local_addr()?);
+        let db = db.clone();
+        tokio::spawn(async move {
+            if let Err(e) = weir::http::serve(listener, db).await {
+                tracing::error!("http listener failed: {e}");
+            }
+        });
     }
     if args.pg_addr == "off" {
         tracing::info!("postgres listener off");

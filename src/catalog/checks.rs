@@ -67,33 +67,62 @@ impl ColumnChecks {
 
     /// Fails on the first row of `batch` (of the table's schema) that breaks a rule.
     pub fn check(&self, table: &str, batch: &RecordBatch) -> Result<()> {
+        match self.first_violation(table, batch) {
+            Some(violation) => Err(violation.error),
+            None => Ok(()),
+        }
+    }
+
+    /// The first rule `batch` breaks (NOT NULL before lengths), with the row and column.
+    pub fn first_violation(&self, table: &str, batch: &RecordBatch) -> Option<Violation> {
         for (i, name) in &self.not_null {
-            if batch.column(*i).null_count() > 0 {
-                return Err(WeirError::new(
+            let column = batch.column(*i);
+            if let Some(row) = (0..column.len()).find(|&r| column.is_null(r)) {
+                let error = WeirError::new(
                     ErrorKind::NotNullViolation,
                     format!(
                         "null value in column \"{name}\" of relation \"{table}\" violates \
                          not-null constraint"
                     ),
-                ));
+                );
+                return Some(Violation::new(row, name, error));
             }
         }
         for (i, name, max) in &self.max_chars {
             let column = batch.column(*i);
-            let too_long = |v: &str| v.chars().count() as u64 > *max;
-            let any_too_long = match (column.as_string_opt::<i32>(), column.as_string_view_opt()) {
-                (Some(values), _) => values.iter().flatten().any(too_long),
-                (None, Some(values)) => values.iter().flatten().any(too_long),
-                (None, None) => false,
+            let too_long = |v: Option<&str>| v.is_some_and(|v| v.chars().count() as u64 > *max);
+            let row = match (column.as_string_opt::<i32>(), column.as_string_view_opt()) {
+                (Some(values), _) => values.iter().position(too_long),
+                (None, Some(values)) => values.iter().position(too_long),
+                (None, None) => None,
             };
-            if any_too_long {
-                return Err(WeirError::new(
+            if let Some(row) = row {
+                let error = WeirError::new(
                     ErrorKind::StringTooLong,
                     format!("value too long for type character varying({max})"),
                 )
-                .with_detail(format!("column \"{name}\" of relation \"{table}\"")));
+                .with_detail(format!("column \"{name}\" of relation \"{table}\""));
+                return Some(Violation::new(row, name, error));
             }
         }
-        Ok(())
+        None
+    }
+}
+
+/// A row that breaks a table's column rule.
+#[derive(Debug)]
+pub struct Violation {
+    pub row: usize,
+    pub column: String,
+    pub error: WeirError,
+}
+
+impl Violation {
+    fn new(row: usize, column: &str, error: WeirError) -> Violation {
+        Violation {
+            row,
+            column: column.to_string(),
+            error,
+        }
     }
 }

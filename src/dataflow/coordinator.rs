@@ -38,6 +38,7 @@ use super::actor::{
 use super::jobs::Jobs;
 use super::readers::{ReaderId, Readers};
 use super::runtime::{CancelFlag, Command, EpochLock, SkippedRecords};
+use super::stats::SharedEpochStats;
 use super::topic_sink::TopicSink;
 use super::view_rows::ViewRows;
 use crate::error::{Result, WeirError};
@@ -116,6 +117,8 @@ pub(super) struct Coordinator {
     epoch_lock: EpochLock,
     skipped: SkippedRecords,
     jobs: Jobs,
+    /// Commit times and each view's last commit, for `/metrics`.
+    stats: SharedEpochStats,
     commands: Receiver<Command>,
     /// Given to each actor for its reports.
     events: Sender<Command>,
@@ -137,6 +140,7 @@ impl Coordinator {
         epoch_lock: EpochLock,
         skipped: SkippedRecords,
         jobs: Jobs,
+        stats: SharedEpochStats,
         commands: Receiver<Command>,
         events: Sender<Command>,
     ) -> Coordinator {
@@ -145,6 +149,7 @@ impl Coordinator {
             epoch_lock,
             skipped,
             jobs,
+            stats,
             commands,
             events,
             deferred: VecDeque::new(),
@@ -479,6 +484,8 @@ impl Coordinator {
         let has_new = self.readers.has_new();
         let sink_snapshot = self.sinks.iter().any(|s| s.snapshot_pending);
         if !force && !has_new && joins.is_empty() && !sink_snapshot && self.pending.is_empty() {
+            let live = self.views.iter().filter(|v| v.failed.is_none());
+            self.stats.current(live.map(|v| v.id));
             return Ok(());
         }
         self.epoch += 1;
@@ -528,6 +535,8 @@ impl Coordinator {
                 }
             }
         }
+        let keys = batch.len();
+        let started = Instant::now();
         if let Err(e) = read
             .and_then(|()| self.write_sinks(&deltas, &mut batch))
             .and_then(|()| self.commit(batch))
@@ -541,6 +550,8 @@ impl Coordinator {
             }
             return Err(e);
         }
+        self.stats
+            .committed(epoch, keys, started.elapsed(), deltas.keys().copied());
         self.readers.publish();
         for sink in &mut self.sinks {
             sink.publish();
@@ -690,6 +701,7 @@ impl Coordinator {
 
     fn drop_view(&mut self, view_id: u64, mut batch: WriteBatch) -> Result<()> {
         self.remove_view(view_id);
+        self.stats.forget(view_id);
         // A view restored at start-up may still be catching up: stop its backfill first.
         if let Some(pos) = self.joining.iter().position(|j| j.view.id == view_id) {
             let j = self.joining.remove(pos);

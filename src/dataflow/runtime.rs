@@ -13,6 +13,7 @@ use tokio::sync::oneshot;
 use super::actor::{EpochOutcome, ViewFlow};
 use super::coordinator::{Coordinator, remove_unfinished_backfills};
 use super::jobs::Jobs;
+use super::stats::SharedEpochStats;
 use super::topic_sink::TopicSink;
 use crate::error::{Result, WeirError};
 use crate::state::{StateStore, WriteBatch};
@@ -71,6 +72,7 @@ pub struct Runtime {
     thread: Option<JoinHandle<()>>,
     records_skipped: SkippedRecords,
     jobs: Jobs,
+    stats: SharedEpochStats,
 }
 
 impl Runtime {
@@ -86,11 +88,13 @@ impl Runtime {
         let (tx, rx) = mpsc::channel();
         let records_skipped = SkippedRecords::default();
         let jobs = Jobs::default();
+        let stats = SharedEpochStats::default();
         let mut coordinator = Coordinator::new(
             store,
             epoch_lock,
             records_skipped.clone(),
             jobs.clone(),
+            stats.clone(),
             rx,
             tx.clone(),
         );
@@ -104,6 +108,7 @@ impl Runtime {
             thread: Some(thread),
             records_skipped,
             jobs,
+            stats,
         })
     }
 
@@ -115,6 +120,11 @@ impl Runtime {
     /// The running backfills (read by the `weir_jobs` system table).
     pub fn jobs(&self) -> Jobs {
         self.jobs.clone()
+    }
+
+    /// Epoch commit statistics (read by `/metrics`).
+    pub fn epoch_stats(&self) -> SharedEpochStats {
+        self.stats.clone()
     }
 
     async fn call(&self, make: impl FnOnce(oneshot::Sender<Result<()>>) -> Command) -> Result<()> {

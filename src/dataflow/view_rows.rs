@@ -179,6 +179,18 @@ impl ViewRows {
         self.decode_pairs(store.scan_prefix(&keys::view_rows_prefix(self.view_id))?)
     }
 
+    /// How many committed rows the view holds (each counted as often as it occurs): one scan
+    /// of its stored entries, without decoding the rows (for `/metrics`).
+    pub fn count(&self, store: &dyn StateStore) -> Result<u64> {
+        let pairs = store.scan_prefix(&keys::view_rows_prefix(self.view_id))?;
+        if self.key_codec.is_some() {
+            return Ok(pairs.len() as u64);
+        }
+        pairs.iter().try_fold(0u64, |n, (_, v)| {
+            Ok(n.saturating_add(u64::try_from(decode_count(v)?).unwrap_or(0)))
+        })
+    }
+
     /// The committed row whose key columns equal `key_columns` (one value each), if any.
     pub fn lookup(
         &self,

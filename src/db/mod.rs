@@ -7,6 +7,7 @@
 mod ddl;
 pub use ddl::pg_column_name;
 mod dml;
+pub mod listeners;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -110,6 +111,8 @@ pub struct Database {
     pub(crate) workers: usize,
     /// The running generators of generated sources, by source name.
     pub(crate) generators: std::sync::Mutex<std::collections::HashMap<String, GeneratorHandle>>,
+    /// Connection and request counters of the listeners (read by `/metrics`).
+    pub listeners: listeners::Listeners,
 }
 
 impl Database {
@@ -146,6 +149,7 @@ impl Database {
             epoch_lock,
             workers: config.workers.max(1),
             generators: Default::default(),
+            listeners: Default::default(),
         });
         db.recover().await?;
         db.runtime.begin_epochs();

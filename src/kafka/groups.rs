@@ -34,7 +34,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::{Broker, NODE_ID, kafka_name, topic_name};
-use crate::state::{WriteBatch, keys};
+use crate::state::{StateStore, WriteBatch, keys};
 
 /// How often a JoinGroup or SyncGroup waiting for the rest of the group looks again, in ms.
 const GROUP_POLL_INTERVAL_MS: u64 = 10;
@@ -494,6 +494,41 @@ fn offset_key(group: &str, topic: &str, partition: i32) -> Vec<u8> {
     k.push(0);
     k.extend_from_slice(&partition.to_be_bytes());
     k
+}
+
+/// One committed consumer-group offset, as `/metrics` reads them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommittedOffset {
+    pub group: String,
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// Every committed offset of every consumer group (one scan of the groups' keys).
+pub fn committed_offsets(store: &dyn StateStore) -> crate::error::Result<Vec<CommittedOffset>> {
+    let mut out = Vec::new();
+    for (key, value) in store.scan_prefix(&[keys::GROUP_OFFSETS])? {
+        let mut parts = key[1..].splitn(3, |&b| b == 0);
+        let (Some(group), Some(topic), Some(partition)) =
+            (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let (Ok(partition), Some(offset)) = (
+            <[u8; 4]>::try_from(partition),
+            value.get(..8).and_then(|v| <[u8; 8]>::try_from(v).ok()),
+        ) else {
+            continue;
+        };
+        out.push(CommittedOffset {
+            group: String::from_utf8_lossy(group).into_owned(),
+            topic: String::from_utf8_lossy(topic).into_owned(),
+            partition: i32::from_be_bytes(partition),
+            offset: i64::from_be_bytes(offset),
+        });
+    }
+    Ok(out)
 }
 
 pub fn offset_commit(broker: &Broker, request: OffsetCommitRequest) -> OffsetCommitResponse {

@@ -10,6 +10,7 @@
 
 mod fetch;
 mod groups;
+pub use groups::{CommittedOffset, committed_offsets};
 mod metadata;
 mod produce;
 
@@ -89,9 +90,11 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>) {
         };
         let broker = broker.clone();
         tokio::spawn(async move {
-            if let Err(e) = connection(socket, broker).await {
+            broker.db.listeners.kafka.connection_opened();
+            if let Err(e) = connection(socket, broker.clone()).await {
                 tracing::debug!(%peer, "kafka connection ended: {e}");
             }
+            broker.db.listeners.kafka.connection_closed();
         });
     }
 }
@@ -112,7 +115,9 @@ async fn connection(mut socket: TcpStream, broker: Arc<Broker>) -> std::io::Resu
         }
         let mut frame = BytesMut::zeroed(len as usize);
         socket.read_exact(&mut frame).await?;
-        match respond(&broker, frame.freeze()).await {
+        let response = respond(&broker, frame.freeze()).await;
+        broker.db.listeners.kafka.request(response.is_err());
+        match response {
             Ok(Some(reply)) => socket.write_all(&reply).await?,
             Ok(None) => {} // acks=0 produce: no response
             Err(e) => {

@@ -57,7 +57,7 @@ pub use describe::{Prepared, WeirParser};
 
 /// Serves the Postgres protocol on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, db: Arc<Database>) {
-    let handler = Arc::new(Handler::new(db));
+    let handler = Arc::new(Handler::new(db.clone()));
     let handlers = Arc::new(Handlers {
         cancel: Arc::new(DefaultCancelHandler::new(handler.connections.clone())),
         handler,
@@ -71,10 +71,13 @@ pub async fn serve(listener: TcpListener, db: Arc<Database>) {
             }
         };
         let handlers = handlers.clone();
+        let db = db.clone();
         tokio::spawn(async move {
+            db.listeners.pg.connection_opened();
             if let Err(e) = pgwire::tokio::process_socket(socket, None, handlers).await {
                 tracing::debug!("connection ended: {e}");
             }
+            db.listeners.pg.connection_closed();
         });
     }
 }
@@ -199,10 +202,12 @@ impl Handler {
             },
             None => running.await,
         };
-        match outcome {
+        let result = match outcome {
             Ok(result) => result,
             Err(panic) => Err(wire_error(WeirError::from_panic(&*panic))),
-        }
+        };
+        self.db.listeners.pg.request(result.is_err());
+        result
     }
 
     async fn run_statement<C>(

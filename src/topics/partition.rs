@@ -313,6 +313,16 @@ impl Partition {
     }
 
     /// Number of data fsyncs issued so far.
+    /// Bytes the partition's segment files take on disk (the active segment as written so
+    /// far). Takes no writer lock: appends go on meanwhile.
+    pub fn size_bytes(&self) -> io::Result<u64> {
+        let segments: Vec<Arc<Segment>> = read_lock(&self.segments).clone();
+        segments
+            .iter()
+            .map(|segment| fs::metadata(segment.path()).map(|m| m.len()))
+            .sum()
+    }
+
     pub fn fsync_count(&self) -> u64 {
         self.fsyncs.load(Ordering::Relaxed)
     }

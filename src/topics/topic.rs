@@ -141,6 +141,11 @@ impl Topic {
         Ok(self.partition(partition)?.log_start())
     }
 
+    /// Bytes partition `partition` takes on disk.
+    pub fn size_bytes(&self, partition: u32) -> Result<u64, TopicError> {
+        Ok(self.partition(partition)?.size_bytes()?)
+    }
+
     /// Deletes the segments of every partition that retention no longer keeps.
     pub fn apply_retention(&self) -> Result<usize, TopicError> {
         let mut deleted = 0;

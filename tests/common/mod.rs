@@ -21,6 +21,8 @@ pub struct WeirServer {
     pub port: u16,
     /// The Kafka listener's port, when the server runs one.
     pub kafka_port: Option<u16>,
+    /// The HTTP listener's port, when the server runs one.
+    pub http_port: Option<u16>,
     pub data_dir: PathBuf,
     barrier_interval_ms: u64,
     /// Workers per view for the next (re)start; None: `$WEIR_TEST_WORKERS`, else the default.
@@ -45,6 +47,14 @@ impl WeirServer {
         Self::start_with(data_dir, barrier_interval_ms, false, None).await
     }
 
+    /// Like `start`, with the HTTP listener on a free port too.
+    pub async fn start_with_http(data_dir: &Path, barrier_interval_ms: u64) -> WeirServer {
+        let mut server = Self::new(data_dir, barrier_interval_ms, false, None);
+        server.http_port = Some(0);
+        server.spawn().await;
+        server
+    }
+
     /// Like `start`, with `workers` workers per view (for this start and every restart until
     /// `workers` is changed).
     pub async fn start_with_workers(
@@ -66,16 +76,26 @@ impl WeirServer {
         kafka: bool,
         workers: Option<usize>,
     ) -> WeirServer {
-        let mut server = WeirServer {
+        let mut server = Self::new(data_dir, barrier_interval_ms, kafka, workers);
+        server.spawn().await;
+        server
+    }
+
+    fn new(
+        data_dir: &Path,
+        barrier_interval_ms: u64,
+        kafka: bool,
+        workers: Option<usize>,
+    ) -> WeirServer {
+        WeirServer {
             child: None,
             port: 0,
             kafka_port: kafka.then_some(0),
+            http_port: None,
             data_dir: data_dir.to_path_buf(),
             barrier_interval_ms,
             workers,
-        };
-        server.spawn().await;
-        server
+        }
     }
 
     /// Starts the server; a start that loses its free port to another test's server (the port
@@ -99,10 +119,14 @@ impl WeirServer {
         if self.kafka_port.is_some() {
             self.kafka_port = Some(free_port());
         }
-        let kafka_addr = match self.kafka_port {
+        if self.http_port.is_some() {
+            self.http_port = Some(free_port());
+        }
+        let addr = |port: Option<u16>| match port {
             Some(port) => format!("127.0.0.1:{port}"),
             None => "off".to_string(),
         };
+        let (kafka_addr, http_addr) = (addr(self.kafka_port), addr(self.http_port));
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -114,7 +138,7 @@ impl WeirServer {
             .arg(&self.data_dir)
             .arg("--pg-addr")
             .arg(format!("127.0.0.1:{}", self.port))
-            .args(["--kafka-addr", &kafka_addr, "--http-addr", "off"])
+            .args(["--kafka-addr", &kafka_addr, "--http-addr", &http_addr])
             .arg("--barrier-interval-ms")
             .arg(self.barrier_interval_ms.to_string())
             // WEIR_TEST_STORE=sled|fjall runs a suite (or a benchmark) on that store backend.
