@@ -448,7 +448,8 @@ async fn ingest_and_metrics() {
         per_user,
         "the view saw nothing of the refused requests"
     );
-    // One failed statement for the Postgres listener's error counter.
+    // A failed statement and one that does not parse, for the Postgres error counter.
+    assert!(client.batch_execute("SELEC 1").await.is_err());
     assert!(
         client
             .batch_execute("SELECT * FROM no_such_table")
@@ -543,7 +544,7 @@ async fn ingest_and_metrics() {
     );
     assert_eq!(get(r#"weir_listener_connections_open{listener="pg"}"#), 1.0);
     assert!(get(r#"weir_listener_requests_total{listener="pg"}"#) >= 10.0);
-    assert_eq!(get(r#"weir_listener_errors_total{listener="pg"}"#), 1.0);
+    assert_eq!(get(r#"weir_listener_errors_total{listener="pg"}"#), 2.0);
     assert_eq!(
         get(r#"weir_listener_connections_total{listener="kafka"}"#),
         0.0

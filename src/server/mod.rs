@@ -562,7 +562,10 @@ impl SimpleQueryHandler for Handler {
     {
         let statements = match parse::parse(query) {
             Ok(s) => s,
-            Err(e) => return Ok(vec![Response::Error(Box::new(error_info(&e)))]),
+            Err(e) => {
+                self.db.listeners.pg.request(true);
+                return Ok(vec![Response::Error(Box::new(error_info(&e)))]);
+            }
         };
         let mut responses = Vec::with_capacity(statements.len());
         for stmt in statements {
