@@ -4,7 +4,9 @@
 //! - single-row INSERT latency (each one fsynced),
 //! - backfill of a GROUP BY view over everything ingested,
 //! - incremental update: rows inserted → visible in the view after FLUSH,
-//! - point-lookup latency on the view's key (prepared statement, binary results).
+//! - point-lookup latency on the view's key (prepared statement, binary results),
+//! - FLUSH latency alone, and while another client reads the whole view over and over (a
+//!   read must not hold commits back).
 //!
 //! Run: `cargo bench --bench serving` (ROWS=n to change the ingest size). Prints a Markdown
 //! table; the README shows the latest one.
@@ -12,6 +14,8 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{Lcg, WeirServer};
@@ -21,6 +25,8 @@ const COPY_CHUNK_ROWS: usize = 50_000;
 const KEYS: u64 = 100_000;
 const LOOKUPS: usize = 20_000;
 const INSERTS: usize = 500;
+/// FLUSHes timed alone, then beside full scans of the view.
+const FLUSHES: usize = 50;
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
@@ -120,6 +126,30 @@ async fn main() {
         "lookups found their keys ({found} of {LOOKUPS})"
     );
 
+    // One insert then FLUSH, alone and while another client scans the whole view in a loop.
+    let mut flush_alone = time_flushes(&client, &insert).await;
+    flush_alone.sort();
+    let reader = server.connect().await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let scanning = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut scans = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                let rows = reader.query("SELECT * FROM per_user", &[]).await.unwrap();
+                assert!(rows.len() as u64 > KEYS * 9 / 10, "the scan read the view");
+                scans.push(t.elapsed());
+            }
+            scans
+        })
+    };
+    let mut flush_beside_scans = time_flushes(&client, &insert).await;
+    flush_beside_scans.sort();
+    stop.store(true, Ordering::Relaxed);
+    let mut scans = scanning.await.unwrap();
+    scans.sort();
+
     println!("| measurement | result |");
     println!("|---|---|");
     println!(
@@ -145,4 +175,31 @@ async fn main() {
         "| point lookups, one client, sequential | {:.0} lookups/s |",
         LOOKUPS as f64 / lookup_secs
     );
+    println!(
+        "| FLUSH after one insert, alone (p50 / p99 of {FLUSHES}) | {} / {} |",
+        micros(percentile(&flush_alone, 0.5)),
+        micros(percentile(&flush_alone, 0.99))
+    );
+    println!(
+        "| same, while another client reads the whole view in a loop ({} scans, p50 {}) | {} / {} |",
+        scans.len(),
+        micros(percentile(&scans, 0.5)),
+        micros(percentile(&flush_beside_scans, 0.5)),
+        micros(percentile(&flush_beside_scans, 0.99))
+    );
+}
+
+/// [`FLUSHES`] times: one insert, then the time FLUSH takes to commit it.
+async fn time_flushes(
+    client: &tokio_postgres::Client,
+    insert: &tokio_postgres::Statement,
+) -> Vec<Duration> {
+    let mut latencies = Vec::with_capacity(FLUSHES);
+    for i in 0..FLUSHES {
+        client.execute(insert, &[&(i as i64), &1i64]).await.unwrap();
+        let t = Instant::now();
+        client.batch_execute("FLUSH").await.unwrap();
+        latencies.push(t.elapsed());
+    }
+    latencies
 }

@@ -207,7 +207,8 @@ impl ViewRows {
         self.decode_pairs(pairs)
     }
 
-    fn decode_pairs(&self, pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Result<ChangeBatch> {
+    /// Stored pairs of this view (a scan's page) as rows with their multiplicities.
+    pub fn decode_pairs(&self, pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Result<ChangeBatch> {
         let (weights, rows): (Vec<i64>, Vec<&[u8]>) = if self.key_codec.is_some() {
             pairs.iter().map(|(_, row)| (1, row.as_slice())).unzip()
         } else {

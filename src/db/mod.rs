@@ -287,9 +287,17 @@ impl Database {
     pub async fn run_query(&self, plan: LogicalPlan, params: &[ScalarValue]) -> Result<Output> {
         let plan = bind_params(plan, params)?;
         let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
-        // The scans of all relations happen while no epoch commits: views read together agree.
-        let _one_epoch = self.epoch_lock.read().await;
-        let batches = self.ctx.execute_logical_plan(plan).await?.collect().await?;
+        // Every view the query reads comes from one snapshot, taken between two commits (so it
+        // holds only fsynced epochs), and views read together agree. Commits wait for the
+        // snapshot to be taken, not for the query (sled's snapshots hold them, see `state`).
+        let snapshot = {
+            let _between_commits = self.epoch_lock.read().await;
+            self.store.snapshot()
+        };
+        let batches = crate::serving::providers::with_snapshot(snapshot, async {
+            self.ctx.execute_logical_plan(plan).await?.collect().await
+        })
+        .await?;
         Ok(Output::Rows { schema, batches })
     }
 

@@ -1,5 +1,9 @@
 //! DataFusion table providers over Weir's relations, and the schema provider that resolves
 //! names against the live catalog, so a query always sees the current set of relations.
+//!
+//! Views are read from the store snapshot of the query being planned ([`with_snapshot`]), so
+//! every view one query reads is at the same committed epoch, and commits need not wait for
+//! the query (with fjall; see `state`).
 
 use std::sync::Arc;
 
@@ -10,16 +14,33 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{SchemaProvider, Session, TableProvider};
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::error::{DataFusionError, Result as DfResult};
-use datafusion::logical_expr::{Expr, TableType};
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::streaming::StreamingTableExec;
 
-use crate::catalog::{Catalog, Entry};
+use crate::catalog::{Catalog, Entry, SourceDef};
 use crate::config::SOURCE_READ_RECORDS_MAX;
 use crate::dataflow::ChangeBatch;
 use crate::error::{Result, WeirError};
 use crate::formats;
-use crate::state::StateStore;
+use crate::state::{StateStore, StoreSnapshot};
 use crate::topics::TopicStore;
+
+use super::key_range;
+use super::view_scan::ViewScan;
+
+tokio::task_local! {
+    /// The store snapshot the query being planned reads its views from.
+    static QUERY_SNAPSHOT: Arc<dyn StoreSnapshot>;
+}
+
+/// Plans (and runs) `query` reading views from `snapshot`.
+pub async fn with_snapshot<F: std::future::Future>(
+    snapshot: Arc<dyn StoreSnapshot>,
+    query: F,
+) -> F::Output {
+    QUERY_SNAPSHOT.scope(snapshot, query).await
+}
 
 /// Everything a read needs to reach.
 #[derive(Clone)]
@@ -108,58 +129,82 @@ impl TableProvider for Relation {
     fn table_type(&self) -> TableType {
         TableType::Base
     }
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        Ok(filters
+            .iter()
+            .map(|f| match &self.entry {
+                Entry::View(view) if key_range::narrows(view, f) => {
+                    TableProviderFilterPushDown::Inexact
+                }
+                _ => TableProviderFilterPushDown::Unsupported,
+            })
+            .collect())
+    }
+
     async fn scan(
         &self,
         _state: &dyn Session,
         projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
-        _limit: Option<usize>,
+        filters: &[Expr],
+        limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let batches = read_relation(&self.ctx, &self.entry)
-            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let external = |e: WeirError| DataFusionError::External(Box::new(e));
+        let batches = match &self.entry {
+            Entry::View(view) => {
+                view.rows.check_readable(&view.item.name).map_err(external)?;
+                let snapshot = QUERY_SNAPSHOT.try_with(Arc::clone).map_err(|_| {
+                    external(WeirError::internal("a view was scanned outside a query"))
+                })?;
+                let range = key_range::key_range(view, filters).map_err(external)?;
+                let scan = ViewScan::new(view.clone(), snapshot, range, limit);
+                let exec = StreamingTableExec::try_new(
+                    self.schema(),
+                    vec![Arc::new(scan)],
+                    projection,
+                    [],
+                    false,
+                    limit,
+                )?;
+                return Ok(Arc::new(exec));
+            }
+            Entry::Table(table) => vec![table.data.snapshot().map_err(external)?],
+            Entry::Source(source) => read_history(&self.ctx, source).map_err(external)?,
+            Entry::Sink(s) => {
+                return Err(external(WeirError::new(
+                    crate::error::ErrorKind::WrongObjectType,
+                    format!("\"{}\" is a sink, not a relation", s.item.name),
+                )));
+            }
+        };
         let exec =
             MemorySourceConfig::try_new_exec(&[batches], self.schema(), projection.cloned())?;
         Ok(exec)
     }
 }
 
-/// All current rows of a relation: a view's committed rows, a table's contents, a source's
-/// whole history.
-pub fn read_relation(ctx: &ReadContext, entry: &Entry) -> Result<Vec<RecordBatch>> {
-    match entry {
-        Entry::Sink(s) => Err(WeirError::new(
-            crate::error::ErrorKind::WrongObjectType,
-            format!("\"{}\" is a sink, not a relation", s.item.name),
-        )),
-        Entry::View(view) => {
-            view.rows.check_readable(&view.item.name)?;
-            Ok(vec![expand(&view.rows.scan(ctx.store.as_ref())?)?])
-        }
-        Entry::Table(table) => Ok(vec![table.data.snapshot()?]),
-        Entry::Source(source) => {
-            let topic = ctx
-                .topics
-                .topic(&source.topic)
-                .ok_or_else(|| WeirError::undefined_table(&source.topic))?;
-            let mut batches = Vec::new();
-            for p in 0..topic.partitions() {
-                let mut offset = 0;
-                loop {
-                    let records = topic.read(p, offset, SOURCE_READ_RECORDS_MAX)?;
-                    let Some((last, _)) = records.last() else {
-                        break;
-                    };
-                    offset = last + 1;
-                    let values: Vec<&[u8]> =
-                        records.iter().map(|(_, r)| r.value.as_ref()).collect();
-                    batches.push(
-                        formats::decode_records(source.format, &source.schema, &values)?.batch,
-                    );
-                }
-            }
-            Ok(batches)
+/// A source's whole history: every record of its topic, decoded.
+fn read_history(ctx: &ReadContext, source: &SourceDef) -> Result<Vec<RecordBatch>> {
+    let topic = ctx
+        .topics
+        .topic(&source.topic)
+        .ok_or_else(|| WeirError::undefined_table(&source.topic))?;
+    let mut batches = Vec::new();
+    for p in 0..topic.partitions() {
+        let mut offset = 0;
+        loop {
+            let records = topic.read(p, offset, SOURCE_READ_RECORDS_MAX)?;
+            let Some((last, _)) = records.last() else {
+                break;
+            };
+            offset = last + 1;
+            let values: Vec<&[u8]> = records.iter().map(|(_, r)| r.value.as_ref()).collect();
+            batches.push(formats::decode_records(source.format, &source.schema, &values)?.batch);
         }
     }
+    Ok(batches)
 }
 
 /// Turns a multiset (rows with multiplicities) into plain rows, repeating as needed.

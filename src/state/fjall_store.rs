@@ -6,11 +6,13 @@
 //! by a journal fsync; reads see a snapshot taken when they start, so a scan never sees half of
 //! a commit and never blocks one.
 
+use std::ops::Bound;
 use std::path::Path;
+use std::sync::Arc;
 
-use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode, Readable, Snapshot};
 
-use super::{KvPairs, StateStore, WriteBatch};
+use super::{KeyRange, KvPairs, StateStore, StoreSnapshot, WriteBatch};
 use crate::error::{Result, WeirError};
 
 /// The one keyspace Weir keeps its state in.
@@ -53,6 +55,13 @@ impl StateStore for FjallStore {
         Ok(out)
     }
 
+    fn snapshot(&self) -> Arc<dyn StoreSnapshot> {
+        Arc::new(FjallSnapshot {
+            snapshot: self.db.snapshot(),
+            space: self.space.clone(),
+        })
+    }
+
     fn commit(&self, batch: WriteBatch) -> Result<()> {
         if batch.is_empty() {
             return Ok(());
@@ -70,5 +79,38 @@ impl StateStore for FjallStore {
         }
         writes.commit().map_err(store_error)?;
         self.db.persist(PersistMode::SyncAll).map_err(store_error)
+    }
+}
+
+/// A fjall snapshot: reads at one sequence number, while commits go on.
+struct FjallSnapshot {
+    snapshot: Snapshot,
+    space: Keyspace,
+}
+
+impl StoreSnapshot for FjallSnapshot {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .snapshot
+            .get(&self.space, key)
+            .map_err(store_error)?
+            .map(|v| v.to_vec()))
+    }
+
+    fn scan(&self, range: &KeyRange, max_pairs: usize) -> Result<KvPairs> {
+        if range.is_empty() {
+            return Ok(Vec::new());
+        }
+        let bounds: (Bound<&[u8]>, Bound<&[u8]>) = (range.start(), range.end());
+        let mut out = Vec::new();
+        for guard in self.snapshot.range::<&[u8], _>(&self.space, bounds).take(max_pairs) {
+            let (k, v) = guard.into_inner().map_err(store_error)?;
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(out)
+    }
+
+    fn holds_commits(&self) -> bool {
+        false
     }
 }

@@ -40,6 +40,19 @@ pub fn catalog_key(name: &str) -> Vec<u8> {
     k
 }
 
+/// The smallest key greater than every key that starts with `prefix`; None when there is none
+/// (the prefix is empty or all 0xff).
+pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
 pub fn view_rows_prefix(view_id: u64) -> Vec<u8> {
     let mut k = Vec::with_capacity(9);
     k.push(VIEW_ROWS);

@@ -6,14 +6,19 @@
 //! benchmarks (`docs/benchmarks.md`) picked the default, [`StoreKind::DEFAULT`].
 //! An epoch's changes are gathered in a [`WriteBatch`] and applied with one [`StateStore::commit`],
 //! so a reader sees either all of an epoch or none of it, and a crash never leaves half of one.
+//! A query reads through a [`StoreSnapshot`], so all its reads see one committed epoch; fjall's
+//! snapshots let commits go on meanwhile, sled's hold them back until the query ends.
 
 mod fjall_store;
 pub mod keys;
+mod sled_store;
 
+use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
 
 pub use fjall_store::FjallStore;
+pub use sled_store::SledStore;
 
 use crate::error::{ErrorKind, Result, WeirError};
 
@@ -50,8 +55,59 @@ pub trait StateStore: Send + Sync {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
     /// Every pair whose key starts with `prefix`, in key order.
     fn scan_prefix(&self, prefix: &[u8]) -> Result<KvPairs>;
+    /// The store as it is now, for reads that must agree with each other (a query).
+    fn snapshot(&self) -> Arc<dyn StoreSnapshot>;
     /// Applies the whole batch atomically and makes it durable before returning.
     fn commit(&self, batch: WriteBatch) -> Result<()>;
+}
+
+/// The store as of one instant: every read through it sees the same committed state, whatever
+/// commits happen meanwhile. Keep it only as long as the reads need it (fjall keeps the
+/// versions it sees; sled holds commits back while it lives).
+pub trait StoreSnapshot: Send + Sync {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
+    /// Up to `max_pairs` pairs whose keys lie in `range`, in key order.
+    fn scan(&self, range: &KeyRange, max_pairs: usize) -> Result<KvPairs>;
+    /// Whether commits wait while this snapshot lives (sled's, which has no real snapshots).
+    fn holds_commits(&self) -> bool;
+}
+
+/// A range of keys, `start` and `end` each included, excluded or open.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyRange {
+    pub start: Bound<Vec<u8>>,
+    pub end: Bound<Vec<u8>>,
+}
+
+impl KeyRange {
+    /// Every key that starts with `prefix`.
+    pub fn prefix(prefix: &[u8]) -> KeyRange {
+        KeyRange {
+            start: Bound::Included(prefix.to_vec()),
+            end: match keys::prefix_end(prefix) {
+                Some(end) => Bound::Excluded(end),
+                None => Bound::Unbounded,
+            },
+        }
+    }
+
+    pub fn start(&self) -> Bound<&[u8]> {
+        self.start.as_ref().map(Vec::as_slice)
+    }
+
+    pub fn end(&self) -> Bound<&[u8]> {
+        self.end.as_ref().map(Vec::as_slice)
+    }
+
+    /// No key lies in it (the backends' range reads must not be given such a range).
+    pub fn is_empty(&self) -> bool {
+        match (self.start(), self.end()) {
+            (Bound::Unbounded, _) | (_, Bound::Unbounded) => false,
+            (Bound::Included(s), Bound::Included(e)) => s > e,
+            (Bound::Included(s) | Bound::Excluded(s), Bound::Excluded(e))
+            | (Bound::Excluded(s), Bound::Included(e)) => s >= e,
+        }
+    }
 }
 
 /// Which backend holds the state.
@@ -128,62 +184,6 @@ fn check_format(store: &dyn StateStore, dir: &Path) -> Result<()> {
     ))
 }
 
-/// [`StateStore`] on an embedded sled database. sled applies a batch atomically but its
-/// iterators take its lock per step, so a long scan could see half of a commit: `reads` makes
-/// every get and whole scan exclusive with commits.
-pub struct SledStore {
-    db: sled::Db,
-    reads: std::sync::RwLock<()>,
-}
-
-impl SledStore {
-    pub fn open(dir: &Path) -> Result<Self> {
-        // Every commit flushes explicitly, so sled's background flusher is not needed (and
-        // without it the store's lock is released as soon as it is dropped).
-        let db = sled::Config::new().path(dir).flush_every_ms(None).open()?;
-        Ok(SledStore {
-            db,
-            reads: std::sync::RwLock::new(()),
-        })
-    }
-}
-
-impl StateStore for SledStore {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        let _reading = self.reads.read().expect("store lock");
-        Ok(self.db.get(key)?.map(|v| v.to_vec()))
-    }
-
-    fn scan_prefix(&self, prefix: &[u8]) -> Result<KvPairs> {
-        let _reading = self.reads.read().expect("store lock");
-        let mut out = Vec::new();
-        for pair in self.db.scan_prefix(prefix) {
-            let (k, v) = pair?;
-            out.push((k.to_vec(), v.to_vec()));
-        }
-        Ok(out)
-    }
-
-    fn commit(&self, batch: WriteBatch) -> Result<()> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let mut sled_batch = sled::Batch::default();
-        for (key, value) in batch.ops {
-            match value {
-                Some(v) => sled_batch.insert(key, v),
-                None => sled_batch.remove(key),
-            }
-        }
-        {
-            let _writing = self.reads.write().expect("store lock");
-            self.db.apply_batch(sled_batch)?;
-        }
-        self.db.flush()?;
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,6 +215,63 @@ mod tests {
         let fresh = tempfile::tempdir().unwrap();
         drop(StoreKind::Fjall.open(fresh.path()).unwrap());
         StoreKind::Fjall.open(fresh.path()).unwrap();
+    }
+
+    #[test]
+    fn a_snapshot_reads_one_instant_in_pages() {
+        for kind in [StoreKind::Sled, StoreKind::Fjall] {
+            let dir = tempfile::tempdir().unwrap();
+            let store = kind.open(dir.path()).unwrap();
+            let mut batch = WriteBatch::default();
+            for i in 0u8..10 {
+                batch.put(vec![b'a', i], vec![i]);
+            }
+            batch.put(b"b".to_vec(), b"z".to_vec());
+            store.commit(batch).unwrap();
+            let snapshot = store.snapshot();
+            assert_eq!(snapshot.holds_commits(), kind == StoreKind::Sled);
+            let mut range = KeyRange::prefix(b"a");
+            let mut seen = Vec::new();
+            loop {
+                let page = snapshot.scan(&range, 4).unwrap();
+                let Some((last, _)) = page.last() else { break };
+                range.start = Bound::Excluded(last.clone());
+                seen.extend(page.into_iter().map(|(_, v)| v[0]));
+            }
+            assert_eq!(seen, (0..10).collect::<Vec<u8>>(), "{kind:?}");
+            let empty = KeyRange {
+                start: Bound::Included(vec![b'a', 5]),
+                end: Bound::Excluded(vec![b'a', 5]),
+            };
+            assert!(empty.is_empty());
+            assert!(snapshot.scan(&empty, 10).unwrap().is_empty());
+            assert_eq!(snapshot.get(b"b").unwrap(), Some(b"z".to_vec()));
+        }
+    }
+
+    #[test]
+    fn a_fjall_commit_does_not_wait_for_a_snapshot_nor_show_in_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StoreKind::Fjall.open(dir.path()).unwrap();
+        let mut batch = WriteBatch::default();
+        batch.put(b"a/1".to_vec(), b"old".to_vec());
+        store.commit(batch).unwrap();
+        let snapshot = store.snapshot();
+        // On this very thread: were the commit to wait for the snapshot, it would never return.
+        let mut batch = WriteBatch::default();
+        batch.put(b"a/1".to_vec(), b"new".to_vec());
+        batch.put(b"a/2".to_vec(), b"new".to_vec());
+        store.commit(batch).unwrap();
+        assert_eq!(snapshot.get(b"a/1").unwrap(), Some(b"old".to_vec()));
+        assert_eq!(snapshot.scan(&KeyRange::prefix(b"a/"), 10).unwrap().len(), 1);
+        assert_eq!(store.get(b"a/1").unwrap(), Some(b"new".to_vec()));
+    }
+
+    #[test]
+    fn prefix_end_is_the_first_key_past_the_prefix() {
+        assert_eq!(keys::prefix_end(b"ab"), Some(b"ac".to_vec()));
+        assert_eq!(keys::prefix_end(&[1, 0xff, 0xff]), Some(vec![2]));
+        assert_eq!(keys::prefix_end(&[0xff]), None);
     }
 
     fn commit_is_visible_and_survives_reopen_in(kind: StoreKind) {
