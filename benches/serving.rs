@@ -15,7 +15,7 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{Lcg, WeirServer};
@@ -25,8 +25,10 @@ const COPY_CHUNK_ROWS: usize = 50_000;
 const KEYS: u64 = 100_000;
 const LOOKUPS: usize = 20_000;
 const INSERTS: usize = 500;
-/// FLUSHes timed alone, then beside full scans of the view.
+/// FLUSHes timed alone.
 const FLUSHES: usize = 50;
+/// Full scans of the view another client makes while FLUSHes are timed beside them.
+const SCANS: usize = 10;
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
@@ -126,27 +128,33 @@ async fn main() {
         "lookups found their keys ({found} of {LOOKUPS})"
     );
 
-    // One insert then FLUSH, alone and while another client scans the whole view in a loop.
-    let mut flush_alone = time_flushes(&client, &insert).await;
+    // One insert then FLUSH, alone, then while another client scans the whole view in a loop.
+    let mut flush_alone = Vec::new();
+    while flush_alone.len() < FLUSHES {
+        flush_alone.push(time_flush(&client, &insert).await);
+    }
     flush_alone.sort();
     let reader = server.connect().await;
-    let stop = Arc::new(AtomicBool::new(false));
+    let scans_done = Arc::new(AtomicUsize::new(0));
     let scanning = {
-        let stop = stop.clone();
+        let scans_done = scans_done.clone();
         tokio::spawn(async move {
             let mut scans = Vec::new();
-            while !stop.load(Ordering::Relaxed) {
+            while scans.len() < SCANS {
                 let t = Instant::now();
                 let rows = reader.query("SELECT * FROM per_user", &[]).await.unwrap();
                 assert!(rows.len() as u64 > KEYS * 9 / 10, "the scan read the view");
                 scans.push(t.elapsed());
+                scans_done.fetch_add(1, Ordering::Relaxed);
             }
             scans
         })
     };
-    let mut flush_beside_scans = time_flushes(&client, &insert).await;
+    let mut flush_beside_scans = Vec::new();
+    while scans_done.load(Ordering::Relaxed) < SCANS {
+        flush_beside_scans.push(time_flush(&client, &insert).await);
+    }
     flush_beside_scans.sort();
-    stop.store(true, Ordering::Relaxed);
     let mut scans = scanning.await.unwrap();
     scans.sort();
 
@@ -181,25 +189,22 @@ async fn main() {
         micros(percentile(&flush_alone, 0.99))
     );
     println!(
-        "| same, while another client reads the whole view in a loop ({} scans, p50 {}) | {} / {} |",
-        scans.len(),
+        "| same, while another client reads the whole view ({SCANS} scans, p50 {}): {} FLUSHes (p50 / p99 / max) | {} / {} / {} |",
         micros(percentile(&scans, 0.5)),
+        flush_beside_scans.len(),
         micros(percentile(&flush_beside_scans, 0.5)),
-        micros(percentile(&flush_beside_scans, 0.99))
+        micros(percentile(&flush_beside_scans, 0.99)),
+        micros(percentile(&flush_beside_scans, 1.0))
     );
 }
 
-/// [`FLUSHES`] times: one insert, then the time FLUSH takes to commit it.
-async fn time_flushes(
+/// One insert, then the time FLUSH takes to commit it.
+async fn time_flush(
     client: &tokio_postgres::Client,
     insert: &tokio_postgres::Statement,
-) -> Vec<Duration> {
-    let mut latencies = Vec::with_capacity(FLUSHES);
-    for i in 0..FLUSHES {
-        client.execute(insert, &[&(i as i64), &1i64]).await.unwrap();
-        let t = Instant::now();
-        client.batch_execute("FLUSH").await.unwrap();
-        latencies.push(t.elapsed());
-    }
-    latencies
+) -> Duration {
+    client.execute(insert, &[&1i64, &1i64]).await.unwrap();
+    let t = Instant::now();
+    client.batch_execute("FLUSH").await.unwrap();
+    t.elapsed()
 }

@@ -26,10 +26,7 @@ pub fn narrows(view: &ViewDef, filter: &Expr) -> bool {
 
 /// The keys a scan of `view` under `filters` must read.
 pub fn key_range(view: &ViewDef, filters: &[Expr]) -> Result<KeyRange> {
-    let comparisons: Vec<Comparison> = filters
-        .iter()
-        .filter_map(|f| comparison(view, f))
-        .collect();
+    let comparisons: Vec<Comparison> = filters.iter().filter_map(|f| comparison(view, f)).collect();
     let mut prefix = keys::view_rows_prefix(view.rows.view_id);
     for column in stored_key_columns(view) {
         let on_column = || comparisons.iter().filter(move |c| c.column == column);

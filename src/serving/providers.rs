@@ -154,7 +154,9 @@ impl TableProvider for Relation {
         let external = |e: WeirError| DataFusionError::External(Box::new(e));
         let batches = match &self.entry {
             Entry::View(view) => {
-                view.rows.check_readable(&view.item.name).map_err(external)?;
+                view.rows
+                    .check_readable(&view.item.name)
+                    .map_err(external)?;
                 let snapshot = QUERY_SNAPSHOT.try_with(Arc::clone).map_err(|_| {
                     external(WeirError::internal("a view was scanned outside a query"))
                 })?;

@@ -103,7 +103,11 @@ impl StoreSnapshot for FjallSnapshot {
         }
         let bounds: (Bound<&[u8]>, Bound<&[u8]>) = (range.start(), range.end());
         let mut out = Vec::new();
-        for guard in self.snapshot.range::<&[u8], _>(&self.space, bounds).take(max_pairs) {
+        for guard in self
+            .snapshot
+            .range::<&[u8], _>(&self.space, bounds)
+            .take(max_pairs)
+        {
             let (k, v) = guard.into_inner().map_err(store_error)?;
             out.push((k.to_vec(), v.to_vec()));
         }

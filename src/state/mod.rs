@@ -263,7 +263,10 @@ mod tests {
         batch.put(b"a/2".to_vec(), b"new".to_vec());
         store.commit(batch).unwrap();
         assert_eq!(snapshot.get(b"a/1").unwrap(), Some(b"old".to_vec()));
-        assert_eq!(snapshot.scan(&KeyRange::prefix(b"a/"), 10).unwrap().len(), 1);
+        assert_eq!(
+            snapshot.scan(&KeyRange::prefix(b"a/"), 10).unwrap().len(),
+            1
+        );
         assert_eq!(store.get(b"a/1").unwrap(), Some(b"new".to_vec()));
     }
 

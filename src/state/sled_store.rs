@@ -120,7 +120,9 @@ struct GateState {
 impl Gate {
     fn lock(&self) -> std::sync::MutexGuard<'_, GateState> {
         // The state is a few counters updated in place: a panic elsewhere cannot leave it torn.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn wait<'a>(
