@@ -11,6 +11,12 @@ pub const PG_ADDR_DEFAULT: &str = "127.0.0.1:6543";
 pub const KAFKA_ADDR_DEFAULT: &str = "127.0.0.1:9092";
 /// Whether Kafka clients create unknown topics by producing to them (as Kafka does).
 pub const KAFKA_AUTO_CREATE_TOPICS_DEFAULT: bool = true;
+/// Largest record batch a Kafka producer may send, in bytes, measured after decompression
+/// (Kafka's `message.max.bytes`, which Kafka measures compressed and defaults to about 1 MiB):
+/// a batch past it is answered MESSAGE_TOO_LARGE and nothing of its partition is written. Eight
+/// times Kafka's default, so that a batch Kafka would take compressed at several times its size
+/// still fits; no batch is inflated past it.
+pub const KAFKA_BATCH_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// HTTP listener: ingest (`POST /v1/sources/{name}`) and Prometheus metrics (`/metrics`).
 pub const HTTP_ADDR_DEFAULT: &str = "127.0.0.1:6544";
 /// Largest HTTP ingest request body, in bytes; a larger one is refused with 413 and nothing

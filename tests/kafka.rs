@@ -595,3 +595,29 @@ async fn a_hostile_array_count_does_not_take_the_server_down() {
     let rows = common::rows(&pg, "SHOW TOPICS").await.unwrap();
     assert!(rows.iter().any(|r| r[0] == "after-the-attack"), "{rows:?}");
 }
+
+/// A decompression bomb (one record of 32 MiB of one letter, a few kilobytes compressed) in
+/// every codec: each is answered MESSAGE_TOO_LARGE (10) and not written, and the producer's
+/// next record is. Before the bound, the bomb was acknowledged and written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decompression_bomb_is_refused_and_nothing_of_it_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = WeirServer::start_with_kafka(&dir.path().join("data"), 50).await;
+    let bootstrap = server.bootstrap();
+    let bomb_bytes = (32 << 20).to_string();
+    for compression in ["gzip", "snappy", "lz4", "zstd"] {
+        let topic = format!("bomb_{compression}");
+        assert_eq!(
+            client(&["create-topic", &bootstrap, &topic, "1"]),
+            vec!["created"]
+        );
+        let out = client(&["produce-bomb", &bootstrap, &topic, compression, &bomb_bytes]);
+        assert_eq!(out, vec![format!("{compression} errors=[10, 0] end=1")]);
+    }
+    let pg = server.connect().await;
+    pg.batch_execute("CREATE SOURCE bomb_rows (v TEXT) FROM TOPIC bomb_gzip FORMAT CSV")
+        .await
+        .unwrap();
+    let rows = common::rows(&pg, "SELECT v FROM bomb_rows").await.unwrap();
+    assert_eq!(rows, vec![vec!["small"]]);
+}

@@ -5,9 +5,11 @@
 //! Each connection is served in order (read a request, answer it, read the next), as Kafka
 //! clients require responses in request order. Message encoding is the `kafka-protocol` crate's;
 //! what each request does lives in `metadata.rs` (ApiVersions, Metadata, CreateTopics,
-//! DeleteTopics), `produce.rs` (Produce, InitProducerId), `fetch.rs` (Fetch, ListOffsets) and
-//! `groups.rs` (consumer groups and committed offsets).
+//! DeleteTopics), `produce.rs` (Produce, InitProducerId; `decompress.rs` bounds what a batch
+//! inflates to), `fetch.rs` (Fetch, ListOffsets) and `groups.rs` (consumer groups and committed
+//! offsets).
 
+mod decompress;
 mod fetch;
 mod groups;
 pub use groups::{CommittedOffset, committed_offsets};
