@@ -55,16 +55,16 @@ pub async fn produce(broker: &Broker, request: ProduceRequest) -> ProduceRespons
     let mut responses = Vec::with_capacity(request.topic_data.len());
     for topic_data in &request.topic_data {
         let name = topic_name(&topic_data.name);
-        let mut topic = broker.db.topics.topic(&name);
+        let mut topic = broker.topic(&name);
         if topic.is_none() && broker.auto_create_topics {
             topic = metadata::create(broker, &name, Default::default()).ok();
         }
         let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
-        // Weir's own topics (table changelogs, sink outputs, generated sources) have one
-        // writer: Weir.
-        let owned_by_weir = topic.as_ref().is_some_and(|t| {
-            t.name().starts_with("_weir.") || broker.db.catalog.sole_writer(t.name()).is_some()
-        });
+        // Topics Weir writes (sink outputs, generated sources) have one writer: Weir. (Its
+        // internal topics are not found at all.)
+        let owned_by_weir = topic
+            .as_ref()
+            .is_some_and(|t| broker.db.catalog.sole_writer(t.name()).is_some());
         for part in &topic_data.partition_data {
             let response = PartitionProduceResponse::default().with_index(part.index);
             let outcome = match (&topic, part.records.clone()) {
