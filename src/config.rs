@@ -45,6 +45,15 @@ pub const SCAN_BATCH_ROWS: usize = 8192;
 /// dataflow threads), in bytes: reserved, and committed only as used. With
 /// [`crate::sql::depth::STATEMENT_NESTING_MAX`] it leaves the deepest statement ample room.
 pub const THREAD_STACK_BYTES: usize = 16 * 1024 * 1024;
+/// How long a Postgres client has to finish start-up (TLS refusal, start-up packet), in
+/// milliseconds, as pgwire's own loop allowed; then the connection is dropped.
+pub const PG_STARTUP_TIMEOUT_MS: u64 = 60_000;
+/// Largest Postgres frontend message that carries data (Query, Parse, Bind, CopyData,
+/// CopyFail, password), in bytes: Postgres's `PQ_LARGE_MESSAGE_LIMIT`. Past it: FATAL 08P01.
+pub const PG_LARGE_MESSAGE_BYTES_MAX: usize = (1 << 30) - 1;
+/// Largest other Postgres frontend message (Describe, Execute, Close, Sync ...) and start-up
+/// packet, in bytes: Postgres's `PQ_SMALL_MESSAGE_LIMIT`. Past it: FATAL 08P01.
+pub const PG_SMALL_MESSAGE_BYTES_MAX: usize = 10_000;
 /// Largest statement text accepted, in bytes.
 pub const STATEMENT_BYTES_MAX: usize = 16 * 1024 * 1024;
 
