@@ -101,7 +101,8 @@ pub(super) async fn serve(socket: TcpStream, handlers: Arc<Handlers>) -> io::Res
         }
         let checked = if starting { Ok(None) } else { check(frame) };
         let refusal = match checked {
-            Ok(Some(bind)) => bind_overflow(socket.portal_store(), &bind).map(Refusal::Error),
+            Ok(Some(bind)) => bind_overflow(socket.portal_store(), &bind)
+                .map(|info| Refusal::Error(Box::new(info))),
             Ok(None) => None,
             Err(refusal) => Some(refusal),
         };
@@ -114,7 +115,7 @@ pub(super) async fn serve(socket: TcpStream, handlers: Arc<Handlers>) -> io::Res
             // After an error in the extended protocol the client gets ReadyForQuery at its
             // Sync; after a FATAL one, never.
             let wait_for_sync = fatal || kind != b'Q';
-            let error = PgWireError::UserError(Box::new(info));
+            let error = PgWireError::UserError(info);
             process_error(&mut socket, error, wait_for_sync).await?;
             if fatal {
                 break;
@@ -211,17 +212,21 @@ async fn fill(io: &mut MaybeTls, buffer: &mut BytesMut, starting: bool) -> io::R
 /// Why a message is refused.
 enum Refusal {
     /// The session ends (FATAL).
-    Fatal(ErrorInfo),
+    Fatal(Box<ErrorInfo>),
     /// This message fails; the session goes on.
-    Error(ErrorInfo),
+    Error(Box<ErrorInfo>),
 }
 
 fn fatal(message: String) -> PgWireError {
-    PgWireError::UserError(Box::new(fatal_info(message)))
+    PgWireError::UserError(fatal_info(message))
 }
 
-fn fatal_info(message: String) -> ErrorInfo {
-    ErrorInfo::new("FATAL".to_string(), "08P01".to_string(), message)
+fn fatal_info(message: String) -> Box<ErrorInfo> {
+    Box::new(ErrorInfo::new(
+        "FATAL".to_string(),
+        "08P01".to_string(),
+        message,
+    ))
 }
 
 fn error(code: &str, message: String) -> ErrorInfo {
@@ -382,7 +387,7 @@ fn check(frame: &[u8]) -> Result<Option<BindTarget>, Refusal> {
         )));
     }
     match fields.invalid {
-        Some(info) => Err(Refusal::Error(info)),
+        Some(info) => Err(Refusal::Error(Box::new(info))),
         None => Ok(bind),
     }
 }
