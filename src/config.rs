@@ -11,6 +11,12 @@ pub const PG_ADDR_DEFAULT: &str = "127.0.0.1:6543";
 pub const KAFKA_ADDR_DEFAULT: &str = "127.0.0.1:9092";
 /// Whether Kafka clients create unknown topics by producing to them (as Kafka does).
 pub const KAFKA_AUTO_CREATE_TOPICS_DEFAULT: bool = true;
+/// Largest record batch a Kafka producer may send, in bytes, measured after decompression
+/// (Kafka's `message.max.bytes`, which Kafka measures compressed and defaults to about 1 MiB):
+/// a batch past it is answered MESSAGE_TOO_LARGE and nothing of its partition is written. Eight
+/// times Kafka's default, so that a batch Kafka would take compressed at several times its size
+/// still fits; no batch is inflated past it.
+pub const KAFKA_BATCH_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// HTTP listener: ingest (`POST /v1/sources/{name}`) and Prometheus metrics (`/metrics`).
 pub const HTTP_ADDR_DEFAULT: &str = "127.0.0.1:6544";
 /// Largest HTTP ingest request body, in bytes; a larger one is refused with 413 and nothing
@@ -39,6 +45,15 @@ pub const SCAN_BATCH_ROWS: usize = 8192;
 /// dataflow threads), in bytes: reserved, and committed only as used. With
 /// [`crate::sql::depth::STATEMENT_NESTING_MAX`] it leaves the deepest statement ample room.
 pub const THREAD_STACK_BYTES: usize = 16 * 1024 * 1024;
+/// How long a Postgres client has to finish start-up (TLS refusal, start-up packet), in
+/// milliseconds, as pgwire's own loop allowed; then the connection is dropped.
+pub const PG_STARTUP_TIMEOUT_MS: u64 = 60_000;
+/// Largest Postgres frontend message that carries data (Query, Parse, Bind, CopyData,
+/// CopyFail, password), in bytes: Postgres's `PQ_LARGE_MESSAGE_LIMIT`. Past it: FATAL 08P01.
+pub const PG_LARGE_MESSAGE_BYTES_MAX: usize = (1 << 30) - 1;
+/// Largest other Postgres frontend message (Describe, Execute, Close, Sync ...) and start-up
+/// packet, in bytes: Postgres's `PQ_SMALL_MESSAGE_LIMIT`. Past it: FATAL 08P01.
+pub const PG_SMALL_MESSAGE_BYTES_MAX: usize = 10_000;
 /// Largest statement text accepted, in bytes.
 pub const STATEMENT_BYTES_MAX: usize = 16 * 1024 * 1024;
 

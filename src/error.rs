@@ -34,6 +34,8 @@ pub enum ErrorKind {
     NumericOutOfRange,
     /// 22012
     DivisionByZero,
+    /// 21000: a scalar subquery returned more than one row
+    CardinalityViolation,
     /// 22001: a string longer than its VARCHAR(n)
     StringTooLong,
     /// 42704: an unknown type or other object
@@ -81,6 +83,7 @@ impl ErrorKind {
             ErrorKind::Data => "22000",
             ErrorKind::NumericOutOfRange => "22003",
             ErrorKind::DivisionByZero => "22012",
+            ErrorKind::CardinalityViolation => "21000",
             ErrorKind::StringTooLong => "22001",
             ErrorKind::UndefinedObject => "42704",
             ErrorKind::DuplicateColumn => "42701",
@@ -210,9 +213,17 @@ fn classify_datafusion(err: DataFusionError) -> WeirError {
         DataFusionError::Collection(mut errors) if !errors.is_empty() => {
             classify_datafusion(errors.remove(0))
         }
-        DataFusionError::Shared(inner) => classify_datafusion(DataFusionError::External(Box::new(
-            WeirError::internal(inner.to_string()),
-        ))),
+        // An error shared between the tasks of a plan (a scalar subquery's, for one): classified
+        // as itself.
+        DataFusionError::Shared(inner) => match std::sync::Arc::try_unwrap(inner) {
+            Ok(inner) => classify_datafusion(inner),
+            Err(shared) => match shared.as_ref() {
+                DataFusionError::Execution(m) => {
+                    classify_datafusion(DataFusionError::Execution(m.clone()))
+                }
+                other => WeirError::internal(other.to_string()),
+            },
+        },
         DataFusionError::External(e) => match e.downcast::<WeirError>() {
             Ok(weir) => *weir,
             Err(e) => WeirError::internal(e.to_string()),
@@ -261,9 +272,16 @@ fn classify_datafusion(err: DataFusionError) -> WeirError {
             WeirError::new(kind, clean_message(&m))
         }
         DataFusionError::Execution(m) => {
-            let kind = if m.contains("Divide by zero") || m.contains("division by zero") {
-                ErrorKind::DivisionByZero
-            } else if ["can't cast value", "too large to store", "overflow"]
+            if m.contains("Scalar subquery returned more than one row") {
+                return WeirError::new(
+                    ErrorKind::CardinalityViolation,
+                    "more than one row returned by a subquery used as an expression",
+                );
+            }
+            if m.contains("Divide by zero") || m.contains("division by zero") {
+                return division_by_zero();
+            }
+            let kind = if ["can't cast value", "too large to store", "overflow"]
                 .iter()
                 .any(|p| m.to_ascii_lowercase().contains(p))
             {
@@ -317,7 +335,7 @@ fn classify_arrow(err: &datafusion::arrow::error::ArrowError) -> WeirError {
         || text.contains("too large to store")
         || text.contains("overflow");
     let kind = match err {
-        ArrowError::DivideByZero => ErrorKind::DivisionByZero,
+        ArrowError::DivideByZero => return division_by_zero(),
         ArrowError::ArithmeticOverflow(_) => ErrorKind::NumericOutOfRange,
         _ if out_of_range => ErrorKind::NumericOutOfRange,
         ArrowError::CastError(_) | ArrowError::ParseError(_) | ArrowError::JsonError(_) => {
@@ -327,6 +345,11 @@ fn classify_arrow(err: &datafusion::arrow::error::ArrowError) -> WeirError {
         _ => ErrorKind::Internal,
     };
     WeirError::new(kind, clean_message(&err.to_string()))
+}
+
+/// Division by zero, in Postgres's words.
+fn division_by_zero() -> WeirError {
+    WeirError::new(ErrorKind::DivisionByZero, "division by zero")
 }
 
 /// DataFusion prefixes messages with "Error during planning: " and the like; a Postgres user

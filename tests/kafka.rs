@@ -595,3 +595,243 @@ async fn a_hostile_array_count_does_not_take_the_server_down() {
     let rows = common::rows(&pg, "SHOW TOPICS").await.unwrap();
     assert!(rows.iter().any(|r| r[0] == "after-the-attack"), "{rows:?}");
 }
+
+/// A decompression bomb (one record of 32 MiB of one letter, a few kilobytes compressed) in
+/// every codec: each is answered MESSAGE_TOO_LARGE (10) and not written, and the producer's
+/// next record is. Before the bound, the bomb was acknowledged and written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decompression_bomb_is_refused_and_nothing_of_it_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = WeirServer::start_with_kafka(&dir.path().join("data"), 50).await;
+    let bootstrap = server.bootstrap();
+    let bomb_bytes = (32 << 20).to_string();
+    for compression in ["gzip", "snappy", "lz4", "zstd"] {
+        let topic = format!("bomb_{compression}");
+        assert_eq!(
+            client(&["create-topic", &bootstrap, &topic, "1"]),
+            vec!["created"]
+        );
+        let out = client(&["produce-bomb", &bootstrap, &topic, compression, &bomb_bytes]);
+        assert_eq!(out, vec![format!("{compression} errors=[10, 0] end=1")]);
+    }
+    let pg = server.connect().await;
+    pg.batch_execute("CREATE SOURCE bomb_rows (v TEXT) FROM TOPIC bomb_gzip FORMAT CSV")
+        .await
+        .unwrap();
+    let rows = common::rows(&pg, "SELECT v FROM bomb_rows").await.unwrap();
+    assert_eq!(rows, vec![vec!["small"]]);
+}
+
+/// Sends one request to the Kafka listener on a fresh connection and decodes the answer.
+fn kafka_call<R: kafka_protocol::protocol::Request>(
+    bootstrap: &str,
+    version: i16,
+    request: &R,
+) -> R::Response {
+    use kafka_protocol::messages::{RequestHeader, ResponseHeader};
+    use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
+    use std::io::{Read, Write};
+    let mut buf = bytes::BytesMut::new();
+    RequestHeader::default()
+        .with_request_api_key(R::KEY)
+        .with_request_api_version(version)
+        .with_correlation_id(7)
+        .with_client_id(Some(StrBytes::from_static_str("weir-test")))
+        .encode(&mut buf, R::header_version(version))
+        .unwrap();
+    request.encode(&mut buf, version).unwrap();
+    let mut socket = std::net::TcpStream::connect(bootstrap).unwrap();
+    socket.write_all(&(buf.len() as i32).to_be_bytes()).unwrap();
+    socket.write_all(&buf).unwrap();
+    let mut len = [0u8; 4];
+    socket.read_exact(&mut len).unwrap();
+    let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+    socket.read_exact(&mut body).unwrap();
+    let mut body = bytes::Bytes::from(body);
+    ResponseHeader::decode(&mut body, R::Response::header_version(version)).unwrap();
+    R::Response::decode(&mut body, version).unwrap()
+}
+
+/// Weir's internal topics (here a keyed table's changelog, which holds every past value of the
+/// table) are not for Kafka clients: Metadata leaves them out, Produce, Fetch and ListOffsets
+/// answer UNKNOWN_TOPIC_OR_PARTITION (3), and CreateTopics INVALID_TOPIC_EXCEPTION (17); asking
+/// for or producing to a new `_weir.` name does not create it. Before, a client could read the
+/// changelog and create `_weir.*` topics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_clients_cannot_see_read_write_or_create_internal_topics() {
+    use kafka_protocol::messages::create_topics_request::CreatableTopic;
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{
+        BrokerId, CreateTopicsRequest, FetchRequest, ListOffsetsRequest, MetadataRequest,
+        ProduceRequest, TopicName,
+    };
+    use kafka_protocol::protocol::StrBytes;
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let server = WeirServer::start_with_kafka(&dir.path().join("data"), 50).await;
+    let bootstrap = server.bootstrap();
+    let pg = server.connect().await;
+    pg.batch_execute(
+        "CREATE TABLE accounts (id INT PRIMARY KEY, secret TEXT);
+         INSERT INTO accounts VALUES (1, 'hunter2');
+         CREATE TOPIC public_events",
+    )
+    .await
+    .unwrap();
+    let changelog = "_weir.table.accounts";
+    let topics = common::rows(&pg, "SHOW TOPICS").await.unwrap();
+    assert!(topics.iter().any(|r| r[0] == changelog), "{topics:?}");
+    let name = |n: &str| TopicName(StrBytes::from_string(n.to_string()));
+    const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+
+    let all = kafka_call(
+        &bootstrap,
+        12,
+        &MetadataRequest::default().with_topics(None),
+    );
+    let listed: Vec<String> = all
+        .topics
+        .iter()
+        .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string()))
+        .collect();
+    assert_eq!(listed, vec!["public_events"]);
+    for wanted in [changelog, "_weir.auto"] {
+        let one = kafka_call(
+            &bootstrap,
+            12,
+            &MetadataRequest::default()
+                .with_topics(Some(vec![
+                    MetadataRequestTopic::default().with_name(Some(name(wanted))),
+                ]))
+                .with_allow_auto_topic_creation(true),
+        );
+        assert_eq!(
+            one.topics[0].error_code, UNKNOWN_TOPIC_OR_PARTITION,
+            "{wanted}"
+        );
+    }
+
+    let record = Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: -1,
+        producer_id: -1,
+        producer_epoch: -1,
+        sequence: -1,
+        timestamp_type: TimestampType::Creation,
+        offset: 0,
+        timestamp: 0,
+        key: None,
+        value: Some(bytes::Bytes::from_static(
+            b"{\"op\":\"+\",\"row\":{\"id\":2}}",
+        )),
+        headers: Default::default(),
+    };
+    let mut batch = bytes::BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut batch,
+        [&record],
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .unwrap();
+    for target in [changelog, "_weir.new"] {
+        let produced = kafka_call(
+            &bootstrap,
+            9,
+            &ProduceRequest::default()
+                .with_acks(-1)
+                .with_timeout_ms(5000)
+                .with_topic_data(vec![
+                    TopicProduceData::default()
+                        .with_name(name(target))
+                        .with_partition_data(vec![
+                            PartitionProduceData::default()
+                                .with_index(0)
+                                .with_records(Some(batch.clone().freeze())),
+                        ]),
+                ]),
+        );
+        assert_eq!(
+            produced.responses[0].partition_responses[0].error_code, UNKNOWN_TOPIC_OR_PARTITION,
+            "{target}"
+        );
+    }
+
+    let fetched = kafka_call(
+        &bootstrap,
+        12,
+        &FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(0)
+            .with_max_bytes(1 << 20)
+            .with_topics(vec![
+                FetchTopic::default()
+                    .with_topic(name(changelog))
+                    .with_partitions(vec![
+                        FetchPartition::default()
+                            .with_partition(0)
+                            .with_fetch_offset(0)
+                            .with_partition_max_bytes(1 << 20),
+                    ]),
+            ]),
+    );
+    let partition = &fetched.responses[0].partitions[0];
+    assert_eq!(partition.error_code, UNKNOWN_TOPIC_OR_PARTITION);
+    assert!(partition.records.as_ref().is_none_or(|r| r.is_empty()));
+
+    let offsets = kafka_call(
+        &bootstrap,
+        7,
+        &ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![
+                ListOffsetsTopic::default()
+                    .with_name(name(changelog))
+                    .with_partitions(vec![
+                        ListOffsetsPartition::default()
+                            .with_partition_index(0)
+                            .with_timestamp(-1),
+                    ]),
+            ]),
+    );
+    assert_eq!(
+        offsets.topics[0].partitions[0].error_code,
+        UNKNOWN_TOPIC_OR_PARTITION
+    );
+
+    let created = kafka_call(
+        &bootstrap,
+        7,
+        &CreateTopicsRequest::default()
+            .with_timeout_ms(5000)
+            .with_topics(vec![
+                CreatableTopic::default()
+                    .with_name(name("_weir.mine"))
+                    .with_num_partitions(1)
+                    .with_replication_factor(1),
+            ]),
+    );
+    assert_eq!(created.topics[0].error_code, 17);
+    assert_eq!(
+        created.topics[0].error_message.as_deref(),
+        Some("topic names starting with '_weir.' are reserved for Weir's internal topics")
+    );
+
+    // Nothing was created, and the table kept its one row.
+    let topics = common::rows(&pg, "SHOW TOPICS").await.unwrap();
+    let names: Vec<&str> = topics.iter().map(|r| r[0].as_str()).collect();
+    assert_eq!(names, vec![changelog, "public_events"]);
+    let rows = common::rows(&pg, "SELECT id, secret FROM accounts")
+        .await
+        .unwrap();
+    assert_eq!(rows, vec![vec!["1", "hunter2"]]);
+}

@@ -1,6 +1,7 @@
 //! Postgres protocol features over real clients: suspended portals (Execute with a row limit),
 //! cursors (DECLARE / FETCH / CLOSE), COPY TO STDOUT, cancel requests, statement_timeout,
-//! start-up ParameterStatus, binary values of every type, and pipeline error recovery.
+//! start-up ParameterStatus, binary values of every type, pipeline error recovery, and
+//! malformed messages sent over a raw socket.
 
 mod common;
 
@@ -564,4 +565,151 @@ with psycopg.connect(f"host=127.0.0.1 port={sys.argv[1]} user=weir dbname=weir")
     );
     let expected = "({'a': [1, 2]}, {'b': True}, UUID('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'))";
     assert_eq!(out.lines().collect::<Vec<_>>(), vec![expected, expected]);
+}
+
+/// A raw Postgres connection, past start-up: for messages no driver sends.
+struct RawSession(std::net::TcpStream);
+
+/// What came back: each message's type, and for an ErrorResponse its severity, SQLSTATE and
+/// message; "EOF" when the server closed the connection.
+type Replies = Vec<String>;
+
+impl RawSession {
+    fn open(port: u16) -> RawSession {
+        let socket = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        socket
+            .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .unwrap();
+        let mut body = 196608i32.to_be_bytes().to_vec();
+        body.extend_from_slice(b"user\0weir\0database\0weir\0\0");
+        let mut session = RawSession(socket);
+        let mut packet = (body.len() as i32 + 4).to_be_bytes().to_vec();
+        packet.extend(body);
+        session.send(&packet);
+        assert_eq!(session.replies().last().map(String::as_str), Some("Z"));
+        session
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        use std::io::Write;
+        self.0.write_all(bytes).unwrap();
+    }
+
+    /// Reads up to a ReadyForQuery or the end of the connection.
+    fn replies(&mut self) -> Replies {
+        use std::io::Read;
+        let mut out = Vec::new();
+        loop {
+            let mut header = [0u8; 5];
+            if self.0.read_exact(&mut header).is_err() {
+                out.push("EOF".to_string());
+                return out;
+            }
+            let len = i32::from_be_bytes([header[1], header[2], header[3], header[4]]);
+            let mut body = vec![0u8; len as usize - 4];
+            self.0.read_exact(&mut body).unwrap();
+            match header[0] {
+                b'E' => {
+                    let field = |tag: u8| {
+                        body.split(|&b| b == 0)
+                            .find(|f| f.first() == Some(&tag))
+                            .map(|f| String::from_utf8_lossy(&f[1..]).to_string())
+                            .unwrap_or_default()
+                    };
+                    out.push(format!("E {} {} {}", field(b'S'), field(b'C'), field(b'M')));
+                }
+                b'Z' => {
+                    out.push("Z".to_string());
+                    return out;
+                }
+                kind => out.push((kind as char).to_string()),
+            }
+        }
+    }
+}
+
+fn frame(kind: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![kind];
+    out.extend_from_slice(&(body.len() as i32 + 4).to_be_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+/// Bind of the unnamed statement with these parameter format codes, parameter lengths (each
+/// value that many '7's) and result format codes.
+fn bind(formats: &[i16], lengths: &[i32], results: &[i16]) -> Vec<u8> {
+    let mut body = b"\0\0".to_vec();
+    body.extend((formats.len() as i16).to_be_bytes());
+    formats.iter().for_each(|f| body.extend(f.to_be_bytes()));
+    body.extend((lengths.len() as i16).to_be_bytes());
+    for &len in lengths {
+        body.extend(len.to_be_bytes());
+        body.extend(std::iter::repeat_n(b'7', len.max(0) as usize));
+    }
+    body.extend((results.len() as i16).to_be_bytes());
+    results.iter().for_each(|f| body.extend(f.to_be_bytes()));
+    frame(b'B', &body)
+}
+
+/// Malformed and invalid messages get Postgres's ErrorResponse, never a dropped connection or a
+/// silently changed value: a truncated Bind (pgwire used to panic on it, closing the connection
+/// without a word) is FATAL 08P01; invalid UTF-8 is 22021 (it used to become U+FFFD); a Bind
+/// with extra parameters, a negative length other than -1 or a format code other than 0/1 is
+/// refused (they used to be accepted) and the session goes on.
+#[tokio::test]
+async fn malformed_messages_get_postgres_errors() {
+    let (_dir, server, _client) = setup().await;
+    let port = server.port;
+    let sync = frame(b'S', b"");
+    let execute = frame(b'E', b"\0\0\0\0\0");
+    let parse = frame(b'P', b"\0SELECT $1::int AS v\0\0\0");
+    let query = |sql: &str| frame(b'Q', format!("{sql}\0").as_bytes());
+    tokio::task::spawn_blocking(move || {
+        // A Bind whose fields run past its length: FATAL, and the connection closes.
+        for tail in [&b""[..], &sync[..]] {
+            let mut s = RawSession::open(port);
+            s.send(&[b"B\0\0\0\x06\0\0", tail].concat());
+            assert_eq!(
+                s.replies(),
+                vec!["E FATAL 08P01 insufficient data left in message", "EOF"]
+            );
+        }
+        let mut s = RawSession::open(port);
+        let ok = vec!["1", "2", "D", "C", "Z"];
+        s.send(&[&parse[..], &bind(&[0], &[1], &[]), &execute, &sync].concat());
+        assert_eq!(s.replies(), ok);
+        let utf8 = "E ERROR 22021 invalid byte sequence for encoding \"UTF8\": 0xff";
+        s.send(&frame(b'Q', b"SELECT 'caf\xff'\0"));
+        assert_eq!(s.replies(), vec![utf8, "Z"]);
+        s.send(&[&frame(b'P', b"\0SELECT '\xff'\0\0\0")[..], &sync].concat());
+        assert_eq!(s.replies(), vec![utf8, "Z"]);
+        for (bad, error) in [
+            (
+                bind(&[0], &[1, 1], &[]),
+                "E ERROR 08P01 bind message supplies 2 parameters, but prepared statement \"\" requires 1",
+            ),
+            (
+                bind(&[0], &[-5], &[]),
+                "E ERROR 08P01 bind message has an invalid length (-5) for parameter 1",
+            ),
+            (
+                bind(&[7], &[1], &[]),
+                "E ERROR 22023 unsupported format code: 7",
+            ),
+            (
+                bind(&[0], &[1], &[7]),
+                "E ERROR 22023 unsupported format code: 7",
+            ),
+        ] {
+            s.send(&[&parse[..], &bad, &execute, &sync].concat());
+            assert_eq!(s.replies(), vec!["1", error, "Z"]);
+            // The session goes on.
+            s.send(&[&parse[..], &bind(&[0], &[1], &[]), &execute, &sync].concat());
+            assert_eq!(s.replies(), ok);
+        }
+        s.send(&query("SELECT 1"));
+        assert_eq!(s.replies(), vec!["T", "D", "C", "Z"]);
+    })
+    .await
+    .unwrap();
 }

@@ -52,7 +52,7 @@ fn fetch_once(broker: &Broker, request: &FetchRequest) -> (FetchResponse, usize)
     let mut topics = Vec::with_capacity(request.topics.len());
     for t in &request.topics {
         let name = topic_name(&t.topic);
-        let topic = broker.db.topics.topic(&name);
+        let topic = broker.topic(&name);
         let mut partitions = Vec::with_capacity(t.partitions.len());
         for p in &t.partitions {
             let data = PartitionData::default()
@@ -210,7 +210,7 @@ pub fn list_offsets(
         .topics
         .iter()
         .map(|t| {
-            let topic = broker.db.topics.topic(&topic_name(&t.name));
+            let topic = broker.topic(&topic_name(&t.name));
             let partitions = t
                 .partitions
                 .iter()

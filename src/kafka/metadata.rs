@@ -1,5 +1,6 @@
 //! Cluster and topic administration: ApiVersions, Metadata, CreateTopics, DeleteTopics.
-//! Weir is a one-broker cluster: node 1 leads every partition.
+//! Weir is a one-broker cluster: node 1 leads every partition. Weir's internal topics are left
+//! out of Metadata, and a client cannot create one (INVALID_TOPIC_EXCEPTION).
 
 use std::hash::{Hash, Hasher};
 
@@ -21,7 +22,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use super::{Broker, NODE_ID, SUPPORTED, kafka_name, topic_name};
+use super::{Broker, INTERNAL_TOPIC_PREFIX, NODE_ID, SUPPORTED, internal, kafka_name, topic_name};
 use crate::topics::{Topic, TopicConfig, TopicError};
 
 pub fn api_versions() -> ApiVersionsResponse {
@@ -78,7 +79,6 @@ fn describe_topic(topic: &Topic) -> MetadataResponseTopic {
     MetadataResponseTopic::default()
         .with_name(Some(kafka_name(topic.name())))
         .with_topic_id(topic_id(topic.name()))
-        .with_is_internal(topic.name().starts_with("_weir."))
         .with_partitions(partitions)
 }
 
@@ -97,12 +97,13 @@ pub fn metadata(broker: &Broker, request: MetadataRequest, version: i16) -> Meta
         None => topics_store
             .list()
             .iter()
+            .filter(|t| !internal(t.name()))
             .map(|t| describe_topic(t))
             .collect(),
         Some(names) => names
             .iter()
             .map(|name| {
-                let mut found = topics_store.topic(name);
+                let mut found = broker.topic(name);
                 if found.is_none() && broker.auto_create_topics && request.allow_auto_topic_creation
                 {
                     found = create(broker, name, TopicConfig::default()).ok();
@@ -127,12 +128,16 @@ pub fn metadata(broker: &Broker, request: MetadataRequest, version: i16) -> Meta
         .with_topics(topics)
 }
 
-/// Creates a topic (Kafka clients and auto-creation), with the same rules as CREATE TOPIC.
+/// Creates a topic (Kafka clients and auto-creation), with the same rules as CREATE TOPIC; a
+/// Kafka client cannot create one of Weir's internal topics.
 pub fn create(
     broker: &Broker,
     name: &str,
     config: TopicConfig,
 ) -> Result<std::sync::Arc<Topic>, TopicError> {
+    if internal(name) {
+        return Err(TopicError::InvalidName(name.to_string()));
+    }
     let partitions = config.partitions;
     let topic = broker.db.topics.create_topic(name, config)?;
     tracing::info!(topic = name, partitions, "topic created by a Kafka client");
@@ -174,7 +179,15 @@ pub fn create_topics(broker: &Broker, request: CreateTopicsRequest) -> CreateTop
             } else {
                 t.num_partitions
             };
-            let outcome = if partitions == 0 || partitions as u32 > crate::topics::PARTITIONS_MAX {
+            let outcome = if internal(&name) {
+                Err((
+                    ResponseError::InvalidTopicException,
+                    format!(
+                        "topic names starting with '{INTERNAL_TOPIC_PREFIX}' are reserved for \
+                         Weir's internal topics"
+                    ),
+                ))
+            } else if partitions == 0 || partitions as u32 > crate::topics::PARTITIONS_MAX {
                 Err((
                     ResponseError::InvalidPartitions,
                     format!(
@@ -183,7 +196,7 @@ pub fn create_topics(broker: &Broker, request: CreateTopicsRequest) -> CreateTop
                     ),
                 ))
             } else if request.validate_only {
-                match broker.db.topics.topic(&name) {
+                match broker.topic(&name) {
                     Some(_) => Err((
                         ResponseError::TopicAlreadyExists,
                         format!("topic '{name}' already exists"),
@@ -243,7 +256,7 @@ pub fn delete_topics(
         .iter()
         .map(|name| {
             let result = DeletableTopicResult::default().with_name(Some(kafka_name(name)));
-            if broker.db.topics.topic(name).is_none() {
+            if broker.topic(name).is_none() {
                 return result.with_error_code(ResponseError::UnknownTopicOrPartition.code());
             }
             match broker.db.drop_topic(name, false) {
@@ -286,7 +299,7 @@ pub fn describe_configs(
             if r.resource_type != TOPIC {
                 return result.with_configs(vec![]);
             }
-            let Some(topic) = broker.db.topics.topic(r.resource_name.as_str()) else {
+            let Some(topic) = broker.topic(r.resource_name.as_str()) else {
                 return result.with_error_code(ResponseError::UnknownTopicOrPartition.code());
             };
             let all = [

@@ -1,13 +1,17 @@
 //! The Kafka wire protocol over Weir's topics: any Kafka producer or consumer can point at
 //! Weir. Topics are one namespace — a topic made with `CREATE TOPIC` is a Kafka topic, and a
-//! topic a Kafka client creates shows in `SHOW TOPICS`.
+//! topic a Kafka client creates shows in `SHOW TOPICS`. The exception is Weir's own internal
+//! topics (`_weir.*`, such as a keyed table's changelog `_weir.table.<t>`): Kafka clients do not
+//! see, read, write or create them ([`Broker::topic`]).
 //!
 //! Each connection is served in order (read a request, answer it, read the next), as Kafka
 //! clients require responses in request order. Message encoding is the `kafka-protocol` crate's;
 //! what each request does lives in `metadata.rs` (ApiVersions, Metadata, CreateTopics,
-//! DeleteTopics), `produce.rs` (Produce, InitProducerId), `fetch.rs` (Fetch, ListOffsets) and
-//! `groups.rs` (consumer groups and committed offsets).
+//! DeleteTopics), `produce.rs` (Produce, InitProducerId; `decompress.rs` bounds what a batch
+//! inflates to), `fetch.rs` (Fetch, ListOffsets) and `groups.rs` (consumer groups and committed
+//! offsets).
 
+mod decompress;
 mod fetch;
 mod groups;
 pub use groups::{CommittedOffset, committed_offsets};
@@ -29,6 +33,13 @@ use crate::db::Database;
 pub const REQUEST_BYTES_MAX: usize = 100 * 1024 * 1024;
 /// The one broker's id.
 pub const NODE_ID: i32 = 1;
+/// Names of the topics Weir keeps for itself; not for Kafka clients.
+pub const INTERNAL_TOPIC_PREFIX: &str = "_weir.";
+
+/// Whether `name` is one of Weir's internal topics.
+fn internal(name: &str) -> bool {
+    name.starts_with(INTERNAL_TOPIC_PREFIX)
+}
 
 /// What every request handler can reach.
 pub struct Broker {
@@ -52,6 +63,15 @@ impl Broker {
             producers: Default::default(),
             groups: Default::default(),
         }
+    }
+
+    /// A topic as Kafka clients see it: Weir's internal topics are not there (Metadata leaves
+    /// them out, and every request naming one answers UNKNOWN_TOPIC_OR_PARTITION).
+    fn topic(&self, name: &str) -> Option<Arc<crate::topics::Topic>> {
+        if internal(name) {
+            return None;
+        }
+        self.db.topics.topic(name)
     }
 }
 

@@ -1,6 +1,8 @@
-//! Produce: record batches from a client are decoded (CRC checked, any compression), appended
-//! to the partition's log and acknowledged only once durable — the same fsync rule as INSERT.
-//! Keys, headers and timestamps are kept; a null value is stored as an empty one.
+//! Produce: record batches from a client are decoded (CRC checked, any compression, at most
+//! [`crate::config::KAFKA_BATCH_BYTES_MAX`] once decompressed: `decompress.rs`), appended to the
+//! partition's log and acknowledged only once durable — the same fsync rule as INSERT. Keys,
+//! headers and timestamps are kept; a null value is stored as an empty one. A partition with a
+//! batch past the limit is answered MESSAGE_TOO_LARGE and none of its batches is written.
 //!
 //! Idempotent producers (InitProducerId) number their batches per partition; a batch whose
 //! sequence was already written (a retry) is answered with its original offset and not written
@@ -15,9 +17,11 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{
     InitProducerIdRequest, InitProducerIdResponse, ProduceRequest, ProduceResponse, ProducerId,
 };
-use kafka_protocol::records::{RecordBatchDecoder, RecordSet};
+use kafka_protocol::records::RecordSet;
 
+use super::decompress::{self, Refused};
 use super::{Broker, metadata, topic_name};
+use crate::config::KAFKA_BATCH_BYTES_MAX;
 use crate::topics::{IdempotentAppend, ProducerStamp, Record};
 
 /// Hands out idempotent producer ids. What each producer last wrote is kept by the log
@@ -51,16 +55,16 @@ pub async fn produce(broker: &Broker, request: ProduceRequest) -> ProduceRespons
     let mut responses = Vec::with_capacity(request.topic_data.len());
     for topic_data in &request.topic_data {
         let name = topic_name(&topic_data.name);
-        let mut topic = broker.db.topics.topic(&name);
+        let mut topic = broker.topic(&name);
         if topic.is_none() && broker.auto_create_topics {
             topic = metadata::create(broker, &name, Default::default()).ok();
         }
         let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
-        // Weir's own topics (table changelogs, sink outputs, generated sources) have one
-        // writer: Weir.
-        let owned_by_weir = topic.as_ref().is_some_and(|t| {
-            t.name().starts_with("_weir.") || broker.db.catalog.sole_writer(t.name()).is_some()
-        });
+        // Topics Weir writes (sink outputs, generated sources) have one writer: Weir. (Its
+        // internal topics are not found at all.)
+        let owned_by_weir = topic
+            .as_ref()
+            .is_some_and(|t| broker.db.catalog.sole_writer(t.name()).is_some());
         for part in &topic_data.partition_data {
             let response = PartitionProduceResponse::default().with_index(part.index);
             let outcome = match (&topic, part.records.clone()) {
@@ -99,12 +103,12 @@ fn append(
     partition: u32,
     mut raw: Bytes,
 ) -> Result<u64, ResponseError> {
-    let sets = RecordBatchDecoder::decode_all(&mut raw).map_err(|e| {
-        tracing::debug!(
-            topic = topic.name(),
-            "produce with a batch that does not decode: {e}"
-        );
-        ResponseError::CorruptMessage
+    let sets = decompress::decode_batches(&mut raw, KAFKA_BATCH_BYTES_MAX).map_err(|e| {
+        tracing::debug!(topic = topic.name(), "produce refused: {e}");
+        match e {
+            Refused::TooLarge => ResponseError::MessageTooLarge,
+            Refused::Corrupt(_) => ResponseError::CorruptMessage,
+        }
     })?;
     let mut first_offset = None;
     for set in sets {

@@ -1,6 +1,7 @@
 //! The Postgres wire front door (pgwire): sessions, the simple and extended query protocols
 //! (with suspended portals), cursors, COPY FROM STDIN and TO STDOUT, cancel requests,
-//! statement_timeout, and errors as proper ErrorResponses.
+//! statement_timeout, and errors as proper ErrorResponses. Every frontend message is checked
+//! as bytes before pgwire decodes it (`wire.rs`).
 //!
 //! Each statement goes: text → [`crate::sql::parse`] → session statements handled here
 //! (SET, SHOW var, BEGIN, DECLARE / FETCH / CLOSE, COPY ...) → everything else to
@@ -15,6 +16,7 @@ mod numeric;
 mod params;
 mod session;
 mod transaction;
+mod wire;
 
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -74,7 +76,7 @@ pub async fn serve(listener: TcpListener, db: Arc<Database>) {
         let db = db.clone();
         tokio::spawn(async move {
             db.listeners.pg.connection_opened();
-            if let Err(e) = pgwire::tokio::process_socket(socket, None, handlers).await {
+            if let Err(e) = wire::serve(socket, handlers).await {
                 tracing::debug!("connection ended: {e}");
             }
             db.listeners.pg.connection_closed();

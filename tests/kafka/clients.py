@@ -10,6 +10,9 @@
   group-assignments BOOTSTRAP TOPIC GROUP SECONDS            -> prints each assignment received in GROUP
   group-consume     BOOTSTRAP TOPIC GROUP IDLE_ROUNDS        -> consumes from committed offsets, commits
   admin-describe    BOOTSTRAP TOPIC GROUP                    -> lists groups, describes GROUP and TOPIC's config
+  produce-bomb      BOOTSTRAP TOPIC COMPRESSION BYTES        -> one record of BYTES 'a's in one compressed
+                                                                batch, then a small one; prints each
+                                                                delivery's error code and the end offset
 Every record value is JSON {"user_id": i % 10, "amount": i}; the key is str(i).
 """
 import json
@@ -35,6 +38,28 @@ def produce_confluent(bootstrap, topic, count, compression, start):
         print(f"errors={errors[:3]} remaining={remaining}", file=sys.stderr)
         sys.exit(1)
     print(len(acked))
+
+
+def produce_bomb(bootstrap, topic, compression, size):
+    """A decompression bomb: one highly compressible record of SIZE bytes in one batch."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+
+    outcomes = []
+
+    def on_delivery(err, msg):
+        outcomes.append(err.code() if err else 0)
+
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "compression.type": compression,
+                  "message.max.bytes": 2 * size, "receive.message.max.bytes": 4 * size,
+                  "retries": 0, "linger.ms": 0})
+    p.produce(topic, value=b"a" * size, on_delivery=on_delivery)
+    p.flush(30)
+    p.produce(topic, value=b"small", on_delivery=on_delivery)
+    p.flush(30)
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "unused"})
+    low, high = c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+    c.close()
+    print(f"{compression} errors={outcomes} end={high}")
 
 
 def produce_until_error(bootstrap, topic):
@@ -295,6 +320,8 @@ if __name__ == "__main__":
         retention(bootstrap, topic)
     elif cmd == "compaction":
         compaction(bootstrap, topic)
+    elif cmd == "produce-bomb":
+        produce_bomb(bootstrap, topic, rest[0], int(rest[1]))
     elif cmd == "create-topic":
         create_topic(bootstrap, topic, int(rest[0]))
     else:
