@@ -291,7 +291,8 @@ fn zstd_bound(mut data: &[u8]) -> Result<u64, Refused> {
 }
 
 /// Inflates a gzip section into at most `max_bytes` (flate2 checks the CRC and the length);
-/// the read stops one byte past the bound, so a bomb never inflates further.
+/// the read stops one byte past the bound, so a bomb never inflates further. A batch is one
+/// gzip member, as Kafka's clients write it; bytes after the member are not read.
 fn gunzip(section: &[u8], max_bytes: usize) -> Result<Vec<u8>, Refused> {
     let mut out = Vec::new();
     flate2::read::GzDecoder::new(section)
