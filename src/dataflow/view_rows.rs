@@ -13,9 +13,10 @@ use hashbrown::HashSet;
 
 use super::ChangeBatch;
 use super::batch::batch_from_columns;
+use crate::config::SCAN_BATCH_ROWS;
 use crate::error::{Result, WeirError};
 use crate::formats::RowCodec;
-use crate::state::{StateStore, WriteBatch, keys};
+use crate::state::{KeyRange, StateStore, WriteBatch, keys};
 
 #[derive(Debug)]
 pub struct ViewRows {
@@ -179,16 +180,26 @@ impl ViewRows {
         self.decode_pairs(store.scan_prefix(&keys::view_rows_prefix(self.view_id))?)
     }
 
-    /// How many committed rows the view holds (each counted as often as it occurs): one scan
-    /// of its stored entries, without decoding the rows (for `/metrics`).
+    /// How many committed rows the view holds (each counted as often as it occurs), read from
+    /// a snapshot a page at a time without decoding the rows (for `/metrics`).
     pub fn count(&self, store: &dyn StateStore) -> Result<u64> {
-        let pairs = store.scan_prefix(&keys::view_rows_prefix(self.view_id))?;
-        if self.key_codec.is_some() {
-            return Ok(pairs.len() as u64);
+        let snapshot = store.snapshot();
+        let mut range = KeyRange::prefix(&keys::view_rows_prefix(self.view_id));
+        let mut rows = 0u64;
+        loop {
+            let page = snapshot.scan(&range, SCAN_BATCH_ROWS)?;
+            let Some((last, _)) = page.last() else {
+                return Ok(rows);
+            };
+            range.start = std::ops::Bound::Excluded(last.clone());
+            for (_, v) in &page {
+                let n = match self.key_codec {
+                    Some(_) => 1,
+                    None => u64::try_from(decode_count(v)?).unwrap_or(0),
+                };
+                rows = rows.saturating_add(n);
+            }
         }
-        pairs.iter().try_fold(0u64, |n, (_, v)| {
-            Ok(n.saturating_add(u64::try_from(decode_count(v)?).unwrap_or(0)))
-        })
     }
 
     /// The committed row whose key columns equal `key_columns` (one value each), if any.
