@@ -126,6 +126,7 @@ async fn run(input: &str, epochs: &[Vec<RecordBatch>], workers: usize) {
         barrier_interval_ms: 3_600_000,
         workers,
         store: Some(StoreKind::DEFAULT),
+        init_password: None,
     })
     .await
     .unwrap();

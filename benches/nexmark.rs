@@ -273,6 +273,7 @@ async fn engine(
         barrier_interval_ms: 3_600_000,
         workers,
         store: Some(store_kind),
+        init_password: None,
     })
     .await
     .unwrap();

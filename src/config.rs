@@ -45,9 +45,13 @@ pub const SCAN_BATCH_ROWS: usize = 8192;
 /// dataflow threads), in bytes: reserved, and committed only as used. With
 /// [`crate::sql::depth::STATEMENT_NESTING_MAX`] it leaves the deepest statement ample room.
 pub const THREAD_STACK_BYTES: usize = 16 * 1024 * 1024;
-/// How long a Postgres client has to finish start-up (TLS refusal, start-up packet), in
-/// milliseconds, as pgwire's own loop allowed; then the connection is dropped.
+/// How long a Postgres client has to finish start-up (TLS, start-up packet, the whole SCRAM
+/// exchange), in milliseconds: Postgres's `authentication_timeout`; then the connection is
+/// dropped.
 pub const PG_STARTUP_TIMEOUT_MS: u64 = 60_000;
+/// Postgres sessions open at once on the listener, over every role (`--pg-max-connections`):
+/// Postgres's `max_connections`. Past it: FATAL 53300.
+pub const PG_MAX_CONNECTIONS_DEFAULT: usize = 100;
 /// Largest Postgres frontend message that carries data (Query, Parse, Bind, CopyData,
 /// CopyFail, password), in bytes: Postgres's `PQ_LARGE_MESSAGE_LIMIT`. Past it: FATAL 08P01.
 pub const PG_LARGE_MESSAGE_BYTES_MAX: usize = (1 << 30) - 1;

@@ -68,6 +68,16 @@ pub enum ErrorKind {
     ProgramLimitExceeded,
     /// 58030: I/O error in the store or the log
     Io,
+    /// 42710: a role (or other non-relation object) of that name exists
+    DuplicateObject,
+    /// 42501: the role lacks the privilege
+    InsufficientPrivilege,
+    /// 42939: a name reserved for the system (`public`, `pg_*` roles)
+    ReservedName,
+    /// 0LP01: a role membership that would make a loop
+    InvalidGrantOperation,
+    /// 55006: the object is in use (dropping the session's own role)
+    ObjectInUse,
     /// XX000
     Internal,
 }
@@ -100,6 +110,11 @@ impl ErrorKind {
             ErrorKind::StackDepth => "54001",
             ErrorKind::ProgramLimitExceeded => "54000",
             ErrorKind::Io => "58030",
+            ErrorKind::DuplicateObject => "42710",
+            ErrorKind::InsufficientPrivilege => "42501",
+            ErrorKind::ReservedName => "42939",
+            ErrorKind::InvalidGrantOperation => "0LP01",
+            ErrorKind::ObjectInUse => "55006",
             ErrorKind::Internal => "XX000",
         }
     }

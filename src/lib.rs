@@ -35,6 +35,7 @@
 //! formats → state / topics.
 
 mod alloc;
+pub mod auth;
 pub mod catalog;
 pub mod config;
 pub mod dataflow;

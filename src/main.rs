@@ -35,6 +35,26 @@ struct Args {
     /// keeps the one it was created with).
     #[arg(long)]
     store: Option<String>,
+    /// How Postgres clients authenticate: trust (any role that may log in, no password; only
+    /// on a loopback --pg-addr) or password (SCRAM-SHA-256).
+    #[arg(long, default_value = "trust")]
+    pg_auth: weir::server::AuthMethod,
+    /// The password of the superuser `weir`, set when the data directory is created (later
+    /// starts ignore it: use ALTER USER).
+    #[arg(long, env = "WEIR_INIT_PASSWORD", hide_env_values = true)]
+    init_password: Option<String>,
+    /// Most Postgres sessions open at once (past it: 53300).
+    #[arg(long, default_value_t = config::PG_MAX_CONNECTIONS_DEFAULT)]
+    pg_max_connections: usize,
+    /// PEM certificate (chain) for TLS on the Postgres listener; with --tls-key.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Refuse Postgres clients that do not use TLS.
+    #[arg(long, requires = "tls_cert")]
+    tls_require: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -134,6 +154,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             .workers
             .map_or_else(config::workers_default, usize::from),
         store,
+        init_password: args.init_password.clone(),
     })
     .await?;
     tracing::info!(data_dir = %args.data_dir.display(), "{}", Database::describe_dir(&args.data_dir));
@@ -142,6 +163,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     } else {
         let listener = tokio::net::TcpListener::bind(&args.kafka_addr).await?;
         let advertised = listener.local_addr()?;
+        weir::auth::require_loopback("Kafka clients", "--kafka-addr", advertised)?;
         tracing::info!("kafka listener on {advertised}");
         let broker =
             weir::kafka::Broker::new(db.clone(), advertised, args.kafka_auto_create_topics);
@@ -151,6 +173,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         tracing::info!("http listener off");
     } else {
         let listener = tokio::net::TcpListener::bind(&args.http_addr).await?;
+        weir::auth::require_loopback("HTTP clients", "--http-addr", listener.local_addr()?)?;
         tracing::info!("http listener on {}", listener.local_addr()?);
         let db = db.clone();
         tokio::spawn(async move {
@@ -165,9 +188,26 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         return Ok(());
     }
     let listener = tokio::net::TcpListener::bind(&args.pg_addr).await?;
-    tracing::info!("postgres listener on {}", listener.local_addr()?);
+    let addr = listener.local_addr()?;
+    weir::server::check_exposure(addr, args.pg_auth, &db)?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(weir::server::load_tls(cert, key)?),
+        _ => None,
+    };
+    tracing::info!(
+        auth = ?args.pg_auth,
+        tls = tls.is_some(),
+        tls_required = args.tls_require,
+        "postgres listener on {addr}"
+    );
+    let options = weir::server::PgListenerOptions {
+        auth: args.pg_auth,
+        tls,
+        tls_required: args.tls_require,
+        max_connections: args.pg_max_connections,
+    };
     tokio::select! {
-        _ = weir::server::serve(listener, db) => {}
+        served = weir::server::serve(listener, db, options) => served?,
         _ = tokio::signal::ctrl_c() => tracing::info!("shutting down"),
     }
     Ok(())

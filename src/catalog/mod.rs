@@ -150,18 +150,22 @@ impl Entry {
     }
 }
 
-/// The live catalog: resolved entries in memory, items persisted in the store.
+/// The live catalog: resolved entries in memory, items persisted in the store; and the roles.
 pub struct Catalog {
     store: Arc<dyn StateStore>,
     entries: RwLock<BTreeMap<String, Entry>>,
+    pub roles: crate::auth::Roles,
 }
 
 impl Catalog {
-    pub fn new(store: Arc<dyn StateStore>) -> Self {
-        Catalog {
+    /// The catalog of `store`: its roles loaded (the bootstrap superuser created, with
+    /// `init_password`, on a new store); entries are added as start-up replays them.
+    pub fn open(store: Arc<dyn StateStore>, init_password: Option<&str>) -> Result<Self> {
+        Ok(Catalog {
+            roles: crate::auth::Roles::open(store.clone(), init_password)?,
             store,
             entries: RwLock::new(BTreeMap::new()),
-        }
+        })
     }
 
     /// The persisted items, in creation order (what start-up replays).

@@ -14,6 +14,8 @@ pub struct ListenerCounters {
     pub requests_total: AtomicU64,
     /// Requests that failed: an error response to the client.
     pub errors_total: AtomicU64,
+    /// Log-ins refused for a wrong password (or an unknown role, which looks the same).
+    pub auth_failures_total: AtomicU64,
 }
 
 impl ListenerCounters {
@@ -31,6 +33,10 @@ impl ListenerCounters {
         if failed {
             self.errors_total.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    pub fn auth_failed(&self) {
+        self.auth_failures_total.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Connections open now.

@@ -92,6 +92,9 @@ pub struct DbConfig {
     /// The state store's backend; `None`: the one the data directory already holds, else
     /// [`StoreKind::DEFAULT`].
     pub store: Option<StoreKind>,
+    /// The bootstrap superuser's password, set when a new data directory is created
+    /// (`--init-password`); ignored afterwards (ALTER USER changes it).
+    pub init_password: Option<String>,
 }
 
 pub struct Database {
@@ -124,7 +127,10 @@ impl Database {
         let kind = store_kind(&config.data_dir, config.store)?;
         let store = kind.open(&store_dir(&config.data_dir, kind))?;
         let topics = Arc::new(TopicStore::open(&config.data_dir.join("topics"))?);
-        let catalog = Arc::new(Catalog::new(store.clone()));
+        let catalog = Arc::new(Catalog::open(
+            store.clone(),
+            config.init_password.as_deref(),
+        )?);
         let epoch_lock: EpochLock = Default::default();
         let runtime = Runtime::start(
             store.clone(),
@@ -209,6 +215,13 @@ impl Database {
                     .await
             }
             Statement::Show(kind) => self.show(kind),
+            Statement::Role(role) => {
+                let acting = crate::auth::current_user();
+                let tag = crate::auth::ddl::execute(&self.catalog.roles, role, &acting, || {
+                    Ok(pg_catalog::oid_of_id(self.catalog.next_id()?))
+                })?;
+                Ok(Output::Done(Tag::new(tag)))
+            }
             Statement::Flush => {
                 self.runtime.flush().await?;
                 Ok(Output::Done(Tag::new("FLUSH")))
@@ -435,7 +448,8 @@ fn is_ddl(stmt: &Statement) -> bool {
         | Statement::CreateSource(_)
         | Statement::DropSource { .. }
         | Statement::CreateSink(_)
-        | Statement::DropSink { .. } => true,
+        | Statement::DropSink { .. }
+        | Statement::Role(_) => true,
         Statement::Standard(s) => matches!(
             s.as_ref(),
             ast::Statement::CreateTable(_)
@@ -513,9 +527,18 @@ fn session_context(read: ReadContext) -> Result<SessionContext> {
         ("version", format!("PostgreSQL {}", config::SERVER_VERSION)),
         ("current_schema", "public".to_string()),
         ("current_database", "weir".to_string()),
-        ("current_user", "weir".to_string()),
     ] {
         ctx.register_udf(constant_text_udf(name, value));
+    }
+    // `current_user` and the like: the rewrite passes the session's role as the argument.
+    for name in ["current_user", "session_user", "user", "current_role"] {
+        ctx.register_udf(create_udf(
+            name,
+            vec![DataType::Utf8],
+            DataType::Utf8,
+            Volatility::Immutable,
+            Arc::new(|args: &[ColumnarValue]| Ok(args[0].clone())),
+        ));
     }
     Ok(ctx)
 }

@@ -345,6 +345,7 @@ fn listeners(db: &Database, ingested: &BTreeMap<String, u64>, e: &mut Exposition
     const REQUESTS: &str = "weir_listener_requests_total";
     const ERRORS: &str = "weir_listener_errors_total";
     const INGESTED: &str = "weir_http_ingest_rows_total";
+    const AUTH_FAILURES: &str = "weir_listener_auth_failures_total";
     e.family(
         CONNECTIONS,
         "counter",
@@ -357,6 +358,11 @@ fn listeners(db: &Database, ingested: &BTreeMap<String, u64>, e: &mut Exposition
         "Requests handled: statements (pg), protocol requests (kafka), HTTP requests (http).",
     );
     e.family(ERRORS, "counter", "Requests answered with an error: a statement's error (pg), an undecodable request that closed the connection (kafka), a 4xx or 5xx response (http).");
+    e.family(
+        AUTH_FAILURES,
+        "counter",
+        "Log-ins refused for a wrong password or an unknown role.",
+    );
     e.family(
         INGESTED,
         "counter",
@@ -382,6 +388,12 @@ fn listeners(db: &Database, ingested: &BTreeMap<String, u64>, e: &mut Exposition
             "",
             &labels,
             c.errors_total.load(Ordering::Relaxed) as f64,
+        );
+        e.sample(
+            AUTH_FAILURES,
+            "",
+            &labels,
+            c.auth_failures_total.load(Ordering::Relaxed) as f64,
         );
     }
     for (relation, n) in ingested {

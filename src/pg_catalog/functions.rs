@@ -18,7 +18,7 @@ use datafusion::logical_expr::{
 };
 use datafusion::prelude::SessionContext;
 
-use super::{CURRENT_ROLE, Snapshot, types};
+use super::{Snapshot, types};
 use crate::catalog::Catalog;
 use crate::error::{ErrorKind, WeirError};
 
@@ -118,8 +118,15 @@ pub fn register(ctx: &SessionContext, catalog: &Arc<Catalog>) {
     let oid = DataType::UInt32;
     let boolean = DataType::Boolean;
     let defs: Vec<(&'static str, &[usize], DataType, Body)> = vec![
-        ("pg_get_userbyid", &[1], text.clone(), |_, _| {
-            Ok(utf8(CURRENT_ROLE))
+        ("pg_get_userbyid", &[1], text.clone(), |c, a| {
+            // Postgres's text for an oid that is no role.
+            Ok(utf8(&as_oid(&a[0]).map_or_else(String::new, |o| {
+                c.snap()
+                    .roles
+                    .iter()
+                    .find(|r| r.oid == o)
+                    .map_or_else(|| format!("unknown (OID={o})"), |r| r.name.clone())
+            })))
         }),
         ("pg_table_is_visible", &[1], boolean.clone(), |c, a| {
             // Visible: on the search path (pg_catalog, public), as Postgres defines it.

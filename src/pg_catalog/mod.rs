@@ -38,15 +38,20 @@ use tables::CatalogTable;
 pub const PG_CATALOG_NAMESPACE: u32 = 11;
 pub const PUBLIC_NAMESPACE: u32 = 2200;
 pub const INFORMATION_SCHEMA_NAMESPACE: u32 = 13000;
-/// The one role: every session runs as it.
-pub const ROLE_OID: u32 = 10;
-pub const CURRENT_ROLE: &str = "weir";
+/// The owner of every object (objects have no other owner yet): the bootstrap superuser.
+pub const ROLE_OID: u32 = crate::auth::BOOTSTRAP_OID;
+pub const CURRENT_ROLE: &str = crate::auth::BOOTSTRAP_SUPERUSER;
 pub const DATABASE_OID: u32 = 5;
 pub const DATABASE_NAME: &str = "weir";
 /// First oid of user relations (Postgres's `FirstNormalObjectId`).
 pub const USER_OID_BASE: u32 = 16384;
 /// Oids per user relation: the relation, its key index, its key constraint, its row type.
 const OIDS_PER_RELATION: u32 = 4;
+/// The oid of the catalog object (relation or role) with this id: ids are shared, so oids are
+/// unique across both.
+pub fn oid_of_id(id: u64) -> u32 {
+    USER_OID_BASE + OIDS_PER_RELATION * id as u32
+}
 /// `pg_proc` oids: functions in name order from here (below [`USER_OID_BASE`]).
 pub const FUNCTION_OID_BASE: u32 = 14000;
 
@@ -128,6 +133,7 @@ impl RelInfo {
 /// Every relation a client can see, at one moment.
 pub struct Snapshot {
     pub relations: Vec<RelInfo>,
+    pub roles: Vec<crate::auth::Role>,
 }
 
 impl Snapshot {
@@ -144,7 +150,7 @@ impl Snapshot {
                     _ => ('r', Vec::new(), false, None),
                 };
                 RelInfo {
-                    oid: USER_OID_BASE + OIDS_PER_RELATION * item.id as u32,
+                    oid: oid_of_id(item.id),
                     name: item.name.clone(),
                     namespace: PUBLIC_NAMESPACE,
                     kind,
@@ -175,7 +181,10 @@ impl Snapshot {
                 definition: None,
             });
         }
-        Snapshot { relations }
+        Snapshot {
+            relations,
+            roles: catalog.roles.all(),
+        }
     }
 
     /// The relation with `oid`, or whose key index or constraint has it.

@@ -14,6 +14,7 @@
 //! | `_pg_expandarray(a)` / `(..).n`       | `unnest(_pg_expandarray(a))` / `unnest(generate_series(..))` |
 //! | `ARRAY(SELECT e FROM .. ORDER BY ..)` | `(SELECT array_agg(e ORDER BY ..) FROM ..)`  |
 //! | `x = ANY($1)` / `x = ANY('{a,b}')`    | `x = ANY(pg_text_array($1))` / `ARRAY['a', 'b']` |
+//! | `current_user`, `session_user`, `user` | `current_user('alice')`: the session's role    |
 //!
 //! Only constructs DataFusion would reject are touched, so ordinary queries plan as written.
 
@@ -406,6 +407,13 @@ fn rewrite_function(f: &mut Function) -> Option<Expr> {
     }
     let name = function_name(f).to_ascii_lowercase();
     match name.as_str() {
+        // The session's role, known when the statement is planned, passed to a function of the
+        // same name that returns it (so the column keeps Postgres's name).
+        "current_user" | "session_user" | "user" | "current_role"
+            if matches!(f.args, FunctionArguments::None) =>
+        {
+            Some(call(&name, vec![string(&crate::auth::current_user())]))
+        }
         "generate_subscripts" => {
             let args = as_call(&Expr::Function(f.clone()), "generate_subscripts")?;
             let array = args.first()?.clone();

@@ -79,7 +79,28 @@ pub fn rows(name: &str, snap: &Snapshot, session: &dyn Session) -> Vec<Row> {
                 .find(|t| t.name == name)
                 .map(|t| t.schema());
             let has = |column: &str| columns.as_ref().is_some_and(|c| c.index_of(column).is_ok());
-            vec![role_row().into_iter().filter(|(c, _)| has(c)).collect()]
+            snap.roles
+                .iter()
+                // pg_user: the roles that may log in.
+                .filter(|r| name != "pg_user" || r.login)
+                .map(|r| role_row(r).into_iter().filter(|(c, _)| has(c)).collect())
+                .collect()
+        }
+        "pg_auth_members" => {
+            let oid_of = |name: &str| snap.roles.iter().find(|r| r.name == name).map(|r| r.oid);
+            snap.roles
+                .iter()
+                .flat_map(|member| {
+                    member.member_of.iter().filter_map(move |role| {
+                        Some(vec![
+                            ("roleid", oid(oid_of(role)?)),
+                            ("member", oid(member.oid)),
+                            ("grantor", oid(ROLE_OID)),
+                            ("admin_option", b(false)),
+                        ])
+                    })
+                })
+                .collect()
         }
         "pg_class" => snap.relations.iter().flat_map(class_rows).collect(),
         "pg_collation" => [
@@ -217,28 +238,30 @@ pub fn rows(name: &str, snap: &Snapshot, session: &dyn Session) -> Vec<Row> {
     }
 }
 
-/// The one role, with every privilege: the columns of `pg_authid`, `pg_roles` and `pg_user`
-/// together (each table takes the ones it has).
-fn role_row() -> Row {
-    let yes = || b(true);
+/// One role: the columns of `pg_authid`, `pg_roles` and `pg_user` together (each table takes the
+/// ones it has). The verifier itself is never shown, in `pg_authid` either: `********` when the
+/// role has a password, as `pg_roles` shows it.
+fn role_row(r: &crate::auth::Role) -> Row {
+    let password = || opt(r.password.as_ref().map(|_| "********"));
     vec![
-        ("oid", oid(ROLE_OID)),
-        ("rolname", s(CURRENT_ROLE)),
-        ("rolsuper", yes()),
-        ("rolinherit", yes()),
-        ("rolcreaterole", yes()),
-        ("rolcreatedb", yes()),
-        ("rolcanlogin", yes()),
-        ("rolreplication", yes()),
-        ("rolbypassrls", yes()),
-        ("rolconnlimit", i(-1)),
-        ("usename", s(CURRENT_ROLE)),
-        ("usesysid", oid(ROLE_OID)),
-        ("usecreatedb", yes()),
-        ("usesuper", yes()),
-        ("userepl", yes()),
-        ("usebypassrls", yes()),
-        ("passwd", s("********")),
+        ("oid", oid(r.oid)),
+        ("rolname", s(&r.name)),
+        ("rolsuper", b(r.superuser)),
+        ("rolinherit", b(r.inherit)),
+        ("rolcreaterole", b(r.create_role)),
+        ("rolcreatedb", b(r.create_db)),
+        ("rolcanlogin", b(r.login)),
+        ("rolreplication", b(false)),
+        ("rolbypassrls", b(r.superuser)),
+        ("rolconnlimit", i(r.connection_limit.into())),
+        ("rolpassword", password()),
+        ("usename", s(&r.name)),
+        ("usesysid", oid(r.oid)),
+        ("usecreatedb", b(r.create_db)),
+        ("usesuper", b(r.superuser)),
+        ("userepl", b(false)),
+        ("usebypassrls", b(r.superuser)),
+        ("passwd", password()),
     ]
 }
 

@@ -313,7 +313,6 @@ pub const PG_CATALOG_TABLES: &[CatalogTable] = &[
 /// Catalog tables that never have rows in Weir (no triggers, policies, defaults ...).
 pub const ALWAYS_EMPTY: &[&str] = &[
     "pg_attrdef",
-    "pg_auth_members",
     "pg_depend",
     "pg_description",
     "pg_enum",

@@ -7,6 +7,7 @@
 //! (SET, SHOW var, BEGIN, DECLARE / FETCH / CLOSE, COPY ...) → everything else to
 //! [`Database::execute`] → rows encoded in the format the client asked for.
 
+mod auth;
 mod copy;
 mod copy_out;
 mod cursor;
@@ -15,6 +16,7 @@ mod encode;
 mod numeric;
 mod params;
 mod session;
+mod tls;
 mod transaction;
 mod wire;
 
@@ -28,7 +30,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::ScalarValue;
 use datafusion::sql::sqlparser::ast;
 use futures::{Sink, SinkExt, stream};
-use pgwire::api::auth::{self, StartupHandler};
+use pgwire::api::auth::{DefaultServerParameterProvider, StartupHandler};
 use pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
 use pgwire::api::copy::CopyHandler;
 use pgwire::api::portal::{Format, Portal};
@@ -41,25 +43,53 @@ use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::PortalStore;
 use pgwire::api::{
     ClientInfo, ClientPortalStore, ConnectionManager, DEFAULT_NAME, PgWireServerHandlers,
-    PidSecretKeyGenerator, RandomPidSecretKeyGenerator, Type,
+    RandomPidSecretKeyGenerator, Type,
 };
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::extendedquery::{Describe, TARGET_TYPE_BYTE_PORTAL};
 use pgwire::messages::response::TransactionStatus;
 use pgwire::messages::startup::ParameterStatus;
-use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio::net::TcpListener;
 
 use crate::db::{Database, Output, Tag};
 use crate::error::{Result, WeirError};
 use crate::sql::parse::{self, Statement};
 
+pub use auth::{AuthMethod, check_exposure};
 pub use copy::PendingCopy;
 pub use describe::{Prepared, WeirParser};
+pub use tls::{Tls, load as load_tls};
+
+/// How the Postgres listener admits clients (`--pg-auth`, `--tls-*`, `--pg-max-connections`).
+pub struct PgListenerOptions {
+    pub auth: AuthMethod,
+    /// TLS offered to clients that ask for it (an SSLRequest); None: refused, plain only.
+    pub tls: Option<Tls>,
+    /// Refuse clients that did not negotiate TLS.
+    pub tls_required: bool,
+    /// Sessions open at once, over every role.
+    pub max_connections: usize,
+}
+
+impl Default for PgListenerOptions {
+    fn default() -> Self {
+        PgListenerOptions {
+            auth: AuthMethod::Trust,
+            tls: None,
+            tls_required: false,
+            max_connections: crate::config::PG_MAX_CONNECTIONS_DEFAULT,
+        }
+    }
+}
 
 /// Serves the Postgres protocol on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, db: Arc<Database>) {
-    let handler = Arc::new(Handler::new(db.clone()));
+pub async fn serve(
+    listener: TcpListener,
+    db: Arc<Database>,
+    options: PgListenerOptions,
+) -> std::io::Result<()> {
+    let handler = Arc::new(Handler::new(db.clone(), options)?);
     let handlers = Arc::new(Handlers {
         cancel: Arc::new(DefaultCancelHandler::new(handler.connections.clone())),
         handler,
@@ -114,45 +144,19 @@ pub struct Handler {
     /// COPY FROM STDIN in progress, by connection.
     copies: Mutex<HashMap<SocketAddr, PendingCopy>>,
     /// What start-up reports in ParameterStatus.
-    parameters: auth::DefaultServerParameterProvider,
+    parameters: DefaultServerParameterProvider,
     pids: RandomPidSecretKeyGenerator,
     /// Each session's cancel handle, by (pid, secret key), for CancelRequests.
     connections: Arc<ConnectionManager>,
-}
-
-/// Start-up: every local user is trusted (Weir listens on loopback by default); the
-/// ParameterStatus messages report the same server version as `SELECT version()`, and the
-/// session registers its cancel handle under the key the client gets in BackendKeyData.
-#[async_trait]
-impl StartupHandler for Handler {
-    async fn on_startup<C>(
-        &self,
-        client: &mut C,
-        message: PgWireFrontendMessage,
-    ) -> PgWireResult<()>
-    where
-        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
-        C::Error: Debug,
-        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
-    {
-        if let PgWireFrontendMessage::Startup(ref startup) = message {
-            auth::protocol_negotiation(client, startup).await?;
-            auth::save_startup_parameters_to_metadata(client, startup);
-            let (pid, secret_key) = self.pids.generate(client);
-            client.set_pid_and_secret_key(pid, secret_key.clone());
-            // The guard unregisters the handle when the session (and its extensions) ends.
-            let (handle, guard) = self.connections.register(pid, secret_key);
-            client.session_extensions().insert(handle);
-            client.session_extensions().insert(guard);
-            auth::finish_authentication(client, &self.parameters).await?;
-        }
-        Ok(())
-    }
+    options: PgListenerOptions,
+    scram: auth::Scram,
+    /// Open sessions per role (connection limits).
+    sessions: Arc<auth::Sessions>,
 }
 
 impl Handler {
-    fn new(db: Arc<Database>) -> Self {
-        let mut parameters = auth::DefaultServerParameterProvider::default();
+    fn new(db: Arc<Database>, options: PgListenerOptions) -> std::io::Result<Self> {
+        let mut parameters = DefaultServerParameterProvider::default();
         parameters.server_version = crate::config::SERVER_VERSION.to_string();
         let setting = |name| {
             crate::config::pg_setting(name)
@@ -161,14 +165,20 @@ impl Handler {
         };
         parameters.date_style = setting("DateStyle");
         parameters.time_zone = setting("TimeZone");
-        Handler {
+        let cert_pem = options.tls.as_ref().map(|tls| tls.cert_pem.as_slice());
+        let scram = auth::Scram::new(db.catalog.clone(), cert_pem)
+            .map_err(|e| std::io::Error::other(format!("SCRAM channel binding: {e}")))?;
+        Ok(Handler {
             parser: Arc::new(WeirParser { db: db.clone() }),
             db,
             copies: Mutex::new(HashMap::new()),
             parameters,
             pids: RandomPidSecretKeyGenerator::default(),
             connections: Arc::new(ConnectionManager::new()),
-        }
+            options,
+            scram,
+            sessions: Default::default(),
+        })
     }
 
     /// Runs one statement for a client and turns the outcome into a wire response, within the
@@ -269,8 +279,11 @@ impl Handler {
             let params = params.to_vec();
             let cancel = crate::dataflow::runtime::CancelFlag::default();
             let _cancel_on_drop = SetOnDrop(cancel.clone());
-            let task = crate::db::STATEMENT_CANCEL
-                .scope(cancel, async move { db.execute(stmt, &params).await });
+            let task = crate::auth::CURRENT_USER.scope(
+                crate::auth::current_user(),
+                crate::db::STATEMENT_CANCEL
+                    .scope(cancel, async move { db.execute(stmt, &params).await }),
+            );
             match tokio::spawn(task).await {
                 Ok(result) => result,
                 Err(e) if e.is_panic() => Err(WeirError::from_panic(&*e.into_panic())),

@@ -51,11 +51,27 @@ pub(super) async fn serve(socket: TcpStream, handlers: Arc<Handlers>) -> io::Res
     tokio::pin!(startup);
     let negotiated = tokio::select! {
         _ = &mut startup => return Ok(()),
-        socket = negotiate_tls(socket, None) => socket?,
+        socket = negotiate_tls(socket, handlers.handler.options.tls.as_ref().map(|t| t.acceptor.clone())) => socket?,
     };
-    let Some(mut socket) = negotiated else {
+    let Some(socket) = negotiated else {
         return Ok(());
     };
+    // pgwire's framed socket reads from the connection before decoding when its buffer was
+    // empty when it was built, as it is after a TLS handshake: with the start-up packet already
+    // read by `fill` below, it would wait for bytes the client never sends. So the start-up
+    // packet is read first and the socket rebuilt around it (a buffer that holds data is
+    // decoded first).
+    let mut parts = socket.into_parts();
+    if parts.read_buf.is_empty() {
+        let filled = tokio::select! {
+            _ = &mut startup => return Ok(()),
+            filled = fill(&mut parts.io, &mut parts.read_buf, true) => filled?,
+        };
+        if matches!(filled, Filled::Closed) {
+            return Ok(());
+        }
+    }
+    let mut socket = tokio_util::codec::Framed::from_parts(parts);
     // The handler itself rather than `PgWireServerHandlers`' opaque types, so that the
     // statements pgwire stores are known to be `Prepared` (Bind's parameter count).
     let handler = handlers.handler.clone();
@@ -134,7 +150,12 @@ pub(super) async fn serve(socket: TcpStream, handlers: Arc<Handlers>) -> io::Res
             _ => message.is_extended_query(),
         };
         let is_cancel_request = matches!(message, PgWireFrontendMessage::CancelRequest(_));
-        if let Err(mut e) = process_message(
+        // Statements run as the session's role once it has logged in.
+        let role = socket
+            .session_extensions()
+            .get::<super::auth::SessionRole>()
+            .map(|role| role.0.clone());
+        let processing = process_message(
             message,
             &mut socket,
             handler.clone(),
@@ -142,9 +163,12 @@ pub(super) async fn serve(socket: TcpStream, handlers: Arc<Handlers>) -> io::Res
             handler.clone(),
             handler.clone(),
             cancel_handler.clone(),
-        )
-        .await
-        {
+        );
+        let processed = match role {
+            Some(role) => crate::auth::CURRENT_USER.scope(role, processing).await,
+            None => processing.await,
+        };
+        if let Err(mut e) = processed {
             error_handler.on_error(&socket, &mut e);
             let is_fatal = e.is_fatal();
             process_error(&mut socket, e, is_extended_query).await?;

@@ -6,5 +6,6 @@
 pub mod depth;
 pub mod event_time;
 pub mod parse;
+pub mod roles;
 pub mod stream_plan;
 pub mod windows;

@@ -39,6 +39,8 @@ pub enum Statement {
     },
     Show(ShowKind),
     Flush,
+    /// CREATE / ALTER / DROP ROLE or USER, GRANT / REVOKE of role membership.
+    Role(super::roles::RoleStatement),
     /// Anything standard SQL: SELECT, INSERT, CREATE TABLE / MATERIALIZED VIEW, SET ...
     Standard(Box<ast::Statement>),
 }
@@ -196,7 +198,7 @@ fn parse_checked(sql: &str) -> Result<Vec<Statement>> {
     Ok(out)
 }
 
-fn syntax(e: ParserError) -> WeirError {
+pub(crate) fn syntax(e: ParserError) -> WeirError {
     let text = match e {
         ParserError::ParserError(m) | ParserError::TokenizerError(m) => m,
         ParserError::RecursionLimitExceeded => return super::depth::too_deep(),
@@ -205,7 +207,7 @@ fn syntax(e: ParserError) -> WeirError {
 }
 
 /// The upper-cased word at `n` tokens ahead, if it is a word.
-fn word_at(parser: &Parser, n: usize) -> Option<String> {
+pub(crate) fn word_at(parser: &Parser, n: usize) -> Option<String> {
     match parser.peek_nth_token(n).token {
         Token::Word(w) => Some(w.value.to_ascii_uppercase()),
         _ => None,
@@ -213,6 +215,9 @@ fn word_at(parser: &Parser, n: usize) -> Option<String> {
 }
 
 fn parse_one(parser: &mut Parser) -> Result<Statement> {
+    if super::roles::starts_role_statement(parser) {
+        return super::roles::parse(parser).map(Statement::Role);
+    }
     let first = word_at(parser, 0);
     let second = word_at(parser, 1);
     match (first.as_deref(), second.as_deref()) {
@@ -420,7 +425,7 @@ fn skip(parser: &mut Parser, n: usize) {
     }
 }
 
-fn ident(parser: &mut Parser) -> Result<String> {
+pub(crate) fn ident(parser: &mut Parser) -> Result<String> {
     Ok(normalize_ident(&parser.parse_identifier().map_err(syntax)?))
 }
 

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! c <name>                                  catalog entry (JSON)
+//! r <name>                                  a role (JSON, `auth::Role`)
 //! m next_id                                 next catalog object id (u64 BE)
 //! m format                                  the store's layout version (u32 BE, STORE_FORMAT)
 //! v <view id u64 BE> <pk>                   a keyed view's row (row bytes)
@@ -18,6 +19,7 @@
 //! an unkeyed view may hold a row several times, so the row is the key and its count the value.
 
 pub const CATALOG: u8 = b'c';
+pub const ROLES: u8 = b'r';
 pub const META_NEXT_ID: &[u8] = b"m/next_id";
 pub const META_FORMAT: &[u8] = b"m/format";
 /// The layout this build reads and writes. 1: stores written before the key existed (keyed
@@ -36,6 +38,12 @@ pub fn catalog_prefix() -> Vec<u8> {
 
 pub fn catalog_key(name: &str) -> Vec<u8> {
     let mut k = catalog_prefix();
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
+pub fn role_key(name: &str) -> Vec<u8> {
+    let mut k = vec![ROLES];
     k.extend_from_slice(name.as_bytes());
     k
 }

@@ -27,6 +27,8 @@ pub struct WeirServer {
     barrier_interval_ms: u64,
     /// Workers per view for the next (re)start; None: `$WEIR_TEST_WORKERS`, else the default.
     pub workers: Option<usize>,
+    /// More flags for every (re)start (`--pg-auth password` ...).
+    pub args: Vec<String>,
 }
 
 /// The server binary the tests run: `$WEIR_TEST_BIN`, or the `weir` cargo built for the tests.
@@ -65,6 +67,18 @@ impl WeirServer {
         Self::start_with(data_dir, barrier_interval_ms, false, Some(workers)).await
     }
 
+    /// Like `start`, with more flags (kept for restarts).
+    pub async fn start_with_args(
+        data_dir: &Path,
+        barrier_interval_ms: u64,
+        args: &[&str],
+    ) -> WeirServer {
+        let mut server = Self::new(data_dir, barrier_interval_ms, false, None);
+        server.args = args.iter().map(|a| a.to_string()).collect();
+        server.spawn().await;
+        server
+    }
+
     /// Like `start`, with the Kafka listener on a free port too.
     pub async fn start_with_kafka(data_dir: &Path, barrier_interval_ms: u64) -> WeirServer {
         Self::start_with(data_dir, barrier_interval_ms, true, None).await
@@ -95,6 +109,7 @@ impl WeirServer {
             data_dir: data_dir.to_path_buf(),
             barrier_interval_ms,
             workers,
+            args: Vec::new(),
         }
     }
 
@@ -155,6 +170,7 @@ impl WeirServer {
                     .map(|n| vec!["--workers".to_string(), n])
                     .unwrap_or_default(),
             )
+            .args(&self.args)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -1,0 +1,387 @@
+//! Users, roles and authentication on the Postgres wire, end to end with real clients
+//! (tokio-postgres, psql, psycopg): trust on loopback, SCRAM-SHA-256 passwords, role
+//! attributes and membership, connection limits, TLS with a CA the test makes (verify-full,
+//! channel binding), and the start-up refusals for unsafe settings.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{WeirServer, weir_bin};
+use tokio_postgres::error::SqlState;
+
+async fn connect_as(
+    server: &WeirServer,
+    user: &str,
+    password: Option<&str>,
+) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let mut conn = format!(
+        "host=127.0.0.1 port={} user={user} dbname=weir",
+        server.port
+    );
+    if let Some(p) = password {
+        conn.push_str(&format!(" password='{p}'"));
+    }
+    let (client, connection) = tokio_postgres::connect(&conn, tokio_postgres::NoTls).await?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(client)
+}
+
+fn code(e: &tokio_postgres::Error) -> String {
+    e.as_db_error()
+        .map(|d| format!("{}: {}", d.code().code(), d.message()))
+        .unwrap_or_else(|| format!("not a server error: {e}"))
+}
+
+async fn current_user(client: &tokio_postgres::Client) -> String {
+    client
+        .query_one("SELECT current_user, session_user", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test]
+async fn trust_admits_existing_login_roles_and_each_session_acts_as_its_role() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = WeirServer::start(&dir.path().join("data"), 50).await;
+    let weir = server.connect().await;
+    assert_eq!(current_user(&weir).await, "weir");
+    weir.batch_execute(
+        "CREATE USER reader; CREATE ROLE no_login; CREATE ROLE staff; GRANT staff TO reader;
+         CREATE USER one CONNECTION LIMIT 1",
+    )
+    .await
+    .unwrap();
+
+    let reader = connect_as(&server, "reader", None).await.unwrap();
+    assert_eq!(current_user(&reader).await, "reader");
+    let e = connect_as(&server, "nobody", None).await.err().unwrap();
+    assert_eq!(code(&e), "28000: role \"nobody\" does not exist");
+    let e = connect_as(&server, "no_login", None).await.err().unwrap();
+    assert_eq!(
+        code(&e),
+        "28000: role \"no_login\" is not permitted to log in"
+    );
+
+    // A role without CREATEROLE manages no roles, but may set its own password.
+    let e = reader.batch_execute("CREATE ROLE x").await.unwrap_err();
+    assert_eq!(code(&e), "42501: permission denied to create role");
+    let e = reader
+        .batch_execute("ALTER ROLE staff LOGIN")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "42501: permission denied");
+    reader
+        .batch_execute("ALTER ROLE reader PASSWORD 'mine'")
+        .await
+        .unwrap();
+    let e = reader.batch_execute("DROP ROLE staff").await.unwrap_err();
+    assert_eq!(code(&e), "42501: permission denied to drop role");
+    let e = weir.batch_execute("DROP ROLE weir").await.unwrap_err();
+    assert_eq!(code(&e), "55006: current user cannot be dropped");
+    // The session goes on after each refusal.
+    assert_eq!(current_user(&reader).await, "reader");
+
+    // CONNECTION LIMIT 1: a second session is refused until the first ends.
+    let first = connect_as(&server, "one", None).await.unwrap();
+    let e = connect_as(&server, "one", None).await.err().unwrap();
+    assert_eq!(code(&e), "53300: too many connections for role \"one\"");
+    drop(first);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match connect_as(&server, "one", None).await {
+            Ok(_) => break,
+            Err(e) if std::time::Instant::now() < deadline => {
+                assert_eq!(code(&e), "53300: too many connections for role \"one\"");
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("the ended session still counts: {e}"),
+        }
+    }
+    // Roles are durable: the catalog shows them after a restart.
+    let mut server = server;
+    drop((weir, reader));
+    server.restart().await;
+    let weir = server.connect().await;
+    let rows = weir
+        .query(
+            "SELECT r.rolname, m.rolname FROM pg_auth_members a \
+             JOIN pg_roles r ON r.oid = a.roleid JOIN pg_roles m ON m.oid = a.member",
+            &[],
+        )
+        .await
+        .unwrap();
+    let pairs: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(pairs, [("staff".to_string(), "reader".to_string())]);
+}
+
+#[tokio::test]
+async fn password_auth_runs_scram_and_refuses_every_wrong_login_the_same_way() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--pg-auth", "password", "--init-password", "s3cret"];
+    let mut server = WeirServer::start_with_args(&dir.path().join("data"), 50, &args).await;
+    let weir = connect_as(&server, "weir", Some("s3cret")).await.unwrap();
+    weir.batch_execute("CREATE USER alice PASSWORD 'wonder'; CREATE USER nopass")
+        .await
+        .unwrap();
+    let alice = connect_as(&server, "alice", Some("wonder")).await.unwrap();
+    assert_eq!(current_user(&alice).await, "alice");
+    for (user, password) in [
+        ("alice", "wrong"),
+        ("weir", ""),
+        ("ghost", "wonder"),
+        ("nopass", "anything"),
+    ] {
+        let e = connect_as(&server, user, Some(password))
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(
+            code(&e),
+            format!("28P01: password authentication failed for user \"{user}\""),
+        );
+    }
+    assert!(
+        server
+            .log()
+            .contains("password authentication failed for user \"ghost\" from 127.0.0.1"),
+        "{}",
+        server.log()
+    );
+    // psql and psycopg log in with SCRAM too.
+    let psql = Command::new("psql")
+        .args(["-X", "-A", "-t", "-h", "127.0.0.1", "-p"])
+        .arg(server.port.to_string())
+        .args(["-U", "alice", "-d", "weir", "-c", "SELECT current_user"])
+        .env("PGPASSWORD", "wonder")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&psql.stdout).trim(),
+        "alice",
+        "{psql:?}"
+    );
+    let out = run_python(
+        "import psycopg, sys\n\
+         with psycopg.connect(host='127.0.0.1', port=sys.argv[1], user='alice', password='wonder', dbname='weir') as c:\n\
+         \x20   print(c.execute('SELECT current_user').fetchone()[0])\n\
+         try:\n\
+         \x20   psycopg.connect(host='127.0.0.1', port=sys.argv[1], user='alice', password='no', dbname='weir')\n\
+         except psycopg.OperationalError as e:\n\
+         \x20   print('refused', 'password authentication failed' in str(e))\n",
+        server.port,
+    );
+    assert_eq!(out, "alice\nrefused True\n");
+    // A verifier given as the password (what psql's \password sends) is stored as given.
+    let verifier = "SCRAM-SHA-256$4096:c2FsdHNhbHRzYWx0c2FsdA==$\
+        Ce3wZiZ+yIBCjltccfRiqM0+XDsLE3qPdkEeZKe3hus=:k3q4nlLsA09ST5FLo9zNmfyXR+Ci1J4KmBK5JRVSxeI=";
+    weir.batch_execute(&format!("ALTER USER alice PASSWORD '{verifier}'"))
+        .await
+        .unwrap();
+    connect_as(&server, "alice", Some("secret")).await.unwrap();
+    // The init password applies to a new data directory only.
+    drop((weir, alice));
+    server.args = ["--pg-auth", "password", "--init-password", "other"]
+        .map(String::from)
+        .to_vec();
+    server.restart().await;
+    connect_as(&server, "weir", Some("s3cret")).await.unwrap();
+    let e = connect_as(&server, "weir", Some("other"))
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(e.as_db_error().unwrap().code(), &SqlState::INVALID_PASSWORD);
+}
+
+/// Makes a CA and a server certificate for `localhost` / 127.0.0.1 signed by it, with openssl.
+fn make_certificates(dir: &Path) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("run openssl");
+        assert!(out.status.success(), "openssl {args:?}: {out:?}");
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=weir test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ]);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "server.pem",
+    ]);
+}
+
+#[tokio::test]
+async fn tls_with_verify_full_and_channel_binding_and_plain_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    make_certificates(dir.path());
+    let cert = dir.path().join("server.pem");
+    let key = dir.path().join("server.key");
+    let args = [
+        "--pg-auth",
+        "password",
+        "--init-password",
+        "s3cret",
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+        "--tls-require",
+    ];
+    let server = WeirServer::start_with_args(&dir.path().join("data"), 50, &args).await;
+    let ca = dir.path().join("ca.pem");
+    let psql = |sslmode: &str, extra: &str| {
+        let conninfo = format!(
+            "host=localhost port={} user=weir dbname=weir sslmode={sslmode} sslrootcert={} {extra}",
+            server.port,
+            ca.display()
+        );
+        Command::new("psql")
+            .args(["-X", "-A", "-t", &conninfo, "-c", "SELECT current_user"])
+            .env("PGPASSWORD", "s3cret")
+            .output()
+            .unwrap()
+    };
+    for (sslmode, extra) in [
+        ("verify-full", ""),
+        ("require", ""),
+        ("verify-full", "channel_binding=require"),
+    ] {
+        let out = psql(sslmode, extra);
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "weir",
+            "sslmode={sslmode} {extra}: {out:?}"
+        );
+    }
+    let out = psql("disable", "");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("this server accepts only TLS connections"),
+        "{stderr}"
+    );
+    let out = run_python(
+        &format!(
+            "import psycopg, sys\n\
+             with psycopg.connect(host='localhost', port=sys.argv[1], user='weir', password='s3cret', dbname='weir', sslmode='verify-full', sslrootcert='{}') as c:\n\
+             \x20   print(c.execute('SELECT current_user').fetchone()[0], c.pgconn.ssl_in_use)\n",
+            ca.display()
+        ),
+        server.port,
+    );
+    assert_eq!(out, "weir True\n");
+}
+
+#[test]
+fn unsafe_settings_refuse_to_start_and_say_how_to_fix_them() {
+    let dir = tempfile::tempdir().unwrap();
+    // The server's log when it refuses to start (`timeout`: a server that starts is stopped).
+    let refused = |args: &[&str]| {
+        let out = Command::new("timeout")
+            .arg("60")
+            .arg(weir_bin())
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let log = refused(&[
+        "--pg-addr",
+        "0.0.0.0:0",
+        "--kafka-addr",
+        "off",
+        "--http-addr",
+        "off",
+    ]);
+    assert!(
+        log.contains("refusing to listen on 0.0.0.0") && log.contains("--pg-auth password"),
+        "{log}"
+    );
+    let log = refused(&[
+        "--pg-addr",
+        "127.0.0.1:0",
+        "--pg-auth",
+        "password",
+        "--kafka-addr",
+        "off",
+        "--http-addr",
+        "off",
+    ]);
+    assert!(
+        log.contains("no role that may log in has a password"),
+        "{log}"
+    );
+    // The Kafka and HTTP listeners authenticate no one yet: loopback only.
+    let log = refused(&["--kafka-addr", "0.0.0.0:0", "--http-addr", "off"]);
+    assert!(log.contains("does not authenticate clients yet"), "{log}");
+    let log = refused(&["--kafka-addr", "off", "--http-addr", "0.0.0.0:0"]);
+    assert!(log.contains("does not authenticate clients yet"), "{log}");
+}
+
+/// The test virtualenv's Python (./test.sh installs psycopg 3 into it).
+fn run_python(script: &str, port: u16) -> String {
+    let python = std::env::var("WEIR_TEST_PYTHON").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/weir-test-venv/bin/python",
+            std::env::var("HOME").unwrap_or_default()
+        )
+    });
+    let out = Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .arg(port.to_string())
+        .output()
+        .expect("run python");
+    assert!(out.status.success(), "python failed: {out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
