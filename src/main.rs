@@ -161,9 +161,10 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if args.kafka_addr == "off" {
         tracing::info!("kafka listener off");
     } else {
-        let listener = tokio::net::TcpListener::bind(&args.kafka_addr).await?;
+        let addr = resolve(&args.kafka_addr).await?;
+        weir::auth::require_loopback("Kafka clients", "--kafka-addr", addr)?;
+        let listener = tokio::net::TcpListener::bind(addr).await?;
         let advertised = listener.local_addr()?;
-        weir::auth::require_loopback("Kafka clients", "--kafka-addr", advertised)?;
         tracing::info!("kafka listener on {advertised}");
         let broker =
             weir::kafka::Broker::new(db.clone(), advertised, args.kafka_auto_create_topics);
@@ -172,8 +173,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if args.http_addr == "off" {
         tracing::info!("http listener off");
     } else {
-        let listener = tokio::net::TcpListener::bind(&args.http_addr).await?;
-        weir::auth::require_loopback("HTTP clients", "--http-addr", listener.local_addr()?)?;
+        let addr = resolve(&args.http_addr).await?;
+        weir::auth::require_loopback("HTTP clients", "--http-addr", addr)?;
+        let listener = tokio::net::TcpListener::bind(addr).await?;
         tracing::info!("http listener on {}", listener.local_addr()?);
         let db = db.clone();
         tokio::spawn(async move {
@@ -187,9 +189,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         tokio::signal::ctrl_c().await?;
         return Ok(());
     }
+    weir::server::check_exposure(resolve(&args.pg_addr).await?, args.pg_auth, &db)?;
     let listener = tokio::net::TcpListener::bind(&args.pg_addr).await?;
     let addr = listener.local_addr()?;
-    weir::server::check_exposure(addr, args.pg_auth, &db)?;
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(weir::server::load_tls(cert, key)?),
         _ => None,
@@ -211,4 +213,13 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         _ = tokio::signal::ctrl_c() => tracing::info!("shutting down"),
     }
     Ok(())
+}
+
+/// The socket address a listener flag names (`127.0.0.1:6543`, `localhost:6543`), checked
+/// before anything is bound, so a listener Weir refuses never opens.
+async fn resolve(addr: &str) -> Result<std::net::SocketAddr, Box<dyn std::error::Error>> {
+    tokio::net::lookup_host(addr)
+        .await?
+        .next()
+        .ok_or_else(|| format!("{addr}: the name resolves to no address").into())
 }
