@@ -53,7 +53,8 @@ fn denied(message: &str) -> WeirError {
     WeirError::new(ErrorKind::InsufficientPrivilege, message)
 }
 
-fn check_name(name: &str) -> Result<()> {
+/// A name a new (or renamed) role may take: not reserved, not taken.
+fn check_free(roles: &Roles, name: &str) -> Result<()> {
     if name == "public" || name == "none" {
         return Err(WeirError::new(
             ErrorKind::ReservedName,
@@ -66,6 +67,12 @@ fn check_name(name: &str) -> Result<()> {
             format!("role name \"{name}\" is reserved"),
         )
         .with_detail("Role names starting with \"pg_\" are reserved."));
+    }
+    if roles.exists(name) {
+        return Err(WeirError::new(
+            ErrorKind::DuplicateObject,
+            format!("role \"{name}\" already exists"),
+        ));
     }
     Ok(())
 }
@@ -81,13 +88,7 @@ fn create(
     if !(actor.superuser || actor.create_role) {
         return Err(denied("permission denied to create role"));
     }
-    check_name(name)?;
-    if roles.exists(name) {
-        return Err(WeirError::new(
-            ErrorKind::DuplicateObject,
-            format!("role \"{name}\" already exists"),
-        ));
-    }
+    check_free(roles, name)?;
     let mut role = Role::new(name, 0);
     role.login = login;
     let mut members = Vec::new();
@@ -180,13 +181,7 @@ fn rename(roles: &Roles, actor: &Role, name: &str, to: &str) -> Result<()> {
     if !actor.superuser && (role.superuser || !actor.create_role) {
         return Err(denied("permission denied to rename role"));
     }
-    check_name(to)?;
-    if roles.exists(to) {
-        return Err(WeirError::new(
-            ErrorKind::DuplicateObject,
-            format!("role \"{to}\" already exists"),
-        ));
-    }
+    check_free(roles, to)?;
     role.name = to.to_string();
     let mut changed: Vec<Role> = roles
         .all()

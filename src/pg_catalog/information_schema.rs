@@ -6,7 +6,7 @@ use datafusion::common::ScalarValue;
 
 use super::tables::{CatalogTable, Row};
 use super::types;
-use super::{CURRENT_ROLE, DATABASE_NAME, Snapshot};
+use super::{DATABASE_NAME, OWNER_ROLE, Snapshot};
 
 /// `character_octet_length` of a `text` column: the largest value Postgres stores, 1 GiB.
 const TEXT_OCTETS_MAX: i32 = 1_073_741_824;
@@ -168,7 +168,7 @@ pub fn rows(name: &str, snap: &Snapshot) -> Vec<Row> {
                 vec![
                     ("catalog_name", db()),
                     ("schema_name", s(n)),
-                    ("schema_owner", s(CURRENT_ROLE)),
+                    ("schema_owner", s(OWNER_ROLE)),
                 ]
             })
             .collect(),

@@ -40,7 +40,7 @@ pub const PUBLIC_NAMESPACE: u32 = 2200;
 pub const INFORMATION_SCHEMA_NAMESPACE: u32 = 13000;
 /// The owner of every object (objects have no other owner yet): the bootstrap superuser.
 pub const ROLE_OID: u32 = crate::auth::BOOTSTRAP_OID;
-pub const CURRENT_ROLE: &str = crate::auth::BOOTSTRAP_SUPERUSER;
+pub const OWNER_ROLE: &str = crate::auth::BOOTSTRAP_SUPERUSER;
 pub const DATABASE_OID: u32 = 5;
 pub const DATABASE_NAME: &str = "weir";
 /// First oid of user relations (Postgres's `FirstNormalObjectId`).

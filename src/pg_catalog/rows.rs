@@ -8,7 +8,7 @@ use datafusion::common::ScalarValue;
 use super::tables::{ALWAYS_EMPTY, Row};
 use super::types::{self, NO_TYPMOD, TYPES};
 use super::{
-    CURRENT_ROLE, DATABASE_NAME, DATABASE_OID, INFORMATION_SCHEMA_NAMESPACE, PG_CATALOG_NAMESPACE,
+    DATABASE_NAME, DATABASE_OID, INFORMATION_SCHEMA_NAMESPACE, OWNER_ROLE, PG_CATALOG_NAMESPACE,
     PUBLIC_NAMESPACE, ROLE_OID, RelInfo, Snapshot,
 };
 
@@ -55,7 +55,7 @@ fn is_text(type_oid: u32) -> bool {
 
 /// The rows of catalog table `name`. `session` lists the functions for `pg_proc`.
 pub fn rows(name: &str, snap: &Snapshot, session: &dyn Session) -> Vec<Row> {
-    let user = || s(CURRENT_ROLE);
+    let user = || s(OWNER_ROLE);
     match name {
         "pg_am" => [
             (HEAP_AM, "heap", "heap_tableam_handler", "t"),
