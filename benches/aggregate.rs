@@ -11,7 +11,10 @@
 //!   epoch also retracts the rows inserted two epochs before, so it carries twice the changes.
 //!
 //! Rows/s counts changes (insertions and retractions) pushed; "per core" divides by this
-//! process's CPU time in the timed interval.
+//! process's CPU time in the timed interval. After the timed load, one more epoch of a single
+//! new row (into group 0, a value no row had) is timed on its own, with the store writes its
+//! commit made: what a small change costs once the state is large (a group's min/max state
+//! should not be rewritten whole for one row).
 //!
 //! Run: `cargo bench --bench aggregate -- [--rows N] [--keys K] [--epoch-rows E]
 //! [--workers W] [append-only|retracting]` (default: 10,000,000 rows, 100,000 keys, 1,000,000
@@ -24,14 +27,15 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use common::Lcg;
-use datafusion::arrow::array::{Int64Array, RecordBatch};
+use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use weir::dataflow::ChangeBatch;
 use weir::dataflow::actor::close_epoch;
+use weir::dataflow::graph::Dataflow;
 use weir::dataflow::view_rows::ViewRows;
 use weir::db::{Database, DbConfig};
 use weir::sql::parse::parse;
-use weir::state::{StoreKind, WriteBatch};
+use weir::state::{StateStore, StoreKind, WriteBatch};
 
 const ROWS_DEFAULT: usize = 10_000_000;
 const KEYS_DEFAULT: u64 = 100_000;
@@ -39,6 +43,8 @@ const KEYS_DEFAULT: u64 = 100_000;
 const EPOCH_ROWS_DEFAULT: usize = 1_000_000;
 /// Rows per batch pushed, the size a reader hands the views.
 const BATCH_ROWS: usize = 8_192;
+/// Values of `v` are drawn from `0..VALUE_RANGE`.
+const VALUE_RANGE: u64 = 1_000_000;
 const AGGREGATES: &str = "k, count(*) AS n, sum(v) AS total, min(v) AS lo, max(v) AS hi";
 
 struct Args {
@@ -98,7 +104,7 @@ fn epochs(args: &Args) -> Vec<Vec<RecordBatch>> {
             let n = in_epoch.min(BATCH_ROWS);
             in_epoch -= n;
             let k: Int64Array = (0..n).map(|_| (rng.next() % args.keys) as i64).collect();
-            let v: Int64Array = (0..n).map(|_| (rng.next() % 1_000_000) as i64).collect();
+            let v: Int64Array = (0..n).map(|_| (rng.next() % VALUE_RANGE) as i64).collect();
             epoch.push(
                 RecordBatch::try_new(schema.clone(), vec![Arc::new(k), Arc::new(v)]).unwrap(),
             );
@@ -196,13 +202,42 @@ async fn run(input: &str, epochs: &[Vec<RecordBatch>], workers: usize) {
     }
     let seconds = started.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu;
+    let (one_row_ms, one_row_writes) = one_row_epoch(input, &mut dataflow, &rows, store.as_ref());
     println!(
-        "| {input} | {changes} | {} | {:.2} | {:.0} | {:.0} | {view_changes} |",
+        "| {input} | {changes} | {} | {:.2} | {:.0} | {:.0} | {view_changes} | {one_row_ms:.1} ms, {one_row_writes} writes |",
         epochs.len(),
         seconds,
         changes as f64 / seconds,
         changes as f64 / cpu,
     );
+}
+
+/// Times one epoch of a single new row (group 0, a value above every generated one) after the
+/// load: milliseconds from the push to the end of its commit, and the store writes it made.
+fn one_row_epoch(
+    input: &str,
+    dataflow: &mut Dataflow,
+    rows: &ViewRows,
+    store: &dyn StateStore,
+) -> (f64, usize) {
+    let mut columns: Vec<ArrayRef> = Vec::new();
+    let mut fields = Vec::new();
+    if input != "append-only" {
+        fields.push(Field::new("id", DataType::Int64, false));
+        columns.push(Arc::new(Int64Array::from(vec![-1])));
+    }
+    fields.push(Field::new("k", DataType::Int64, true));
+    fields.push(Field::new("v", DataType::Int64, true));
+    columns.push(Arc::new(Int64Array::from(vec![0])));
+    columns.push(Arc::new(Int64Array::from(vec![VALUE_RANGE as i64])));
+    let row = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
+    let started = Instant::now();
+    let outputs = dataflow.push(0, &ChangeBatch::inserts(row)).unwrap();
+    let mut batch = WriteBatch::default();
+    close_epoch(1, dataflow, rows, outputs, store, &mut batch).unwrap();
+    let writes = batch.len();
+    store.commit(batch).unwrap();
+    (started.elapsed().as_secs_f64() * 1e3, writes)
 }
 
 #[tokio::main]
@@ -213,8 +248,10 @@ async fn main() {
         args.rows, args.keys, args.epoch_rows, args.workers
     );
     println!();
-    println!("| input | changes | epochs | seconds | changes/s | per core | view changes |");
-    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| input | changes | epochs | seconds | changes/s | per core | view changes | next epoch of one row |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
     let epochs = epochs(&args);
     for input in &args.inputs {
         run(input, &epochs, args.workers).await;

@@ -1,7 +1,9 @@
 //! Crash safety through the front door: a writer inserts over the wire while the server is
 //! killed with SIGKILL at several points. After each restart every acknowledged write is there
 //! exactly once (an unacknowledged in-flight write may or may not be), and every view equals a
-//! batch recompute of its query — nothing lost, nothing counted twice.
+//! batch recompute of its query — nothing lost, nothing counted twice. A second test kills the
+//! server with min/max multisets big enough to be kept as one store entry per value, and
+//! checks that they reload (with another worker count too).
 
 mod common;
 
@@ -223,4 +225,96 @@ async fn acknowledged_writes_survive_kill_9_and_views_stay_exact() {
         "the writer made progress: {} events",
         a.events.len()
     );
+}
+
+/// min/max kept per value (groups of more than 256 distinct values, integers and text):
+/// after each kill -9 the views reload their entries, and deletes and updates of the
+/// extremes move the answers as a recompute does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn min_max_value_entries_reload_after_kill_9() {
+    const SPREAD: [(&str, &str); 2] = [
+        (
+            "spread",
+            "SELECT g, count(*) AS n, min(x) AS lo, max(x) AS hi, min(name) AS first_name, max(name) AS last_name FROM t GROUP BY g",
+        ),
+        (
+            "spread_all",
+            "SELECT count(*) AS n, min(x) AS lo, max(x) AS hi, max(name) AS last_name FROM t",
+        ),
+    ];
+    async fn check_spread(server: &WeirServer, when: &str) {
+        let client = server.connect().await;
+        client.simple_query("FLUSH").await.unwrap();
+        for (name, query) in SPREAD {
+            let view = rows(&client, &format!("SELECT * FROM {name}"))
+                .await
+                .unwrap();
+            let batch = rows(&client, query).await.unwrap();
+            assert_eq!(
+                view, batch,
+                "{when}: view {name} differs from its recompute"
+            );
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = WeirServer::start_with_workers(&dir.path().join("data"), 20, 1).await;
+    let client = server.connect().await;
+    client
+        .batch_execute("CREATE TABLE t (id BIGINT PRIMARY KEY, g BIGINT, x BIGINT, name TEXT)")
+        .await
+        .unwrap();
+    for (name, query) in SPREAD {
+        client
+            .batch_execute(&format!("CREATE MATERIALIZED VIEW {name} AS {query}"))
+            .await
+            .unwrap();
+    }
+    let values: Vec<String> = (0..1200i64)
+        .map(|i| {
+            format!(
+                "({i}, {}, {}, 'n{:05}')",
+                i % 2,
+                (i * 7919) % 100_003,
+                (i * 31) % 1201
+            )
+        })
+        .collect();
+    client
+        .batch_execute(&format!("INSERT INTO t VALUES {}", values.join(", ")))
+        .await
+        .unwrap();
+    client.batch_execute("FLUSH").await.unwrap();
+    drop(client);
+    server.kill();
+    server.restart().await;
+    check_spread(&server, "restarted after the load").await;
+
+    let changes = [
+        vec![
+            "DELETE FROM t WHERE x > 99000 OR x < 1000",
+            "UPDATE t SET x = x + 200000 WHERE id % 97 = 0",
+            "UPDATE t SET name = 'a' WHERE id = 5",
+        ],
+        vec![
+            "DELETE FROM t WHERE x > 200000",
+            "DELETE FROM t WHERE name < 'n00100' OR name > 'n01100'",
+        ],
+    ];
+    for (round, statements) in changes.iter().enumerate() {
+        let client = server.connect().await;
+        for sql in statements {
+            client.batch_execute(sql).await.unwrap();
+        }
+        client.batch_execute("FLUSH").await.unwrap();
+        drop(client);
+        check_spread(&server, &format!("round {round}")).await;
+        server.kill();
+        server.workers = Some(3 - round);
+        server.restart().await;
+        check_spread(
+            &server,
+            &format!("round {round}, restarted with {} workers", 3 - round),
+        )
+        .await;
+    }
 }

@@ -1,13 +1,14 @@
 //! Results and state do not depend on the number of workers per view: a server restarted with
 //! a different `--workers` hands each worker the state of the vnodes it now owns, and every
-//! view (grouped by an integer and by a text key, global, joined, joined then grouped) still
+//! view (grouped by an integer and by a text key, global, joined, joined then grouped, and min/max
+//! over groups of more than 256 distinct values, kept as one store entry per value) still
 //! equals a batch recompute of its query, before and after more inserts, updates and deletes.
 
 mod common;
 
 use common::{WeirServer, rows};
 
-const VIEWS: [(&str, &str); 5] = [
+const VIEWS: [(&str, &str); 6] = [
     (
         "per_key",
         "SELECT k, count(*) AS n, sum(v) AS total, min(v) AS lo, max(v) AS hi FROM events GROUP BY k",
@@ -23,6 +24,10 @@ const VIEWS: [(&str, &str); 5] = [
     (
         "joined",
         "SELECT e.id, e.v, a.balance FROM events e JOIN accounts a ON e.k = a.id",
+    ),
+    (
+        "spread",
+        "SELECT k % 3 AS part, min(id) AS first, max(id) AS last, count(*) AS n FROM events GROUP BY k % 3",
     ),
     (
         "per_account",

@@ -9,12 +9,21 @@
 //! v <view id u64 BE> <pk>                   a keyed view's row (row bytes)
 //! v <view id u64 BE> <row>                  an unkeyed view's row multiplicity (i64 LE)
 //! s <view id u64 BE> <operator u32 BE> <operator's own key>   operator state
+//! s <view id u64 BE> <operator u32 BE> 0xfe <group key len u32 BE> <group key> <aggregate u16 BE> <value>
+//!                                           one value of a big min/max multiset: count (i64 LE)
 //! o <view id u64 BE>                        the view's committed source offsets (JSON)
 //! g <group> 0 <topic> 0 <partition i32 BE>  a Kafka consumer group's committed offset
 //! k <sink id u64 BE>                        a sink's topic end offsets at the last commit (JSON)
 //! b <view id u64 BE>                        a view still catching up (its keys go if it never joins)
 //! ```
 //! `pk` and `row` are Arrow row-format bytes (byte-comparable), so view rows scan in key order.
+//! An operator's own key is its group or join key (row format, first byte 0 to 2), or an
+//! operator-wide entry (first byte 0xff, say an aggregate's watermark), or, for a grouped
+//! aggregate's min/max over more than 256 distinct values (`INLINE_VALUES_MAX` in
+//! `dataflow/ops/aggregate/multiset.rs`), one entry per value (first byte 0xfe; the value as
+//! memcomparable bytes: row format, or an integer-like value as i64 BE with the sign bit
+//! flipped), so a one-row change writes one entry, not the group's whole multiset. Such an
+//! entry goes to the worker of the group key it embeds.
 //! A keyed view holds each key once, so its row is the value of its key (a change is one put);
 //! an unkeyed view may hold a row several times, so the row is the key and its count the value.
 

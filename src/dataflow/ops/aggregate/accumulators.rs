@@ -5,7 +5,9 @@
 //! allocation (min/max multisets allocate when a value first appears in a group).
 //!
 //! [`Acc`] is the durable form of one aggregate's state in one group; [`AccRef`] writes the
-//! same bytes without copying the state.
+//! same bytes without copying the state. A big min/max multiset lives outside it, one store
+//! entry per value (`multiset.rs`): [`GroupAccumulator::drain_changed`] gives the entries to
+//! write, [`GroupAccumulator::load_value`] takes them back.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -21,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use super::AggKind;
 use super::exact_float::ExactSum;
+use super::multiset::{Inline, Multiset};
 use crate::dataflow::ops::key_index::integer_like;
 use crate::error::{ErrorKind, Result, WeirError};
 use crate::formats::RowCodec;
@@ -55,6 +58,9 @@ pub enum Acc {
         sum: ExactSum,
         n: i64,
     },
+    /// min/max with retractions whose multiset is stored as one entry per value
+    /// (`multiset::value_key`), not here.
+    ExtremeEntries,
 }
 
 /// [`Acc`] borrowed from an accumulator, serialized to the same bytes.
@@ -72,14 +78,15 @@ pub enum AccRef<'a> {
         sum: f64,
         n: i64,
     },
-    Extreme(&'a BTreeMap<Vec<u8>, i64>),
+    Extreme(Inline<'a, Vec<u8>>),
     Best(Option<&'a [u8]>),
-    ExtremeInt(&'a BTreeMap<i64, i64>),
+    ExtremeInt(Inline<'a, i64>),
     BestInt(Option<i64>),
     SumFloatExact {
         sum: &'a ExactSum,
         n: i64,
     },
+    ExtremeEntries,
 }
 
 /// The running values of one aggregate for every group.
@@ -94,6 +101,24 @@ pub trait GroupAccumulator: Send {
     fn evaluate(&self, groups: &[u32]) -> Result<ArrayRef>;
     fn save(&self, g: usize) -> AccRef<'_>;
     fn load(&mut self, g: usize, state: Acc) -> Result<()>;
+    /// Calls `f(value bytes, count)` for each entry of group `g` kept outside its group state
+    /// that changed since the last call (count 0: delete it); called at each checkpoint of the
+    /// group, before [`GroupAccumulator::save`]. Only min/max multisets keep such entries.
+    fn drain_changed(&mut self, _g: usize, _f: &mut dyn FnMut(&[u8], i64)) -> Result<()> {
+        Ok(())
+    }
+    /// Empties group `g` as [`GroupAccumulator::reset`] does, calling `f(value bytes)` for
+    /// each entry it may have outside its group state (to delete with the group).
+    fn drop_group(&mut self, g: usize, _f: &mut dyn FnMut(&[u8])) {
+        self.reset(g);
+    }
+    /// Loads one entry written through [`GroupAccumulator::drain_changed`] into group `g`,
+    /// after its group state.
+    fn load_value(&mut self, _g: usize, _value: &[u8], _count: i64) -> Result<()> {
+        Err(WeirError::internal(
+            "a value entry for an aggregate that keeps none",
+        ))
+    }
 }
 
 /// The accumulator for one aggregate over arguments of `arg_type`. Sums and averages cast
@@ -123,7 +148,7 @@ pub fn accumulator(
                     values: Vec::new(),
                 })
             } else {
-                Box::new(IntMultiset {
+                Box::new(IntExtremes {
                     ints,
                     values: Vec::new(),
                 })
@@ -142,7 +167,7 @@ pub fn accumulator(
                     values: Vec::new(),
                 })
             } else {
-                Box::new(Multiset {
+                Box::new(Extremes {
                     extreme,
                     values: Vec::new(),
                 })
@@ -476,63 +501,60 @@ impl GroupAccumulator for Best {
     }
 }
 
-/// min/max over an input with retractions: a multiset of values per group, so deleting the
-/// current extreme falls back to the next one.
-struct Multiset {
+/// min/max over an input with retractions: a multiset of values (row-format bytes) per group,
+/// so deleting the current extreme falls back to the next one.
+struct Extremes {
     extreme: Extreme,
-    values: Vec<BTreeMap<Vec<u8>, i64>>,
+    values: Vec<Multiset<Vec<u8>>>,
 }
 
-impl GroupAccumulator for Multiset {
+impl GroupAccumulator for Extremes {
     fn resize(&mut self, slots: usize) {
-        self.values.resize_with(slots, BTreeMap::new);
+        self.values.resize_with(slots, Multiset::default);
     }
     fn reset(&mut self, g: usize) {
-        self.values[g].clear();
+        self.values[g] = Multiset::default();
     }
     fn update(&mut self, groups: &[u32], weights: &[i64], values: &ArrayRef) -> Result<()> {
         let rows = self.extreme.codec.encode(std::slice::from_ref(values))?;
         let multisets = &mut self.values;
         for_each_valid(groups, weights, values, |i, g, w| {
-            let value = rows.row(i);
-            let value = value.as_ref();
-            let multiset = &mut multisets[g];
-            match multiset.get_mut(value) {
-                Some(count) => {
-                    *count += w;
-                    if *count == 0 {
-                        multiset.remove(value);
-                    }
-                }
-                None if w != 0 => {
-                    multiset.insert(value.to_vec(), w);
-                }
-                None => {}
-            }
+            multisets[g].add(rows.row(i).as_ref(), w)
         });
         Ok(())
     }
     fn evaluate(&self, groups: &[u32]) -> Result<ArrayRef> {
         let min = self.extreme.min;
-        self.extreme.evaluate(groups.iter().map(|&g| {
-            let multiset = &self.values[g as usize];
-            let pick = if min {
-                multiset.keys().next()
-            } else {
-                multiset.keys().next_back()
-            };
-            pick.map(Vec::as_slice)
-        }))
+        self.extreme.evaluate(
+            groups
+                .iter()
+                .map(|&g| self.values[g as usize].best(min).map(Vec::as_slice)),
+        )
     }
     fn save(&self, g: usize) -> AccRef<'_> {
-        AccRef::Extreme(&self.values[g])
+        let multiset = &self.values[g];
+        if multiset.is_stored() {
+            AccRef::ExtremeEntries
+        } else {
+            AccRef::Extreme(multiset.inline_ref())
+        }
     }
     fn load(&mut self, g: usize, state: Acc) -> Result<()> {
-        match state {
-            Acc::Extreme(values) => self.values[g] = values,
+        self.values[g] = match state {
+            Acc::Extreme(values) => Multiset::inline(values),
+            Acc::ExtremeEntries => Multiset::stored(),
             other => return Err(unexpected(&other)),
-        }
+        };
         Ok(())
+    }
+    fn drain_changed(&mut self, g: usize, f: &mut dyn FnMut(&[u8], i64)) -> Result<()> {
+        self.values[g].drain_changed(f)
+    }
+    fn drop_group(&mut self, g: usize, f: &mut dyn FnMut(&[u8])) {
+        self.values[g].drain_all(f);
+    }
+    fn load_value(&mut self, g: usize, value: &[u8], count: i64) -> Result<()> {
+        self.values[g].load_value(value, count)
     }
 }
 
@@ -610,52 +632,59 @@ impl GroupAccumulator for BestInt {
 }
 
 /// min/max with retractions over an i64-ordered type: a multiset of i64 values per group.
-struct IntMultiset {
+struct IntExtremes {
     ints: IntExtreme,
-    values: Vec<BTreeMap<i64, i64>>,
+    values: Vec<Multiset<i64>>,
 }
 
-impl GroupAccumulator for IntMultiset {
+impl GroupAccumulator for IntExtremes {
     fn resize(&mut self, slots: usize) {
-        self.values.resize_with(slots, BTreeMap::new);
+        self.values.resize_with(slots, Multiset::default);
     }
     fn reset(&mut self, g: usize) {
-        self.values[g].clear();
+        self.values[g] = Multiset::default();
     }
     fn update(&mut self, groups: &[u32], weights: &[i64], values: &ArrayRef) -> Result<()> {
         let ints = IntExtreme::as_i64(values)?;
         let raw = ints.as_primitive::<Int64Type>().values();
         let multisets = &mut self.values;
         for_each_valid(groups, weights, &ints, |i, g, w| {
-            let count = multisets[g].entry(raw[i]).or_insert(0);
-            *count += w;
-            if *count == 0 {
-                multisets[g].remove(&raw[i]);
-            }
+            multisets[g].add(&raw[i], w)
         });
         Ok(())
     }
     fn evaluate(&self, groups: &[u32]) -> Result<ArrayRef> {
         let min = self.ints.min;
-        self.ints.evaluate(groups.iter().map(|&g| {
-            let multiset = &self.values[g as usize];
-            let pick = if min {
-                multiset.keys().next()
-            } else {
-                multiset.keys().next_back()
-            };
-            pick.copied()
-        }))
+        self.ints.evaluate(
+            groups
+                .iter()
+                .map(|&g| self.values[g as usize].best(min).copied()),
+        )
     }
     fn save(&self, g: usize) -> AccRef<'_> {
-        AccRef::ExtremeInt(&self.values[g])
+        let multiset = &self.values[g];
+        if multiset.is_stored() {
+            AccRef::ExtremeEntries
+        } else {
+            AccRef::ExtremeInt(multiset.inline_ref())
+        }
     }
     fn load(&mut self, g: usize, state: Acc) -> Result<()> {
-        match state {
-            Acc::ExtremeInt(values) => self.values[g] = values,
+        self.values[g] = match state {
+            Acc::ExtremeInt(values) => Multiset::inline(values),
+            Acc::ExtremeEntries => Multiset::stored(),
             other => return Err(unexpected(&other)),
-        }
+        };
         Ok(())
+    }
+    fn drain_changed(&mut self, g: usize, f: &mut dyn FnMut(&[u8], i64)) -> Result<()> {
+        self.values[g].drain_changed(f)
+    }
+    fn drop_group(&mut self, g: usize, f: &mut dyn FnMut(&[u8])) {
+        self.values[g].drain_all(f);
+    }
+    fn load_value(&mut self, g: usize, value: &[u8], count: i64) -> Result<()> {
+        self.values[g].load_value(value, count)
     }
 }
 
@@ -667,6 +696,8 @@ mod tests {
     #[test]
     fn borrowed_state_writes_the_stored_format() {
         let multiset = BTreeMap::from([(vec![1, 2], 3), (vec![4], -1)]);
+        let inline = Multiset::inline(multiset.clone());
+        let ints = Multiset::inline(BTreeMap::from([(-3, 2)]));
         let mut exact = ExactSum::default();
         exact.add(1e16, 1);
         exact.add(-0.25, 3);
@@ -693,14 +724,18 @@ mod tests {
                 },
                 AccRef::SumFloatExact { sum: &exact, n: 2 },
             ),
-            (Acc::Extreme(multiset.clone()), AccRef::Extreme(&multiset)),
+            (
+                Acc::Extreme(multiset.clone()),
+                AccRef::Extreme(inline.inline_ref()),
+            ),
             (Acc::Best(Some(vec![9, 8])), AccRef::Best(Some(&[9, 8]))),
             (Acc::Best(None), AccRef::Best(None)),
             (
                 Acc::ExtremeInt(BTreeMap::from([(-3, 2)])),
-                AccRef::ExtremeInt(&BTreeMap::from([(-3, 2)])),
+                AccRef::ExtremeInt(ints.inline_ref()),
             ),
             (Acc::BestInt(Some(-9)), AccRef::BestInt(Some(-9))),
+            (Acc::ExtremeEntries, AccRef::ExtremeEntries),
         ];
         for (owned, borrowed) in pairs {
             assert_eq!(

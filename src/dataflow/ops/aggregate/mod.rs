@@ -4,17 +4,20 @@
 //! (`groups`), which gives every group a dense index; each aggregate's typed accumulator
 //! (`accumulators`) then applies the whole batch in one loop over those indices. count, sum
 //! and avg are invertible (a retraction subtracts); min and max keep a multiset of the values
-//! seen (value bytes → multiplicity), so deleting the current minimum falls back to the next
-//! one; over an append-only input (the planner knows, `StreamProps`) they keep only the best
-//! value. Changes are absorbed as they arrive; at the barrier each touched group emits at most
-//! a retraction of its previous output row and an insertion of its new one.
+//! seen (`multiset`: value → multiplicity), so deleting the current minimum falls back to the
+//! next one; over an append-only input (the planner knows, `StreamProps`) they keep only the
+//! best value. Changes are absorbed as they arrive; at the barrier each touched group emits at
+//! most a retraction of its previous output row and an insertion of its new one.
 //!
 //! State per group is written at each checkpoint under `<operator prefix><group key>`, for the
-//! groups changed in the epoch only. With EMIT ON WINDOW CLOSE (`window_close.rs`) a group is
-//! a window, emitted once when the watermark passes it.
+//! groups changed in the epoch only; a min/max multiset of more than
+//! `multiset::INLINE_VALUES_MAX` values is kept outside it, one entry per value
+//! (`multiset::value_key`), of which only the changed ones are written. With EMIT ON WINDOW
+//! CLOSE (`window_close.rs`) a group is a window, emitted once when the watermark passes it.
 
 mod accumulators;
 mod exact_float;
+mod multiset;
 mod window_close;
 
 use std::sync::Arc;
@@ -33,6 +36,7 @@ use crate::error::{Result, WeirError};
 use crate::formats::RowCodec;
 use crate::state::WriteBatch;
 use accumulators::{Acc, AccRef, GroupAccumulator, accumulator};
+use multiset::{parse_value_key, value_key};
 use window_close::{WATERMARK_SUFFIX, WindowClose};
 
 /// Which aggregate function, with the representation its running value needs.
@@ -262,6 +266,42 @@ impl Aggregate {
         Ok(())
     }
 
+    /// Loads the value entries of min/max multisets (`pairs`, in key order, so each group's
+    /// entries are together), after the group states they belong to.
+    fn restore_values(&mut self, scope: &StateScope, pairs: &[(Vec<u8>, Vec<u8>)]) -> Result<()> {
+        let entries = pairs
+            .iter()
+            .map(|(k, v)| {
+                let entry = parse_value_key(&k[scope.prefix.len()..]).ok_or_else(|| {
+                    WeirError::internal("aggregate state after its value entries")
+                })??;
+                let count = v
+                    .as_slice()
+                    .try_into()
+                    .map(i64::from_le_bytes)
+                    .map_err(|_| WeirError::internal("corrupt min/max value count"))?;
+                Ok((entry, count))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut group_keys: Vec<&[u8]> = entries.iter().map(|(e, _)| e.group).collect();
+        group_keys.dedup();
+        let mut groups = Vec::new();
+        self.groups.assign_encoded(&group_keys, &mut groups)?;
+        self.grow();
+        let mut next = 0;
+        for (entry, count) in &entries {
+            if next == 0 || group_keys[next - 1] != entry.group {
+                next += 1;
+            }
+            let acc = self
+                .accumulators
+                .get_mut(entry.aggregate as usize)
+                .ok_or_else(|| WeirError::internal("min/max value entry of no aggregate"))?;
+            acc.load_value(groups[next - 1] as usize, entry.value, *count)?;
+        }
+        Ok(())
+    }
+
     /// The current output row of each live group among `groups` (key columns, then one
     /// column per aggregate), and which groups those are.
     fn output_rows(&self, groups: &[u32]) -> Result<(RecordBatch, Vec<u32>)> {
@@ -377,7 +417,18 @@ impl Operator for Aggregate {
         for (g, key) in touched.into_iter().zip(state_keys) {
             let i = g as usize;
             self.touched_mark[i] = false;
+            let group = &key[scope.prefix.len()..];
             if self.rows[i] != 0 || global {
+                for (a, acc) in self.accumulators.iter_mut().enumerate() {
+                    acc.drain_changed(i, &mut |value, count| {
+                        let entry = value_key(scope.prefix, group, a as u16, value);
+                        if count == 0 {
+                            batch.delete(entry);
+                        } else {
+                            batch.put(entry, count.to_le_bytes().to_vec());
+                        }
+                    })?;
+                }
                 let emitted = &self.emitted[i];
                 let state = GroupStateRef {
                     rows: self.rows[i],
@@ -388,12 +439,14 @@ impl Operator for Aggregate {
                     .map_err(|e| WeirError::internal(format!("aggregate state encode: {e}")))?;
                 batch.put(key, bytes);
             } else {
+                for (a, acc) in self.accumulators.iter_mut().enumerate() {
+                    acc.drop_group(i, &mut |value| {
+                        batch.delete(value_key(scope.prefix, group, a as u16, value))
+                    });
+                }
                 batch.delete(key);
                 self.groups.remove(g);
                 self.emitted[i].clear();
-                for acc in &mut self.accumulators {
-                    acc.reset(i);
-                }
             }
         }
         Ok(())
@@ -413,14 +466,20 @@ impl Operator for Aggregate {
                 close.saved = Some(w);
             }
         }
-        let keys: Vec<&[u8]> = pairs
+        // Group states sort before the value entries of their min/max multisets.
+        let values_from = pairs
+            .iter()
+            .position(|(k, _)| parse_value_key(&k[scope.prefix.len()..]).is_some())
+            .unwrap_or(pairs.len());
+        let (states, values) = pairs.split_at(values_from);
+        let keys: Vec<&[u8]> = states
             .iter()
             .map(|(k, _)| &k[scope.prefix.len()..])
             .collect();
         let mut groups = Vec::new();
         self.groups.assign_encoded(&keys, &mut groups)?;
         self.grow();
-        for ((_, value), g) in pairs.iter().zip(groups) {
+        for ((_, value), g) in states.iter().zip(groups) {
             let state: GroupState = postcard::from_bytes(value)
                 .map_err(|e| WeirError::internal(format!("aggregate state decode: {e}")))?;
             if state.accs.len() != self.accumulators.len() {
@@ -435,6 +494,7 @@ impl Operator for Aggregate {
                 acc.load(i, s)?;
             }
         }
+        self.restore_values(scope, values)?;
         self.ensure_global_group();
         Ok(())
     }
@@ -458,7 +518,15 @@ impl Operator for Aggregate {
     }
 
     fn state_vnodes(&self, suffixes: &[&[u8]], out: &mut Vec<u16>) -> Result<()> {
-        self.groups.vnodes_encoded(suffixes, out)
+        // A value entry goes where its group goes.
+        let groups = suffixes
+            .iter()
+            .map(|&suffix| match parse_value_key(suffix) {
+                Some(entry) => Ok(entry?.group),
+                None => Ok(suffix),
+            })
+            .collect::<Result<Vec<&[u8]>>>()?;
+        self.groups.vnodes_encoded(&groups, out)
     }
 
     fn place(&mut self, worker: usize, workers: usize) {
