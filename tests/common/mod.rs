@@ -1,20 +1,21 @@
-//! A real Weir server for tests: the built `weir` binary on a free loopback port with its own
-//! data directory, stopped (or killed) by the test. The binary is the one named by the
+//! A real Weir server for tests: the built `weir` binary on loopback ports it picks itself
+//! (`127.0.0.1:0`, read back from its log, so no two servers can ever race for one port and a
+//! test never talks to another test's server), with its own data directory, stopped (or
+//! killed) by the test. The binary is the one named by the
 //! environment variable `WEIR_TEST_BIN` when it is set (test.sh sets it to the release build, so
 //! the end-to-end suites test the optimized binary users run), else the one cargo built with the
 //! tests.
 
 #![allow(dead_code)]
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// How long a test waits for a server to accept connections.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
-/// Starts tried before giving up when each loses its port to a race.
-const STARTUP_ATTEMPTS: usize = 3;
+/// How often a start looks whether the server has opened its listeners yet.
+const STARTUP_POLL: Duration = Duration::from_millis(10);
 
 pub struct WeirServer {
     child: Option<Child>,
@@ -38,9 +39,13 @@ pub fn weir_bin() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_weir")))
 }
 
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("local addr").port()
+/// The port of the listener the server's log line `<name> listener on 127.0.0.1:<port>`
+/// names (the line may carry terminal colour codes around it).
+fn listener_port(log: &str, name: &str) -> Option<u16> {
+    let marker = format!("{name} listener on 127.0.0.1:");
+    let at = log.find(&marker)? + marker.len();
+    let digits: String = log[at..].chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
 }
 
 impl WeirServer {
@@ -113,47 +118,32 @@ impl WeirServer {
         }
     }
 
-    /// Starts the server; a start that loses its free port to another test's server (the port
-    /// is free when picked, bound later) is retried on new ports.
+    /// Starts the server and waits until its Postgres listener is open (the Kafka and HTTP
+    /// listeners open before it).
     async fn spawn(&mut self) {
-        for _ in 1..STARTUP_ATTEMPTS {
-            match self.try_spawn().await {
-                Ok(()) => return,
-                Err(log) if log.contains("Address already in use") => continue,
-                Err(log) => panic!("weir exited at start-up; log: {log}"),
-            }
-        }
         if let Err(log) = self.try_spawn().await {
             panic!("weir exited at start-up; log: {log}");
         }
     }
 
-    /// One start: Err(the log) when the process exits before it accepts connections.
+    /// One start: Err(the log) when the process exits before it opens its listeners.
     async fn try_spawn(&mut self) -> Result<(), String> {
-        self.port = free_port();
-        if self.kafka_port.is_some() {
-            self.kafka_port = Some(free_port());
-        }
-        if self.http_port.is_some() {
-            self.http_port = Some(free_port());
-        }
-        let addr = |port: Option<u16>| match port {
-            Some(port) => format!("127.0.0.1:{port}"),
-            None => "off".to_string(),
-        };
-        let (kafka_addr, http_addr) = (addr(self.kafka_port), addr(self.http_port));
+        let on = |wanted: bool| if wanted { "127.0.0.1:0" } else { "off" };
+        let (kafka_addr, http_addr) = (on(self.kafka_port.is_some()), on(self.http_port.is_some()));
+        let log_path = self.data_dir.with_extension("log");
+        // This start's lines are those after what earlier starts wrote.
+        let log_start = std::fs::metadata(&log_path).map_or(0, |m| m.len() as usize);
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.data_dir.with_extension("log"))
+            .open(&log_path)
             .expect("open server log");
         let bin = weir_bin();
         let child = Command::new(&bin)
             .arg("--data-dir")
             .arg(&self.data_dir)
-            .arg("--pg-addr")
-            .arg(format!("127.0.0.1:{}", self.port))
-            .args(["--kafka-addr", &kafka_addr, "--http-addr", &http_addr])
+            .args(["--pg-addr", "127.0.0.1:0"])
+            .args(["--kafka-addr", kafka_addr, "--http-addr", http_addr])
             .arg("--barrier-interval-ms")
             .arg(self.barrier_interval_ms.to_string())
             // WEIR_TEST_STORE=sled|fjall runs a suite (or a benchmark) on that store backend.
@@ -178,10 +168,16 @@ impl WeirServer {
         self.child = Some(child);
         let deadline = Instant::now() + STARTUP_TIMEOUT;
         loop {
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-                .await
-                .is_ok()
-            {
+            let log = std::fs::read(&log_path).unwrap_or_default();
+            let new = String::from_utf8_lossy(log.get(log_start..).unwrap_or_default());
+            if let Some(port) = listener_port(&new, "postgres") {
+                self.port = port;
+                if self.kafka_port.is_some() {
+                    self.kafka_port = Some(listener_port(&new, "kafka").expect("kafka port"));
+                }
+                if self.http_port.is_some() {
+                    self.http_port = Some(listener_port(&new, "http").expect("http port"));
+                }
                 return Ok(());
             }
             if let Some(status) = self
@@ -197,7 +193,7 @@ impl WeirServer {
                 "weir did not start; log: {}",
                 self.log()
             );
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(STARTUP_POLL).await;
         }
     }
 
