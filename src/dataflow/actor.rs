@@ -147,6 +147,8 @@ pub struct ViewActor {
     downstream: Vec<Downstream>,
     events: Sender<Command>,
     skipped: SkippedRecords,
+    /// The committed operator state is still to be loaded (by the view's own thread, first).
+    state_pending: bool,
 }
 
 impl ViewActor {
@@ -176,15 +178,24 @@ impl ViewActor {
             downstream: Vec::new(),
             events,
             skipped,
+            state_pending: false,
         }
     }
 
-    /// Loads the view's committed operator state and offsets (start-up, or after a failed
-    /// commit).
+    /// Loads the view's committed operator state and offsets (after a failed commit).
     pub fn restore(&mut self) -> Result<()> {
+        self.restore_offsets()?;
         self.flow
             .dataflow
-            .restore(self.flow.id, self.store.as_ref())?;
+            .restore(self.flow.id, self.store.as_ref())
+    }
+
+    /// At start-up: loads the view's committed offsets and event times (a few keys), and
+    /// leaves its operator state, which may be large, for the view's thread to load when it
+    /// starts, so that start-up does not wait for it (see "Recovery" in
+    /// docs/architecture.md).
+    pub fn restore_offsets(&mut self) -> Result<()> {
+        self.state_pending = true;
         if let Some(bytes) = self.store.get(&keys::offsets_key(self.flow.id))? {
             self.offsets = serde_json::from_slice(&bytes)
                 .map_err(|e| WeirError::internal(format!("corrupt offsets: {e}")))?;
@@ -215,10 +226,33 @@ impl ViewActor {
         self.written_offsets.is_some()
     }
 
-    /// The thread's body: the backfill if any, then messages until the channel closes.
+    /// Loads the operator state [`ViewActor::restore_offsets`] left for the view's thread.
+    fn load_pending_state(&mut self) -> Result<()> {
+        if !std::mem::take(&mut self.state_pending) {
+            return Ok(());
+        }
+        let started = std::time::Instant::now();
+        self.flow
+            .dataflow
+            .restore(self.flow.id, self.store.as_ref())?;
+        tracing::info!(
+            view = self.flow.name,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "operator state loaded"
+        );
+        Ok(())
+    }
+
+    /// The thread's body: the operator state left to load, the backfill if any, then
+    /// messages until the channel closes. A failure to load the state fails the view (its
+    /// backfill, or its first epoch).
     pub fn run(mut self, messages: Receiver<Message>, backfill: Option<Backfill>) {
+        let mut failure: Option<WeirError> = None;
         if let Some(backfill) = backfill {
-            let outcome = guarded(|| self.backfill(&backfill));
+            let outcome = guarded(|| {
+                self.load_pending_state()?;
+                self.backfill(&backfill)
+            });
             backfill
                 .jobs
                 .lock()
@@ -232,6 +266,8 @@ impl ViewActor {
             if self.events.send(Command::CaughtUp { view_id }).is_err() {
                 return;
             }
+        } else {
+            failure = guarded(|| self.load_pending_state()).err();
         }
         let senders = 1 + self
             .flow
@@ -245,7 +281,6 @@ impl ViewActor {
             .len();
         let mut outputs = Vec::new();
         let mut barriers = 0;
-        let mut failure: Option<WeirError> = None;
         let mut epoch_offsets = None;
         for message in messages {
             match message {

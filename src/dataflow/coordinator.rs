@@ -322,7 +322,7 @@ impl Coordinator {
             self.skipped.clone(),
         );
         if restore {
-            actor.restore()?;
+            actor.restore_offsets()?;
         }
         let inputs = self.inputs_of(&actor)?;
         let in_step = restore

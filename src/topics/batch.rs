@@ -28,7 +28,7 @@ pub struct ProducerStamp {
 }
 
 impl ProducerStamp {
-    fn encode(&self, out: &mut Vec<u8>) {
+    pub(super) fn encode(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.producer_id.to_le_bytes());
         out.extend_from_slice(&self.epoch.to_le_bytes());
         out.extend_from_slice(&self.base_sequence.to_le_bytes());

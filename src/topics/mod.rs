@@ -9,6 +9,7 @@
 //! ```text
 //! <dir>/<topic>/meta.json                      TopicConfig as JSON (written last on create, removed first on drop)
 //! <dir>/<topic>/<partition>/<base:020>.log     segment files, named by the offset of their first record
+//! <dir>/<topic>/<partition>/<base:020>.summary a sealed segment's summary (summary.rs)
 //! ```
 //!
 //! A topic directory without `meta.json` is the leftover of an interrupted
@@ -59,7 +60,10 @@
 //!
 //! # Recovery
 //!
-//! On open every segment is scanned and every batch's CRC is verified. In the
+//! On open the active (last) segment of each partition is scanned and every batch's CRC
+//! is verified; a sealed segment opens from its summary (`summary.rs`) instead, and is
+//! scanned the same way only when it has no true one. Every batch read later is
+//! CRC-checked again, so damage in a sealed segment still surfaces, as a read error. In the
 //! last segment of a partition, the first batch that is cut short, has a bad
 //! magic byte or fails its CRC marks a torn tail (a write that never became
 //! durable): the file is truncated there and a warning is logged. The same
@@ -77,6 +81,7 @@ mod batch;
 mod partition;
 mod segment;
 mod store;
+mod summary;
 mod topic;
 
 #[cfg(test)]

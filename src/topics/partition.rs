@@ -34,6 +34,7 @@ use tracing::warn;
 
 use super::batch::{EncodedBatch, ProducerStamp};
 use super::segment::{REWRITE_SUFFIX, Segment};
+use super::summary::{self, SUMMARY_SUFFIX, StampedBatch};
 use super::{Record, TopicError, corrupt, invalid_input, lock, read_lock, sync_dir, write_lock};
 
 /// The file recording a partition's log start (see the module doc of `topics`).
@@ -98,6 +99,8 @@ struct Writer {
     active: Arc<Segment>,
     /// Size of the active segment in bytes.
     active_bytes: u64,
+    /// The last batch of each idempotent producer in the active segment, for its summary.
+    active_stamps: std::collections::HashMap<i64, StampedBatch>,
 }
 
 /// One partition of a topic.
@@ -131,9 +134,9 @@ impl Partition {
         sync_dir(dir)
     }
 
-    /// Opens an existing partition directory: scans its segments (cutting a
-    /// torn tail off the last one) and checks that they form one unbroken
-    /// log starting at offset 0.
+    /// Opens an existing partition directory: opens its segments (sealed ones from their
+    /// summaries, scanning the last one and cutting a torn tail off it) and checks that
+    /// they form one unbroken log starting at the log start.
     pub fn open(
         dir: &Path,
         topic: Arc<str>,
@@ -143,12 +146,15 @@ impl Partition {
     ) -> io::Result<Partition> {
         let log_start = read_log_start(dir)?;
         let mut bases = Vec::new();
+        let mut summaries = Vec::new();
         for entry in fs::read_dir(dir)? {
             let entry = entry?;
             let name = entry.file_name();
             let name = name.to_string_lossy();
             if let Some(base) = Segment::parse_file_name(&name) {
                 bases.push(base);
+            } else if let Some(stem) = name.strip_suffix(SUMMARY_SUFFIX) {
+                summaries.push((stem.to_string(), entry.path()));
             } else if name.ends_with(REWRITE_SUFFIX) {
                 warn!(file = %entry.path().display(), "removing leftover of an interrupted truncate");
                 fs::remove_file(entry.path())?;
@@ -161,6 +167,14 @@ impl Partition {
             fs::remove_file(dir.join(Segment::file_name(bases[0])))?;
             bases.remove(0);
         }
+        // A summary without its segment is what a deletion interrupted midway left.
+        for (stem, path) in summaries {
+            let segment_exists = Segment::parse_file_name(&format!("{stem}.log"))
+                .is_some_and(|base| bases.binary_search(&base).is_ok());
+            if !segment_exists {
+                fs::remove_file(path)?;
+            }
+        }
         if bases.first() != Some(&log_start) {
             return Err(corrupt(format!(
                 "{}: no segment starting at the log start, offset {log_start}",
@@ -171,6 +185,7 @@ impl Partition {
         let mut end_offset = log_start;
         let mut active_bytes = 0;
         let mut producers = std::collections::HashMap::new();
+        let mut active_stamps = Vec::new();
         for (i, &base) in bases.iter().enumerate() {
             let path = dir.join(Segment::file_name(base));
             if base != end_offset {
@@ -182,11 +197,16 @@ impl Partition {
             let scanned = Segment::open(&path, base, i + 1 == bases.len())?;
             end_offset = scanned.end_offset;
             active_bytes = scanned.size_bytes;
-            for (stamp, base_offset, count) in scanned.stamps {
+            for &(stamp, base_offset, count) in &scanned.stamps {
                 producers.insert(stamp.producer_id, last_batch(stamp, base_offset, count));
             }
+            active_stamps = scanned.stamps;
             segments.push(Arc::new(scanned.segment));
         }
+        let active_stamps = active_stamps
+            .into_iter()
+            .map(|batch| (batch.0.producer_id, batch))
+            .collect();
         let active = segments
             .last()
             .cloned()
@@ -202,6 +222,7 @@ impl Partition {
                 next_offset: end_offset,
                 active,
                 active_bytes,
+                active_stamps,
             }),
             sync: Mutex::new(()),
             synced_offset: AtomicU64::new(end_offset),
@@ -301,7 +322,7 @@ impl Partition {
         write_log_start(&self.dir, new_start)?;
         self.log_start.store(new_start, Ordering::Release);
         for segment in segments.drain(..delete) {
-            fs::remove_file(segment.path())?;
+            segment.remove_files()?;
         }
         sync_dir(&self.dir)?;
         Ok(delete)
@@ -392,6 +413,8 @@ impl Partition {
             if let (Some(stamp), Some(producers)) = (stamp, producers.as_mut()) {
                 let count = (written.1 - written.0) as u32;
                 producers.insert(stamp.producer_id, last_batch(stamp, written.0, count));
+                let batch = (stamp, written.0, count);
+                writer.active_stamps.insert(stamp.producer_id, batch);
             }
             written
         };
@@ -429,11 +452,19 @@ impl Partition {
         Ok((base_offset, writer.next_offset, rolled))
     }
 
-    /// Seals the active segment (fsync) and starts a new one at the next
+    /// Seals the active segment (fsync, then its summary) and starts a new one at the next
     /// offset.
     fn roll(&self, writer: &mut Writer) -> io::Result<()> {
         writer.active.sync_data()?;
         self.fsyncs.fetch_add(1, Ordering::Relaxed);
+        let stamps = writer
+            .active_stamps
+            .drain()
+            .map(|(_, batch)| batch)
+            .collect();
+        writer
+            .active
+            .seal(writer.next_offset, writer.active_bytes, stamps)?;
         let segment = Arc::new(Segment::create(&self.dir, writer.next_offset)?);
         sync_dir(&self.dir)?;
         write_lock(&self.segments).push(Arc::clone(&segment));
@@ -571,13 +602,27 @@ impl Partition {
             .map_or(writer.next_offset, |s| s.base_offset());
         while segments.len() > keep {
             if let Some(segment) = segments.pop() {
-                fs::remove_file(segment.path())?;
+                segment.remove_files()?;
                 sync_dir(&self.dir)?;
             }
         }
         let Some(last) = segments.last_mut() else {
             return Err(corrupt(format!("{}: no segments", self.dir.display())));
         };
+        if !Arc::ptr_eq(last, &writer.active) {
+            // A sealed segment becomes the active one: its producers come from its summary.
+            let sealed = summary::Summary::read(last.path(), last.base_offset())?;
+            writer.active_stamps = sealed
+                .map(|s| s.producers)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|batch| (batch.0.producer_id, batch))
+                .collect();
+            last.unseal()?;
+        }
+        writer
+            .active_stamps
+            .retain(|_, &mut (_, base, count)| base + u64::from(count) <= offset);
         let active_bytes = if offset < kept_end {
             let (replacement, bytes) = last.cut(offset)?;
             if let Some(replacement) = replacement {

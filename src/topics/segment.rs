@@ -10,6 +10,9 @@
 //! after the previous indexed batch (the first batch always is), so a read
 //! seeks to the nearest indexed batch and then skips at most a few KiB of
 //! batch headers.
+//!
+//! Only the active segment is scanned at open; a sealed one opens from its summary
+//! (`summary.rs`) when it has a true one, and gets one after a scan when it has none.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -23,6 +26,7 @@ use tracing::warn;
 use super::batch::{
     BATCH_HEADER_BYTES, BatchHeader, EncodedBatch, ProducerStamp, STAMP_BYTES, decode_batch,
 };
+use super::summary::{self, IndexEntry, StampedBatch, Summary};
 use super::{Record, corrupt, read_lock, sync_dir, write_lock};
 
 /// Minimum distance in bytes between two indexed batches of a segment.
@@ -41,15 +45,6 @@ const SEGMENT_SUFFIX: &str = ".log";
 /// an interrupted rewrite whose original is still intact.
 pub(super) const REWRITE_SUFFIX: &str = ".log.tmp";
 
-/// One entry of the sparse index.
-#[derive(Clone, Copy, Debug)]
-struct IndexEntry {
-    /// Base offset of the batch.
-    offset: u64,
-    /// Byte position of the batch in the file.
-    position: u64,
-}
-
 /// A segment file plus its index.
 #[derive(Debug)]
 pub(super) struct Segment {
@@ -59,15 +54,16 @@ pub(super) struct Segment {
     index: RwLock<Vec<IndexEntry>>,
 }
 
-/// What [`Segment::open`] learned from scanning a file.
+/// What [`Segment::open`] learned from a segment's summary or from scanning it.
 pub(super) struct ScannedSegment {
     pub segment: Segment,
     /// Offset just past the last valid record.
     pub end_offset: u64,
     /// File size after any torn tail was cut.
     pub size_bytes: u64,
-    /// The stamped batches, in offset order: who wrote them, where, how many records.
-    pub stamps: Vec<(ProducerStamp, u64, u32)>,
+    /// The last batch of each idempotent producer, in offset order: who wrote it, where,
+    /// how many records.
+    pub stamps: Vec<StampedBatch>,
 }
 
 impl Segment {
@@ -109,13 +105,56 @@ impl Segment {
         }
     }
 
-    /// Opens an existing segment, verifies every batch and builds the index.
+    /// Opens an existing segment. A sealed one (not `is_last`) with a true summary opens
+    /// from it without reading the file; any other is scanned: every batch verified and
+    /// the index built, and a sealed one then gets its summary.
     ///
     /// In the last segment of a partition (`is_last`), a damaged batch is a
     /// torn tail: the file is truncated there. Elsewhere it is an error.
     pub fn open(path: &Path, base_offset: u64, is_last: bool) -> io::Result<ScannedSegment> {
         let file = OpenOptions::new().read(true).write(true).open(path)?;
         let file_bytes = file.metadata()?.len();
+        if is_last {
+            // The active segment changes: a summary left from before a crash or a truncate
+            // no longer describes it.
+            summary::remove(path)?;
+        } else if let Some(summary) = Summary::read(path, base_offset)? {
+            match summary.check(file_bytes) {
+                Ok(()) => {
+                    return Ok(ScannedSegment {
+                        segment: Segment::from_parts(base_offset, path.into(), file, summary.index),
+                        end_offset: summary.end_offset,
+                        size_bytes: file_bytes,
+                        stamps: summary.producers,
+                    });
+                }
+                Err(problem) => warn!(
+                    segment = %path.display(),
+                    "scanning the segment instead of trusting its summary: {problem}"
+                ),
+            }
+        }
+        let scanned = Segment::scan(path, base_offset, is_last, file, file_bytes)?;
+        if !is_last {
+            let ScannedSegment {
+                segment,
+                end_offset,
+                size_bytes,
+                stamps,
+            } = &scanned;
+            segment.seal(*end_offset, *size_bytes, stamps.clone())?;
+        }
+        Ok(scanned)
+    }
+
+    /// Reads and verifies every batch of the segment and builds its index.
+    fn scan(
+        path: &Path,
+        base_offset: u64,
+        is_last: bool,
+        file: File,
+        file_bytes: u64,
+    ) -> io::Result<ScannedSegment> {
         let mut reader = BufReader::with_capacity(SCAN_BUFFER_BYTES, File::open(path)?);
         let mut index = Vec::new();
         let mut position = 0;
@@ -163,8 +202,41 @@ impl Segment {
             segment: Segment::from_parts(base_offset, path.to_path_buf(), file, index),
             end_offset,
             size_bytes: position,
-            stamps,
+            stamps: summary::last_per_producer(stamps),
         })
+    }
+
+    /// Writes the summary of this segment, which is sealed: fsynced, ending at
+    /// `end_offset` after `size_bytes` bytes, with `stamps` as its producers' last batches.
+    pub fn seal(
+        &self,
+        end_offset: u64,
+        size_bytes: u64,
+        mut stamps: Vec<StampedBatch>,
+    ) -> io::Result<()> {
+        stamps.sort_unstable_by_key(|&(_, base, _)| base);
+        Summary {
+            base_offset: self.base_offset,
+            end_offset,
+            size_bytes,
+            index: read_lock(&self.index).clone(),
+            producers: stamps,
+        }
+        .write(&self.path)
+    }
+
+    /// Removes the segment's summary, durably, before the segment changes.
+    pub fn unseal(&self) -> io::Result<()> {
+        summary::remove(&self.path)
+    }
+
+    /// Removes the segment's files; the caller makes the removal durable.
+    pub fn remove_files(&self) -> io::Result<()> {
+        fs::remove_file(&self.path)?;
+        match fs::remove_file(summary::path_for(&self.path)) {
+            Err(err) if err.kind() != io::ErrorKind::NotFound => Err(err),
+            _ => Ok(()),
+        }
     }
 
     /// Offset of the first record this segment holds (or will hold).
@@ -223,6 +295,7 @@ impl Segment {
     /// one of its records. Returns the segment to use from now on (a new one
     /// if a batch had to be rewritten) and its size in bytes.
     ///
+    /// The segment becomes the active one, so its summary goes first.
     /// A cut at a batch boundary shortens the file in place. A cut inside a
     /// batch writes the kept prefix and a shortened copy of that batch to a
     /// temporary file that atomically replaces the segment, so a crash leaves
@@ -237,6 +310,7 @@ impl Segment {
             position += header.batch_bytes();
             expected = header.end_offset();
         };
+        self.unseal()?;
         write_lock(&self.index).retain(|entry| entry.offset < offset);
         if header.base_offset == offset {
             self.file.set_len(position)?;
@@ -309,6 +383,7 @@ impl Segment {
         if removed == 0 {
             return Ok(None);
         }
+        self.unseal()?;
         self.rewrite(0, &bytes)?;
         Ok(Some(
             Segment::open(&self.path, self.base_offset, false)?.segment,

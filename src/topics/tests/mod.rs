@@ -7,6 +7,7 @@ mod format;
 mod idempotence;
 mod recovery;
 mod retention;
+mod summaries;
 mod truncate;
 
 use std::fs;

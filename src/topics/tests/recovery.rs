@@ -150,6 +150,16 @@ fn corruption_in_sealed_segment_is_an_error() {
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x10;
     fs::write(first, &bytes).unwrap();
+    // The segment opens from its summary, unread; the damage shows when it is read.
+    {
+        let store = TopicStore::open(dir.path()).unwrap();
+        match store.topic("t").unwrap().read(0, 0, usize::MAX) {
+            Err(TopicError::Io(err)) => assert_eq!(err.kind(), ErrorKind::InvalidData, "{err}"),
+            other => panic!("expected InvalidData, got {other:?}"),
+        }
+    }
+    // Without its summary the segment is scanned at open, which refuses it.
+    fs::remove_file(first.with_extension("summary")).unwrap();
     match TopicStore::open(dir.path()) {
         Err(TopicError::Io(err)) => assert_eq!(err.kind(), ErrorKind::InvalidData, "{err}"),
         other => panic!("expected InvalidData, got {other:?}"),
