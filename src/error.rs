@@ -376,6 +376,7 @@ fn clean_message(text: &str) -> String {
         "Execution error: ",
         "Schema error: ",
         "Arrow error: ",
+        "Arithmetic overflow: ",
         "Cast error: ",
         "Parser error: ",
         "This feature is not implemented: ",

@@ -507,6 +507,8 @@ fn session_context(read: ReadContext) -> Result<SessionContext> {
     let mut config = config;
     config.options_mut().sql_parser.parse_float_as_decimal = true;
     let ctx = SessionContext::new_with_config(config);
+    // Integer overflow and float division by zero are errors, as in Postgres.
+    ctx.add_analyzer_rule(Arc::new(crate::sql::checked::CheckedArithmetic));
     let catalog = ctx
         .catalog("weir")
         .ok_or_else(|| WeirError::internal("default catalog missing"))?;

@@ -3,6 +3,7 @@
 //! plain SQL first. Binding and type checking are
 //! DataFusion's (see `Database::plan`).
 
+pub mod checked;
 pub mod depth;
 pub mod event_time;
 pub mod parse;

@@ -527,6 +527,16 @@ fn follows_watermark(expr: &Expr, schema: &DFSchema, watermarks: &[usize]) -> Op
             (Operator::Plus, Expr::Literal(..), r) => follows_watermark(r, schema, watermarks),
             _ => None,
         },
+        // Integer `+` and `-` after `sql::checked` made them overflow-checked functions.
+        Expr::ScalarFunction(f) if matches!(f.func.name(), "checked_add" | "checked_sub") => {
+            match f.args.as_slice() {
+                [l, Expr::Literal(..)] => follows_watermark(l, schema, watermarks),
+                [Expr::Literal(..), r] if f.func.name() == "checked_add" => {
+                    follows_watermark(r, schema, watermarks)
+                }
+                _ => None,
+            }
+        }
         Expr::Cast(c) if matches!(c.field.data_type(), DataType::Timestamp(..)) => {
             follows_watermark(&c.expr, schema, watermarks)
         }
