@@ -8,14 +8,20 @@
 //! started again over the same data directory, and three times are taken from the start:
 //! - **listener**: the server's Postgres listener is open (its log line);
 //! - **first lookup**: a point lookup on the view answers with the right row;
-//! - **first FLUSH**: an epoch commits (every view has loaded its operator state and runs).
+//! - **first epoch**: one new row copied in after the lookup is in the view (its FLUSH
+//!   returned): an epoch has committed, so every view has loaded its operator state.
+//!
+//! The server's own log gives two more: how long the process took from its first log line to
+//! its listener line, and how long the view's thread took to load its operator state
+//! (`operator state loaded`, logged by builds that load it there).
 //!
 //! After each restart the view is checked whole: `sum(n)` equals the rows ingested, and every
 //! probed key's count and sum equal what was generated for it.
 //!
 //! Run: `cargo bench --bench recovery -- [--keys K] [--history-mb M] [--row-bytes B]
-//! [--restarts R]` (default: 1,000,000 keys, 1,024 MiB, 200 bytes, 3 restarts).
-//! `WEIR_TEST_BIN=<binary>` measures another build. Prints a Markdown table.
+//! [--restarts R] [--verbose]` (default: 1,000,000 keys, 1,024 MiB, 200 bytes, 3 restarts;
+//! `--verbose` prints each start's log). `WEIR_TEST_BIN=<binary>` measures another build.
+//! Prints a Markdown table.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -48,6 +54,7 @@ struct Args {
     history_mib: u64,
     row_bytes: usize,
     restarts: usize,
+    verbose: bool,
 }
 
 fn args() -> Args {
@@ -56,6 +63,7 @@ fn args() -> Args {
         history_mib: HISTORY_MIB_DEFAULT,
         row_bytes: ROW_BYTES_DEFAULT,
         restarts: RESTARTS_DEFAULT,
+        verbose: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -70,6 +78,7 @@ fn args() -> Args {
             "--history-mb" => args.history_mib = number("--history-mb"),
             "--row-bytes" => args.row_bytes = number("--row-bytes") as usize,
             "--restarts" => args.restarts = number("--restarts") as usize,
+            "--verbose" => args.verbose = true,
             other => panic!("unknown argument {other}"),
         }
     }
@@ -133,6 +142,53 @@ fn mib(bytes: u64) -> String {
 
 fn ms(d: Duration) -> String {
     format!("{:.0} ms", d.as_secs_f64() * 1e3)
+}
+
+/// The timestamp of a log line (`2026-12-02T17:39:27.101004Z ...`, maybe inside colour
+/// codes), in seconds since midnight.
+fn line_time(line: &str) -> Option<f64> {
+    let at = line.find('T')?;
+    let mut parts = line.get(at + 1..at + 16)?.split(':'); // HH:MM:SS.ffffff
+    let mut next = || -> Option<f64> { parts.next()?.parse().ok() };
+    Some(next()? * 3600.0 + next()? * 60.0 + next()?)
+}
+
+/// `line` without its terminal colour codes (`ESC [ … m`).
+fn plain(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            chars.by_ref().find(|&c| c == 'm');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// From one start's log: (its first line to its listener line, the operator state's load
+/// time as the view logged it).
+fn log_times(log: &str) -> (Option<Duration>, Option<Duration>) {
+    let log = &plain(log);
+    let first = log.lines().next().and_then(line_time);
+    let listener = log
+        .lines()
+        .find(|l| l.contains("postgres listener on"))
+        .and_then(line_time);
+    let startup = first
+        .zip(listener)
+        .map(|(a, b)| Duration::from_secs_f64((b - a).max(0.0)));
+    let loaded = log
+        .lines()
+        .filter_map(|l| {
+            let at = l.find("elapsed_ms=")? + "elapsed_ms=".len();
+            let digits: String = l[at..].chars().take_while(char::is_ascii_digit).collect();
+            digits.parse().ok()
+        })
+        .max()
+        .map(Duration::from_millis);
+    (startup, loaded)
 }
 
 /// The probed key's (count, sum) as the view has it, if it answers.
@@ -203,8 +259,11 @@ async fn main() {
         args.keys,
         build.as_secs_f64()
     );
-    println!("| restart | topic history | state store | listener | first lookup | first FLUSH |");
-    println!("|---|---|---|---|---|---|");
+    println!(
+        "| restart | topic history | state store | listener | first lookup | first epoch | \
+         process start → listener (log) | state load (log) |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
     for restart in 1..=args.restarts {
         let client = server.connect().await;
         copy(&client, rows.chunk(ROWS_BEFORE_KILL)).await;
@@ -215,6 +274,7 @@ async fn main() {
             du(&data) - du(&data.join("topics")),
         );
         server.kill();
+        let log_len = server.log().len();
         let started = Instant::now();
         server.restart().await;
         let listener = started.elapsed();
@@ -224,16 +284,26 @@ async fn main() {
             tokio::time::sleep(LOOKUP_RETRY).await;
         }
         let first_lookup = started.elapsed();
+        copy(&client, rows.chunk(1)).await;
         client.batch_execute("FLUSH").await.unwrap();
-        let first_flush = started.elapsed();
+        let first_epoch = started.elapsed();
         check(&client, &rows).await;
+        let log = server.log();
+        let this_start = &log[log_len.min(log.len())..];
+        if args.verbose {
+            println!("{this_start}");
+        }
+        let (startup, loaded) = log_times(this_start);
+        let or_dash = |d: Option<Duration>| d.map_or("–".to_string(), ms);
         println!(
-            "| {restart} | {} | {} | {} | {} | {} |",
+            "| {restart} | {} | {} | {} | {} | {} | {} | {} |",
             mib(topics),
             mib(store),
             ms(listener),
             ms(first_lookup),
-            ms(first_flush)
+            ms(first_epoch),
+            or_dash(startup),
+            or_dash(loaded)
         );
     }
 }

@@ -6,7 +6,7 @@
 //! which its planner never sets, and its float division follows IEEE. So an analyzer rule,
 //! run after type coercion (both operands then have one type), replaces those operators by
 //! checked functions: `checked_add`, `checked_sub`, `checked_mul` on `smallint`, `integer`
-//! and `bigint`, `checked_div` on `real` and `double precision`. Every path goes through it:
+//! and `bigint` (unary minus too, as `0 - x`), `checked_div` on `real` and `double precision`. Every path goes through it:
 //! SELECTs, views, DML. Output column names stay those of the original expressions.
 
 use datafusion::arrow::array::{ArrayRef, AsArray, Datum};
@@ -15,7 +15,7 @@ use datafusion::arrow::datatypes::{DataType, Float32Type, Float64Type};
 use datafusion::arrow::error::ArrowError;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
-use datafusion::common::{DFSchema, Result as DfResult};
+use datafusion::common::{DFSchema, Result as DfResult, ScalarValue};
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::utils::merge_schema;
 use datafusion::logical_expr::{
@@ -53,6 +53,16 @@ impl AnalyzerRule for CheckedArithmetic {
 
 /// The checked function replacing `e`, when `e` is an operator that needs one.
 fn checked(e: Expr, schema: &DFSchema) -> DfResult<Transformed<Expr>> {
+    if let Expr::Negative(inner) = &e {
+        // `-x` is `0 - x`: the negation of the smallest value overflows.
+        return Ok(match operand_type(inner, schema) {
+            Ok(t) if is_signed_integer(&t) => {
+                let zero = Expr::Literal(ScalarValue::new_zero(&t)?, None);
+                Transformed::yes(function(Kind::Sub).call(vec![zero, inner.as_ref().clone()]))
+            }
+            _ => Transformed::no(e),
+        });
+    }
     let Expr::BinaryExpr(BinaryExpr { left, op, right }) = &e else {
         return Ok(Transformed::no(e));
     };
@@ -63,10 +73,7 @@ fn checked(e: Expr, schema: &DFSchema) -> DfResult<Transformed<Expr>> {
     if left_type != right_type {
         return Ok(Transformed::no(e));
     }
-    let integer = matches!(
-        left_type,
-        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64
-    );
+    let integer = is_signed_integer(&left_type);
     let float = matches!(left_type, DataType::Float32 | DataType::Float64);
     let kind = match op {
         Operator::Plus if integer => Kind::Add,
@@ -77,6 +84,13 @@ fn checked(e: Expr, schema: &DFSchema) -> DfResult<Transformed<Expr>> {
     };
     let (left, right) = (left.as_ref().clone(), right.as_ref().clone());
     Ok(Transformed::yes(function(kind).call(vec![left, right])))
+}
+
+fn is_signed_integer(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64
+    )
 }
 
 /// The type of an operand. A chain of checked functions (`1 + 1 + …` is one, up to
