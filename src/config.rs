@@ -17,6 +17,13 @@ pub const KAFKA_AUTO_CREATE_TOPICS_DEFAULT: bool = true;
 /// times Kafka's default, so that a batch Kafka would take compressed at several times its size
 /// still fits; no batch is inflated past it.
 pub const KAFKA_BATCH_BYTES_MAX: usize = 8 * 1024 * 1024;
+/// Kafka's `connections.max.idle.ms`: a Kafka connection with no request for this long is
+/// closed (`--kafka-connections-max-idle-ms`).
+pub const KAFKA_CONNECTIONS_MAX_IDLE_MS_DEFAULT: u64 = 10 * 60 * 1000;
+/// Most Kafka connections open at once (`--kafka-max-connections`; Kafka's `max.connections`):
+/// past it the listener stops accepting, and new clients wait in the kernel's backlog until
+/// one closes, as Kafka does. Each connection takes a descriptor.
+pub const KAFKA_MAX_CONNECTIONS_DEFAULT: usize = 1000;
 /// HTTP listener: ingest (`POST /v1/sources/{name}`) and Prometheus metrics (`/metrics`).
 pub const HTTP_ADDR_DEFAULT: &str = "127.0.0.1:6544";
 /// Largest HTTP ingest request body, in bytes; a larger one is refused with 413 and nothing

@@ -25,6 +25,14 @@ struct Args {
     /// Whether a Kafka client producing to (or asking for) an unknown topic creates it.
     #[arg(long, default_value_t = config::KAFKA_AUTO_CREATE_TOPICS_DEFAULT, action = clap::ArgAction::Set)]
     kafka_auto_create_topics: bool,
+    /// Close a Kafka connection that sends no request for this long (Kafka's
+    /// connections.max.idle.ms).
+    #[arg(long, default_value_t = config::KAFKA_CONNECTIONS_MAX_IDLE_MS_DEFAULT)]
+    kafka_connections_max_idle_ms: u64,
+    /// Most Kafka connections open at once; more wait until one closes (Kafka's
+    /// max.connections).
+    #[arg(long, default_value_t = config::KAFKA_MAX_CONNECTIONS_DEFAULT)]
+    kafka_max_connections: usize,
     /// How often an epoch is committed, in milliseconds.
     #[arg(long, default_value_t = config::BARRIER_INTERVAL_MS_DEFAULT)]
     barrier_interval_ms: u64,
@@ -166,8 +174,10 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let advertised = listener.local_addr()?;
         tracing::info!("kafka listener on {advertised}");
-        let broker =
+        let mut broker =
             weir::kafka::Broker::new(db.clone(), advertised, args.kafka_auto_create_topics);
+        broker.idle_timeout = std::time::Duration::from_millis(args.kafka_connections_max_idle_ms);
+        broker.max_connections = args.kafka_max_connections.max(1);
         tokio::spawn(weir::kafka::serve(listener, std::sync::Arc::new(broker)));
     }
     if args.http_addr == "off" {

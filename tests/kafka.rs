@@ -835,3 +835,45 @@ async fn kafka_clients_cannot_see_read_write_or_create_internal_topics() {
         .unwrap();
     assert_eq!(rows, vec![vec!["1", "hunter2"]]);
 }
+
+/// A Kafka connection that sends no request for `--kafka-connections-max-idle-ms` is closed
+/// (Kafka's connections.max.idle.ms; #12 item 5: idle sockets were kept forever), and one that
+/// keeps talking is not.
+#[tokio::test]
+async fn idle_kafka_connections_are_closed() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let server = WeirServer::start_with_kafka_and_args(
+        &dir.path().join("data"),
+        50,
+        &["--kafka-connections-max-idle-ms", "300"],
+    )
+    .await;
+    let port = server.kafka_port.unwrap();
+    let mut idle = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    idle.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut byte = [0u8; 1];
+    // The server closes its end: the read sees the end of the stream, not the timeout.
+    assert_eq!(idle.read(&mut byte).unwrap(), 0);
+    assert!(started.elapsed() >= std::time::Duration::from_millis(300));
+    // ApiVersions v0 (key 18), correlation id 7, client id "t": answered, so the connection
+    // was open until it idled.
+    let mut busy = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let body: Vec<u8> = [
+        &18i16.to_be_bytes()[..],
+        &0i16.to_be_bytes(),
+        &7i32.to_be_bytes(),
+        &1i16.to_be_bytes(),
+        b"t",
+    ]
+    .concat();
+    busy.write_all(&(body.len() as i32).to_be_bytes()).unwrap();
+    busy.write_all(&body).unwrap();
+    let mut len = [0u8; 4];
+    busy.read_exact(&mut len).unwrap();
+    let mut reply = vec![0u8; i32::from_be_bytes(len) as usize];
+    busy.read_exact(&mut reply).unwrap();
+    assert_eq!(&reply[..4], &7i32.to_be_bytes(), "correlation id");
+}

@@ -1,7 +1,7 @@
 //! Postgres protocol features over real clients: suspended portals (Execute with a row limit),
 //! cursors (DECLARE / FETCH / CLOSE), COPY TO STDOUT, cancel requests, statement_timeout,
-//! start-up ParameterStatus, binary values of every type, pipeline error recovery, and
-//! malformed messages sent over a raw socket.
+//! start-up ParameterStatus, binary values of every type, pipeline error recovery,
+//! malformed messages sent over a raw socket, and a listener out of file descriptors.
 
 mod common;
 
@@ -712,4 +712,65 @@ async fn malformed_messages_get_postgres_errors() {
     })
     .await
     .unwrap();
+}
+
+/// The soft limit on open files of process `pid` (prlimit, from util-linux).
+fn soft_nofile(pid: u32) -> u64 {
+    let out = std::process::Command::new("prlimit")
+        .args([
+            "--pid",
+            &pid.to_string(),
+            "--nofile",
+            "--output",
+            "SOFT",
+            "--noheadings",
+        ])
+        .output()
+        .expect("run prlimit");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("a limit")
+}
+
+fn set_soft_nofile(pid: u32, limit: u64) {
+    let status = std::process::Command::new("prlimit")
+        .args(["--pid", &pid.to_string(), &format!("--nofile={limit}:")])
+        .status()
+        .expect("run prlimit");
+    assert!(status.success(), "prlimit --nofile={limit}:");
+}
+
+/// Out of file descriptors, the listener waits between accepts instead of spinning on them
+/// (#12 item 5: it spun at 100% CPU and logged 47 MB/s): one warning, not thousands, and the
+/// server takes connections again once descriptors are free.
+#[tokio::test]
+async fn a_listener_out_of_descriptors_backs_off_and_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = WeirServer::start(&dir.path().join("data"), 50).await;
+    let session = server.connect().await;
+    let pid = server.pid();
+    let original = soft_nofile(pid);
+    let open = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count() as u64;
+    set_soft_nofile(pid, open + 2);
+    // The kernel completes each handshake; the server accepts two, then accept fails (EMFILE).
+    let held: Vec<std::net::TcpStream> = (0..8)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap())
+        .collect();
+    // Long enough for a spinning loop to fail thousands of times; the backoff tries ~7.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let warnings = server.log().matches("accept failed").count();
+    assert!(
+        (1..=2).contains(&warnings),
+        "{warnings} accept warnings; log: {}",
+        server.log()
+    );
+    drop(held);
+    set_soft_nofile(pid, original);
+    let again = server.connect().await;
+    let one: i64 = again.query_one("SELECT 1", &[]).await.unwrap().get(0);
+    assert_eq!(one, 1);
+    session.simple_query("SELECT 1").await.unwrap();
 }

@@ -52,6 +52,10 @@ pub struct Broker {
     pub producers: produce::Producers,
     /// Consumer groups.
     pub groups: groups::Groups,
+    /// A connection waiting this long for its next request is closed.
+    pub idle_timeout: std::time::Duration,
+    /// Most connections open at once.
+    pub max_connections: usize,
 }
 
 impl Broker {
@@ -62,6 +66,10 @@ impl Broker {
             auto_create_topics,
             producers: Default::default(),
             groups: Default::default(),
+            idle_timeout: std::time::Duration::from_millis(
+                crate::config::KAFKA_CONNECTIONS_MAX_IDLE_MS_DEFAULT,
+            ),
+            max_connections: crate::config::KAFKA_MAX_CONNECTIONS_DEFAULT,
         }
     }
 
@@ -98,18 +106,19 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeConfigs, 1, 4),
 ];
 
-/// Serves Kafka clients on `listener` until the task is dropped.
+/// Serves Kafka clients on `listener` until the task is dropped: at most
+/// `broker.max_connections` at once (the next waits in the backlog until one closes).
 pub async fn serve(listener: TcpListener, broker: Arc<Broker>) {
+    let mut acceptor = crate::server::accept::Acceptor::new(listener, "kafka");
+    let slots = Arc::new(tokio::sync::Semaphore::new(broker.max_connections));
     loop {
-        let (socket, peer) = match listener.accept().await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!("kafka accept failed: {e}");
-                continue;
-            }
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return; // the semaphore is never closed
         };
+        let (socket, peer) = acceptor.accept().await;
         let broker = broker.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             broker.db.listeners.kafka.connection_opened();
             if let Err(e) = connection(socket, broker.clone()).await {
                 tracing::debug!(%peer, "kafka connection ended: {e}");
@@ -122,7 +131,15 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>) {
 async fn connection(mut socket: TcpStream, broker: Arc<Broker>) -> std::io::Result<()> {
     socket.set_nodelay(true)?;
     loop {
-        let len = match socket.read_i32().await {
+        let next = tokio::time::timeout(broker.idle_timeout, socket.read_i32()).await;
+        let Ok(next) = next else {
+            tracing::debug!(
+                "closing a Kafka connection idle for {:?}",
+                broker.idle_timeout
+            );
+            return Ok(());
+        };
+        let len = match next {
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
             Err(e) => return Err(e),

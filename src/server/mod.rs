@@ -7,6 +7,7 @@
 //! (SET, SHOW var, BEGIN, DECLARE / FETCH / CLOSE, COPY ...) → everything else to
 //! [`Database::execute`] → rows encoded in the format the client asked for.
 
+pub mod accept;
 mod auth;
 mod copy;
 mod copy_out;
@@ -94,14 +95,9 @@ pub async fn serve(
         cancel: Arc::new(DefaultCancelHandler::new(handler.connections.clone())),
         handler,
     });
+    let mut acceptor = accept::Acceptor::new(listener, "postgres");
     loop {
-        let (socket, _) = match listener.accept().await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!("accept failed: {e}");
-                continue;
-            }
-        };
+        let (socket, _) = acceptor.accept().await;
         let handlers = handlers.clone();
         let db = db.clone();
         tokio::spawn(async move {

@@ -89,6 +89,18 @@ impl WeirServer {
         Self::start_with(data_dir, barrier_interval_ms, true, None).await
     }
 
+    /// Like `start_with_kafka`, with more flags (kept for restarts).
+    pub async fn start_with_kafka_and_args(
+        data_dir: &Path,
+        barrier_interval_ms: u64,
+        args: &[&str],
+    ) -> WeirServer {
+        let mut server = Self::new(data_dir, barrier_interval_ms, true, None);
+        server.args = args.iter().map(|a| a.to_string()).collect();
+        server.spawn().await;
+        server
+    }
+
     async fn start_with(
         data_dir: &Path,
         barrier_interval_ms: u64,
