@@ -1,7 +1,10 @@
 //! JSON records as Postgres would read them, before Arrow's decoder sees them: a JSON or JSONB
 //! column holds any JSON value (an object, array, number or boolean is kept as its JSON text; a
 //! string is taken as the text itself, which is how Weir writes JSON columns), and a number in a
-//! TIMESTAMP column is epoch milliseconds (Kafka's convention), not microseconds.
+//! TIMESTAMP column is epoch milliseconds (Kafka's convention), not microseconds. A number
+//! with a fraction in an integer column makes the record skipped (and counted), where Arrow's
+//! decoder would truncate it: `{"id": 2.9}` is not id 2. An integral one (`2.0`, `1e3`) is
+//! that integer.
 
 use datafusion::arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 
@@ -48,6 +51,8 @@ enum Fix {
     JsonText,
     /// TIMESTAMP (microseconds): a number is epoch milliseconds.
     EpochMillis,
+    /// A signed integer column: a number must be an integer.
+    Integer,
 }
 
 /// The columns of `schema` that need rewriting in each record; empty when none do.
@@ -65,6 +70,9 @@ impl Normalizer {
                 let fix = match (f.data_type(), declared.map(String::as_str)) {
                     (DataType::Utf8, Some("json" | "jsonb")) => Fix::JsonText,
                     (DataType::Timestamp(TimeUnit::Microsecond, _), _) => Fix::EpochMillis,
+                    (DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64, _) => {
+                        Fix::Integer
+                    }
                     _ => return None,
                 };
                 Some((f.name().clone(), fix))
@@ -81,6 +89,13 @@ impl Normalizer {
     /// `record` rewritten, or None to decode it as it is (nothing to change, or not a JSON
     /// object: the decoder then rejects it and it is skipped and counted).
     pub fn normalize(&self, record: &[u8]) -> Option<Vec<u8>> {
+        let integers_only = self
+            .fixes
+            .iter()
+            .all(|(_, fix)| matches!(fix, Fix::Integer));
+        if integers_only && !has_non_integer_number(record) {
+            return None; // the common case, found without parsing the record
+        }
         let Ok(Value::Object(mut object)) = serde_json::from_slice::<Value>(record) else {
             return None;
         };
@@ -98,6 +113,16 @@ impl Normalizer {
                     None => Value::Bool(false),
                 },
                 (Fix::EpochMillis, _) => continue,
+                (Fix::Integer, Value::Number(n)) if n.is_i64() || n.is_u64() => continue,
+                (Fix::Integer, Value::Number(n)) => match n.as_f64() {
+                    Some(f) if f.fract() == 0.0 && f.abs() < i64::MAX as f64 => {
+                        Value::from(f as i64)
+                    }
+                    // A fraction or out of range: a value no integer column takes, so the
+                    // record is skipped.
+                    _ => Value::Bool(false),
+                },
+                (Fix::Integer, _) => continue,
             };
             *value = fixed;
             changed = true;
@@ -107,6 +132,32 @@ impl Normalizer {
         }
         serde_json::to_vec(&Value::Object(object)).ok()
     }
+}
+
+/// Whether `record` has a number with a fraction or an exponent (`2.9`, `1e3`) outside its
+/// strings. One pass over the bytes.
+fn has_non_integer_number(record: &[u8]) -> bool {
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut in_number = false;
+    for &b in record {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'-' | b'0'..=b'9' => in_number = true,
+            b'.' | b'e' | b'E' if in_number => return true,
+            _ => in_number = false,
+        }
+    }
+    false
 }
 
 fn epoch_millis_to_micros(n: &serde_json::Number) -> Option<i64> {

@@ -253,6 +253,29 @@ mod tests {
     }
 
     #[test]
+    fn a_fraction_in_an_integer_column_skips_the_record() {
+        let batch = sample();
+        let values: Vec<&[u8]> = vec![
+            br#"{"id": 2.9, "name": "truncated before"}"#,
+            br#"{"id": 3, "name": "x.5e"}"#,
+            br#"{"id": 4.0}"#,
+            br#"{"id": 5e1}"#,
+            br#"{"id": -0.5}"#,
+            br#"{"id": 1e300}"#,
+        ];
+        let decoded = decode_records(Format::Json, &batch.schema(), &values).unwrap();
+        assert_eq!(decoded.kept, vec![1, 2, 3]);
+        assert_eq!(decoded.skipped, 3);
+        let ids = decoded
+            .batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap();
+        assert_eq!(ids.values().to_vec(), vec![3, 4, 50]);
+    }
+
+    #[test]
     fn records_nested_too_deeply_are_skipped_and_counted() {
         let batch = sample();
         let deep = |levels: usize| {

@@ -78,10 +78,7 @@ impl WeirServer {
         barrier_interval_ms: u64,
         args: &[&str],
     ) -> WeirServer {
-        let mut server = Self::new(data_dir, barrier_interval_ms, false, None);
-        server.args = args.iter().map(|a| a.to_string()).collect();
-        server.spawn().await;
-        server
+        Self::start_with_flags(data_dir, barrier_interval_ms, false, args).await
     }
 
     /// Like `start`, with the Kafka listener on a free port too.
@@ -95,7 +92,16 @@ impl WeirServer {
         barrier_interval_ms: u64,
         args: &[&str],
     ) -> WeirServer {
-        let mut server = Self::new(data_dir, barrier_interval_ms, true, None);
+        Self::start_with_flags(data_dir, barrier_interval_ms, true, args).await
+    }
+
+    async fn start_with_flags(
+        data_dir: &Path,
+        barrier_interval_ms: u64,
+        kafka: bool,
+        args: &[&str],
+    ) -> WeirServer {
+        let mut server = Self::new(data_dir, barrier_interval_ms, kafka, None);
         server.args = args.iter().map(|a| a.to_string()).collect();
         server.spawn().await;
         server
