@@ -467,7 +467,12 @@ impl Partition {
             .seal(writer.next_offset, writer.active_bytes, stamps)?;
         let segment = Arc::new(Segment::create(&self.dir, writer.next_offset)?);
         sync_dir(&self.dir)?;
-        write_lock(&self.segments).push(Arc::clone(&segment));
+        let mut segments = write_lock(&self.segments);
+        if let Some(sealed) = segments.last_mut() {
+            // Its file closes once the readers still holding the open one are done.
+            *sealed = Arc::new(sealed.sealed());
+        }
+        segments.push(Arc::clone(&segment));
         writer.active = segment;
         writer.active_bytes = 0;
         Ok(())
@@ -632,6 +637,9 @@ impl Partition {
         } else {
             fs::metadata(last.path())?.len()
         };
+        if !last.holds_file() {
+            *last = Arc::new(last.reopened()?);
+        }
         writer.active = Arc::clone(last);
         writer.active_bytes = active_bytes;
         writer.next_offset = offset;

@@ -13,6 +13,10 @@
 //!
 //! Only the active segment is scanned at open; a sealed one opens from its summary
 //! (`summary.rs`) when it has a true one, and gets one after a scan when it has none.
+//!
+//! Only the active segment keeps its file open. A sealed one opens its file for each call
+//! that reads it (a read covers many batches), so a partition holds one descriptor however
+//! long its history.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -50,8 +54,30 @@ pub(super) const REWRITE_SUFFIX: &str = ".log.tmp";
 pub(super) struct Segment {
     base_offset: u64,
     path: PathBuf,
-    file: File,
+    /// The open file of the active segment; None for a sealed one (see the module doc).
+    file: Option<File>,
     index: RwLock<Vec<IndexEntry>>,
+}
+
+/// The segment's file for one call: the active segment's own, or one opened for the call.
+enum Handle<'a> {
+    Kept(&'a File),
+    Opened(File),
+}
+
+impl std::ops::Deref for Handle<'_> {
+    type Target = File;
+
+    fn deref(&self) -> &File {
+        match self {
+            Handle::Kept(file) => file,
+            Handle::Opened(file) => file,
+        }
+    }
+}
+
+fn open_read_write(path: &Path) -> io::Result<File> {
+    OpenOptions::new().read(true).write(true).open(path)
 }
 
 /// What [`Segment::open`] learned from a segment's summary or from scanning it.
@@ -93,10 +119,20 @@ impl Segment {
             .write(true)
             .create_new(true)
             .open(&path)?;
-        Ok(Segment::from_parts(base_offset, path, file, Vec::new()))
+        Ok(Segment::from_parts(
+            base_offset,
+            path,
+            Some(file),
+            Vec::new(),
+        ))
     }
 
-    fn from_parts(base_offset: u64, path: PathBuf, file: File, index: Vec<IndexEntry>) -> Segment {
+    fn from_parts(
+        base_offset: u64,
+        path: PathBuf,
+        file: Option<File>,
+        index: Vec<IndexEntry>,
+    ) -> Segment {
         Segment {
             base_offset,
             path,
@@ -112,8 +148,7 @@ impl Segment {
     /// In the last segment of a partition (`is_last`), a damaged batch is a
     /// torn tail: the file is truncated there. Elsewhere it is an error.
     pub fn open(path: &Path, base_offset: u64, is_last: bool) -> io::Result<ScannedSegment> {
-        let file = OpenOptions::new().read(true).write(true).open(path)?;
-        let file_bytes = file.metadata()?.len();
+        let file_bytes = fs::metadata(path)?.len();
         if is_last {
             // The active segment changes: a summary left from before a crash or a truncate
             // no longer describes it.
@@ -122,7 +157,7 @@ impl Segment {
             match summary.check(file_bytes) {
                 Ok(()) => {
                     return Ok(ScannedSegment {
-                        segment: Segment::from_parts(base_offset, path.into(), file, summary.index),
+                        segment: Segment::from_parts(base_offset, path.into(), None, summary.index),
                         end_offset: summary.end_offset,
                         size_bytes: file_bytes,
                         stamps: summary.producers,
@@ -134,7 +169,7 @@ impl Segment {
                 ),
             }
         }
-        let scanned = Segment::scan(path, base_offset, is_last, file, file_bytes)?;
+        let scanned = Segment::scan(path, base_offset, is_last, file_bytes)?;
         if !is_last {
             let ScannedSegment {
                 segment,
@@ -152,9 +187,9 @@ impl Segment {
         path: &Path,
         base_offset: u64,
         is_last: bool,
-        file: File,
         file_bytes: u64,
     ) -> io::Result<ScannedSegment> {
+        let file = open_read_write(path)?;
         let mut reader = BufReader::with_capacity(SCAN_BUFFER_BYTES, File::open(path)?);
         let mut index = Vec::new();
         let mut position = 0;
@@ -199,7 +234,7 @@ impl Segment {
             end_offset = header.end_offset();
         }
         Ok(ScannedSegment {
-            segment: Segment::from_parts(base_offset, path.to_path_buf(), file, index),
+            segment: Segment::from_parts(base_offset, path.into(), is_last.then_some(file), index),
             end_offset,
             size_bytes: position,
             stamps: summary::last_per_producer(stamps),
@@ -223,6 +258,37 @@ impl Segment {
             producers: stamps,
         }
         .write(&self.path)
+    }
+
+    /// This segment, sealed: the same index, no open file.
+    pub fn sealed(&self) -> Segment {
+        let index = read_lock(&self.index).clone();
+        Segment::from_parts(self.base_offset, self.path.clone(), None, index)
+    }
+
+    /// This segment with its file open, to become the active one again (after a truncate).
+    pub fn reopened(&self) -> io::Result<Segment> {
+        let index = read_lock(&self.index).clone();
+        let file = open_read_write(&self.path)?;
+        Ok(Segment::from_parts(
+            self.base_offset,
+            self.path.clone(),
+            Some(file),
+            index,
+        ))
+    }
+
+    /// Whether the segment keeps its file open (only the active one does).
+    pub fn holds_file(&self) -> bool {
+        self.file.is_some()
+    }
+
+    /// The file for one call (see [`Handle`]).
+    fn handle(&self) -> io::Result<Handle<'_>> {
+        Ok(match &self.file {
+            Some(file) => Handle::Kept(file),
+            None => Handle::Opened(open_read_write(&self.path)?),
+        })
     }
 
     /// Removes the segment's summary, durably, before the segment changes.
@@ -249,15 +315,21 @@ impl Segment {
         &self.path
     }
 
-    /// Flushes the file's data to stable storage.
+    /// Flushes the file's data to stable storage (a sealed segment's already is).
     pub fn sync_data(&self) -> io::Result<()> {
-        self.file.sync_data()
+        self.file.as_ref().map_or(Ok(()), File::sync_data)
     }
 
     /// Writes a batch at `position` (the current end of the file) and
     /// indexes it if due. Not durable until [`Segment::sync_data`].
     pub fn write_batch(&self, position: u64, base_offset: u64, bytes: &[u8]) -> io::Result<()> {
-        self.file.write_all_at(bytes, position)?;
+        let file = self.file.as_ref().ok_or_else(|| {
+            io::Error::other(format!(
+                "{}: write to a sealed segment",
+                self.path.display()
+            ))
+        })?;
+        file.write_all_at(bytes, position)?;
         add_to_index(&mut write_lock(&self.index), base_offset, position);
         Ok(())
     }
@@ -272,10 +344,11 @@ impl Segment {
         out: &mut Vec<(u64, Record)>,
     ) -> io::Result<()> {
         let (mut position, mut expected) = self.seek(from)?;
+        let file = self.handle()?;
         while expected < until {
-            let header = self.read_header(position, expected)?;
+            let header = self.read_header(&file, position, expected)?;
             if header.end_offset() > from {
-                let (_, records) = self.read_batch_records(position, &header)?;
+                let (_, records) = self.read_batch_records(&file, position, &header)?;
                 let first = from.max(header.base_offset);
                 let last = until.min(header.end_offset());
                 let skip = (first - header.base_offset) as usize;
@@ -302,8 +375,9 @@ impl Segment {
     /// either the old or the new segment, never a torn one.
     pub fn cut(&self, offset: u64) -> io::Result<(Option<Segment>, u64)> {
         let (mut position, mut expected) = self.seek(offset)?;
+        let file = self.handle()?;
         let header = loop {
-            let header = self.read_header(position, expected)?;
+            let header = self.read_header(&file, position, expected)?;
             if header.end_offset() > offset {
                 break header;
             }
@@ -313,12 +387,12 @@ impl Segment {
         self.unseal()?;
         write_lock(&self.index).retain(|entry| entry.offset < offset);
         if header.base_offset == offset {
-            self.file.set_len(position)?;
-            self.file.sync_all()?;
+            file.set_len(position)?;
+            file.sync_all()?;
             return Ok((None, position));
         }
         let kept = (offset - header.base_offset) as usize;
-        let (stamp, mut records) = self.read_batch_records(position, &header)?;
+        let (stamp, mut records) = self.read_batch_records(&file, position, &header)?;
         records.truncate(kept);
         let mut batch = EncodedBatch::encode_slots(records.iter().map(Option::as_ref), stamp)?;
         let new = self.rewrite(position, batch.seal(header.base_offset))?;
@@ -347,12 +421,12 @@ impl Segment {
         drop(temp);
         fs::rename(&temp_path, &self.path)?;
         sync_dir(dir)?;
-        let file = OpenOptions::new().read(true).write(true).open(&self.path)?;
+        let file = open_read_write(&self.path)?;
         let index = read_lock(&self.index).clone();
         Ok(Segment::from_parts(
             self.base_offset,
             self.path.clone(),
-            file,
+            Some(file),
             index,
         ))
     }
@@ -362,13 +436,14 @@ impl Segment {
     /// when nothing was removed. The rewrite goes through a temporary file and an atomic
     /// rename, as a cut does.
     pub fn compact(&self, keep: impl Fn(u64, &Record) -> bool) -> io::Result<Option<Segment>> {
-        let file_bytes = self.file.metadata()?.len();
+        let file = self.handle()?;
+        let file_bytes = file.metadata()?.len();
         let (mut position, mut offset) = (0, self.base_offset);
         let mut bytes = Vec::new();
         let mut removed = 0;
         while position < file_bytes {
-            let header = self.read_header(position, offset)?;
-            let (stamp, mut records) = self.read_batch_records(position, &header)?;
+            let header = self.read_header(&file, position, offset)?;
+            let (stamp, mut records) = self.read_batch_records(&file, position, &header)?;
             for (i, slot) in records.iter_mut().enumerate() {
                 if slot.as_ref().is_some_and(|r| !keep(offset + i as u64, r)) {
                     *slot = None;
@@ -393,12 +468,13 @@ impl Segment {
     /// Every record the segment holds, in offset order (records compaction removed are
     /// skipped).
     pub fn records(&self) -> io::Result<Vec<(u64, Record)>> {
-        let file_bytes = self.file.metadata()?.len();
+        let file = self.handle()?;
+        let file_bytes = file.metadata()?.len();
         let (mut position, mut offset) = (0, self.base_offset);
         let mut out = Vec::new();
         while position < file_bytes {
-            let header = self.read_header(position, offset)?;
-            let (_, records) = self.read_batch_records(position, &header)?;
+            let header = self.read_header(&file, position, offset)?;
+            let (_, records) = self.read_batch_records(&file, position, &header)?;
             let offsets = header.base_offset..header.end_offset();
             out.extend(offsets.zip(records).filter_map(|(o, r)| r.map(|r| (o, r))));
             position += header.batch_bytes();
@@ -423,9 +499,9 @@ impl Segment {
 
     /// Reads the header of the batch at `position`, which should start at
     /// offset `expected`.
-    fn read_header(&self, position: u64, expected: u64) -> io::Result<BatchHeader> {
+    fn read_header(&self, file: &File, position: u64, expected: u64) -> io::Result<BatchHeader> {
         let mut raw = [0; BATCH_HEADER_BYTES];
-        self.file.read_exact_at(&mut raw, position)?;
+        file.read_exact_at(&mut raw, position)?;
         match BatchHeader::parse(&raw) {
             Some(header) if header.base_offset == expected => Ok(header),
             _ => Err(corrupt(format!(
@@ -438,12 +514,12 @@ impl Segment {
     /// Reads, checks and decodes the records of the batch at `position`.
     fn read_batch_records(
         &self,
+        file: &File,
         position: u64,
         header: &BatchHeader,
     ) -> io::Result<(Option<ProducerStamp>, Vec<Option<Record>>)> {
         let mut bytes = vec![0; header.records_bytes()];
-        self.file
-            .read_exact_at(&mut bytes, position + BATCH_HEADER_BYTES as u64)?;
+        file.read_exact_at(&mut bytes, position + BATCH_HEADER_BYTES as u64)?;
         if !header.crc_matches(&bytes) {
             return Err(corrupt(format!(
                 "{}: CRC mismatch in batch at byte {position}",

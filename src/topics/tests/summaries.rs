@@ -204,3 +204,32 @@ fn summaries_round_trip_and_reject_damage() {
     summary.check(9000).unwrap();
     assert!(summary.check(9001).is_err());
 }
+
+/// Files under `dir` this process holds open, by name.
+fn open_files_under(dir: &Path) -> Vec<PathBuf> {
+    fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|entry| fs::read_link(entry.ok()?.path()).ok())
+        .filter(|target| target.starts_with(dir))
+        .collect()
+}
+
+#[test]
+fn only_the_active_segment_keeps_its_file_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir_path = dir.path().canonicalize().unwrap();
+    many_segments(&dir_path);
+    let segments = segment_files(&dir_path, "t", 0);
+    assert!(segments.len() >= 3);
+    let store = TopicStore::open(&dir_path).unwrap();
+    let topic = store.topic("t").unwrap();
+    // Reading the whole history opens each sealed segment only for the read.
+    assert_holds_first(&topic, 0, 40);
+    topic.append(0, &records(40..42)).unwrap(); // rolls: the old active one is sealed now
+    let open: Vec<PathBuf> = open_files_under(&dir_path)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    let active = segment_files(&dir_path, "t", 0).pop().unwrap();
+    assert_eq!(open, vec![active]);
+}
