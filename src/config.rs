@@ -17,6 +17,9 @@ pub const KAFKA_AUTO_CREATE_TOPICS_DEFAULT: bool = true;
 /// times Kafka's default, so that a batch Kafka would take compressed at several times its size
 /// still fits; no batch is inflated past it.
 pub const KAFKA_BATCH_BYTES_MAX: usize = 8 * 1024 * 1024;
+/// Statements that take at least this long are logged at info level
+/// (`--log-slow-statements-ms`; -1 turns it off, 0 logs every statement).
+pub const LOG_SLOW_STATEMENTS_MS_DEFAULT: u64 = 1000;
 /// Kafka's `connections.max.idle.ms`: a Kafka connection with no request for this long is
 /// closed (`--kafka-connections-max-idle-ms`).
 pub const KAFKA_CONNECTIONS_MAX_IDLE_MS_DEFAULT: u64 = 10 * 60 * 1000;

@@ -51,6 +51,13 @@ struct Args {
     /// starts ignore it: use ALTER USER).
     #[arg(long, env = "WEIR_INIT_PASSWORD", hide_env_values = true)]
     init_password: Option<String>,
+    /// Log lines as text, or one JSON object per line.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Log statements that take at least this many milliseconds at info (0: every
+    /// statement; -1: none). Every statement is logged at debug (RUST_LOG=weir=debug).
+    #[arg(long, default_value_t = config::LOG_SLOW_STATEMENTS_MS_DEFAULT as i64, allow_negative_numbers = true)]
+    log_slow_statements_ms: i64,
     /// Most Postgres sessions open at once (past it: 53300).
     #[arg(long, default_value_t = config::PG_MAX_CONNECTIONS_DEFAULT)]
     pg_max_connections: usize,
@@ -98,15 +105,25 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// How log lines are written (`--log-format`).
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
 async fn start() -> std::process::ExitCode {
     // Logs go to stderr, as a server's do; stdout stays for what a subcommand prints.
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
     let args = Args::parse();
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let logs = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter);
+    match args.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
     if let Some(Command::Nexmark {
         events,
         format,
@@ -217,6 +234,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         tls,
         tls_required: args.tls_require,
         max_connections: args.pg_max_connections,
+        log_slow_statements: u64::try_from(args.log_slow_statements_ms)
+            .ok()
+            .map(std::time::Duration::from_millis),
     };
     tokio::select! {
         served = weir::server::serve(listener, db, options) => served?,

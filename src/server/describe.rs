@@ -23,6 +23,8 @@ use crate::sql::parse::{self, ShowKind, Statement};
 #[derive(Debug, Clone)]
 pub struct Prepared {
     pub(super) stmt: Option<Statement>,
+    /// The SQL text given to Parse, for the statement log.
+    pub(super) sql: Arc<str>,
     pub(super) param_types: Vec<Type>,
     /// Result columns, when the statement returns rows.
     pub(super) schema: Option<SchemaRef>,
@@ -58,6 +60,7 @@ impl QueryParser for WeirParser {
             describe(&self.db, &stmt, types, client.session_extensions()).await?;
         Ok(Some(Prepared {
             stmt: Some(stmt),
+            sql: sql.into(),
             param_types,
             schema,
         }))

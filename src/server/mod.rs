@@ -71,6 +71,8 @@ pub struct PgListenerOptions {
     pub tls_required: bool,
     /// Sessions open at once, over every role.
     pub max_connections: usize,
+    /// Statements that take at least this long are logged at info (None: never).
+    pub log_slow_statements: Option<std::time::Duration>,
 }
 
 impl Default for PgListenerOptions {
@@ -80,6 +82,9 @@ impl Default for PgListenerOptions {
             tls: None,
             tls_required: false,
             max_connections: crate::config::PG_MAX_CONNECTIONS_DEFAULT,
+            log_slow_statements: Some(std::time::Duration::from_millis(
+                crate::config::LOG_SLOW_STATEMENTS_MS_DEFAULT,
+            )),
         }
     }
 }
@@ -109,6 +114,30 @@ pub async fn serve(
         });
     }
 }
+
+/// One line per statement at debug, and at info when it took at least `slow` (Postgres's
+/// log_min_duration_statement). The text is cut at [`STATEMENT_LOG_CHARS_MAX`] characters.
+fn log_statement(
+    sql: &str,
+    elapsed: std::time::Duration,
+    failed: bool,
+    slow: Option<std::time::Duration>,
+) {
+    let text = match sql.char_indices().nth(STATEMENT_LOG_CHARS_MAX) {
+        Some((cut, _)) => &sql[..cut],
+        None => sql,
+    };
+    let elapsed_ms = elapsed.as_secs_f64() * 1e3;
+    let user = crate::auth::current_user();
+    if slow.is_some_and(|limit| elapsed >= limit) {
+        tracing::info!(elapsed_ms, failed, %user, statement = text.trim(), "slow statement");
+    } else {
+        tracing::debug!(elapsed_ms, failed, %user, statement = text.trim(), "statement");
+    }
+}
+
+/// Longest statement text a log line carries, in characters.
+const STATEMENT_LOG_CHARS_MAX: usize = 1000;
 
 struct Handlers {
     handler: Arc<Handler>,
@@ -183,6 +212,7 @@ impl Handler {
     async fn run<C>(
         &self,
         client: &mut C,
+        sql: &str,
         stmt: Statement,
         params: &[ScalarValue],
         format: &Format,
@@ -194,6 +224,7 @@ impl Handler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         use futures::FutureExt;
+        let started = std::time::Instant::now();
         let timeout = session::statement_timeout(client.metadata());
         let running =
             std::panic::AssertUnwindSafe(self.run_statement(client, stmt, params, format))
@@ -215,6 +246,12 @@ impl Handler {
             Err(panic) => Err(wire_error(WeirError::from_panic(&*panic))),
         };
         self.db.listeners.pg.request(result.is_err());
+        log_statement(
+            sql,
+            started.elapsed(),
+            result.is_err(),
+            self.options.log_slow_statements,
+        );
         result
     }
 
@@ -584,7 +621,10 @@ impl SimpleQueryHandler for Handler {
                 // COPY TO writes its data straight to the client: what came before goes first.
                 send_responses(client, std::mem::take(&mut responses)).await?;
             }
-            match self.run(client, stmt, &[], &Format::UnifiedText).await {
+            match self
+                .run(client, query, stmt, &[], &Format::UnifiedText)
+                .await
+            {
                 Ok(r) => {
                     let copy = matches!(r, Response::CopyIn(_));
                     responses.push(r);
@@ -702,8 +742,14 @@ impl ExtendedQueryHandler for Handler {
             )
             .collect();
         let values = params::read(portal, &types).map_err(wire_error)?;
-        self.run(client, stmt, &values, &portal.result_column_format)
-            .await
+        self.run(
+            client,
+            &prepared.sql,
+            stmt,
+            &values,
+            &portal.result_column_format,
+        )
+        .await
     }
 
     async fn do_describe_statement<C>(
