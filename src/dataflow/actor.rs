@@ -184,7 +184,7 @@ impl ViewActor {
 
     /// Loads the view's committed operator state and offsets (after a failed commit).
     pub fn restore(&mut self) -> Result<()> {
-        self.restore_offsets()?;
+        self.load_offsets()?;
         self.flow
             .dataflow
             .restore(self.flow.id, self.store.as_ref())
@@ -195,7 +195,13 @@ impl ViewActor {
     /// starts, so that start-up does not wait for it (see "Recovery" in
     /// docs/architecture.md).
     pub fn restore_offsets(&mut self) -> Result<()> {
+        self.load_offsets()?;
         self.state_pending = true;
+        Ok(())
+    }
+
+    /// Reads the committed offsets and event times.
+    fn load_offsets(&mut self) -> Result<()> {
         if let Some(bytes) = self.store.get(&keys::offsets_key(self.flow.id))? {
             self.offsets = serde_json::from_slice(&bytes)
                 .map_err(|e| WeirError::internal(format!("corrupt offsets: {e}")))?;

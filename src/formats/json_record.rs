@@ -13,24 +13,34 @@ use datafusion::arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 /// skipped and counted before any of them sees it.
 pub const JSON_NESTING_MAX: usize = 128;
 
-/// Whether `record` nests arrays and objects deeper than [`JSON_NESTING_MAX`]. One pass over
-/// the bytes, no recursion: brackets inside strings do not count.
-pub fn nests_too_deeply(record: &[u8]) -> bool {
-    let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    for &b in record {
-        if in_string {
-            match b {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            continue;
+/// The bytes of `record` outside its strings, in order (a string shows as its closing
+/// quote, so that what is on either side of it stays apart). One pass, no recursion.
+fn outside_strings(record: &[u8]) -> impl Iterator<Item = u8> + '_ {
+    let (mut in_string, mut escaped) = (false, false);
+    record.iter().copied().filter(move |&b| {
+        if !in_string {
+            in_string = b == b'"';
+            return !in_string;
         }
         match b {
-            b'"' => in_string = true,
+            _ if escaped => escaped = false,
+            b'\\' => escaped = true,
+            b'"' => {
+                in_string = false;
+                return true;
+            }
+            _ => {}
+        }
+        false
+    })
+}
+
+/// Whether `record` nests arrays and objects deeper than [`JSON_NESTING_MAX`]. Brackets
+/// inside strings do not count.
+pub fn nests_too_deeply(record: &[u8]) -> bool {
+    let mut depth = 0usize;
+    for b in outside_strings(record) {
+        match b {
             b'[' | b'{' => {
                 depth += 1;
                 if depth > JSON_NESTING_MAX {
@@ -135,23 +145,11 @@ impl Normalizer {
 }
 
 /// Whether `record` has a number with a fraction or an exponent (`2.9`, `1e3`) outside its
-/// strings. One pass over the bytes.
+/// strings.
 fn has_non_integer_number(record: &[u8]) -> bool {
-    let mut in_string = false;
-    let mut escaped = false;
     let mut in_number = false;
-    for &b in record {
-        if in_string {
-            match b {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
+    for b in outside_strings(record) {
         match b {
-            b'"' => in_string = true,
             b'-' | b'0'..=b'9' => in_number = true,
             b'.' | b'e' | b'E' if in_number => return true,
             _ => in_number = false,

@@ -51,39 +51,47 @@ impl AnalyzerRule for CheckedArithmetic {
     }
 }
 
-/// The checked function replacing `e`, when `e` is an operator that needs one.
+/// The checked function replacing `e`, when `e` is an operator that needs one. Its operands
+/// move into the call (no copies: a chain can be a thousand levels deep).
 fn checked(e: Expr, schema: &DFSchema) -> DfResult<Transformed<Expr>> {
-    if let Expr::Negative(inner) = &e {
-        // `-x` is `0 - x`: the negation of the smallest value overflows.
-        return Ok(match operand_type(inner, schema) {
+    match e {
+        Expr::Negative(inner) => match operand_type(&inner, schema) {
+            // `-x` is `0 - x`: the negation of the smallest value overflows.
             Ok(t) if is_signed_integer(&t) => {
                 let zero = Expr::Literal(ScalarValue::new_zero(&t)?, None);
-                Transformed::yes(function(Kind::Sub).call(vec![zero, inner.as_ref().clone()]))
+                Ok(Transformed::yes(
+                    function(Kind::Sub).call(vec![zero, *inner]),
+                ))
             }
-            _ => Transformed::no(e),
-        });
+            _ => Ok(Transformed::no(Expr::Negative(inner))),
+        },
+        Expr::BinaryExpr(binary) => match binary_kind(&binary, schema) {
+            Some(kind) => {
+                let BinaryExpr { left, right, .. } = binary;
+                Ok(Transformed::yes(function(kind).call(vec![*left, *right])))
+            }
+            None => Ok(Transformed::no(Expr::BinaryExpr(binary))),
+        },
+        other => Ok(Transformed::no(other)),
     }
-    let Expr::BinaryExpr(BinaryExpr { left, op, right }) = &e else {
-        return Ok(Transformed::no(e));
-    };
-    let (Ok(left_type), Ok(right_type)) = (operand_type(left, schema), operand_type(right, schema))
-    else {
-        return Ok(Transformed::no(e));
-    };
+}
+
+/// The checked function a binary operator needs, if any: both operands have one type then.
+fn binary_kind(binary: &BinaryExpr, schema: &DFSchema) -> Option<Kind> {
+    let left_type = operand_type(&binary.left, schema).ok()?;
+    let right_type = operand_type(&binary.right, schema).ok()?;
     if left_type != right_type {
-        return Ok(Transformed::no(e));
+        return None;
     }
     let integer = is_signed_integer(&left_type);
     let float = matches!(left_type, DataType::Float32 | DataType::Float64);
-    let kind = match op {
-        Operator::Plus if integer => Kind::Add,
-        Operator::Minus if integer => Kind::Sub,
-        Operator::Multiply if integer => Kind::Mul,
-        Operator::Divide if float => Kind::FloatDiv,
-        _ => return Ok(Transformed::no(e)),
-    };
-    let (left, right) = (left.as_ref().clone(), right.as_ref().clone());
-    Ok(Transformed::yes(function(kind).call(vec![left, right])))
+    match binary.op {
+        Operator::Plus if integer => Some(Kind::Add),
+        Operator::Minus if integer => Some(Kind::Sub),
+        Operator::Multiply if integer => Some(Kind::Mul),
+        Operator::Divide if float => Some(Kind::FloatDiv),
+        _ => None,
+    }
 }
 
 fn is_signed_integer(t: &DataType) -> bool {
