@@ -195,8 +195,8 @@ fn empty_batch(schema: &SchemaRef) -> RecordBatch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::arrow::array::{Int64Array, StringArray};
-    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::arrow::array::{AsArray, Int64Array, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema};
 
     fn sample() -> RecordBatch {
         let schema = Arc::new(Schema::new(vec![
@@ -243,13 +243,16 @@ mod tests {
         let decoded = decode_records(Format::Json, &batch.schema(), &values).unwrap();
         assert_eq!(decoded.skipped, 2);
         assert_eq!(decoded.kept, vec![0, 3]);
-        let ids = decoded
-            .batch
+        assert_eq!(first_ints(&decoded.batch), vec![1, 4]);
+    }
+
+    /// The first column of `batch`, an Int64 one, as values.
+    fn first_ints(batch: &RecordBatch) -> Vec<i64> {
+        batch
             .column(0)
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .unwrap();
-        assert_eq!(ids.values().to_vec(), vec![1, 4]);
+            .as_primitive::<Int64Type>()
+            .values()
+            .to_vec()
     }
 
     #[test]
@@ -266,13 +269,7 @@ mod tests {
         let decoded = decode_records(Format::Json, &batch.schema(), &values).unwrap();
         assert_eq!(decoded.kept, vec![1, 2, 3]);
         assert_eq!(decoded.skipped, 3);
-        let ids = decoded
-            .batch
-            .column(0)
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .unwrap();
-        assert_eq!(ids.values().to_vec(), vec![3, 4, 50]);
+        assert_eq!(first_ints(&decoded.batch), vec![3, 4, 50]);
     }
 
     #[test]
