@@ -2,7 +2,7 @@
 # Runs every test Weir has: unit tests, the sqllogictest files against a real server, the
 # wire-protocol tests, the crash test, the EXPLAIN snapshots, the Kafka client tests and the
 # Postgres client tests (tests/clients.rs); then the SQL suite and the crash test again with 1
-# and with 4 workers per view.
+# and with 4 workers per view, and with no operator state kept in memory past an epoch.
 # Installs what the tests need first, skipping whatever is already there:
 #  - from Debian: kcat, psql 15, openssl (tests/auth.rs makes its TLS certificates), a JDK
 #    (java runs tests/clients/JdbcCheck.java as a source file, which needs the compiler) and
@@ -74,4 +74,8 @@ if [ $# -eq 0 ]; then
         echo "test.sh: sqllogictest and crash with --workers $workers"
         WEIR_TEST_WORKERS=$workers cargo test --locked --test sqllogictest --test crash
     done
+    # Nor on how much operator state fits in memory: with none, every group is read back from
+    # the store whenever its key comes again.
+    echo "test.sh: sqllogictest, crash and workers with --state-cache-mb 0"
+    WEIR_TEST_STATE_CACHE_MB=0 cargo test --locked --test sqllogictest --test crash --test workers
 fi

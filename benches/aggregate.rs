@@ -131,6 +131,7 @@ async fn run(input: &str, epochs: &[Vec<RecordBatch>], workers: usize) {
         data_dir: dir.path().join("data"),
         barrier_interval_ms: 3_600_000,
         workers,
+        state_cache_mb: weir::dataflow::state_cache::STATE_CACHE_MB_DEFAULT,
         store: Some(StoreKind::DEFAULT),
         init_password: None,
     })

@@ -272,6 +272,7 @@ async fn engine(
         data_dir: dir.path().join("data"),
         barrier_interval_ms: 3_600_000,
         workers,
+        state_cache_mb: weir::dataflow::state_cache::STATE_CACHE_MB_DEFAULT,
         store: Some(store_kind),
         init_password: None,
     })

@@ -39,6 +39,10 @@ struct Args {
     /// Worker threads each view's dataflow runs on (default: the machine's cores).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=config::WORKERS_MAX as i64))]
     workers: Option<u16>,
+    /// Operator state kept in memory, over every view, in MiB; the rest stays in the store
+    /// and is read back when its keys come again (0: nothing is kept past an epoch).
+    #[arg(long, default_value_t = weir::dataflow::state_cache::STATE_CACHE_MB_DEFAULT)]
+    state_cache_mb: usize,
     /// State store backend for a new data directory: sled or fjall (an existing directory
     /// keeps the one it was created with).
     #[arg(long)]
@@ -178,6 +182,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         workers: args
             .workers
             .map_or_else(config::workers_default, usize::from),
+        state_cache_mb: args.state_cache_mb,
         store,
         init_password: args.init_password.clone(),
     })

@@ -9,8 +9,8 @@
 //!
 //! A new view first catches up from its topics' history on its own thread ([`Backfill`]), in
 //! steps of [`BACKFILL_STEP_RECORDS`] records. Whenever the output waiting for the view's rows
-//! reaches [`BACKFILL_PENDING_ROWS_MAX`] rows it is committed straight to the store (nobody can
-//! read the view yet). Other views keep committing epochs meanwhile. When it is within
+//! reaches [`BACKFILL_PENDING_ROWS_MAX`] rows, or operator state outgrows its memory budget
+//! (`state_cache`), it is committed straight to the store (nobody can read the view yet). Other views keep committing epochs meanwhile. When it is within
 //! [`JOIN_GAP_RECORDS_MAX`] records of the shared readers it tells the coordinator, which lets it
 //! join the next epoch.
 
@@ -23,6 +23,7 @@ use super::ChangeBatch;
 use super::graph::Dataflow;
 use super::jobs::{JobProgress, Jobs};
 use super::runtime::{Command, SkippedRecords};
+use super::state_cache::StateCache;
 use super::view_rows::ViewRows;
 use crate::error::{Result, WeirError};
 use crate::sources::reader::{Decoding, RangeRead, read_range};
@@ -32,8 +33,9 @@ use crate::topics::Topic;
 /// Records a backfill reads between two looks at its cancel flag and progress.
 pub const BACKFILL_STEP_RECORDS: u64 = 262_144;
 /// Output rows a backfill holds before applying them to the view's rows in a commit: bounds
-/// its memory. An aggregate holds its output until the end (its groups are in memory anyway),
-/// so its backfill commits once, writing each group once.
+/// its memory. An aggregate holds its output until the end, so its backfill commits once,
+/// writing each group once, unless operator state outgrows its memory budget
+/// (`state_cache`): a step is then committed so that its groups can be forgotten.
 pub const BACKFILL_PENDING_ROWS_MAX: usize = 262_144;
 /// How far (in records, over all its topic partitions) a backfill may be behind the shared
 /// readers when it joins the epochs: the gap it reads in its first epoch.
@@ -149,16 +151,20 @@ pub struct ViewActor {
     skipped: SkippedRecords,
     /// The committed operator state is still to be loaded (by the view's own thread, first).
     state_pending: bool,
+    /// The memory budget of operator state, which the view's operators share with all others.
+    cache: Arc<StateCache>,
 }
 
 impl ViewActor {
     /// A new view, starting from offset 0 of every topic.
     pub fn new(
-        flow: ViewFlow,
+        mut flow: ViewFlow,
         store: Arc<dyn StateStore>,
+        cache: Arc<StateCache>,
         events: Sender<Command>,
         skipped: SkippedRecords,
     ) -> ViewActor {
+        flow.dataflow.attach(flow.id, &store, &cache);
         let offsets: Offsets = flow
             .inputs
             .iter()
@@ -179,6 +185,7 @@ impl ViewActor {
             events,
             skipped,
             state_pending: false,
+            cache,
         }
     }
 
@@ -561,7 +568,7 @@ impl ViewActor {
                             return Err(ends_early(input, p, read.next, to));
                         }
                         let pending: usize = outputs.iter().map(ChangeBatch::len).sum();
-                        if pending >= BACKFILL_PENDING_ROWS_MAX {
+                        if pending >= BACKFILL_PENDING_ROWS_MAX || self.cache.over_budget() {
                             self.commit_step(std::mem::take(&mut outputs))?;
                         }
                         let done: u64 = self.offsets.iter().flatten().sum::<u64>();

@@ -38,6 +38,7 @@ use super::actor::{
 use super::jobs::Jobs;
 use super::readers::{ReaderId, Readers};
 use super::runtime::{CancelFlag, Command, EpochLock, SkippedRecords};
+use super::state_cache::StateCache;
 use super::stats::SharedEpochStats;
 use super::topic_sink::TopicSink;
 use super::view_rows::ViewRows;
@@ -114,6 +115,8 @@ struct Joining {
 
 pub(super) struct Coordinator {
     store: Arc<dyn StateStore>,
+    /// The memory budget of operator state, given to every view.
+    cache: Arc<StateCache>,
     epoch_lock: EpochLock,
     skipped: SkippedRecords,
     jobs: Jobs,
@@ -135,8 +138,11 @@ pub(super) struct Coordinator {
 }
 
 impl Coordinator {
+    // What the runtime shares with the coordinator: each is a handle of its own kind.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         store: Arc<dyn StateStore>,
+        cache: Arc<StateCache>,
         epoch_lock: EpochLock,
         skipped: SkippedRecords,
         jobs: Jobs,
@@ -146,6 +152,7 @@ impl Coordinator {
     ) -> Coordinator {
         Coordinator {
             store,
+            cache,
             epoch_lock,
             skipped,
             jobs,
@@ -318,6 +325,7 @@ impl Coordinator {
         let mut actor = ViewActor::new(
             flow_with_checked_inputs(flow, &self.views)?,
             self.store.clone(),
+            self.cache.clone(),
             self.events.clone(),
             self.skipped.clone(),
         );

@@ -18,6 +18,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 
 use super::ChangeBatch;
 use super::ops::{OPERATOR_WIDE_STATE, Operator, StateScope};
+use super::state_cache::{StateCache, StateReader};
 use super::vnode;
 use super::workers::{Exchange, Pool};
 use crate::error::Result;
@@ -44,6 +45,9 @@ pub struct Dataflow {
     pub output_schema: SchemaRef,
     explain: String,
     operators: Vec<u32>,
+    /// Operators that read their keyed state through from the store (`Dataflow::attach`): a
+    /// restore reads only their operator-wide entries.
+    read_through: Vec<u32>,
     exec: Exec,
 }
 
@@ -75,8 +79,32 @@ impl Dataflow {
             output_schema,
             explain,
             operators,
+            read_through: Vec::new(),
             exec,
         }
+    }
+
+    /// Gives every operator of every worker its way back to its committed state in `store`
+    /// and its share of `cache` (before the dataflow first runs; a running one is unchanged).
+    pub fn attach(&mut self, view_id: u64, store: &Arc<dyn StateStore>, cache: &Arc<StateCache>) {
+        let trees: Vec<&mut Node> = match &mut self.exec {
+            Exec::Inline(worker) => vec![&mut worker.root],
+            Exec::Unstarted(trees) => trees.iter_mut().collect(),
+            Exec::Pool(_) => return,
+        };
+        let mut read_through = Vec::new();
+        for tree in trees {
+            visit_ops(tree, &mut |id, op| {
+                let prefix = keys::operator_prefix(view_id, id);
+                op.attach(StateReader::new(store.clone(), prefix, cache.clone()));
+                if op.reads_through() && !read_through.contains(&id) {
+                    read_through.push(id);
+                }
+                Ok(())
+            })
+            .expect("attaching operators does not fail");
+        }
+        self.read_through = read_through;
     }
 
     fn exec(&mut self) -> &mut Exec {
@@ -124,12 +152,16 @@ impl Dataflow {
         }
     }
 
-    /// Loads every operator's committed state (each worker keeps its vnodes' part).
+    /// Loads every operator's committed state (each worker keeps its vnodes' part); an
+    /// operator that reads through gets only its operator-wide entries.
     pub fn restore(&mut self, view_id: u64, store: &dyn StateStore) -> Result<()> {
         let mut state = StateByOperator::new();
         for &id in &self.operators {
-            let pairs = store.scan_prefix(&keys::operator_prefix(view_id, id))?;
-            state.insert(id, Arc::new(pairs));
+            let mut prefix = keys::operator_prefix(view_id, id);
+            if self.read_through.contains(&id) {
+                prefix.push(OPERATOR_WIDE_STATE);
+            }
+            state.insert(id, Arc::new(store.scan_prefix(&prefix)?));
         }
         match self.exec() {
             Exec::Inline(worker) => worker.restore(view_id, state),

@@ -21,6 +21,7 @@ pub mod jobs;
 pub mod ops;
 mod readers;
 pub mod runtime;
+pub mod state_cache;
 pub mod stats;
 pub mod topic_sink;
 pub mod view_rows;

@@ -13,6 +13,7 @@ use tokio::sync::oneshot;
 use super::actor::{EpochOutcome, ViewFlow};
 use super::coordinator::{Coordinator, remove_unfinished_backfills};
 use super::jobs::Jobs;
+use super::state_cache::StateCache;
 use super::stats::SharedEpochStats;
 use super::topic_sink::TopicSink;
 use crate::error::{Result, WeirError};
@@ -81,6 +82,7 @@ impl Runtime {
     /// query that reads several views holds it shared, so it sees them all at one epoch.
     pub fn start(
         store: Arc<dyn StateStore>,
+        cache: Arc<StateCache>,
         barrier_interval: Duration,
         epoch_lock: EpochLock,
     ) -> Result<Runtime> {
@@ -91,6 +93,7 @@ impl Runtime {
         let stats = SharedEpochStats::default();
         let mut coordinator = Coordinator::new(
             store,
+            cache,
             epoch_lock,
             records_skipped.clone(),
             jobs.clone(),

@@ -25,6 +25,7 @@ use datafusion::sql::sqlparser::ast;
 use crate::catalog::{Catalog, Entry, ItemKind};
 use crate::config;
 use crate::dataflow::runtime::{CancelFlag, EpochLock, Runtime};
+use crate::dataflow::state_cache::StateCache;
 use crate::error::{ErrorKind, Result, WeirError};
 use crate::pg_catalog;
 use crate::serving::lookup::PointLookup;
@@ -89,6 +90,8 @@ pub struct DbConfig {
     pub barrier_interval_ms: u64,
     /// Worker threads each view's dataflow runs on (`--workers`).
     pub workers: usize,
+    /// Operator state kept in memory over every view, in MiB (`--state-cache-mb`).
+    pub state_cache_mb: usize,
     /// The state store's backend; `None`: the one the data directory already holds, else
     /// [`StoreKind::DEFAULT`].
     pub store: Option<StoreKind>,
@@ -134,6 +137,7 @@ impl Database {
         let epoch_lock: EpochLock = Default::default();
         let runtime = Runtime::start(
             store.clone(),
+            StateCache::with_mb(config.state_cache_mb),
             Duration::from_millis(config.barrier_interval_ms.max(1)),
             epoch_lock.clone(),
         )?;

@@ -178,6 +178,13 @@ impl WeirServer {
                     .map(|n| vec!["--workers".to_string(), n])
                     .unwrap_or_default(),
             )
+            // WEIR_TEST_STATE_CACHE_MB=M keeps at most M MiB of operator state in memory (0:
+            // every group is forgotten after each epoch and read back from the store).
+            .args(
+                std::env::var("WEIR_TEST_STATE_CACHE_MB")
+                    .map(|m| vec!["--state-cache-mb".to_string(), m])
+                    .unwrap_or_default(),
+            )
             .args(&self.args)
             .stdout(Stdio::null())
             .stderr(log)

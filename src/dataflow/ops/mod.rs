@@ -13,6 +13,7 @@ pub use join::Join;
 pub use project::Project;
 
 use crate::dataflow::ChangeBatch;
+use crate::dataflow::state_cache::StateReader;
 use crate::error::Result;
 use crate::state::WriteBatch;
 
@@ -54,6 +55,17 @@ pub trait Operator: Send {
     /// operator's prefix and their values.
     fn restore(&mut self, _scope: &StateScope, _pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Result<()> {
         Ok(())
+    }
+
+    /// Gives the operator its way back to its committed state and its share of the memory
+    /// budget (`dataflow::state_cache`), before any input. An operator that can then reads
+    /// through ([`Operator::reads_through`]); any other ignores it.
+    fn attach(&mut self, _state: StateReader) {}
+
+    /// Whether the operator keeps only part of its keyed state in memory and reads the rest
+    /// from the store as keys arrive: a restore then hands it only its operator-wide entries.
+    fn reads_through(&self) -> bool {
+        false
     }
 
     /// Whether each row must reach the worker that owns its key's vnode (a stateful

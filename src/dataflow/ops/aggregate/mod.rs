@@ -14,10 +14,18 @@
 //! `multiset::INLINE_VALUES_MAX` values is kept outside it, one entry per value
 //! (`multiset::value_key`), of which only the changed ones are written. With EMIT ON WINDOW
 //! CLOSE (`window_close.rs`) a group is a window, emitted once when the watermark passes it.
+//!
+//! Attached to the store (`dataflow::state_cache`), a grouped aggregate without EMIT ON WINDOW
+//! CLOSE reads through (`cache.rs`): a restore loads nothing, a group not in memory is read
+//! from the store when its first row arrives, and a checkpoint over the memory budget forgets
+//! the groups written longest ago.
 
 mod accumulators;
+mod cache;
 mod exact_float;
 mod multiset;
+#[cfg(test)]
+mod tests;
 mod window_close;
 
 use std::sync::Arc;
@@ -31,12 +39,14 @@ use serde::{Deserialize, Serialize};
 use super::key_index::KeyIndex;
 use super::{Operator, StateScope};
 use crate::dataflow::batch::batch_from_columns;
+use crate::dataflow::state_cache::StateReader;
 use crate::dataflow::{ChangeBatch, vnode};
 use crate::error::{Result, WeirError};
 use crate::formats::RowCodec;
 use crate::state::WriteBatch;
 use accumulators::{Acc, AccRef, GroupAccumulator, accumulator};
-use multiset::{parse_value_key, value_key};
+use cache::GroupCache;
+use multiset::{group_values_prefix, parse_value_key, value_key};
 use window_close::{WATERMARK_SUFFIX, WindowClose};
 
 /// Which aggregate function, with the representation its running value needs.
@@ -99,6 +109,10 @@ pub struct Aggregate {
     owns_global: bool,
     /// EMIT ON WINDOW CLOSE: which group key is the window, and the watermark.
     close: Option<WindowClose>,
+    /// Reading through the store: which groups are in memory (None: all of them are).
+    cache: Option<GroupCache>,
+    /// Groups of the batch being processed to read from the store (kept for its allocation).
+    to_load: Vec<u32>,
 }
 
 impl Aggregate {
@@ -150,6 +164,8 @@ impl Aggregate {
             row_groups: Vec::new(),
             owns_global: true,
             close: None,
+            cache: None,
+            to_load: Vec::new(),
         };
         op.ensure_global_group();
         Ok(op)
@@ -205,6 +221,9 @@ impl Aggregate {
         for acc in &mut self.accumulators {
             acc.resize(0);
         }
+        if let Some(cache) = &mut self.cache {
+            cache.clear();
+        }
     }
 
     fn is_global(&self) -> bool {
@@ -229,6 +248,9 @@ impl Aggregate {
             for acc in &mut self.accumulators {
                 acc.resize(slots);
             }
+        }
+        if let Some(cache) = &mut self.cache {
+            cache.grow(slots);
         }
     }
 
@@ -271,17 +293,7 @@ impl Aggregate {
     fn restore_values(&mut self, scope: &StateScope, pairs: &[(Vec<u8>, Vec<u8>)]) -> Result<()> {
         let entries = pairs
             .iter()
-            .map(|(k, v)| {
-                let entry = parse_value_key(&k[scope.prefix.len()..]).ok_or_else(|| {
-                    WeirError::internal("aggregate state after its value entries")
-                })??;
-                let count = v
-                    .as_slice()
-                    .try_into()
-                    .map(i64::from_le_bytes)
-                    .map_err(|_| WeirError::internal("corrupt min/max value count"))?;
-                Ok((entry, count))
-            })
+            .map(|(k, v)| parse_entry(&k[scope.prefix.len()..], v))
             .collect::<Result<Vec<_>>>()?;
         let mut group_keys: Vec<&[u8]> = entries.iter().map(|(e, _)| e.group).collect();
         group_keys.dedup();
@@ -300,6 +312,99 @@ impl Aggregate {
             acc.load_value(groups[next - 1] as usize, entry.value, *count)?;
         }
         Ok(())
+    }
+
+    /// Loads a group's stored state (`value`) into slot `i`. Returns whether an aggregate of it
+    /// keeps its values as entries of their own, to load next.
+    fn install(&mut self, i: usize, value: &[u8]) -> Result<bool> {
+        let state: GroupState = postcard::from_bytes(value)
+            .map_err(|e| WeirError::internal(format!("aggregate state decode: {e}")))?;
+        if state.accs.len() != self.accumulators.len() {
+            return Err(WeirError::internal(
+                "aggregate state has a different number of aggregates",
+            ));
+        }
+        let entries = state.accs.iter().any(|a| matches!(a, Acc::ExtremeEntries));
+        self.rows[i] = state.rows;
+        self.emitted[i] = state.emitted.unwrap_or_default();
+        for (acc, s) in self.accumulators.iter_mut().zip(state.accs) {
+            acc.load(i, s)?;
+        }
+        Ok(entries)
+    }
+
+    /// Reads from the store the groups among `groups` (the batch's) that are not in memory.
+    fn read_through(&mut self, groups: &[u32]) -> Result<()> {
+        let Some(cache) = &mut self.cache else {
+            return Ok(());
+        };
+        let mut load = std::mem::take(&mut self.to_load);
+        cache.admit(groups, &mut load);
+        let result = self.load_groups(&load);
+        self.to_load = load;
+        result
+    }
+
+    /// Loads each of `groups` (in memory, empty) from its committed state, if it has one.
+    fn load_groups(&mut self, groups: &[u32]) -> Result<()> {
+        let Some(cache) = &self.cache else {
+            return Ok(());
+        };
+        if groups.is_empty() {
+            return Ok(());
+        }
+        let reader = &cache.reader;
+        let mut found = Vec::new();
+        self.groups.for_each_encoded(groups, |g, key| {
+            if let Some(state) = reader.get(key)? {
+                found.push((g, key.to_vec(), state));
+            }
+            Ok(())
+        })?;
+        for (g, key, state) in found {
+            if !self.install(g as usize, &state)? {
+                continue;
+            }
+            let reader = &self.cache.as_ref().expect("reading through").reader;
+            let prefix_len = reader.prefix().len();
+            let pairs = reader.scan(&group_values_prefix(reader.prefix(), &key, 0))?;
+            for (k, v) in &pairs {
+                let (entry, count) = parse_entry(&k[prefix_len..], v)?;
+                self.accumulators
+                    .get_mut(entry.aggregate as usize)
+                    .ok_or_else(|| WeirError::internal("min/max value entry of no aggregate"))?
+                    .load_value(g as usize, entry.value, count)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// At the end of a checkpoint that wrote `written` groups (`written_bytes` of keys and
+    /// rows): when the cache is over budget, forgets the groups written longest ago. Their
+    /// state is in the checkpoint's batch, committed before any more input arrives.
+    fn evict(&mut self, written: usize, written_bytes: usize) {
+        let Some(cache) = &mut self.cache else {
+            return;
+        };
+        let evicted = cache.after_checkpoint(written, written_bytes);
+        if evicted.is_empty() {
+            return;
+        }
+        for &g in &evicted {
+            let i = g as usize;
+            self.groups.remove(g);
+            self.rows[i] = 0;
+            self.emitted[i] = Vec::new();
+            for acc in &mut self.accumulators {
+                acc.reset(i);
+            }
+            cache.forget(g);
+        }
+        cache.evicted();
+        tracing::debug!(
+            groups = evicted.len(),
+            "aggregate state over budget: groups forgotten"
+        );
     }
 
     /// The current output row of each live group among `groups` (key columns, then one
@@ -337,6 +442,10 @@ impl Operator for Aggregate {
         }
         self.assign_groups(&batch)?;
         let groups = std::mem::take(&mut self.row_groups);
+        if let Err(e) = self.read_through(&groups) {
+            self.row_groups = groups;
+            return Err(e);
+        }
         for (&g, &w) in groups.iter().zip(&batch.weights) {
             self.rows[g as usize] += w;
             self.touch(g);
@@ -414,11 +523,17 @@ impl Operator for Aggregate {
             state_keys.push(scope.key(key));
             Ok(())
         })?;
+        let (mut written, mut written_bytes) = (0, 0);
         for (g, key) in touched.into_iter().zip(state_keys) {
             let i = g as usize;
             self.touched_mark[i] = false;
             let group = &key[scope.prefix.len()..];
             if self.rows[i] != 0 || global {
+                if let Some(cache) = &mut self.cache {
+                    cache.stamp(g);
+                    written += 1;
+                    written_bytes += group.len() + self.emitted[i].len();
+                }
                 for (a, acc) in self.accumulators.iter_mut().enumerate() {
                     acc.drain_changed(i, &mut |value, count| {
                         let entry = value_key(scope.prefix, group, a as u16, value);
@@ -447,13 +562,20 @@ impl Operator for Aggregate {
                 batch.delete(key);
                 self.groups.remove(g);
                 self.emitted[i].clear();
+                if let Some(cache) = &mut self.cache {
+                    cache.forget(g);
+                }
             }
         }
+        self.evict(written, written_bytes);
         Ok(())
     }
 
     fn restore(&mut self, scope: &StateScope, mut pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Result<()> {
         self.clear();
+        if let Some(cache) = &mut self.cache {
+            cache.restored();
+        }
         let watermark_key = scope.key(WATERMARK_SUFFIX);
         if let Some(i) = pairs.iter().position(|(k, _)| *k == watermark_key) {
             let (_, value) = pairs.swap_remove(i);
@@ -479,20 +601,11 @@ impl Operator for Aggregate {
         let mut groups = Vec::new();
         self.groups.assign_encoded(&keys, &mut groups)?;
         self.grow();
+        if let Some(cache) = &mut self.cache {
+            cache.admit(&groups, &mut Vec::new());
+        }
         for ((_, value), g) in states.iter().zip(groups) {
-            let state: GroupState = postcard::from_bytes(value)
-                .map_err(|e| WeirError::internal(format!("aggregate state decode: {e}")))?;
-            if state.accs.len() != self.accumulators.len() {
-                return Err(WeirError::internal(
-                    "aggregate state has a different number of aggregates",
-                ));
-            }
-            let i = g as usize;
-            self.rows[i] = state.rows;
-            self.emitted[i] = state.emitted.unwrap_or_default();
-            for (acc, s) in self.accumulators.iter_mut().zip(state.accs) {
-                acc.load(i, s)?;
-            }
+            self.install(g as usize, value)?;
         }
         self.restore_values(scope, values)?;
         self.ensure_global_group();
@@ -506,6 +619,17 @@ impl Operator for Aggregate {
             close.advance(value);
         }
         Ok(Vec::new())
+    }
+
+    fn attach(&mut self, state: StateReader) {
+        if !self.is_global() && self.close.is_none() {
+            self.cache = Some(GroupCache::new(state, self.accumulators.len()));
+            self.grow();
+        }
+    }
+
+    fn reads_through(&self) -> bool {
+        self.cache.is_some()
     }
 
     fn partitioned(&self) -> bool {
@@ -558,4 +682,15 @@ impl Operator for Aggregate {
             aggs.join(", ")
         )
     }
+}
+
+/// A min/max value entry: its key after the operator's prefix, and its stored count.
+fn parse_entry<'a>(suffix: &'a [u8], value: &[u8]) -> Result<(multiset::ValueEntry<'a>, i64)> {
+    let entry = parse_value_key(suffix)
+        .ok_or_else(|| WeirError::internal("aggregate state after its value entries"))??;
+    let count = value
+        .try_into()
+        .map(i64::from_le_bytes)
+        .map_err(|_| WeirError::internal("corrupt min/max value count"))?;
+    Ok((entry, count))
 }

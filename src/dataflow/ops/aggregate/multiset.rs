@@ -297,13 +297,20 @@ impl<V: Serialize> Serialize for Inline<'_, V> {
 /// <aggregate index u16 BE> <value bytes>`. The group key comes first so a group's entries are
 /// one range and a restoring worker finds the group (and so the vnode) an entry belongs to.
 pub fn value_key(prefix: &[u8], group: &[u8], aggregate: u16, value: &[u8]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(prefix.len() + 7 + group.len() + value.len());
+    let mut k = group_values_prefix(prefix, group, 2 + value.len());
+    k.extend_from_slice(&aggregate.to_be_bytes());
+    k.extend_from_slice(value);
+    k
+}
+
+/// What every value entry key of group `group` starts with (a group's key length is part of
+/// it, so no other group's entries share it), with room for `more` bytes.
+pub fn group_values_prefix(prefix: &[u8], group: &[u8], more: usize) -> Vec<u8> {
+    let mut k = Vec::with_capacity(prefix.len() + 5 + group.len() + more);
     k.extend_from_slice(prefix);
     k.push(VALUE_ENTRY_TAG);
     k.extend_from_slice(&(group.len() as u32).to_be_bytes());
     k.extend_from_slice(group);
-    k.extend_from_slice(&aggregate.to_be_bytes());
-    k.extend_from_slice(value);
     k
 }
 

@@ -1,0 +1,164 @@
+//! The aggregate reading through the store gives the same changes as one holding every group.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{AsArray, Int64Array, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema};
+use datafusion::physical_expr::expressions::Column;
+
+use super::{AggKind, AggSpec, Aggregate};
+use crate::dataflow::ChangeBatch;
+use crate::dataflow::ops::{OPERATOR_WIDE_STATE, Operator, StateScope};
+use crate::dataflow::state_cache::{StateCache, StateReader};
+use crate::state::{StateStore, StoreKind, WriteBatch};
+
+const PREFIX: &[u8] = b"op/";
+
+/// `SELECT k, count(*), sum(v), min(v), max(v) FROM (k, v) GROUP BY k`, min/max over a
+/// retracting input (multisets).
+fn aggregate() -> Aggregate {
+    let column = |name: &str, i: usize| Arc::new(Column::new(name, i)) as _;
+    let spec = |kind, name: &str| AggSpec {
+        kind,
+        arg: column("v", 1),
+        output_type: DataType::Int64,
+        name: name.into(),
+    };
+    let fields = ["k", "count", "sum", "min", "max"]
+        .map(|n| Field::new(n, DataType::Int64, true))
+        .to_vec();
+    Aggregate::new(
+        vec![column("k", 0)],
+        vec![DataType::Int64],
+        vec![
+            spec(AggKind::Count, "count(v)"),
+            spec(AggKind::Sum, "sum(v)"),
+            spec(AggKind::Min, "min(v)"),
+            spec(AggKind::Max, "max(v)"),
+        ],
+        vec![DataType::Int64; 4],
+        Arc::new(Schema::new(fields)),
+        false,
+    )
+    .unwrap()
+}
+
+fn changes(rows: &[(i64, i64, i64)]) -> ChangeBatch {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("k", DataType::Int64, true),
+        Field::new("v", DataType::Int64, true),
+    ]));
+    let k: Int64Array = rows.iter().map(|r| Some(r.0)).collect();
+    let v: Int64Array = rows.iter().map(|r| Some(r.1)).collect();
+    let batch = RecordBatch::try_new(schema, vec![Arc::new(k), Arc::new(v)]).unwrap();
+    ChangeBatch::new(batch, rows.iter().map(|r| r.2).collect())
+}
+
+/// The epoch's output as sorted (row, weight) pairs.
+fn epoch(op: &mut Aggregate, store: &dyn StateStore, input: &ChangeBatch) -> Vec<Vec<i64>> {
+    let mut out = op.process(0, input.clone()).unwrap();
+    out.extend(op.barrier().unwrap());
+    let mut batch = WriteBatch::default();
+    op.checkpoint(&StateScope { prefix: PREFIX }, &mut batch)
+        .unwrap();
+    store.commit(batch).unwrap();
+    let mut rows = Vec::new();
+    for change in out {
+        for (i, w) in change.weights.iter().enumerate() {
+            let mut row: Vec<i64> = change
+                .rows
+                .columns()
+                .iter()
+                .map(|c| c.as_primitive::<Int64Type>().value(i))
+                .collect();
+            row.push(*w);
+            rows.push(row);
+        }
+    }
+    rows.sort();
+    rows
+}
+
+/// Epoch `e`'s input: inserts over 40 keys, deletes of earlier inserts, and a hot key 7 that
+/// gathers more distinct values than a multiset keeps inline (its values go to entries).
+fn input(e: i64) -> ChangeBatch {
+    let mut rows = Vec::new();
+    for i in 0..60 {
+        rows.push(((e * 13 + i) % 40, e * 100 + i, 1));
+    }
+    if e > 0 {
+        for i in 0..20 {
+            rows.push((((e - 1) * 13 + i) % 40, (e - 1) * 100 + i, -1));
+        }
+    }
+    for i in 0..100 {
+        rows.push((7, 10_000 + e * 100 + i, 1));
+    }
+    changes(&rows)
+}
+
+#[test]
+fn reading_through_gives_the_changes_of_holding_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = StoreKind::Fjall.open(dir.path()).unwrap();
+    let reference_dir = tempfile::tempdir().unwrap();
+    let reference_store = StoreKind::Fjall.open(reference_dir.path()).unwrap();
+    // No memory at all: every group is forgotten at each checkpoint and read back.
+    let cache = StateCache::with_mb(0);
+    let attach = |op: &mut Aggregate| {
+        op.attach(StateReader::new(
+            store.clone(),
+            PREFIX.to_vec(),
+            cache.clone(),
+        ))
+    };
+    let mut reference = aggregate();
+    let mut op = aggregate();
+    attach(&mut op);
+    assert!(op.reads_through());
+    for e in 0..8 {
+        let batch = input(e);
+        let want = epoch(&mut reference, reference_store.as_ref(), &batch);
+        assert_eq!(epoch(&mut op, store.as_ref(), &batch), want, "epoch {e}");
+        assert_eq!(
+            op.rows.iter().filter(|&&r| r != 0).count(),
+            0,
+            "all evicted"
+        );
+        if e == 4 {
+            // A restart: a new copy restored from its operator-wide entries only.
+            op = aggregate();
+            attach(&mut op);
+            let mut wide = PREFIX.to_vec();
+            wide.push(OPERATOR_WIDE_STATE);
+            let pairs = store.scan_prefix(&wide).unwrap();
+            op.restore(&StateScope { prefix: PREFIX }, pairs).unwrap();
+        }
+    }
+    assert!(cache.used_bytes() == 0, "an empty copy reports nothing");
+}
+
+#[test]
+fn a_budget_that_fits_everything_reads_nothing_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = StoreKind::Fjall.open(dir.path()).unwrap();
+    let cache = StateCache::with_mb(64);
+    let mut op = aggregate();
+    op.attach(StateReader::new(
+        store.clone(),
+        PREFIX.to_vec(),
+        cache.clone(),
+    ));
+    for e in 0..4 {
+        epoch(&mut op, store.as_ref(), &input(e));
+    }
+    let live = op.rows.iter().filter(|&&r| r != 0).count();
+    assert_eq!(live, 40, "every group stays in memory");
+    assert!(cache.used_bytes() > 0);
+    drop(op);
+    assert_eq!(
+        cache.used_bytes(),
+        0,
+        "a dropped operator gives its share back"
+    );
+}
