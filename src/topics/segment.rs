@@ -14,6 +14,9 @@
 //! Only the active segment is scanned at open; a sealed one opens from its summary
 //! (`summary.rs`) when it has a true one, and gets one after a scan when it has none.
 //!
+//! A batch of many records (one big COPY is one batch) stays decoded while it is read in
+//! windows (see [`DECODED_BATCH_RECORDS_MIN`]), so that it is decoded once, not once per window.
+//!
 //! Only the active segment keeps its file open. A sealed one opens its file for each call
 //! that reads it (a read covers many batches), so a partition holds one descriptor however
 //! long its history.
@@ -22,7 +25,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::Bytes;
 use tracing::warn;
@@ -31,7 +34,19 @@ use super::batch::{
     BATCH_HEADER_BYTES, BatchHeader, EncodedBatch, ProducerStamp, STAMP_BYTES, decode_batch,
 };
 use super::summary::{self, IndexEntry, StampedBatch, Summary};
-use super::{Record, corrupt, read_lock, sync_dir, write_lock};
+use super::{Record, corrupt, lock, read_lock, sync_dir, write_lock};
+
+/// A batch of at least this many records stays decoded after a read that ends inside it, until
+/// a read reaches its end: readers take a partition in windows of `SOURCE_READ_RECORDS_MAX`
+/// (8,192) records, so a batch of one big COPY (500,000 records, say) would otherwise be read
+/// and decoded again for every window.
+const DECODED_BATCH_RECORDS_MIN: u64 = 16_384;
+/// How many such batches a segment keeps decoded at most (readers at different places).
+const DECODED_BATCHES_MAX: usize = 2;
+
+/// A batch's records, decoded, under the batch's byte position in the segment and its CRC (a
+/// batch written at the same place after a cut is another batch).
+type DecodedBatch = ((u64, u32), Arc<Vec<Option<Record>>>);
 
 /// Minimum distance in bytes between two indexed batches of a segment.
 pub(super) const INDEX_INTERVAL_BYTES: u64 = 4096;
@@ -57,6 +72,8 @@ pub(super) struct Segment {
     /// The open file of the active segment; None for a sealed one (see the module doc).
     file: Option<File>,
     index: RwLock<Vec<IndexEntry>>,
+    /// Big batches being read in windows, the latest last (see [`DECODED_BATCH_RECORDS_MIN`]).
+    decoded: Mutex<Vec<DecodedBatch>>,
 }
 
 /// The segment's file for one call: the active segment's own, or one opened for the call.
@@ -138,6 +155,7 @@ impl Segment {
             path,
             file,
             index: RwLock::new(index),
+            decoded: Mutex::new(Vec::new()),
         }
     }
 
@@ -291,8 +309,10 @@ impl Segment {
         })
     }
 
-    /// Removes the segment's summary, durably, before the segment changes.
+    /// Removes the segment's summary, durably, before the segment changes (and forgets the
+    /// batches it keeps decoded).
     pub fn unseal(&self) -> io::Result<()> {
+        lock(&self.decoded).clear();
         summary::remove(&self.path)
     }
 
@@ -348,15 +368,21 @@ impl Segment {
         while expected < until {
             let header = self.read_header(&file, position, expected)?;
             if header.end_offset() > from {
-                let (_, records) = self.read_batch_records(&file, position, &header)?;
                 let first = from.max(header.base_offset);
                 let last = until.min(header.end_offset());
                 let skip = (first - header.base_offset) as usize;
                 let take = (last - first) as usize;
                 let offsets = first..last;
-                let kept = records.into_iter().skip(skip).take(take);
                 // Records removed by compaction leave gaps in the offsets.
-                out.extend(offsets.zip(kept).filter_map(|(o, r)| r.map(|r| (o, r))));
+                if u64::from(header.record_count) >= DECODED_BATCH_RECORDS_MIN {
+                    let records = self.decoded_batch(&file, position, &header, last)?;
+                    let kept = records.iter().skip(skip).take(take);
+                    out.extend(offsets.zip(kept).filter_map(|(o, r)| Some((o, r.clone()?))));
+                } else {
+                    let (_, records) = self.read_batch_records(&file, position, &header)?;
+                    let kept = records.into_iter().skip(skip).take(take);
+                    out.extend(offsets.zip(kept).filter_map(|(o, r)| r.map(|r| (o, r))));
+                }
             }
             position += header.batch_bytes();
             expected = header.end_offset();
@@ -509,6 +535,38 @@ impl Segment {
                 self.path.display()
             ))),
         }
+    }
+
+    /// The records of the big batch at `position`, decoded once for the reads that take it in
+    /// windows: kept while a read ends inside it (`read_until` before its end), forgotten
+    /// when one reaches its end.
+    fn decoded_batch(
+        &self,
+        file: &File,
+        position: u64,
+        header: &BatchHeader,
+        read_until: u64,
+    ) -> io::Result<Arc<Vec<Option<Record>>>> {
+        let done = read_until >= header.end_offset();
+        let id = (position, header.crc);
+        let mut decoded = lock(&self.decoded);
+        if let Some(i) = decoded.iter().position(|(d, _)| *d == id) {
+            return Ok(if done {
+                decoded.remove(i).1
+            } else {
+                decoded[i].1.clone()
+            });
+        }
+        drop(decoded);
+        let records = Arc::new(self.read_batch_records(file, position, header)?.1);
+        if !done {
+            let mut decoded = lock(&self.decoded);
+            if decoded.len() >= DECODED_BATCHES_MAX {
+                decoded.remove(0);
+            }
+            decoded.push((id, records.clone()));
+        }
+        Ok(records)
     }
 
     /// Reads, checks and decodes the records of the batch at `position`.

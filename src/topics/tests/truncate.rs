@@ -3,7 +3,7 @@
 use std::io::ErrorKind;
 
 use super::super::{TopicError, TopicStore};
-use super::{assert_holds_first, config, records, segment_files};
+use super::{assert_holds_first, config, record, records, segment_files};
 
 #[test]
 fn truncate_at_batch_boundary() {
@@ -152,4 +152,45 @@ fn leftover_rewrite_file_is_removed_at_open() {
     let store = TopicStore::open(dir.path()).unwrap();
     assert!(!leftover.exists());
     assert_holds_first(&store.topic("t").unwrap(), 0, 5);
+}
+
+/// A batch of many records is read in windows from one decoding (the segment keeps it while a
+/// read ends inside it); a batch written where a truncate cut one is read as itself.
+#[test]
+fn a_big_batch_read_in_windows_and_rewritten_after_a_truncate() {
+    const BIG: u64 = 40_000;
+    const WINDOW: usize = 8_192;
+    let dir = tempfile::tempdir().unwrap();
+    let store = TopicStore::open(dir.path()).unwrap();
+    let topic = store.create_topic("t", config(1, 1 << 30)).unwrap();
+    topic.append(0, &records(0..BIG)).unwrap();
+    let read_in_windows = |from: u64, to: u64| {
+        let mut next = from;
+        let mut all = Vec::new();
+        while next < to {
+            let window = topic
+                .read(0, next, WINDOW.min((to - next) as usize))
+                .unwrap();
+            next = window.last().unwrap().0 + 1;
+            all.extend(window);
+        }
+        all
+    };
+    // Stop in the middle of the batch once, then read on from there.
+    let head = read_in_windows(0, 10_000);
+    let tail = read_in_windows(10_000, BIG);
+    for (i, (offset, rec)) in head.into_iter().chain(tail).enumerate() {
+        assert_eq!(offset, i as u64);
+        assert_eq!(rec, record(i as u64), "record at offset {i}");
+    }
+    // Half read, then cut at its start and written again with other records.
+    assert_eq!(read_in_windows(0, 20_000).len(), 20_000);
+    topic.truncate(0, 0).unwrap();
+    let other: Vec<_> = records(BIG..2 * BIG);
+    topic.append(0, &other).unwrap();
+    let again = read_in_windows(0, BIG);
+    assert_eq!(again.len() as u64, BIG);
+    for ((offset, rec), want) in again.into_iter().zip(&other) {
+        assert_eq!(&rec, want, "record at offset {offset}");
+    }
 }
