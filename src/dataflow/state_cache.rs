@@ -1,10 +1,11 @@
 //! The memory budget of operator state (`--state-cache-mb`), shared by every operator of every
 //! view, and the handle through which an operator reads its committed state back.
 //!
-//! An operator that can (the aggregate) keeps in memory only the part of its state that fits
-//! its share of the budget: at a checkpoint, once everything it holds is written to the epoch's
-//! batch, it forgets the keys used least recently until it is back under its share, and reads a
-//! key's state from the store again when the key comes back ([`StateReader`]). Reading through
+//! An operator that can (a grouped aggregate, a join) keeps in memory only the part of its
+//! state that fits its share of the budget: at a checkpoint, once everything it holds is written
+//! to the epoch's batch, it forgets the keys used least recently until it is back under its
+//! share, and reads a key's state from the store again when the key comes back
+//! ([`StateReader`]). Reading through
 //! is safe because epochs do not overlap: the next epoch's data arrives only after the
 //! checkpoint's batch is committed, so the store then holds every forgotten key's latest state.
 //! A backfill commits a step whenever the budget is exceeded, so that its keys can be forgotten
@@ -119,6 +120,15 @@ impl StateReader {
             prefix,
             share: CacheShare::new(cache),
         }
+    }
+
+    /// Another reader of the same state, with a share of its own (a join's other side).
+    pub fn sibling(&self) -> StateReader {
+        StateReader::new(
+            self.store.clone(),
+            self.prefix.clone(),
+            self.share.cache.clone(),
+        )
     }
 
     pub fn prefix(&self) -> &[u8] {

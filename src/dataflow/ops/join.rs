@@ -10,6 +10,11 @@
 //!
 //! State is written at checkpoint as `<side byte><key len u32><key><row> → multiplicity`, for
 //! the (key, row) pairs changed in the epoch, which each side logs into one byte arena.
+//!
+//! Attached to the store (`dataflow::state_cache`), each side reads through: a restore loads
+//! nothing, a key not in memory has its rows read (one prefix scan) when a row with that key
+//! arrives on either side, and at a checkpoint over budget each side forgets the keys written
+//! longest ago.
 
 use std::sync::Arc;
 
@@ -19,19 +24,29 @@ use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::physical_expr::PhysicalExpr;
 use hashbrown::{HashMap, HashSet};
 
+use super::key_cache::{KEY_FIXED_BYTES, KeyCache};
 use super::key_index::KeyIndex;
 use super::{Operator, StateScope};
 use crate::dataflow::ChangeBatch;
 use crate::dataflow::batch::batch_from_columns;
+use crate::dataflow::state_cache::StateReader;
 use crate::error::{Result, WeirError};
 use crate::formats::RowCodec;
 use crate::state::WriteBatch;
+
+#[cfg(test)]
+#[path = "join_tests.rs"]
+mod tests;
 
 /// One side's rows with one join key: row bytes → multiplicity.
 type Bucket = HashMap<Box<[u8]>, i64>;
 
 /// A stored join-state entry, borrowed from its store key and value: (key, row, multiplicity).
 type StoredRow<'a> = (&'a [u8], &'a [u8], i64);
+
+/// Bytes one row of a bucket takes in memory besides its own bytes: the map entry (boxed
+/// row pointer and length, multiplicity, control byte) and the row's allocation.
+const ROW_ENTRY_BYTES: usize = 48;
 
 struct Side {
     keys: Vec<Arc<dyn PhysicalExpr>>,
@@ -44,6 +59,13 @@ struct Side {
     unsaved_keys: Vec<u32>,
     unsaved_bytes: Vec<u8>,
     unsaved_ends: Vec<usize>,
+    /// Set when the side reads through the state cache.
+    cache: Option<KeyCache>,
+    /// Bytes of the rows in memory, [`ROW_ENTRY_BYTES`] each included.
+    row_bytes: usize,
+    /// Reused per batch: the keys to read from the store, and key indices.
+    to_load: Vec<u32>,
+    scratch: Vec<u32>,
 }
 
 impl Side {
@@ -60,6 +82,10 @@ impl Side {
             unsaved_keys: Vec::new(),
             unsaved_bytes: Vec::new(),
             unsaved_ends: Vec::new(),
+            cache: None,
+            row_bytes: 0,
+            to_load: Vec::new(),
+            scratch: Vec::new(),
         })
     }
 
@@ -91,13 +117,79 @@ impl Side {
                 *count += w;
                 if *count == 0 {
                     bucket.remove(row);
+                    self.row_bytes -= row.len() + ROW_ENTRY_BYTES;
                 }
             }
             None => {
                 bucket.insert(row.into(), w);
+                self.row_bytes += row.len() + ROW_ENTRY_BYTES;
             }
         }
         self.log_unsaved(k, row);
+    }
+
+    /// Each row's key index into `out` when this side has rows with the row's key, reading
+    /// keys not in memory from the store.
+    fn probe(
+        &mut self,
+        side_no: u8,
+        columns: &[ArrayRef],
+        rows: usize,
+        out: &mut Vec<Option<u32>>,
+    ) -> Result<()> {
+        if !self.cache.as_ref().is_some_and(KeyCache::store_may_hold) {
+            // Every key this side has is in memory.
+            return self.index.find(columns, rows, out);
+        }
+        let mut keys = std::mem::take(&mut self.scratch);
+        self.index.assign(columns, rows, &mut keys)?;
+        self.grow();
+        let read = self.read_through(side_no, &keys);
+        // Keys the store has no rows for either leave again: probing adds no key.
+        let cache = self.cache.as_mut().expect("reading through");
+        for &k in &self.to_load {
+            if self.buckets[k as usize].is_empty() {
+                self.index.remove(k);
+                cache.forget(k);
+            }
+        }
+        out.clear();
+        out.extend(
+            keys.iter()
+                .map(|&k| (!self.buckets[k as usize].is_empty()).then_some(k)),
+        );
+        self.scratch = keys;
+        read
+    }
+
+    /// Reads from the store the rows of the keys among `keys` (indices, in memory) that are
+    /// not in memory yet; leaves them in `to_load`.
+    fn read_through(&mut self, side_no: u8, keys: &[u32]) -> Result<()> {
+        let Some(cache) = &mut self.cache else {
+            return Ok(());
+        };
+        cache.admit(keys, &mut self.to_load);
+        if self.to_load.is_empty() {
+            return Ok(());
+        }
+        let reader = &cache.reader;
+        let mut stored = Vec::new();
+        self.index.for_each_encoded(&self.to_load, |k, key| {
+            let mut prefix = reader.prefix().to_vec();
+            prefix.extend_from_slice(&state_key_prefix(side_no, key));
+            stored.push((k, reader.scan(&prefix)?));
+            Ok(())
+        })?;
+        let skip = reader.prefix().len();
+        for (k, pairs) in stored {
+            let bucket = &mut self.buckets[k as usize];
+            for (full_key, value) in &pairs {
+                let (_, _, row) = stored_key(&full_key[skip..])?;
+                bucket.insert(row.into(), stored_count(value)?);
+                self.row_bytes += row.len() + ROW_ENTRY_BYTES;
+            }
+        }
+        Ok(())
     }
 
     fn checkpoint(
@@ -121,11 +213,7 @@ impl Side {
             Ok(())
         })?;
         for (k, row) in changed {
-            let key = &key_bytes[&k];
-            let mut suffix = Vec::with_capacity(5 + key.len() + row.len());
-            suffix.push(side_no);
-            suffix.extend_from_slice(&(key.len() as u32).to_be_bytes());
-            suffix.extend_from_slice(key);
+            let mut suffix = state_key_prefix(side_no, &key_bytes[&k]);
             suffix.extend_from_slice(row);
             match self.buckets[k as usize].get(row) {
                 Some(count) => batch.put(scope.key(&suffix), count.to_le_bytes().to_vec()),
@@ -135,12 +223,45 @@ impl Side {
         for k in keys {
             if self.buckets[k as usize].is_empty() {
                 self.index.remove(k);
+                if let Some(cache) = &mut self.cache {
+                    cache.forget(k);
+                }
+            } else if let Some(cache) = &mut self.cache {
+                cache.stamp(k);
             }
         }
         self.unsaved_keys.clear();
         self.unsaved_bytes.clear();
         self.unsaved_ends.clear();
+        self.evict();
         Ok(())
+    }
+
+    /// At the end of a checkpoint: when the cache is over budget, forgets the keys written
+    /// longest ago. Their rows are in the checkpoint's batch, committed before any more input
+    /// arrives.
+    fn evict(&mut self) {
+        let Some(cache) = &mut self.cache else {
+            return;
+        };
+        let evicted = cache.after_checkpoint(key_bytes(cache, self.row_bytes));
+        if evicted.is_empty() {
+            return;
+        }
+        for &k in &evicted {
+            let bucket = std::mem::take(&mut self.buckets[k as usize]);
+            self.row_bytes -= bucket
+                .keys()
+                .map(|row| row.len() + ROW_ENTRY_BYTES)
+                .sum::<usize>();
+            self.index.remove(k);
+            cache.forget(k);
+        }
+        cache.report(key_bytes(cache, self.row_bytes));
+        tracing::debug!(
+            keys = evicted.len(),
+            "join state over budget: keys forgotten"
+        );
     }
 
     fn clear(&mut self) {
@@ -149,11 +270,18 @@ impl Side {
         self.unsaved_keys.clear();
         self.unsaved_bytes.clear();
         self.unsaved_ends.clear();
+        self.row_bytes = 0;
+        if let Some(cache) = &mut self.cache {
+            cache.clear();
+        }
     }
 
     fn grow(&mut self) {
         self.buckets
             .resize_with(self.index.slots(), Bucket::default);
+        if let Some(cache) = &mut self.cache {
+            cache.grow(self.index.slots());
+        }
     }
 }
 
@@ -231,7 +359,7 @@ impl Operator for Join {
 
         // Match against the other side.
         let mut found = std::mem::take(&mut self.found);
-        self.sides[other].index.find(&key_cols, n, &mut found)?;
+        self.sides[other].probe(other as u8, &key_cols, n, &mut found)?;
         let mut this_idx: Vec<u32> = Vec::new();
         let mut other_rows: Vec<&[u8]> = Vec::new();
         let mut weights: Vec<i64> = Vec::new();
@@ -261,10 +389,14 @@ impl Operator for Join {
         let side = &mut self.sides[this];
         side.index.assign(&key_cols, n, &mut assigned)?;
         side.grow();
+        side.read_through(this as u8, &assigned)?;
         for (i, &k) in assigned.iter().enumerate() {
             if is_valid(i) {
                 side.absorb(k, rows.row(i).data(), batch.weights[i]);
             }
+        }
+        if let Some(cache) = &mut side.cache {
+            cache.report(key_bytes(cache, side.row_bytes));
         }
         self.assigned = assigned;
         Ok(out)
@@ -281,16 +413,18 @@ impl Operator for Join {
         let corrupt = || WeirError::internal("corrupt join state");
         for side in &mut self.sides {
             side.clear();
+            if let Some(cache) = &mut side.cache {
+                cache.restored();
+            }
         }
-        // Per side: the stored (key, row, multiplicity) triples.
+        // Per side: the stored (key, row, multiplicity) triples (none when reading through).
         let mut stored: [Vec<StoredRow>; 2] = Default::default();
         for (full_key, value) in &pairs {
             let (side_no, key, row) = stored_key(&full_key[scope.prefix.len()..])?;
-            let count = i64::from_le_bytes(value.as_slice().try_into().map_err(|_| corrupt())?);
             stored
                 .get_mut(side_no)
                 .ok_or_else(corrupt)?
-                .push((key, row, count));
+                .push((key, row, stored_count(value)?));
         }
         for (side, triples) in self.sides.iter_mut().zip(stored) {
             let keys: Vec<&[u8]> = triples.iter().map(|t| t.0).collect();
@@ -299,9 +433,22 @@ impl Operator for Join {
             side.grow();
             for ((_, row, count), k) in triples.into_iter().zip(indices) {
                 side.buckets[k as usize].insert(row.into(), count);
+                side.row_bytes += row.len() + ROW_ENTRY_BYTES;
             }
         }
         Ok(())
+    }
+
+    fn attach(&mut self, state: StateReader) {
+        let [left, right] = &mut self.sides;
+        right.cache = Some(KeyCache::new(state.sibling()));
+        left.cache = Some(KeyCache::new(state));
+        left.grow();
+        right.grow();
+    }
+
+    fn reads_through(&self) -> bool {
+        self.sides[0].cache.is_some()
     }
 
     fn partitioned(&self) -> bool {
@@ -336,6 +483,30 @@ impl Operator for Join {
             None => format!("HashJoin: on=[{}]", on.join(", ")),
         }
     }
+}
+
+/// Estimated bytes a key of a side takes in memory, its rows included: the mean over the
+/// side's keys in memory.
+fn key_bytes(cache: &KeyCache, row_bytes: usize) -> usize {
+    KEY_FIXED_BYTES + row_bytes / cache.resident_keys().max(1)
+}
+
+/// The start of the stored key (without the operator prefix) of side `side_no`'s rows with
+/// join key `key` (row-format bytes): every such row's key begins with it.
+fn state_key_prefix(side_no: u8, key: &[u8]) -> Vec<u8> {
+    let mut prefix = Vec::with_capacity(5 + key.len());
+    prefix.push(side_no);
+    prefix.extend_from_slice(&(key.len() as u32).to_be_bytes());
+    prefix.extend_from_slice(key);
+    prefix
+}
+
+/// A stored entry's multiplicity.
+fn stored_count(value: &[u8]) -> Result<i64> {
+    let bytes = value
+        .try_into()
+        .map_err(|_| WeirError::internal("corrupt join state"))?;
+    Ok(i64::from_le_bytes(bytes))
 }
 
 /// A stored entry's key (without the operator prefix) split into its side, join key and row.

@@ -4,6 +4,7 @@
 mod aggregate;
 mod filter;
 mod join;
+mod key_cache;
 mod key_index;
 mod project;
 

@@ -16,12 +16,11 @@
 //! CLOSE (`window_close.rs`) a group is a window, emitted once when the watermark passes it.
 //!
 //! Attached to the store (`dataflow::state_cache`), a grouped aggregate without EMIT ON WINDOW
-//! CLOSE reads through (`cache.rs`): a restore loads nothing, a group not in memory is read
+//! CLOSE reads through (`ops/key_cache.rs`): a restore loads nothing, a group not in memory is read
 //! from the store when its first row arrives, and a checkpoint over the memory budget forgets
 //! the groups written longest ago.
 
 mod accumulators;
-mod cache;
 mod exact_float;
 mod multiset;
 #[cfg(test)]
@@ -36,6 +35,7 @@ use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::physical_expr::PhysicalExpr;
 use serde::{Deserialize, Serialize};
 
+use super::key_cache::{KEY_FIXED_BYTES, KeyCache};
 use super::key_index::KeyIndex;
 use super::{Operator, StateScope};
 use crate::dataflow::batch::batch_from_columns;
@@ -45,9 +45,12 @@ use crate::error::{Result, WeirError};
 use crate::formats::RowCodec;
 use crate::state::WriteBatch;
 use accumulators::{Acc, AccRef, GroupAccumulator, accumulator};
-use cache::GroupCache;
 use multiset::{group_values_prefix, parse_value_key, value_key};
 use window_close::{WATERMARK_SUFFIX, WindowClose};
+
+/// Bytes one aggregate's running value takes in one group in memory (a sum with its count, a
+/// small multiset's container), besides the group's [`KEY_FIXED_BYTES`], key and emitted row.
+const ACCUMULATOR_BYTES: usize = 32;
 
 /// Which aggregate function, with the representation its running value needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,7 +113,10 @@ pub struct Aggregate {
     /// EMIT ON WINDOW CLOSE: which group key is the window, and the watermark.
     close: Option<WindowClose>,
     /// Reading through the store: which groups are in memory (None: all of them are).
-    cache: Option<GroupCache>,
+    cache: Option<KeyCache>,
+    /// Estimated bytes a group takes in memory (see [`ACCUMULATOR_BYTES`]), from the groups
+    /// last written.
+    group_bytes: usize,
     /// Groups of the batch being processed to read from the store (kept for its allocation).
     to_load: Vec<u32>,
 }
@@ -165,6 +171,7 @@ impl Aggregate {
             owns_global: true,
             close: None,
             cache: None,
+            group_bytes: 0,
             to_load: Vec::new(),
         };
         op.ensure_global_group();
@@ -340,6 +347,7 @@ impl Aggregate {
         };
         let mut load = std::mem::take(&mut self.to_load);
         cache.admit(groups, &mut load);
+        cache.report(self.group_bytes);
         let result = self.load_groups(&load);
         self.to_load = load;
         result
@@ -386,7 +394,10 @@ impl Aggregate {
         let Some(cache) = &mut self.cache else {
             return;
         };
-        let evicted = cache.after_checkpoint(written, written_bytes);
+        if let Some(mean) = written_bytes.checked_div(written) {
+            self.group_bytes = KEY_FIXED_BYTES + ACCUMULATOR_BYTES * self.accumulators.len() + mean;
+        }
+        let evicted = cache.after_checkpoint(self.group_bytes);
         if evicted.is_empty() {
             return;
         }
@@ -400,7 +411,7 @@ impl Aggregate {
             }
             cache.forget(g);
         }
-        cache.evicted();
+        cache.report(self.group_bytes);
         tracing::debug!(
             groups = evicted.len(),
             "aggregate state over budget: groups forgotten"
@@ -623,7 +634,8 @@ impl Operator for Aggregate {
 
     fn attach(&mut self, state: StateReader) {
         if !self.is_global() && self.close.is_none() {
-            self.cache = Some(GroupCache::new(state, self.accumulators.len()));
+            self.cache = Some(KeyCache::new(state));
+            self.group_bytes = KEY_FIXED_BYTES + ACCUMULATOR_BYTES * self.accumulators.len();
             self.grow();
         }
     }
