@@ -10,6 +10,7 @@ use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
 
+use fjall::config::PinningPolicy;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode, Readable, Snapshot};
 
 use super::{KeyRange, KvPairs, StateStore, StoreSnapshot, WriteBatch};
@@ -17,6 +18,9 @@ use crate::error::{Result, WeirError};
 
 /// The one keyspace Weir keeps its state in.
 const KEYSPACE: &str = "weir";
+/// fjall's block cache (its own default is 32 MiB): operator state read back through the state
+/// cache (`dataflow::state_cache`) comes from here when it was read or written recently.
+const BLOCK_CACHE_MB: u64 = 128;
 
 pub struct FjallStore {
     db: Database,
@@ -29,9 +33,21 @@ fn store_error(err: fjall::Error) -> WeirError {
 
 impl FjallStore {
     pub fn open(dir: &Path) -> Result<Self> {
-        let db = Database::builder(dir).open().map_err(store_error)?;
+        let db = Database::builder(dir)
+            .cache_size(BLOCK_CACHE_MB * 1024 * 1024)
+            .open()
+            .map_err(store_error)?;
+        // Index and filter blocks of every level stay in memory (fjall pins only the upper
+        // levels' by default), so that a point read of operator state that is not in memory
+        // costs one data block, and a read of a key the store does not hold usually none.
+        // A few bytes per stored key; set when the keyspace is created (fjall keeps a
+        // keyspace's options), so a data directory made before keeps fjall's defaults.
         let space = db
-            .keyspace(KEYSPACE, KeyspaceCreateOptions::default)
+            .keyspace(KEYSPACE, || {
+                KeyspaceCreateOptions::default()
+                    .index_block_pinning_policy(PinningPolicy::all(true))
+                    .filter_block_pinning_policy(PinningPolicy::all(true))
+            })
             .map_err(store_error)?;
         Ok(FjallStore { db, space })
     }
