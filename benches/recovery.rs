@@ -26,10 +26,9 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Lcg, WeirServer};
+use common::{Lcg, WeirServer, dir_bytes};
 use futures::SinkExt;
 
 const KEYS_DEFAULT: u64 = 1_000_000;
@@ -119,21 +118,6 @@ async fn copy(client: &tokio_postgres::Client, text: String) {
     futures::pin_mut!(sink);
     sink.send(bytes::Bytes::from(text)).await.unwrap();
     sink.finish().await.unwrap();
-}
-
-/// Bytes the files under `dir` take.
-fn du(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => du(&e.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
-        .sum()
 }
 
 fn mib(bytes: u64) -> String {
@@ -235,7 +219,7 @@ async fn main() {
     };
     let history_bytes = args.history_mib * 1024 * 1024;
     let started = Instant::now();
-    while du(&data.join("topics")) < history_bytes {
+    while dir_bytes(&data.join("topics")) < history_bytes {
         copy(&client, rows.chunk(COPY_CHUNK_ROWS)).await;
     }
     let ingest = started.elapsed();
@@ -254,7 +238,7 @@ async fn main() {
         "history: {} rows, {} of topic segments (copied in {:.1} s); view over {} keys \
          built in {:.1} s\n",
         rows.total,
-        mib(du(&data.join("topics"))),
+        mib(dir_bytes(&data.join("topics"))),
         ingest.as_secs_f64(),
         args.keys,
         build.as_secs_f64()
@@ -270,8 +254,8 @@ async fn main() {
         client.batch_execute("FLUSH").await.unwrap();
         drop(client);
         let (topics, store) = (
-            du(&data.join("topics")),
-            du(&data) - du(&data.join("topics")),
+            dir_bytes(&data.join("topics")),
+            dir_bytes(&data) - dir_bytes(&data.join("topics")),
         );
         server.kill();
         let log_len = server.log().len();

@@ -19,10 +19,9 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::path::Path;
 use std::time::Instant;
 
-use common::{Lcg, WeirServer};
+use common::{Lcg, WeirServer, dir_bytes};
 use futures::SinkExt;
 
 const KEYS_DEFAULT: u64 = 1_000_000;
@@ -100,20 +99,6 @@ fn status_kib(pid: u32, field: &str) -> u64 {
         .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
         .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"))
-}
-
-fn du(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => du(&e.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
-        .sum()
 }
 
 fn mib(kib: u64) -> String {
@@ -207,7 +192,7 @@ async fn measure(args: &Args, keys: u64) {
         mib(peak),
         mib(after),
         update.as_millis(),
-        mib((du(&data) - du(&data.join("topics"))) / 1024),
+        mib((dir_bytes(&data) - dir_bytes(&data.join("topics"))) / 1024),
     );
 }
 
