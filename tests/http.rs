@@ -498,6 +498,13 @@ async fn ingest_and_metrics() {
     let epoch = get("weir_epoch_committed");
     assert!(epoch >= 1.0);
     assert_eq!(get(r#"weir_view_committed_epoch{view="per_user"}"#), epoch);
+    // per_user's three groups are in memory unless the budget keeps nothing.
+    let budget = get("weir_state_cache_budget_bytes");
+    let kept = get("weir_state_cache_bytes");
+    assert!(kept <= budget || budget == 0.0, "{kept} of {budget}");
+    if budget > 0.0 {
+        assert!(kept > 0.0, "per_user's groups are reported");
+    }
     let freshness = get(r#"weir_view_freshness_seconds{view="per_user"}"#);
     assert!((0.0..10.0).contains(&freshness), "freshness {freshness}");
     let committed_at = get(r#"weir_view_last_commit_timestamp_seconds{view="per_user"}"#);

@@ -74,6 +74,7 @@ pub struct Runtime {
     records_skipped: SkippedRecords,
     jobs: Jobs,
     stats: SharedEpochStats,
+    cache: Arc<StateCache>,
 }
 
 impl Runtime {
@@ -93,7 +94,7 @@ impl Runtime {
         let stats = SharedEpochStats::default();
         let mut coordinator = Coordinator::new(
             store,
-            cache,
+            cache.clone(),
             epoch_lock,
             records_skipped.clone(),
             jobs.clone(),
@@ -112,7 +113,14 @@ impl Runtime {
             records_skipped,
             jobs,
             stats,
+            cache,
         })
+    }
+
+    /// The operator-state memory budget and what the operators report keeping (read by
+    /// `/metrics`).
+    pub fn state_cache(&self) -> &StateCache {
+        &self.cache
     }
 
     /// The skipped-record counters (read by the `weir_skipped_records` system table).

@@ -46,6 +46,10 @@ impl StateCache {
         StateCache::new(mb.saturating_mul(1024 * 1024))
     }
 
+    pub fn budget_bytes(&self) -> usize {
+        self.budget_bytes
+    }
+
     pub fn over_budget(&self) -> bool {
         self.used_bytes.load(Ordering::Relaxed) > self.budget_bytes
     }

@@ -121,6 +121,7 @@ pub fn gather(db: &Database, ingested: &BTreeMap<String, u64>) -> Exposition {
     sources(db, &mut e);
     views(db, &mut e);
     epochs(db, &mut e);
+    state_cache(db, &mut e);
     listeners(db, ingested, &mut e);
     e
 }
@@ -290,6 +291,24 @@ fn views(db: &Database, e: &mut Exposition) {
         e.gauge(READ, &labels, job.records_read as f64);
         e.gauge(TOTAL, &labels, job.records_total as f64);
     }
+}
+
+fn state_cache(db: &Database, e: &mut Exposition) {
+    const BYTES: &str = "weir_state_cache_bytes";
+    const BUDGET: &str = "weir_state_cache_budget_bytes";
+    e.family(
+        BYTES,
+        "gauge",
+        "Operator state the views keep in memory, as the operators estimate it, in bytes.",
+    );
+    e.family(
+        BUDGET,
+        "gauge",
+        "The memory budget of operator state (--state-cache-mb), in bytes.",
+    );
+    let cache = db.runtime.state_cache();
+    e.gauge(BYTES, &[], cache.used_bytes() as f64);
+    e.gauge(BUDGET, &[], cache.budget_bytes() as f64);
 }
 
 fn epochs(db: &Database, e: &mut Exposition) {
