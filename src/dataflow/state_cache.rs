@@ -5,11 +5,10 @@
 //! state that fits its share of the budget: at a checkpoint, once everything it holds is written
 //! to the epoch's batch, it forgets the keys used least recently until it is back under its
 //! share, and reads a key's state from the store again when the key comes back
-//! ([`StateReader`]). Reading through
-//! is safe because epochs do not overlap: the next epoch's data arrives only after the
-//! checkpoint's batch is committed, so the store then holds every forgotten key's latest state.
-//! A backfill commits a step whenever the budget is exceeded, so that its keys can be forgotten
-//! too.
+//! ([`StateReader`]). Reading through is safe because epochs do not overlap: the next epoch's
+//! data arrives only after the checkpoint's batch is committed, so the store then holds every
+//! forgotten key's latest state. A backfill commits a step whenever the budget is exceeded, so
+//! that its keys can be forgotten too.
 //!
 //! Holders report an estimate of what they keep ([`CacheShare`]); the estimate counts keys,
 //! values and per-key bookkeeping, not allocator overhead.
@@ -141,15 +140,20 @@ impl StateReader {
 
     /// The committed value under the operator's prefix followed by `suffix`.
     pub fn get(&self, suffix: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.store.get(&self.key(suffix))
+    }
+
+    /// Every committed pair whose key starts with the operator's prefix followed by `suffix`
+    /// (keys returned whole, prefix included).
+    pub fn scan(&self, suffix: &[u8]) -> Result<KvPairs> {
+        self.store.scan_prefix(&self.key(suffix))
+    }
+
+    fn key(&self, suffix: &[u8]) -> Vec<u8> {
         let mut key = Vec::with_capacity(self.prefix.len() + suffix.len());
         key.extend_from_slice(&self.prefix);
         key.extend_from_slice(suffix);
-        self.store.get(&key)
-    }
-
-    /// Every committed pair whose key starts with `key_prefix` (a full key, prefix included).
-    pub fn scan(&self, key_prefix: &[u8]) -> Result<KvPairs> {
-        self.store.scan_prefix(key_prefix)
+        key
     }
 }
 

@@ -37,8 +37,8 @@ impl FjallStore {
             .cache_size(BLOCK_CACHE_MB * 1024 * 1024)
             .open()
             .map_err(store_error)?;
-        // Index and filter blocks of every level stay in memory (fjall pins only the upper
-        // levels' by default), so that a point read of operator state that is not in memory
+        // Index and filter blocks of every level stay in memory (fjall pins index blocks of
+        // levels 0-1 and filter blocks of level 0 by default), so that a point read of operator state that is not in memory
         // costs one data block, and a read of a key the store does not hold usually none.
         // A few bytes per stored key; set when the keyspace is created (fjall keeps a
         // keyspace's options), so a data directory made before keeps fjall's defaults.

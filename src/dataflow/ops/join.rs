@@ -175,9 +175,7 @@ impl Side {
         let reader = &cache.reader;
         let mut stored = Vec::new();
         self.index.for_each_encoded(&self.to_load, |k, key| {
-            let mut prefix = reader.prefix().to_vec();
-            prefix.extend_from_slice(&state_key_prefix(side_no, key));
-            stored.push((k, reader.scan(&prefix)?));
+            stored.push((k, reader.scan(&state_key_prefix(side_no, key))?));
             Ok(())
         })?;
         let skip = reader.prefix().len();
@@ -264,7 +262,8 @@ impl Side {
         );
     }
 
-    fn clear(&mut self) {
+    /// Empties the side for a restore: the store holds its committed state.
+    fn restored(&mut self) {
         self.index.clear();
         self.buckets.clear();
         self.unsaved_keys.clear();
@@ -272,7 +271,7 @@ impl Side {
         self.unsaved_ends.clear();
         self.row_bytes = 0;
         if let Some(cache) = &mut self.cache {
-            cache.clear();
+            cache.restored();
         }
     }
 
@@ -412,10 +411,7 @@ impl Operator for Join {
     fn restore(&mut self, scope: &StateScope, pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Result<()> {
         let corrupt = || WeirError::internal("corrupt join state");
         for side in &mut self.sides {
-            side.clear();
-            if let Some(cache) = &mut side.cache {
-                cache.restored();
-            }
+            side.restored();
         }
         // Per side: the stored (key, row, multiplicity) triples (none when reading through).
         let mut stored: [Vec<StoredRow>; 2] = Default::default();

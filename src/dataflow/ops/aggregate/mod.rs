@@ -375,7 +375,7 @@ impl Aggregate {
             }
             let reader = &self.cache.as_ref().expect("reading through").reader;
             let prefix_len = reader.prefix().len();
-            let pairs = reader.scan(&group_values_prefix(reader.prefix(), &key, 0))?;
+            let pairs = reader.scan(&group_values_prefix(&[], &key, 0))?;
             for (k, v) in &pairs {
                 let (entry, count) = parse_entry(&k[prefix_len..], v)?;
                 self.accumulators
