@@ -199,19 +199,7 @@ fn cpu_seconds(pid: &str) -> f64 {
 
 /// Peak resident set (VmHWM) of a process, in MB.
 fn peak_rss_mb(pid: &str) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-    line.split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse::<f64>()
-        .unwrap()
-        / 1024.0
-}
-
-/// Starts a new high-water mark of resident memory for this process.
-fn reset_peak_rss() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    common::status_kib(pid, "VmHWM") as f64 / 1024.0
 }
 
 struct Measured {
@@ -319,7 +307,7 @@ async fn engine(
     let store = store_kind.open(&dir.path().join("bench-store")).unwrap();
     let rows = ViewRows::new(1, plan.schema.clone(), plan.key.clone()).unwrap();
     let me = std::process::id().to_string();
-    reset_peak_rss();
+    common::reset_peak_rss("self");
     let cpu = cpu_seconds(&me);
     let started = Instant::now();
     let mut view_changes = 0;

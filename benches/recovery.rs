@@ -28,8 +28,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Lcg, WeirServer, dir_bytes};
-use futures::SinkExt;
+use common::{Lcg, WeirServer, copy_text, dir_bytes};
 
 const KEYS_DEFAULT: u64 = 1_000_000;
 const HISTORY_MIB_DEFAULT: u64 = 1024;
@@ -111,13 +110,6 @@ impl Rows {
         self.total += n as u64;
         out
     }
-}
-
-async fn copy(client: &tokio_postgres::Client, text: String) {
-    let sink = client.copy_in("COPY events FROM STDIN").await.unwrap();
-    futures::pin_mut!(sink);
-    sink.send(bytes::Bytes::from(text)).await.unwrap();
-    sink.finish().await.unwrap();
 }
 
 fn mib(bytes: u64) -> String {
@@ -220,7 +212,12 @@ async fn main() {
     let history_bytes = args.history_mib * 1024 * 1024;
     let started = Instant::now();
     while dir_bytes(&data.join("topics")) < history_bytes {
-        copy(&client, rows.chunk(COPY_CHUNK_ROWS)).await;
+        copy_text(
+            &client,
+            "COPY events FROM STDIN",
+            rows.chunk(COPY_CHUNK_ROWS),
+        )
+        .await;
     }
     let ingest = started.elapsed();
     let started = Instant::now();
@@ -250,7 +247,12 @@ async fn main() {
     println!("|---|---|---|---|---|---|---|---|");
     for restart in 1..=args.restarts {
         let client = server.connect().await;
-        copy(&client, rows.chunk(ROWS_BEFORE_KILL)).await;
+        copy_text(
+            &client,
+            "COPY events FROM STDIN",
+            rows.chunk(ROWS_BEFORE_KILL),
+        )
+        .await;
         client.batch_execute("FLUSH").await.unwrap();
         drop(client);
         let (topics, store) = (
@@ -268,7 +270,7 @@ async fn main() {
             tokio::time::sleep(LOOKUP_RETRY).await;
         }
         let first_lookup = started.elapsed();
-        copy(&client, rows.chunk(1)).await;
+        copy_text(&client, "COPY events FROM STDIN", rows.chunk(1)).await;
         client.batch_execute("FLUSH").await.unwrap();
         let first_epoch = started.elapsed();
         check(&client, &rows).await;

@@ -21,8 +21,7 @@ mod common;
 
 use std::time::Instant;
 
-use common::{Lcg, WeirServer, dir_bytes};
-use futures::SinkExt;
+use common::{Lcg, WeirServer, copy_text, dir_bytes, reset_peak_rss, status_kib};
 
 const KEYS_DEFAULT: u64 = 1_000_000;
 const ROWS_PER_KEY_DEFAULT: u64 = 2;
@@ -81,24 +80,9 @@ impl Probes {
     }
 }
 
+/// Copies CSV `k,v` lines into the source.
 async fn copy(client: &tokio_postgres::Client, text: String) {
-    let sink = client
-        .copy_in("COPY events FROM STDIN WITH (FORMAT csv)")
-        .await
-        .unwrap();
-    futures::pin_mut!(sink);
-    sink.send(bytes::Bytes::from(text)).await.unwrap();
-    sink.finish().await.unwrap();
-}
-
-/// A field of `/proc/<pid>/status` in KiB (VmRSS, VmHWM).
-fn status_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
-        .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"))
+    copy_text(client, "COPY events FROM STDIN WITH (FORMAT csv)", text).await;
 }
 
 fn mib(kib: u64) -> String {
@@ -137,9 +121,9 @@ async fn measure(args: &Args, keys: u64) {
         i += n;
     }
     let ingest = started.elapsed();
-    let pid = server.pid();
-    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").unwrap();
-    let before = status_kib(pid, "VmRSS");
+    let pid = server.pid().to_string();
+    reset_peak_rss(&pid);
+    let before = status_kib(&pid, "VmRSS");
     let started = Instant::now();
     client
         .batch_execute(
@@ -149,8 +133,8 @@ async fn measure(args: &Args, keys: u64) {
         .await
         .unwrap();
     let build = started.elapsed();
-    let peak = status_kib(pid, "VmHWM");
-    let after = status_kib(pid, "VmRSS");
+    let peak = status_kib(&pid, "VmHWM");
+    let after = status_kib(&pid, "VmRSS");
     let mut text = String::new();
     for _ in 0..args.update_rows {
         let k = rng.next() % keys;

@@ -336,3 +336,27 @@ pub fn dir_bytes(dir: &Path) -> u64 {
         })
         .sum()
 }
+
+/// A field of `/proc/<pid>/status` in KiB (`VmRSS`, `VmHWM`); `pid` may be `self`.
+pub fn status_kib(pid: &str, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
+        .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"))
+}
+
+/// Starts a new high-water mark of resident memory (`VmHWM`) for process `pid` (or `self`).
+pub fn reset_peak_rss(pid: &str) {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").unwrap();
+}
+
+/// Sends `text` to `statement` (a `COPY ... FROM STDIN`) in one piece.
+pub async fn copy_text(client: &tokio_postgres::Client, statement: &str, text: String) {
+    use futures::SinkExt;
+    let sink = client.copy_in(statement).await.unwrap();
+    futures::pin_mut!(sink);
+    sink.send(bytes::Bytes::from(text)).await.unwrap();
+    sink.finish().await.unwrap();
+}

@@ -3,17 +3,18 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{AsArray, Int64Array, RecordBatch};
-use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
+use datafusion::arrow::array::{Int64Array, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::physical_expr::expressions::Column;
 
 use super::Join;
 use crate::dataflow::ChangeBatch;
-use crate::dataflow::ops::{OPERATOR_WIDE_STATE, Operator, StateScope};
-use crate::dataflow::state_cache::{StateCache, StateReader};
-use crate::state::{StateStore, StoreKind, WriteBatch};
-
-const PREFIX: &[u8] = b"op/";
+use crate::dataflow::ops::Operator;
+use crate::dataflow::ops::test_support::{
+    PREFIX, attach, commit_checkpoint, int_rows, restore_wide, temp_store,
+};
+use crate::dataflow::state_cache::StateCache;
+use crate::state::StateStore;
 /// Join keys of the test's rows.
 const KEYS: i64 = 20;
 
@@ -72,21 +73,10 @@ fn input(side: i64, e: i64) -> ChangeBatch {
 fn epoch(op: &mut Join, store: &dyn StateStore, e: i64) -> BTreeMap<Vec<i64>, i64> {
     let mut out = op.process(0, input(0, e)).unwrap();
     out.extend(op.process(1, input(1, e)).unwrap());
-    let mut batch = WriteBatch::default();
-    op.checkpoint(&StateScope { prefix: PREFIX }, &mut batch)
-        .unwrap();
-    store.commit(batch).unwrap();
+    commit_checkpoint(op, store);
     let mut rows = BTreeMap::new();
-    for change in out {
-        for (i, w) in change.weights.iter().enumerate() {
-            let row: Vec<i64> = change
-                .rows
-                .columns()
-                .iter()
-                .map(|c| c.as_primitive::<Int64Type>().value(i))
-                .collect();
-            *rows.entry(row).or_insert(0) += w;
-        }
+    for (row, w) in int_rows(&out) {
+        *rows.entry(row).or_insert(0) += w;
     }
     rows.retain(|_, w| *w != 0);
     rows
@@ -102,22 +92,13 @@ fn resident_rows(op: &Join) -> usize {
 
 #[test]
 fn reading_through_gives_the_changes_of_holding_everything() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = StoreKind::Fjall.open(dir.path()).unwrap();
-    let reference_dir = tempfile::tempdir().unwrap();
-    let reference_store = StoreKind::Fjall.open(reference_dir.path()).unwrap();
+    let (_dir, store) = temp_store();
+    let (_reference_dir, reference_store) = temp_store();
     // No memory at all: every key is forgotten at each checkpoint and read back.
     let cache = StateCache::with_mb(0);
-    let attach = |op: &mut Join| {
-        op.attach(StateReader::new(
-            store.clone(),
-            PREFIX.to_vec(),
-            cache.clone(),
-        ))
-    };
     let mut reference = join();
     let mut op = join();
-    attach(&mut op);
+    attach(&mut op, &store, &cache);
     assert!(op.reads_through());
     let mut joined = 0;
     for e in 0..8 {
@@ -128,11 +109,8 @@ fn reading_through_gives_the_changes_of_holding_everything() {
         if e == 4 {
             // A restart: a new copy restored from its operator-wide entries only.
             op = join();
-            attach(&mut op);
-            let mut wide = PREFIX.to_vec();
-            wide.push(OPERATOR_WIDE_STATE);
-            let pairs = store.scan_prefix(&wide).unwrap();
-            op.restore(&StateScope { prefix: PREFIX }, pairs).unwrap();
+            attach(&mut op, &store, &cache);
+            restore_wide(&mut op, store.as_ref());
         }
     }
     assert!(joined > 100, "the epochs join rows ({joined})");
@@ -146,15 +124,10 @@ fn reading_through_gives_the_changes_of_holding_everything() {
 
 #[test]
 fn a_budget_that_fits_everything_reads_nothing_back() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = StoreKind::Fjall.open(dir.path()).unwrap();
+    let (_dir, store) = temp_store();
     let cache = StateCache::with_mb(64);
     let mut op = join();
-    op.attach(StateReader::new(
-        store.clone(),
-        PREFIX.to_vec(),
-        cache.clone(),
-    ));
+    attach(&mut op, &store, &cache);
     for e in 0..4 {
         epoch(&mut op, store.as_ref(), e);
     }

@@ -7,6 +7,8 @@ mod join;
 mod key_cache;
 mod key_index;
 mod project;
+#[cfg(test)]
+mod test_support;
 
 pub use aggregate::{AggKind, AggSpec, Aggregate};
 pub use filter::Filter;

@@ -2,17 +2,18 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{AsArray, Int64Array, RecordBatch};
-use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema};
+use datafusion::arrow::array::{Int64Array, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::physical_expr::expressions::Column;
 
 use super::{AggKind, AggSpec, Aggregate};
 use crate::dataflow::ChangeBatch;
-use crate::dataflow::ops::{OPERATOR_WIDE_STATE, Operator, StateScope};
-use crate::dataflow::state_cache::{StateCache, StateReader};
-use crate::state::{StateStore, StoreKind, WriteBatch};
-
-const PREFIX: &[u8] = b"op/";
+use crate::dataflow::ops::Operator;
+use crate::dataflow::ops::test_support::{
+    attach, commit_checkpoint, int_rows, restore_wide, temp_store,
+};
+use crate::dataflow::state_cache::StateCache;
+use crate::state::StateStore;
 
 /// `SELECT k, count(*), sum(v), min(v), max(v) FROM (k, v) GROUP BY k`, min/max over a
 /// retracting input (multisets).
@@ -58,23 +59,14 @@ fn changes(rows: &[(i64, i64, i64)]) -> ChangeBatch {
 fn epoch(op: &mut Aggregate, store: &dyn StateStore, input: &ChangeBatch) -> Vec<Vec<i64>> {
     let mut out = op.process(0, input.clone()).unwrap();
     out.extend(op.barrier().unwrap());
-    let mut batch = WriteBatch::default();
-    op.checkpoint(&StateScope { prefix: PREFIX }, &mut batch)
-        .unwrap();
-    store.commit(batch).unwrap();
-    let mut rows = Vec::new();
-    for change in out {
-        for (i, w) in change.weights.iter().enumerate() {
-            let mut row: Vec<i64> = change
-                .rows
-                .columns()
-                .iter()
-                .map(|c| c.as_primitive::<Int64Type>().value(i))
-                .collect();
-            row.push(*w);
-            rows.push(row);
-        }
-    }
+    commit_checkpoint(op, store);
+    let mut rows: Vec<Vec<i64>> = int_rows(&out)
+        .into_iter()
+        .map(|(mut row, w)| {
+            row.push(w);
+            row
+        })
+        .collect();
     rows.sort();
     rows
 }
@@ -99,22 +91,13 @@ fn input(e: i64) -> ChangeBatch {
 
 #[test]
 fn reading_through_gives_the_changes_of_holding_everything() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = StoreKind::Fjall.open(dir.path()).unwrap();
-    let reference_dir = tempfile::tempdir().unwrap();
-    let reference_store = StoreKind::Fjall.open(reference_dir.path()).unwrap();
+    let (_dir, store) = temp_store();
+    let (_reference_dir, reference_store) = temp_store();
     // No memory at all: every group is forgotten at each checkpoint and read back.
     let cache = StateCache::with_mb(0);
-    let attach = |op: &mut Aggregate| {
-        op.attach(StateReader::new(
-            store.clone(),
-            PREFIX.to_vec(),
-            cache.clone(),
-        ))
-    };
     let mut reference = aggregate();
     let mut op = aggregate();
-    attach(&mut op);
+    attach(&mut op, &store, &cache);
     assert!(op.reads_through());
     for e in 0..8 {
         let batch = input(e);
@@ -128,11 +111,8 @@ fn reading_through_gives_the_changes_of_holding_everything() {
         if e == 4 {
             // A restart: a new copy restored from its operator-wide entries only.
             op = aggregate();
-            attach(&mut op);
-            let mut wide = PREFIX.to_vec();
-            wide.push(OPERATOR_WIDE_STATE);
-            let pairs = store.scan_prefix(&wide).unwrap();
-            op.restore(&StateScope { prefix: PREFIX }, pairs).unwrap();
+            attach(&mut op, &store, &cache);
+            restore_wide(&mut op, store.as_ref());
         }
     }
     assert!(cache.used_bytes() == 0, "an empty copy reports nothing");
@@ -140,15 +120,10 @@ fn reading_through_gives_the_changes_of_holding_everything() {
 
 #[test]
 fn a_budget_that_fits_everything_reads_nothing_back() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = StoreKind::Fjall.open(dir.path()).unwrap();
+    let (_dir, store) = temp_store();
     let cache = StateCache::with_mb(64);
     let mut op = aggregate();
-    op.attach(StateReader::new(
-        store.clone(),
-        PREFIX.to_vec(),
-        cache.clone(),
-    ));
+    attach(&mut op, &store, &cache);
     for e in 0..4 {
         epoch(&mut op, store.as_ref(), &input(e));
     }
