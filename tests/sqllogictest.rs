@@ -70,10 +70,9 @@ impl AsyncDB for WeirDb {
                         views.push(CreatedView {
                             name,
                             query: v.query.to_string(),
-                            emits_closed_windows: weir::sql::event_time::emit_on_window_close(
-                                &v.options,
-                            )
-                            .unwrap_or(false),
+                            emits_closed_windows:
+                                weir::sql::view_options::ViewOptions::parse(&v.options)
+                                    .is_ok_and(|o| o.emit_on_window_close),
                         });
                     }
                 }

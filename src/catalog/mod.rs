@@ -26,6 +26,8 @@ pub use table::TableData;
 pub const SYSTEM_TABLES: &[&str] = &[
     crate::serving::system_tables::SKIPPED_RECORDS_TABLE,
     crate::serving::system_tables::JOBS_TABLE,
+    crate::serving::system_tables::VIEWS_TABLE,
+    crate::serving::system_tables::SKIPPED_ROWS_TABLE,
 ];
 
 /// The kinds of relation a user creates.
@@ -104,6 +106,8 @@ pub struct ViewDef {
     pub append_only: bool,
     /// Where its committed rows are read from.
     pub rows: Arc<crate::dataflow::view_rows::ViewRows>,
+    /// With `on_error = 'skip'`: the rows it left out because an expression failed on them.
+    pub skipped: Option<Arc<crate::dataflow::ops::row_errors::SkippedRows>>,
 }
 
 /// A sink: a view's changes written to a topic.

@@ -790,9 +790,19 @@ fn flow_with_checked_inputs(flow: ViewFlow, views: &[ViewHandle]) -> Result<View
     Ok(flow)
 }
 
+/// A view's error, naming the view; a data exception (a row an expression fails on) says how
+/// to leave such rows out instead.
 fn in_view(name: &str, e: WeirError) -> WeirError {
+    let hint = match e.hint {
+        None if e.kind.sqlstate().starts_with("22") => Some(SKIP_HINT.to_string()),
+        hint => hint,
+    };
     WeirError {
         message: format!("{} (in materialized view \"{name}\")", e.message),
+        hint,
         ..e
     }
 }
+
+const SKIP_HINT: &str = "to leave out the rows an expression fails on, create the view \
+                         WITH (on_error = 'skip'); they are then listed in weir_skipped_rows";

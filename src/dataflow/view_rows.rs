@@ -171,7 +171,11 @@ impl ViewRows {
                 crate::error::ErrorKind::ObjectNotInPrerequisiteState,
                 format!("materialized view \"{name}\" is not maintained any more: {reason}"),
             )
-            .with_hint("fix the cause, then DROP and CREATE the view again")),
+            .with_hint(
+                "fix the cause, then DROP and CREATE the view again (WITH (on_error = 'skip') \
+                 leaves out the rows an expression fails on); SELECT * FROM weir_views shows \
+                 each view's state",
+            )),
         }
     }
 

@@ -20,7 +20,9 @@ use crate::dataflow::view_rows::ViewRows;
 use crate::error::{ErrorKind, Result, WeirError};
 use crate::sources::generator::{self, GeneratorHandle, NexmarkOptions};
 use crate::sources::reader::{Decoding, EventTime};
-use crate::sql::event_time::{self, WatermarkDef};
+use crate::dataflow::ops::row_errors::{OnRowError, SkippedRows};
+use crate::sql::event_time::WatermarkDef;
+use crate::sql::view_options::{OnError, ViewOptions};
 use crate::sql::parse::{self, Statement};
 use crate::sql::stream_plan::{StreamPlan, StreamProps, check_deterministic, plan_stream};
 use crate::state::WriteBatch;
@@ -299,6 +301,7 @@ impl Database {
         query: &ast::Query,
         restoring: bool,
         emit_on_window_close: bool,
+        on_row_error: OnRowError,
     ) -> Result<(StreamPlan, Vec<String>)> {
         let plan = self
             .plan(&ast::Statement::Query(Box::new(query.clone())))
@@ -326,7 +329,13 @@ impl Database {
             },
             _ => StreamProps::default(),
         };
-        let mut stream = plan_stream(&optimized, &relation, self.workers, emit_on_window_close)?;
+        let mut stream = plan_stream(
+            &optimized,
+            &relation,
+            self.workers,
+            emit_on_window_close,
+            on_row_error,
+        )?;
         let names: Vec<String> = plan
             .schema()
             .fields()
@@ -364,7 +373,7 @@ impl Database {
         let mut stmts = parse::parse(query)?;
         match (stmts.pop(), stmts.is_empty()) {
             (Some(Statement::Standard(stmt)), true) => match *stmt {
-                ast::Statement::Query(q) => Ok(self.plan_view(&q, false, false).await?.0),
+                ast::Statement::Query(q) => Ok(self.plan_view(&q, false, false, None).await?.0),
                 _ => Err(WeirError::syntax("expected a query")),
             },
             _ => Err(WeirError::syntax("expected one query")),
@@ -395,9 +404,15 @@ impl Database {
             }
             self.catalog.ensure_free(&name)?;
         }
-        let emit_on_window_close = event_time::emit_on_window_close(&view.options)?;
+        let options = ViewOptions::parse(&view.options)?;
+        let skipped = (options.on_error == OnError::Skip).then(Arc::<SkippedRows>::default);
         let (stream, inputs) = self
-            .plan_view(&view.query, restored.is_some(), emit_on_window_close)
+            .plan_view(
+                &view.query,
+                restored.is_some(),
+                options.emit_on_window_close,
+                skipped.clone(),
+            )
             .await?;
         let mut depends_on: Vec<String> = inputs.clone();
         depends_on.sort();
@@ -436,6 +451,7 @@ impl Database {
             key: stream.key,
             append_only: stream.append_only,
             rows,
+            skipped,
         };
         if restoring {
             self.runtime.restore_view(flow).await?;
@@ -739,9 +755,10 @@ impl Database {
     pub(super) async fn explain(&self, stmt: ast::Statement) -> Result<Output> {
         let text = match &stmt {
             ast::Statement::CreateView(view) if view.materialized => {
-                let emit_on_window_close = event_time::emit_on_window_close(&view.options)?;
+                let options = ViewOptions::parse(&view.options)?;
+                let skipped = (options.on_error == OnError::Skip).then(Arc::<SkippedRows>::default);
                 let (stream, _) = self
-                    .plan_view(&view.query, false, emit_on_window_close)
+                    .plan_view(&view.query, false, options.emit_on_window_close, skipped)
                     .await?;
                 let mut text = stream.dataflow.explain();
                 if !stream.key.is_empty() {

@@ -4,6 +4,11 @@
 //!   decode, since the server started.
 //! - `weir_jobs (view, records_read, records_total, started, eta)`: the views still catching
 //!   up from their inputs' history (a running CREATE MATERIALIZED VIEW).
+//! - `weir_views (view, status, error, on_error, rows_skipped)`: every materialized view,
+//!   `running` or `failed` (with the error that stopped it), its error policy, and the rows it
+//!   skipped since the server started (`on_error = 'skip'`).
+//! - `weir_skipped_rows (view, skipped_at, weight, reason, row)`: the latest rows each such
+//!   view skipped (`dataflow::ops::row_errors::SKIPPED_ROWS_LISTED` per view), oldest first.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -16,15 +21,20 @@ use datafusion::datasource::MemTable;
 use datafusion::error::Result as DfResult;
 
 use super::providers::ReadContext;
+use crate::catalog::{Entry, ViewDef};
 
 pub const SKIPPED_RECORDS_TABLE: &str = "weir_skipped_records";
 pub const JOBS_TABLE: &str = "weir_jobs";
+pub const VIEWS_TABLE: &str = "weir_views";
+pub const SKIPPED_ROWS_TABLE: &str = "weir_skipped_rows";
 
 /// The table named `name` if it is a system table.
 pub fn system_table(ctx: &ReadContext, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
     Ok(match name {
         SKIPPED_RECORDS_TABLE => Some(skipped_records(ctx)?),
         JOBS_TABLE => Some(jobs(ctx)?),
+        VIEWS_TABLE => Some(views(ctx)?),
+        SKIPPED_ROWS_TABLE => Some(skipped_rows(ctx)?),
         _ => None,
     })
 }
@@ -59,11 +69,6 @@ fn jobs(ctx: &ReadContext) -> DfResult<Arc<dyn TableProvider>> {
         .values()
         .cloned()
         .collect();
-    let micros = |t: SystemTime| {
-        t.duration_since(UNIX_EPOCH)
-            .map(|d| d.as_micros() as i64)
-            .unwrap_or(0)
-    };
     let utc = Some(Arc::from("+00:00"));
     let timestamp = DataType::Timestamp(TimeUnit::Microsecond, utc.clone());
     let schema = Schema::new(vec![
@@ -93,6 +98,95 @@ fn jobs(ctx: &ReadContext) -> DfResult<Arc<dyn TableProvider>> {
             ),
         ],
     )
+}
+
+/// The catalog's materialized views, by name.
+fn view_defs(ctx: &ReadContext) -> Vec<Arc<ViewDef>> {
+    let mut views: Vec<Arc<ViewDef>> = ctx
+        .catalog
+        .entries()
+        .into_iter()
+        .filter_map(|e| match e {
+            Entry::View(v) => Some(v),
+            _ => None,
+        })
+        .collect();
+    views.sort_by(|a, b| a.item.name.cmp(&b.item.name));
+    views
+}
+
+fn views(ctx: &ReadContext) -> DfResult<Arc<dyn TableProvider>> {
+    let views = view_defs(ctx);
+    let failures: Vec<Option<String>> = views.iter().map(|v| v.rows.failure()).collect();
+    let schema = Schema::new(vec![
+        Field::new("view", DataType::Utf8, false),
+        Field::new("status", DataType::Utf8, false),
+        Field::new("error", DataType::Utf8, true),
+        Field::new("on_error", DataType::Utf8, false),
+        Field::new("rows_skipped", DataType::Int64, false),
+    ]);
+    table(
+        schema,
+        vec![
+            Arc::new(StringArray::from_iter_values(
+                views.iter().map(|v| &v.item.name),
+            )),
+            Arc::new(StringArray::from_iter_values(failures.iter().map(|f| {
+                if f.is_some() { "failed" } else { "running" }
+            }))),
+            Arc::new(StringArray::from(failures)),
+            Arc::new(StringArray::from_iter_values(views.iter().map(|v| {
+                if v.skipped.is_some() { "skip" } else { "fail" }
+            }))),
+            Arc::new(Int64Array::from_iter_values(views.iter().map(|v| {
+                v.skipped.as_ref().map_or(0, |s| s.total() as i64)
+            }))),
+        ],
+    )
+}
+
+fn skipped_rows(ctx: &ReadContext) -> DfResult<Arc<dyn TableProvider>> {
+    let mut names = Vec::new();
+    let mut rows = Vec::new();
+    for view in view_defs(ctx) {
+        if let Some(skipped) = &view.skipped {
+            for row in skipped.recent() {
+                names.push(view.item.name.clone());
+                rows.push(row);
+            }
+        }
+    }
+    let utc = Some(Arc::from("+00:00"));
+    let schema = Schema::new(vec![
+        Field::new("view", DataType::Utf8, false),
+        Field::new(
+            "skipped_at",
+            DataType::Timestamp(TimeUnit::Microsecond, utc.clone()),
+            false,
+        ),
+        Field::new("weight", DataType::Int64, false),
+        Field::new("reason", DataType::Utf8, false),
+        Field::new("row", DataType::Utf8, false),
+    ]);
+    table(
+        schema,
+        vec![
+            Arc::new(StringArray::from_iter_values(names)),
+            Arc::new(
+                TimestampMicrosecondArray::from_iter_values(rows.iter().map(|r| micros(r.at)))
+                    .with_timezone_opt(utc),
+            ),
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.weight))),
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.reason))),
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.row))),
+        ],
+    )
+}
+
+fn micros(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
 }
 
 fn table(schema: Schema, columns: Vec<ArrayRef>) -> DfResult<Arc<dyn TableProvider>> {

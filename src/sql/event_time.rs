@@ -105,39 +105,6 @@ fn interval_micros(interval: &ast::Interval) -> Result<i64> {
     Ok(micros)
 }
 
-/// Whether a view's options ask for EMIT ON WINDOW CLOSE; any other option is refused.
-pub fn emit_on_window_close(options: &ast::CreateTableOptions) -> Result<bool> {
-    let list = match options {
-        ast::CreateTableOptions::None => return Ok(false),
-        ast::CreateTableOptions::With(list) => list,
-        other => {
-            return Err(WeirError::unsupported(format!(
-                "materialized view options {other} are not supported"
-            )));
-        }
-    };
-    let mut emit = false;
-    for option in list {
-        match option {
-            ast::SqlOption::KeyValue { key, value }
-                if key.value.eq_ignore_ascii_case(EMIT_ON_WINDOW_CLOSE) =>
-            {
-                emit = match value {
-                    Expr::Value(v) => matches!(v.value, ast::Value::Boolean(true)),
-                    _ => false,
-                };
-            }
-            other => {
-                return Err(WeirError::unsupported(format!(
-                    "materialized view option {other} is not supported"
-                ))
-                .with_hint("the one option is emit_on_window_close (EMIT ON WINDOW CLOSE)"));
-            }
-        }
-    }
-    Ok(emit)
-}
-
 /// Adds the EMIT ON WINDOW CLOSE option to a view's options.
 pub fn set_emit_on_window_close(options: &mut ast::CreateTableOptions) {
     let option = ast::SqlOption::KeyValue {

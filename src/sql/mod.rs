@@ -9,4 +9,5 @@ pub mod event_time;
 pub mod parse;
 pub mod roles;
 pub mod stream_plan;
+pub mod view_options;
 pub mod windows;

@@ -21,6 +21,7 @@ use datafusion::physical_expr::{PhysicalExpr, create_physical_expr};
 
 use crate::dataflow::batch::nullable_schema;
 use crate::dataflow::graph::{Dataflow, Node};
+use crate::dataflow::ops::row_errors::OnRowError;
 use crate::dataflow::ops::{AggKind, AggSpec, Aggregate, Filter, Join, Project};
 use crate::error::{Result, WeirError};
 
@@ -54,12 +55,14 @@ pub struct StreamProps {
 /// tree each). `relation` gives the properties of a relation a scan reads (a table's primary
 /// key, a view's key; whether it is append-only).
 /// With `emit_on_window_close` the topmost aggregate emits each window once, when the
-/// watermark passes it.
+/// watermark passes it. With `on_row_error` set every operator skips (and records there) the
+/// rows its expressions fail on.
 pub fn plan_stream(
     plan: &LogicalPlan,
     relation: &dyn Fn(&str) -> StreamProps,
     workers: usize,
     emit_on_window_close: bool,
+    on_row_error: OnRowError,
 ) -> Result<StreamPlan> {
     let mut trees = Vec::with_capacity(workers);
     let mut built = None;
@@ -70,6 +73,7 @@ pub fn plan_stream(
             relation,
             props: ExecutionProps::new(),
             emit_on_window_close,
+            on_row_error: on_row_error.clone(),
         };
         let (root, out) = builder.build(plan)?;
         if builder.emit_on_window_close {
@@ -133,6 +137,8 @@ struct Builder<'a> {
     props: ExecutionProps,
     /// EMIT ON WINDOW CLOSE asked for and not yet given to an aggregate.
     emit_on_window_close: bool,
+    /// `on_error = 'skip'`: where the operators record the rows they skip.
+    on_row_error: OnRowError,
 }
 
 /// The expression under any number of `AS` aliases.
@@ -245,7 +251,8 @@ impl Builder<'_> {
                     name,
                 };
                 if let Some(predicate) = scan.filters.iter().cloned().reduce(|a, b| a.and(b)) {
-                    let filter = Filter::new(self.physical(&predicate, &scan.projected_schema)?);
+                    let filter = Filter::new(self.physical(&predicate, &scan.projected_schema)?)
+                        .on_row_error(self.on_row_error.clone());
                     node = self.op(filter, vec![node]);
                 }
                 Ok((node, out))
@@ -254,7 +261,8 @@ impl Builder<'_> {
             LogicalPlan::Filter(filter) => {
                 let (child, out) = self.build(&filter.input)?;
                 let predicate = self.physical(&filter.predicate, filter.input.schema())?;
-                Ok((self.op(Filter::new(predicate), vec![child]), out))
+                let filter = Filter::new(predicate).on_row_error(self.on_row_error.clone());
+                Ok((self.op(filter, vec![child]), out))
             }
             LogicalPlan::Projection(projection) => {
                 let (child, input) = self.build(&projection.input)?;
@@ -302,7 +310,8 @@ impl Builder<'_> {
                     append_only: input.append_only,
                     watermarks: carried.iter().map(|&(_, i)| i).collect(),
                 };
-                let mut project = Project::new(exprs, schema);
+                let mut project =
+                    Project::new(exprs, schema).on_row_error(self.on_row_error.clone());
                 if !carried.is_empty() {
                     project = project
                         .with_watermarks(nullable_schema(input_schema.as_arrow()), carried);
@@ -394,7 +403,8 @@ impl Builder<'_> {
                     arg_types,
                     schema,
                     input.append_only,
-                )?;
+                )?
+                .on_row_error(self.on_row_error.clone());
                 let mut append_only = false;
                 if std::mem::take(&mut self.emit_on_window_close) {
                     let Some(&(key, column)) = windows.first() else {
@@ -468,7 +478,8 @@ impl Builder<'_> {
                     &right_schema,
                     filter,
                     schema,
-                )?;
+                )?
+                .on_row_error(self.on_row_error.clone());
                 // Inner join of insertions: only insertions (each new row meets stored ones).
                 let out = StreamProps {
                     key: None,

@@ -7,25 +7,35 @@ use datafusion::arrow::array::{Array, BooleanArray};
 use datafusion::physical_expr::PhysicalExpr;
 
 use super::Operator;
+use super::row_errors::{self, OnRowError};
 use crate::dataflow::ChangeBatch;
 use crate::error::{Result, WeirError};
 
 pub struct Filter {
-    predicate: Arc<dyn PhysicalExpr>,
+    predicate: [Arc<dyn PhysicalExpr>; 1],
+    on_row_error: OnRowError,
 }
 
 impl Filter {
     pub fn new(predicate: Arc<dyn PhysicalExpr>) -> Self {
-        Filter { predicate }
+        Filter {
+            predicate: [predicate],
+            on_row_error: None,
+        }
+    }
+
+    /// Skips (and records) the rows the predicate fails on instead of failing.
+    pub fn on_row_error(mut self, skip: OnRowError) -> Self {
+        self.on_row_error = skip;
+        self
     }
 }
 
 impl Operator for Filter {
     fn process(&mut self, _input: usize, batch: ChangeBatch) -> Result<Vec<ChangeBatch>> {
-        let mask = self
-            .predicate
-            .evaluate(&batch.rows)?
-            .into_array(batch.len())?;
+        let (batch, mut masks) =
+            row_errors::evaluate(&self.predicate, batch, self.on_row_error.as_deref())?;
+        let mask = masks.pop().ok_or_else(|| WeirError::internal("filter without predicate"))?;
         let mask = mask
             .as_any()
             .downcast_ref::<BooleanArray>()
@@ -42,6 +52,6 @@ impl Operator for Filter {
     }
 
     fn describe(&self) -> String {
-        format!("Filter: {}", self.predicate)
+        format!("Filter: {}", self.predicate[0])
     }
 }

@@ -26,6 +26,7 @@ use hashbrown::{HashMap, HashSet};
 
 use super::key_cache::{KEY_FIXED_BYTES, KeyCache};
 use super::key_index::KeyIndex;
+use super::row_errors::{self, OnRowError};
 use super::{Operator, StateScope};
 use crate::dataflow::ChangeBatch;
 use crate::dataflow::batch::batch_from_columns;
@@ -291,6 +292,8 @@ pub struct Join {
     /// Reused per batch: each row's key index on this side, and its match on the other.
     assigned: Vec<u32>,
     found: Vec<Option<u32>>,
+    /// With `on_error = 'skip'`: where the rows a key or the filter fails on go.
+    on_row_error: OnRowError,
 }
 
 impl Join {
@@ -312,7 +315,14 @@ impl Join {
             output_schema,
             assigned: Vec::new(),
             found: Vec::new(),
+            on_row_error: None,
         })
+    }
+
+    /// Skips (and records) the rows a join key or the filter fails on instead of failing.
+    pub fn on_row_error(mut self, skip: OnRowError) -> Self {
+        self.on_row_error = skip;
+        self
     }
 
     /// The joined rows for row `this_idx[i]` of `batch` with `other_rows[i]`, filtered.
@@ -337,8 +347,9 @@ impl Join {
         let joined = ChangeBatch::new(batch_from_columns(&self.output_schema, columns)?, weights);
         match &self.filter {
             Some(f) => {
-                let mask = f.evaluate(&joined.rows)?.into_array(joined.len())?;
-                let mask = mask
+                let skip = self.on_row_error.as_deref();
+                let (joined, masks) = row_errors::evaluate(std::slice::from_ref(f), joined, skip)?;
+                let mask = masks[0]
                     .as_any()
                     .downcast_ref::<BooleanArray>()
                     .ok_or_else(|| WeirError::internal("join filter is not boolean"))?;
@@ -351,8 +362,10 @@ impl Join {
 
 impl Operator for Join {
     fn process(&mut self, input: usize, batch: ChangeBatch) -> Result<Vec<ChangeBatch>> {
-        let n = batch.len();
         let (this, other) = if input == 0 { (0, 1) } else { (1, 0) };
+        let skip = self.on_row_error.as_deref();
+        let batch = row_errors::drop_failing(&self.sides[this].keys, batch, skip)?;
+        let n = batch.len();
         let (key_cols, valid) = self.sides[this].key_columns(&batch)?;
         let is_valid = |i: usize| valid.as_ref().is_none_or(|v| v.is_valid(i));
 
@@ -453,8 +466,16 @@ impl Operator for Join {
 
     fn vnodes(&self, input: usize, batch: &ChangeBatch, out: &mut Vec<u16>) -> Result<()> {
         let side = &self.sides[input];
-        let (columns, _) = side.key_columns(batch)?;
-        side.index.vnodes(&columns, batch.len(), out)
+        match side.key_columns(batch) {
+            Ok((columns, _)) => side.index.vnodes(&columns, batch.len(), out),
+            Err(_) if self.on_row_error.is_some() => {
+                row_errors::route_passing(&side.keys, batch, out, |kept, out| {
+                    let (columns, _) = side.key_columns(kept)?;
+                    side.index.vnodes(&columns, kept.len(), out)
+                })
+            }
+            Err(e) => Err(e),
+        }
     }
 
     fn state_vnodes(&self, suffixes: &[&[u8]], out: &mut Vec<u16>) -> Result<()> {

@@ -7,6 +7,7 @@ mod join;
 mod key_cache;
 mod key_index;
 mod project;
+pub mod row_errors;
 #[cfg(test)]
 mod test_support;
 

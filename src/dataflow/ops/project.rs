@@ -14,6 +14,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::physical_expr::PhysicalExpr;
 
 use super::Operator;
+use super::row_errors::{self, OnRowError};
 use crate::dataflow::ChangeBatch;
 use crate::dataflow::batch::batch_from_columns;
 use crate::error::Result;
@@ -27,6 +28,7 @@ pub struct Project {
     /// schema to evaluate them on.
     watermarks: Vec<(usize, usize)>,
     input_schema: Option<SchemaRef>,
+    on_row_error: OnRowError,
 }
 
 impl Project {
@@ -36,7 +38,14 @@ impl Project {
             schema,
             watermarks: Vec::new(),
             input_schema: None,
+            on_row_error: None,
         }
+    }
+
+    /// Skips (and records) the rows an expression fails on instead of failing.
+    pub fn on_row_error(mut self, skip: OnRowError) -> Self {
+        self.on_row_error = skip;
+        self
     }
 
     /// Carries watermarks from input to output columns (pairs of input, output column).
@@ -49,12 +58,8 @@ impl Project {
 
 impl Operator for Project {
     fn process(&mut self, _input: usize, batch: ChangeBatch) -> Result<Vec<ChangeBatch>> {
-        let n = batch.len();
-        let columns = self
-            .exprs
-            .iter()
-            .map(|e| e.evaluate(&batch.rows)?.into_array(n))
-            .collect::<datafusion::error::Result<Vec<_>>>()?;
+        let (batch, columns) =
+            row_errors::evaluate(&self.exprs, batch, self.on_row_error.as_deref())?;
         let rows = batch_from_columns(&self.schema, columns)?;
         Ok(vec![ChangeBatch::new(rows, batch.weights)])
     }

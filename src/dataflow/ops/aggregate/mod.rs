@@ -37,6 +37,7 @@ use serde::{Deserialize, Serialize};
 
 use super::key_cache::{KEY_FIXED_BYTES, KeyCache};
 use super::key_index::KeyIndex;
+use super::row_errors::{self, OnRowError};
 use super::{Operator, StateScope};
 use crate::dataflow::batch::batch_from_columns;
 use crate::dataflow::state_cache::StateReader;
@@ -119,6 +120,10 @@ pub struct Aggregate {
     group_bytes: usize,
     /// Groups of the batch being processed to read from the store (kept for its allocation).
     to_load: Vec<u32>,
+    /// With `on_error = 'skip'`: where skipped rows go, and every expression the aggregate
+    /// evaluates (group keys, then arguments), which a row must pass to be counted.
+    on_row_error: OnRowError,
+    guarded: Vec<Arc<dyn PhysicalExpr>>,
 }
 
 impl Aggregate {
@@ -173,9 +178,20 @@ impl Aggregate {
             cache: None,
             group_bytes: 0,
             to_load: Vec::new(),
+            on_row_error: None,
+            guarded: Vec::new(),
         };
         op.ensure_global_group();
         Ok(op)
+    }
+
+    /// Skips (and records) the rows a group key or argument fails on instead of failing.
+    pub fn on_row_error(mut self, skip: OnRowError) -> Self {
+        self.guarded = self.group_exprs.clone();
+        self.guarded
+            .extend(self.aggs.iter().map(|spec| spec.arg.clone()));
+        self.on_row_error = skip;
+        self
     }
 
     /// Emits each window once, when the watermark on group key `key` (the input's column
@@ -435,6 +451,7 @@ impl Aggregate {
 }
 impl Operator for Aggregate {
     fn process(&mut self, _input: usize, batch: ChangeBatch) -> Result<Vec<ChangeBatch>> {
+        let batch = row_errors::drop_failing(&self.guarded, batch, self.on_row_error.as_deref())?;
         // Rows of windows already closed are late: dropped.
         let batch = match &self.close {
             Some(close) => {
@@ -649,8 +666,16 @@ impl Operator for Aggregate {
     }
 
     fn vnodes(&self, _input: usize, batch: &ChangeBatch, out: &mut Vec<u16>) -> Result<()> {
-        let columns = self.group_columns(batch)?;
-        self.groups.vnodes(&columns, batch.len(), out)
+        match self.group_columns(batch) {
+            Ok(columns) => self.groups.vnodes(&columns, batch.len(), out),
+            Err(_) if self.on_row_error.is_some() => {
+                row_errors::route_passing(&self.group_exprs, batch, out, |kept, out| {
+                    let columns = self.group_columns(kept)?;
+                    self.groups.vnodes(&columns, kept.len(), out)
+                })
+            }
+            Err(e) => Err(e),
+        }
     }
 
     fn state_vnodes(&self, suffixes: &[&[u8]], out: &mut Vec<u16>) -> Result<()> {
