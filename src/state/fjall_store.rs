@@ -9,6 +9,7 @@
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use fjall::config::PinningPolicy;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode, Readable, Snapshot};
@@ -21,6 +22,15 @@ const KEYSPACE: &str = "weir";
 /// fjall's block cache (its own default is 32 MiB): operator state read back through the state
 /// cache (`dataflow::state_cache`) comes from here when it was read or written recently.
 const BLOCK_CACHE_MB: u64 = 128;
+/// A commit of at least this many key and value bytes is flushed from the memtable to a table
+/// file before it is acknowledged. fjall replays at open every journal entry not yet in a
+/// table file, so without this a crash soon after a big commit (a view's backfill) costs
+/// seconds of replay at the next start; with it the journal left to replay stays small.
+const FLUSH_COMMIT_BYTES: usize = 16 * 1024 * 1024;
+/// The longest a large commit waits for its flush (past it, the journal is replayed instead).
+const FLUSH_WAIT_MAX: Duration = Duration::from_secs(30);
+/// How often that wait looks whether fjall is done.
+const FLUSH_POLL: Duration = Duration::from_millis(5);
 
 pub struct FjallStore {
     db: Database,
@@ -50,6 +60,26 @@ impl FjallStore {
             })
             .map_err(store_error)?;
         Ok(FjallStore { db, space })
+    }
+}
+
+impl FjallStore {
+    /// Seals the memtable and waits (at most [`FLUSH_WAIT_MAX`]) until fjall has written it to
+    /// a table file and dropped the journals behind it. fjall may already have sealed it
+    /// itself (a memtable past its size limit is sealed by a background worker), so this waits
+    /// on the outcome, not on its own call. `rotate_memtable` is public but hidden in fjall's
+    /// docs, like the counts it is checked with.
+    fn flush_journal(&self) -> Result<()> {
+        self.space.rotate_memtable().map_err(store_error)?;
+        let deadline = Instant::now() + FLUSH_WAIT_MAX;
+        while self.space.sealed_memtable_count() > 0 || self.db.journal_count() > 1 {
+            if Instant::now() > deadline {
+                tracing::debug!("fjall has not flushed a large commit within {FLUSH_WAIT_MAX:?}");
+                break;
+            }
+            std::thread::sleep(FLUSH_POLL);
+        }
+        Ok(())
     }
 }
 
@@ -86,6 +116,10 @@ impl StateStore for FjallStore {
         // walks the skiplist path the previous one just warmed in the cache.
         let mut ops = batch.ops;
         ops.sort_by(|a, b| a.0.cmp(&b.0));
+        let bytes: usize = ops
+            .iter()
+            .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len))
+            .sum();
         let mut writes = self.db.batch();
         for (key, value) in ops {
             match value {
@@ -94,7 +128,11 @@ impl StateStore for FjallStore {
             }
         }
         writes.commit().map_err(store_error)?;
-        self.db.persist(PersistMode::SyncAll).map_err(store_error)
+        self.db.persist(PersistMode::SyncAll).map_err(store_error)?;
+        if bytes >= FLUSH_COMMIT_BYTES {
+            self.flush_journal()?;
+        }
+        Ok(())
     }
 }
 
