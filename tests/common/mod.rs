@@ -144,8 +144,52 @@ impl WeirServer {
         }
     }
 
+    /// Starts the server and kills it `after` later, whether or not it has opened its
+    /// listeners yet: a crash during recovery.
+    pub async fn start_and_kill_after(&mut self, after: Duration) {
+        self.kill();
+        self.launch();
+        tokio::time::sleep(after).await;
+        self.kill();
+    }
+
     /// One start: Err(the log) when the process exits before it opens its listeners.
     async fn try_spawn(&mut self) -> Result<(), String> {
+        let log_start = self.launch();
+        let log_path = self.data_dir.with_extension("log");
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        loop {
+            let log = std::fs::read(&log_path).unwrap_or_default();
+            let new = String::from_utf8_lossy(log.get(log_start..).unwrap_or_default());
+            if let Some(port) = listener_port(&new, "postgres") {
+                self.port = port;
+                if self.kafka_port.is_some() {
+                    self.kafka_port = Some(listener_port(&new, "kafka").expect("kafka port"));
+                }
+                if self.http_port.is_some() {
+                    self.http_port = Some(listener_port(&new, "http").expect("http port"));
+                }
+                return Ok(());
+            }
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                self.child = None;
+                return Err(format!("{status}: {}", self.log()));
+            }
+            assert!(
+                Instant::now() < deadline,
+                "weir did not start; log: {}",
+                self.log()
+            );
+            tokio::time::sleep(STARTUP_POLL).await;
+        }
+    }
+
+    /// Starts the process; returns where this start's lines begin in the log.
+    fn launch(&mut self) -> usize {
         let on = |wanted: bool| if wanted { "127.0.0.1:0" } else { "off" };
         let (kafka_addr, http_addr) = (on(self.kafka_port.is_some()), on(self.http_port.is_some()));
         let log_path = self.data_dir.with_extension("log");
@@ -191,35 +235,7 @@ impl WeirServer {
             .spawn()
             .unwrap_or_else(|e| panic!("start weir ({}): {e}", bin.display()));
         self.child = Some(child);
-        let deadline = Instant::now() + STARTUP_TIMEOUT;
-        loop {
-            let log = std::fs::read(&log_path).unwrap_or_default();
-            let new = String::from_utf8_lossy(log.get(log_start..).unwrap_or_default());
-            if let Some(port) = listener_port(&new, "postgres") {
-                self.port = port;
-                if self.kafka_port.is_some() {
-                    self.kafka_port = Some(listener_port(&new, "kafka").expect("kafka port"));
-                }
-                if self.http_port.is_some() {
-                    self.http_port = Some(listener_port(&new, "http").expect("http port"));
-                }
-                return Ok(());
-            }
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                self.child = None;
-                return Err(format!("{status}: {}", self.log()));
-            }
-            assert!(
-                Instant::now() < deadline,
-                "weir did not start; log: {}",
-                self.log()
-            );
-            tokio::time::sleep(STARTUP_POLL).await;
-        }
+        log_start
     }
 
     /// `host:port` of the Kafka listener.
@@ -280,6 +296,12 @@ impl WeirServer {
     pub async fn restart(&mut self) {
         self.kill();
         self.spawn().await;
+    }
+
+    /// Like `restart`; Err(the log) when the server exits before it listens.
+    pub async fn try_restart(&mut self) -> Result<(), String> {
+        self.kill();
+        self.try_spawn().await
     }
 }
 

@@ -3,6 +3,10 @@
   produce-confluent BOOTSTRAP TOPIC COUNT COMPRESSION START  -> prints the number of acked records
   produce-python    BOOTSTRAP TOPIC COUNT START              -> kafka-python producer, acks=all
   produce-until-error BOOTSTRAP TOPIC                        -> prints each acked key until the broker dies
+  produce-lines     BOOTSTRAP TOPIC IDEMPOTENT               -> one record {"id", "k", "v"} per stdin
+                                                                line "id k v" (key: id), acks=all,
+                                                                idempotent (1) or without retries (0);
+                                                                prints each acked id (tests/chaos)
   consume-confluent BOOTSTRAP TOPIC COUNT                    -> prints the consumed values, one a line
   consume-python    BOOTSTRAP TOPIC COUNT                    -> same with kafka-python
   consume-keyed     BOOTSTRAP TOPIC                          -> every record as key TAB value, until idle
@@ -86,6 +90,34 @@ def produce_until_error(bootstrap, topic):
             pass
         p.poll(0.001)
     p.flush(5)
+
+
+def produce_lines(bootstrap, topic, idempotent):
+    from confluent_kafka import Producer
+
+    config = {"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 2,
+              "reconnect.backoff.max.ms": 100}
+    if idempotent == "1":
+        config["enable.idempotence"] = True
+    else:
+        config["retries"] = 0
+
+    def on_delivery(err, msg):
+        if not err:
+            print(msg.key().decode(), flush=True)
+
+    p = Producer(config)
+    for line in sys.stdin:
+        i, k, v = (int(x) for x in line.split())
+        record = json.dumps({"id": i, "k": k, "v": v})
+        while True:
+            try:
+                p.produce(topic, key=str(i), value=record, on_delivery=on_delivery)
+                break
+            except BufferError:
+                p.poll(0.01)
+        p.poll(0)
+    p.flush(30)
 
 
 def produce_python(bootstrap, topic, count, start):
@@ -302,6 +334,8 @@ if __name__ == "__main__":
         produce_confluent(bootstrap, topic, int(rest[0]), rest[1], int(rest[2]))
     elif cmd == "produce-until-error":
         produce_until_error(bootstrap, topic)
+    elif cmd == "produce-lines":
+        produce_lines(bootstrap, topic, rest[0])
     elif cmd == "produce-python":
         produce_python(bootstrap, topic, int(rest[0]), int(rest[1]))
     elif cmd == "consume-confluent":
