@@ -187,7 +187,9 @@ async fn ingest_and_metrics() {
              CREATE SOURCE events (id BIGINT, name TEXT) FORMAT CSV; \
              CREATE TABLE users (id BIGINT PRIMARY KEY, name TEXT); \
              CREATE MATERIALIZED VIEW per_user AS \
-               SELECT user_id, count(*) AS clicks, sum(n) AS total FROM clicks GROUP BY user_id;",
+               SELECT user_id, count(*) AS clicks, sum(n) AS total FROM clicks GROUP BY user_id; \
+             CREATE MATERIALIZED VIEW inverse WITH (on_error = 'skip') AS \
+               SELECT 100 / (user_id - 1) AS r FROM clicks;",
         )
         .await
         .unwrap();
@@ -495,6 +497,10 @@ async fn ingest_and_metrics() {
     );
     assert_eq!(get(r#"weir_view_rows{view="per_user"}"#), 3.0);
     assert_eq!(get(r#"weir_view_failed{view="per_user"}"#), 0.0);
+    // User 1's three clicks divide by zero in `inverse`, which skips them.
+    assert_eq!(get(r#"weir_view_rows_skipped_total{view="inverse"}"#), 3.0);
+    assert_eq!(get(r#"weir_view_rows{view="inverse"}"#), 4.0);
+    assert!(!m.contains_key(r#"weir_view_rows_skipped_total{view="per_user"}"#));
     let epoch = get("weir_epoch_committed");
     assert!(epoch >= 1.0);
     assert_eq!(get(r#"weir_view_committed_epoch{view="per_user"}"#), epoch);

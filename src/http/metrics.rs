@@ -234,6 +234,7 @@ fn views(db: &Database, e: &mut Exposition) {
     const COMMITTED_AT: &str = "weir_view_last_commit_timestamp_seconds";
     const FRESHNESS: &str = "weir_view_freshness_seconds";
     const FAILED: &str = "weir_view_failed";
+    const SKIPPED: &str = "weir_view_rows_skipped_total";
     const READ: &str = "weir_view_backfill_records_read";
     const TOTAL: &str = "weir_view_backfill_records_total";
     e.family(
@@ -257,6 +258,7 @@ fn views(db: &Database, e: &mut Exposition) {
         "gauge",
         "1 when the view's dataflow failed and it is no longer maintained, else 0.",
     );
+    e.family(SKIPPED, "counter", "Rows a view created WITH (on_error = 'skip') left out since start because an expression failed on them (listed in weir_skipped_rows).");
     e.family(READ, "gauge", "Records of its inputs' history a view still backfilling (CREATE MATERIALIZED VIEW running) has read.");
     e.family(
         TOTAL,
@@ -285,6 +287,9 @@ fn views(db: &Database, e: &mut Exposition) {
         }
         let failed = view.rows.failure().is_some();
         e.gauge(FAILED, &labels, if failed { 1.0 } else { 0.0 });
+        if let Some(skipped) = &view.skipped {
+            e.sample(SKIPPED, "", &labels, skipped.total() as f64);
+        }
     }
     for job in db.runtime.jobs().lock().expect("jobs lock").values() {
         let labels = [("view", job.view.as_str())];

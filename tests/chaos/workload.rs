@@ -22,6 +22,8 @@ use super::Rng;
 /// Keys of the source's records (`k`), and ids of the table's rows.
 const EVENT_KEYS: u64 = 50;
 const ACCOUNT_IDS: u64 = 200;
+/// Views made during the run that live at once, beside the fixed ones.
+const CHURN_VIEWS_MAX: usize = 4;
 
 /// A view the checks compare with a batch recompute.
 #[derive(Debug, Clone)]
@@ -265,9 +267,9 @@ impl Workload {
     /// `kafka`: whether a Kafka producer can run (the test virtualenv's Python is there).
     pub fn plan_cycle(&mut self, rng: &mut Rng, kill: Kill, kafka: bool) -> Plan {
         let mut events = Vec::new();
-        for _ in 0..10 + rng.below(30) {
+        for _ in 0..5 + rng.below(20) {
             let copy = rng.chance(30);
-            let n = if copy { 100 + rng.below(500) } else { 1 + rng.below(40) };
+            let n = if copy { 50 + rng.below(250) } else { 1 + rng.below(20) };
             let rows = self.event_rows(rng, n);
             events.push(if copy {
                 EventBatch::Copy(rows)
@@ -278,7 +280,7 @@ impl Workload {
         // Table writes drawn against the table as it will be when each runs (they run in order).
         let mut table = self.accounts.clone();
         let mut accounts = Vec::new();
-        for _ in 0..20 + rng.below(60) {
+        for _ in 0..10 + rng.below(40) {
             let id = rng.below(ACCOUNT_IDS) as i64;
             let balance = rng.below(1000) as i64;
             let op = match table.contains_key(&id) {
@@ -289,16 +291,14 @@ impl Workload {
             op.apply(&mut table);
             accounts.push(op);
         }
+        // A view is made (and killed mid-backfill), or one made before is dropped; with
+        // CHURN_VIEWS_MAX of them alive, a make becomes a drop, so the checks stay bounded.
         let ddl = match kill {
-            Kill::MidBackfill => Some(Ddl::Create(self.new_view(rng))),
-            Kill::MidDrop => match self.views.keys().nth(rng.below(self.views.len() as u64) as usize) {
-                Some(name) => Some(Ddl::Drop(name.clone())),
-                None => Some(Ddl::Create(self.new_view(rng))),
-            },
-            _ if rng.chance(10) => Some(Ddl::Create(self.new_view(rng))),
+            Kill::MidBackfill | Kill::MidDrop => Some(self.create_or_drop(rng, kill)),
+            _ if rng.chance(10) => Some(self.create_or_drop(rng, Kill::MidBackfill)),
             _ => None,
         };
-        let produced = 100 + rng.below(1500);
+        let produced = 50 + rng.below(600);
         let kafka = (kafka && rng.chance(60)).then(|| KafkaBatch {
             rows: self.event_rows(rng, produced),
             idempotent: rng.chance(50),
@@ -311,6 +311,19 @@ impl Workload {
             flush_often: matches!(kill, Kill::MidFlush) || rng.chance(20),
             final_flush: matches!(kill, Kill::AfterCommit) || rng.chance(30),
         }
+    }
+
+    fn create_or_drop(&mut self, rng: &mut Rng, kill: Kill) -> Ddl {
+        let create = match kill {
+            Kill::MidDrop => self.views.is_empty(),
+            _ => self.views.len() < CHURN_VIEWS_MAX,
+        };
+        if create {
+            return Ddl::Create(self.new_view(rng));
+        }
+        let pick = rng.below(self.views.len() as u64) as usize;
+        let name = self.views.keys().nth(pick).expect("a view to drop");
+        Ddl::Drop(name.clone())
     }
 
     fn new_view(&mut self, rng: &mut Rng) -> View {
