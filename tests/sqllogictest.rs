@@ -70,9 +70,10 @@ impl AsyncDB for WeirDb {
                         views.push(CreatedView {
                             name,
                             query: v.query.to_string(),
-                            emits_closed_windows:
-                                weir::sql::view_options::ViewOptions::parse(&v.options)
-                                    .is_ok_and(|o| o.emit_on_window_close),
+                            emits_closed_windows: weir::sql::view_options::ViewOptions::parse(
+                                &v.options,
+                            )
+                            .is_ok_and(|o| o.emit_on_window_close),
                         });
                     }
                 }

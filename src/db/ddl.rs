@@ -15,16 +15,16 @@ use crate::catalog::{
     CatalogItem, Entry, ItemKind, SinkDef, SourceDef, TableData, TableDef, ViewDef,
 };
 use crate::dataflow::actor::{InputSource, ViewFlow};
+use crate::dataflow::ops::row_errors::{OnRowError, SkippedRows};
 use crate::dataflow::topic_sink::{CommittedEnds, SinkMode, TopicSink};
 use crate::dataflow::view_rows::ViewRows;
 use crate::error::{ErrorKind, Result, WeirError};
 use crate::sources::generator::{self, GeneratorHandle, NexmarkOptions};
 use crate::sources::reader::{Decoding, EventTime};
-use crate::dataflow::ops::row_errors::{OnRowError, SkippedRows};
 use crate::sql::event_time::WatermarkDef;
-use crate::sql::view_options::{OnError, ViewOptions};
 use crate::sql::parse::{self, Statement};
 use crate::sql::stream_plan::{StreamPlan, StreamProps, check_deterministic, plan_stream};
+use crate::sql::view_options::{OnError, ViewOptions};
 use crate::state::WriteBatch;
 use crate::topics::TopicConfig;
 use std::sync::atomic::AtomicBool;

@@ -131,16 +131,22 @@ fn views(ctx: &ReadContext) -> DfResult<Arc<dyn TableProvider>> {
             Arc::new(StringArray::from_iter_values(
                 views.iter().map(|v| &v.item.name),
             )),
-            Arc::new(StringArray::from_iter_values(failures.iter().map(|f| {
-                if f.is_some() { "failed" } else { "running" }
-            }))),
+            Arc::new(StringArray::from_iter_values(
+                failures
+                    .iter()
+                    .map(|f| if f.is_some() { "failed" } else { "running" }),
+            )),
             Arc::new(StringArray::from(failures)),
-            Arc::new(StringArray::from_iter_values(views.iter().map(|v| {
-                if v.skipped.is_some() { "skip" } else { "fail" }
-            }))),
-            Arc::new(Int64Array::from_iter_values(views.iter().map(|v| {
-                v.skipped.as_ref().map_or(0, |s| s.total() as i64)
-            }))),
+            Arc::new(StringArray::from_iter_values(
+                views
+                    .iter()
+                    .map(|v| if v.skipped.is_some() { "skip" } else { "fail" }),
+            )),
+            Arc::new(Int64Array::from_iter_values(
+                views
+                    .iter()
+                    .map(|v| v.skipped.as_ref().map_or(0, |s| s.total() as i64)),
+            )),
         ],
     )
 }
@@ -177,7 +183,9 @@ fn skipped_rows(ctx: &ReadContext) -> DfResult<Arc<dyn TableProvider>> {
                     .with_timezone_opt(utc),
             ),
             Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.weight))),
-            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.reason))),
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|r| &r.reason),
+            )),
             Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.row))),
         ],
     )

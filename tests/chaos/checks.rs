@@ -48,7 +48,9 @@ async fn check_events(client: &Client, workload: &mut Workload) -> Result<usize,
             .map_err(|_| format!("events: id {row:?} is not a number"))?;
         *seen.entry(id).or_default() += 1;
     }
-    let maybe: BTreeSet<i64> = std::mem::take(&mut workload.maybe_events).into_iter().collect();
+    let maybe: BTreeSet<i64> = std::mem::take(&mut workload.maybe_events)
+        .into_iter()
+        .collect();
     for (&id, &n) in &seen {
         let known = workload.events.contains(&id) || maybe.contains(&id);
         if !known {
@@ -61,7 +63,11 @@ async fn check_events(client: &Client, workload: &mut Workload) -> Result<usize,
     if let Some(lost) = workload.events.iter().find(|id| !seen.contains_key(id)) {
         return Err(format!(
             "events: acknowledged record {lost} is lost ({} of {} acknowledged records there)",
-            workload.events.iter().filter(|id| seen.contains_key(id)).count(),
+            workload
+                .events
+                .iter()
+                .filter(|id| seen.contains_key(id))
+                .count(),
             workload.events.len()
         ));
     }
@@ -113,7 +119,10 @@ async fn settle_ddl(client: &Client, workload: &mut Workload) -> Result<(), Stri
         let name = parts.next().unwrap_or_default().to_string();
         let status = parts.next().unwrap_or_default().to_string();
         if status != "running" {
-            return Err(format!("view {name} is {status}: {}", parts.next().unwrap_or("")));
+            return Err(format!(
+                "view {name} is {status}: {}",
+                parts.next().unwrap_or("")
+            ));
         }
         listed.insert(name, status);
     }
@@ -143,7 +152,12 @@ async fn settle_ddl(client: &Client, workload: &mut Workload) -> Result<(), Stri
 /// The sink's topic, each row counted +1 for an insert and -1 for a delete, is the view.
 async fn check_sink(client: &Client) -> Result<(), String> {
     let mut folded: BTreeMap<String, i64> = BTreeMap::new();
-    for row in query(client, "SELECT k, n, total, lo, hi, op FROM per_key_out_rows").await? {
+    for row in query(
+        client,
+        "SELECT k, n, total, lo, hi, op FROM per_key_out_rows",
+    )
+    .await?
+    {
         let (values, op) = row
             .rsplit_once('|')
             .ok_or_else(|| format!("sink: bad row {row:?}"))?;

@@ -20,14 +20,14 @@
 //! `cargo test` runs a short run (`CI_CYCLES`); a long one is
 //! `cargo build --release && WEIR_TEST_BIN=target/release/weir cargo test --test chaos -- --seed 1 --cycles 1000`.
 
+mod checks;
 #[path = "../common/mod.rs"]
 mod common;
-mod checks;
 mod workload;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::WeirServer;

@@ -47,8 +47,7 @@ impl View {
 
 /// The views made at set-up, which live through every cycle.
 pub fn fixed_views() -> Vec<View> {
-    let per_key =
-        "SELECT k, count(*) AS n, sum(v) AS total, min(v) AS lo, max(v) AS hi FROM events GROUP BY k";
+    let per_key = "SELECT k, count(*) AS n, sum(v) AS total, min(v) AS lo, max(v) AS hi FROM events GROUP BY k";
     vec![
         View::new("per_key", per_key),
         View::new(
@@ -161,7 +160,9 @@ impl AccountOp {
     fn sql(self) -> String {
         match self {
             AccountOp::Insert(id, b) => format!("INSERT INTO accounts VALUES ({id}, {b})"),
-            AccountOp::Update(id, b) => format!("UPDATE accounts SET balance = {b} WHERE id = {id}"),
+            AccountOp::Update(id, b) => {
+                format!("UPDATE accounts SET balance = {b} WHERE id = {id}")
+            }
             AccountOp::Delete(id) => format!("DELETE FROM accounts WHERE id = {id}"),
         }
     }
@@ -269,7 +270,11 @@ impl Workload {
         let mut events = Vec::new();
         for _ in 0..5 + rng.below(20) {
             let copy = rng.chance(30);
-            let n = if copy { 50 + rng.below(250) } else { 1 + rng.below(20) };
+            let n = if copy {
+                50 + rng.below(250)
+            } else {
+                1 + rng.below(20)
+            };
             let rows = self.event_rows(rng, n);
             events.push(if copy {
                 EventBatch::Copy(rows)
@@ -390,9 +395,11 @@ pub struct Target {
 pub async fn drive(target: Target, plan: Plan) -> Outcome {
     let port = target.port;
     let outcome = Arc::new(Mutex::new(Outcome::default()));
-    let (Ok(events), Ok(accounts), Ok(control)) =
-        (connect(port).await, connect(port).await, connect(port).await)
-    else {
+    let (Ok(events), Ok(accounts), Ok(control)) = (
+        connect(port).await,
+        connect(port).await,
+        connect(port).await,
+    ) else {
         return Outcome::default();
     };
     let writers_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -481,7 +488,13 @@ async fn produce(
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/kafka/clients.py");
     let idempotent = if batch.idempotent { "1" } else { "0" };
     let spawned = std::process::Command::new(python)
-        .args([script, "produce-lines", &bootstrap, "events_log", idempotent])
+        .args([
+            script,
+            "produce-lines",
+            &bootstrap,
+            "events_log",
+            idempotent,
+        ])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())

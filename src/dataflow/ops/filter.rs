@@ -35,7 +35,9 @@ impl Operator for Filter {
     fn process(&mut self, _input: usize, batch: ChangeBatch) -> Result<Vec<ChangeBatch>> {
         let (batch, mut masks) =
             row_errors::evaluate(&self.predicate, batch, self.on_row_error.as_deref())?;
-        let mask = masks.pop().ok_or_else(|| WeirError::internal("filter without predicate"))?;
+        let mask = masks
+            .pop()
+            .ok_or_else(|| WeirError::internal("filter without predicate"))?;
         let mask = mask
             .as_any()
             .downcast_ref::<BooleanArray>()

@@ -244,7 +244,11 @@ mod tests {
         assert_eq!(listed[0].row, "(1, 0)");
         assert_eq!(listed[1].row, "(5, 0)");
         assert_eq!(listed[1].weight, -1);
-        assert!(listed[0].reason.contains("division by zero"), "{}", listed[0].reason);
+        assert!(
+            listed[0].reason.contains("division by zero"),
+            "{}",
+            listed[0].reason
+        );
     }
 
     #[test]
