@@ -794,7 +794,9 @@ fn flow_with_checked_inputs(flow: ViewFlow, views: &[ViewHandle]) -> Result<View
 /// to leave such rows out instead.
 fn in_view(name: &str, e: WeirError) -> WeirError {
     let hint = match e.hint {
-        None if e.kind.sqlstate().starts_with("22") => Some(SKIP_HINT.to_string()),
+        None if crate::dataflow::ops::row_errors::is_data_exception(&e) => {
+            Some(SKIP_HINT.to_string())
+        }
         hint => hint,
     };
     WeirError {

@@ -15,7 +15,7 @@ use crate::catalog::{
     CatalogItem, Entry, ItemKind, SinkDef, SourceDef, TableData, TableDef, ViewDef,
 };
 use crate::dataflow::actor::{InputSource, ViewFlow};
-use crate::dataflow::ops::row_errors::{OnRowError, SkippedRows};
+use crate::dataflow::ops::row_errors::OnRowError;
 use crate::dataflow::topic_sink::{CommittedEnds, SinkMode, TopicSink};
 use crate::dataflow::view_rows::ViewRows;
 use crate::error::{ErrorKind, Result, WeirError};
@@ -24,7 +24,7 @@ use crate::sources::reader::{Decoding, EventTime};
 use crate::sql::event_time::WatermarkDef;
 use crate::sql::parse::{self, Statement};
 use crate::sql::stream_plan::{StreamPlan, StreamProps, check_deterministic, plan_stream};
-use crate::sql::view_options::{OnError, ViewOptions};
+use crate::sql::view_options::ViewOptions;
 use crate::state::WriteBatch;
 use crate::topics::TopicConfig;
 use std::sync::atomic::AtomicBool;
@@ -405,7 +405,7 @@ impl Database {
             self.catalog.ensure_free(&name)?;
         }
         let options = ViewOptions::parse(&view.options)?;
-        let skipped = (options.on_error == OnError::Skip).then(Arc::<SkippedRows>::default);
+        let skipped = options.on_row_error();
         let (stream, inputs) = self
             .plan_view(
                 &view.query,
@@ -756,9 +756,13 @@ impl Database {
         let text = match &stmt {
             ast::Statement::CreateView(view) if view.materialized => {
                 let options = ViewOptions::parse(&view.options)?;
-                let skipped = (options.on_error == OnError::Skip).then(Arc::<SkippedRows>::default);
                 let (stream, _) = self
-                    .plan_view(&view.query, false, options.emit_on_window_close, skipped)
+                    .plan_view(
+                        &view.query,
+                        false,
+                        options.emit_on_window_close,
+                        options.on_row_error(),
+                    )
                     .await?;
                 let mut text = stream.dataflow.explain();
                 if !stream.key.is_empty() {

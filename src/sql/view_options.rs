@@ -11,6 +11,7 @@
 use datafusion::sql::sqlparser::ast::{self, Expr};
 
 use super::event_time::EMIT_ON_WINDOW_CLOSE;
+use crate::dataflow::ops::row_errors::OnRowError;
 use crate::error::{ErrorKind, Result, WeirError};
 
 /// The option naming a view's error policy.
@@ -33,16 +34,13 @@ pub enum OnError {
     Skip,
 }
 
-impl OnError {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OnError::Fail => "fail",
-            OnError::Skip => "skip",
-        }
-    }
-}
-
 impl ViewOptions {
+    /// Where the view's operators record the rows they skip: a new log with `on_error =
+    /// 'skip'`, none (fail) otherwise.
+    pub fn on_row_error(&self) -> OnRowError {
+        (self.on_error == OnError::Skip).then(Default::default)
+    }
+
     pub fn parse(options: &ast::CreateTableOptions) -> Result<ViewOptions> {
         let list = match options {
             ast::CreateTableOptions::None => return Ok(ViewOptions::default()),

@@ -12,14 +12,14 @@ use crate::dataflow::ChangeBatch;
 use crate::error::{Result, WeirError};
 
 pub struct Filter {
-    predicate: [Arc<dyn PhysicalExpr>; 1],
+    predicate: Arc<dyn PhysicalExpr>,
     on_row_error: OnRowError,
 }
 
 impl Filter {
     pub fn new(predicate: Arc<dyn PhysicalExpr>) -> Self {
         Filter {
-            predicate: [predicate],
+            predicate,
             on_row_error: None,
         }
     }
@@ -33,12 +33,10 @@ impl Filter {
 
 impl Operator for Filter {
     fn process(&mut self, _input: usize, batch: ChangeBatch) -> Result<Vec<ChangeBatch>> {
-        let (batch, mut masks) =
-            row_errors::evaluate(&self.predicate, batch, self.on_row_error.as_deref())?;
-        let mask = masks
-            .pop()
-            .ok_or_else(|| WeirError::internal("filter without predicate"))?;
-        let mask = mask
+        let skip = self.on_row_error.as_deref();
+        let predicate = std::slice::from_ref(&self.predicate);
+        let (batch, masks) = row_errors::evaluate(predicate, batch, skip)?;
+        let mask = masks[0]
             .as_any()
             .downcast_ref::<BooleanArray>()
             .ok_or_else(|| WeirError::internal("filter predicate is not boolean"))?;
@@ -54,6 +52,6 @@ impl Operator for Filter {
     }
 
     fn describe(&self) -> String {
-        format!("Filter: {}", self.predicate[0])
+        format!("Filter: {}", self.predicate)
     }
 }

@@ -9,7 +9,9 @@
 //! in their topics.
 //!
 //! Only errors of SQLSTATE class 22 (data exceptions) are skipped; any other error still fails
-//! the view. A batch without a failing row is evaluated once, as without the policy.
+//! the view. Projections and filters evaluate a batch without a failing row once, as without
+//! the policy; under it the aggregate (keys and arguments) and the join (keys) evaluate their
+//! expressions once more per batch, to find the failing rows before they touch state.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -109,12 +111,6 @@ pub fn drop_failing(
     Ok(evaluate(exprs, batch, skip)?.0)
 }
 
-/// Which rows of `batch` every expression evaluates on, without recording the others (an
-/// exchange routing rows before the operator that skips them sees them).
-pub fn passing_rows(exprs: &[Arc<dyn PhysicalExpr>], batch: &ChangeBatch) -> Result<BooleanArray> {
-    passing(exprs, batch, None)
-}
-
 /// Routes `batch` to vnodes when its key expressions fail on some rows: the rows that pass get
 /// the vnodes `route` gives them, the others vnode 0, where the operator skips and records
 /// them.
@@ -124,7 +120,8 @@ pub fn route_passing(
     out: &mut Vec<u16>,
     route: impl FnOnce(&ChangeBatch, &mut Vec<u16>) -> Result<()>,
 ) -> Result<()> {
-    let passing = passing_rows(exprs, batch)?;
+    // Not recorded here: the operator records them when it sees them.
+    let passing = passing(exprs, batch, None)?;
     let kept = batch.filter(&passing)?;
     let mut routed = Vec::with_capacity(kept.len());
     route(&kept, &mut routed)?;
@@ -179,7 +176,8 @@ fn passing(
     Ok(BooleanArray::from(mask))
 }
 
-fn is_data_exception(e: &WeirError) -> bool {
+/// An error of SQLSTATE class 22: the data, not the query, is at fault.
+pub fn is_data_exception(e: &WeirError) -> bool {
     e.kind.sqlstate().starts_with("22")
 }
 
@@ -258,7 +256,7 @@ mod tests {
         let (kept, _) = evaluate(&exprs, batch, Some(&skipped)).unwrap();
         assert_eq!(kept.len(), 2);
         assert_eq!(skipped.total(), 0);
-        assert_eq!(passing_rows(&exprs, &kept).unwrap().true_count(), 2);
+        assert_eq!(passing(&exprs, &kept, None).unwrap().true_count(), 2);
     }
 
     #[test]
