@@ -531,6 +531,34 @@ async fn kcat_produces_and_consumes() {
             .unwrap(),
         vec![vec!["2".to_string()]]
     );
+
+    // #11 bug 12: a key differing from the column only in case (`user_id` was declared
+    // unquoted, so camel-cased producers send `User_Id`) fills the column; it used to give a
+    // row of NULLs. Two such keys for one column are ambiguous: skipped and counted.
+    kcat(
+        &["-P", "-b", &bootstrap, "-t", "cat"],
+        Some("{\"User_Id\": 4}\n{\"USER_ID\": 5, \"User_id\": 6}\n"),
+    );
+    sql.batch_execute("FLUSH").await.unwrap();
+    assert_eq!(
+        rows(
+            &sql,
+            "SELECT user_id FROM cat WHERE user_id > 3 OR user_id IS NULL"
+        )
+        .await
+        .unwrap(),
+        vec![vec!["4".to_string()]]
+    );
+    assert_eq!(
+        rows(&sql, "SELECT n FROM cat_count").await.unwrap(),
+        vec![vec!["4".to_string()]]
+    );
+    assert_eq!(
+        rows(&sql, "SELECT records_skipped FROM weir_skipped_records")
+            .await
+            .unwrap(),
+        vec![vec!["3".to_string()]]
+    );
 }
 
 /// A topic created by a Kafka client with retention limits deletes its old segments: clients

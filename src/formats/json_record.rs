@@ -4,7 +4,10 @@
 //! TIMESTAMP column is epoch milliseconds (Kafka's convention), not microseconds. A number
 //! with a fraction in an integer column makes the record skipped (and counted), where Arrow's
 //! decoder would truncate it: `{"id": 2.9}` is not id 2. An integral one (`2.0`, `1e3`) is
-//! that integer.
+//! that integer. A key that names no column but matches one when ASCII case is ignored fills
+//! that column (`{"userId": 1}` fills `userid`, which is what an unquoted `userId` in CREATE
+//! SOURCE names), unless the record has the exact key too; two keys matching one column only
+//! in case make the record skipped, as it is ambiguous.
 
 use datafusion::arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 
@@ -65,9 +68,22 @@ enum Fix {
     Integer,
 }
 
-/// The columns of `schema` that need rewriting in each record; empty when none do.
+/// What records of one schema need before Arrow's decoder takes them.
 pub struct Normalizer {
+    /// The columns whose values need rewriting.
     fixes: Vec<(String, Fix)>,
+    /// Every column's name, in schema order (records usually list their keys in that order).
+    names: Vec<String>,
+}
+
+/// What [`Normalizer::normalize`] makes of a record.
+pub enum Normalized {
+    /// Decode the record as it is.
+    AsIs,
+    /// Decode this instead.
+    Rewritten(Vec<u8>),
+    /// Skip the record (it is counted as skipped).
+    Rejected,
 }
 
 impl Normalizer {
@@ -88,28 +104,31 @@ impl Normalizer {
                 Some((f.name().clone(), fix))
             })
             .collect();
-        Normalizer { fixes }
+        let names = schema.fields().iter().map(|f| f.name().clone()).collect();
+        Normalizer { fixes, names }
     }
 
-    /// Whether records need rewriting at all.
-    pub fn is_needed(&self) -> bool {
-        !self.fixes.is_empty()
-    }
-
-    /// `record` rewritten, or None to decode it as it is (nothing to change, or not a JSON
-    /// object: the decoder then rejects it and it is skipped and counted).
-    pub fn normalize(&self, record: &[u8]) -> Option<Vec<u8>> {
+    /// What to decode for `record`: as it is when nothing needs changing (or when it is not
+    /// a JSON object: the decoder then rejects it, and it is skipped and counted).
+    pub fn normalize(&self, record: &[u8]) -> Normalized {
         let integers_only = self
             .fixes
             .iter()
             .all(|(_, fix)| matches!(fix, Fix::Integer));
-        if integers_only && !has_non_integer_number(record) {
-            return None; // the common case, found without parsing the record
+        let inexact_keys = self.has_inexact_key(record);
+        if !inexact_keys && integers_only && !has_non_integer_number(record) {
+            return Normalized::AsIs; // the common case, found without parsing the record
         }
         let Ok(Value::Object(mut object)) = serde_json::from_slice::<Value>(record) else {
-            return None;
+            return Normalized::AsIs;
         };
         let mut changed = false;
+        if inexact_keys {
+            match self.fold_keys(&mut object) {
+                Some(folded) => changed = folded,
+                None => return Normalized::Rejected,
+            }
+        }
         for (name, fix) in &self.fixes {
             let Some(value) = object.get_mut(name) else {
                 continue;
@@ -138,10 +157,112 @@ impl Normalizer {
             changed = true;
         }
         if !changed {
-            return None;
+            return Normalized::AsIs;
         }
-        serde_json::to_vec(&Value::Object(object)).ok()
+        match serde_json::to_vec(&Value::Object(object)) {
+            Ok(text) => Normalized::Rewritten(text),
+            Err(_) => Normalized::AsIs,
+        }
     }
+
+    /// Whether a top-level key of `record` is not exactly a column's name (or has an escape,
+    /// which only a parse can compare). One pass over the bytes, no allocation.
+    fn has_inexact_key(&self, record: &[u8]) -> bool {
+        let mut expected = 0; // the column the next key most likely names
+        top_level_keys(record).any(|key| {
+            let Some(key) = key else {
+                return true; // escaped
+            };
+            if self
+                .names
+                .get(expected)
+                .is_some_and(|n| n.as_bytes() == key)
+            {
+                expected += 1;
+                return false;
+            }
+            match self.names.iter().position(|n| n.as_bytes() == key) {
+                Some(i) => {
+                    expected = i + 1;
+                    false
+                }
+                None => self
+                    .names
+                    .iter()
+                    .any(|n| n.as_bytes().eq_ignore_ascii_case(key)),
+            }
+        })
+    }
+
+    /// Renames each key of `object` that matches a column only when case is ignored to that
+    /// column's name, when the object has no exact key for it. Whether anything changed; None
+    /// when two keys match one column that way (ambiguous: the record is skipped).
+    fn fold_keys(&self, object: &mut serde_json::Map<String, Value>) -> Option<bool> {
+        let mut renames: Vec<(String, &String)> = Vec::new();
+        for key in object.keys() {
+            if self.names.iter().any(|n| n == key) {
+                continue;
+            }
+            let Some(name) = self.names.iter().find(|n| n.eq_ignore_ascii_case(key)) else {
+                continue;
+            };
+            if object.contains_key(name.as_str()) {
+                continue; // the exact key wins; this one is ignored as any unknown key is
+            }
+            if renames.iter().any(|(_, n)| *n == name) {
+                return None;
+            }
+            renames.push((key.clone(), name));
+        }
+        for (key, name) in &renames {
+            if let Some(value) = object.remove(key) {
+                object.insert((*name).clone(), value);
+            }
+        }
+        Some(!renames.is_empty())
+    }
+}
+
+/// The top-level keys of a JSON object's text, in order: each as its bytes between the quotes,
+/// or None when it has an escape. One pass, no recursion; text that is not an object has none.
+fn top_level_keys(record: &[u8]) -> impl Iterator<Item = Option<&[u8]>> + '_ {
+    let mut depth = 0usize;
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        while i < record.len() {
+            let b = record[i];
+            i += 1;
+            match b {
+                b'{' | b'[' => depth += 1,
+                b'}' | b']' => depth = depth.saturating_sub(1),
+                b'"' => {
+                    let start = i;
+                    let mut escaped = false;
+                    while i < record.len() && record[i] != b'"' {
+                        if record[i] == b'\\' {
+                            escaped = true;
+                            i += 1;
+                        }
+                        i += 1;
+                    }
+                    let end = i.min(record.len());
+                    i += 1;
+                    if depth != 1 {
+                        continue;
+                    }
+                    let mut next = i;
+                    while next < record.len() && record[next].is_ascii_whitespace() {
+                        next += 1;
+                    }
+                    if record.get(next) == Some(&b':') {
+                        return Some((!escaped).then(|| &record[start..end]));
+                    }
+                }
+                _ => {}
+            }
+        }
+        None
+    })
 }
 
 /// Whether `record` has a number with a fraction or an exponent (`2.9`, `1e3`) outside its
@@ -252,5 +373,29 @@ mod tests {
         );
         assert_eq!(decoded.skipped, 1);
         assert_eq!(decoded.kept, vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn a_key_differing_only_in_case_fills_its_column() {
+        let values: Vec<&[u8]> = vec![
+            br#"{"ID":1,"User":"ann"}"#,
+            br#"{"id":2,"Id":99}"#,
+            br#"{"iD":3,"Id":4}"#,
+            br#"{"id":5,"us\u0065r":"bob"}"#,
+            br#"{"Nested":{"ID":7},"id":6}"#,
+        ];
+        let decoded = decode_records(Format::Json, &schema(), &values).unwrap();
+        // The exact key wins over a folded one; two folded keys for one column are ambiguous.
+        assert_eq!(decoded.kept, vec![0, 1, 3, 4]);
+        assert_eq!(decoded.skipped, 1);
+        let ids = decoded
+            .batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap();
+        assert_eq!(ids.values(), &[1, 2, 5, 6]);
+        let users: Vec<Option<&str>> = decoded.batch.column(1).as_string::<i32>().iter().collect();
+        assert_eq!(users, vec![Some("ann"), None, Some("bob"), None]);
     }
 }

@@ -131,14 +131,19 @@ pub fn decode_records(format: Format, schema: &SchemaRef, values: &[&[u8]]) -> R
     })
 }
 
+/// What stands in for a record the normalizer rejected: text no JSON decoder takes.
+const REJECTED_RECORD: &[u8] = b"!rejected";
+
 fn decode_all(format: Format, schema: &SchemaRef, values: &[&[u8]]) -> Result<RecordBatch> {
     let mut text = Vec::with_capacity(values.iter().map(|v| v.len() + 1).sum());
     let normalizer = json_record::Normalizer::new(schema);
     for v in values {
         match format {
-            Format::Json if normalizer.is_needed() => match normalizer.normalize(v) {
-                Some(fixed) => text.extend_from_slice(&fixed),
-                None => text.extend_from_slice(v),
+            Format::Json => match normalizer.normalize(v) {
+                json_record::Normalized::AsIs => text.extend_from_slice(v),
+                json_record::Normalized::Rewritten(fixed) => text.extend_from_slice(&fixed),
+                // Not JSON, so the decoder fails on it and the record is skipped.
+                json_record::Normalized::Rejected => text.extend_from_slice(REJECTED_RECORD),
             },
             _ => text.extend_from_slice(v),
         }

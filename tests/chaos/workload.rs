@@ -228,6 +228,8 @@ pub struct Workload {
     pub kills: u64,
     /// Records acknowledged to the Kafka producer, of all those acknowledged.
     pub produced: u64,
+    /// Records acknowledged in the data directories of earlier generations.
+    pub acknowledged_before: u64,
 }
 
 impl Workload {
@@ -370,11 +372,25 @@ impl Workload {
         self.errors = outcome.errors;
     }
 
+    /// Forgets the data of the directory a new generation replaces, keeping the run's counts
+    /// (and the id and name counters, so no record or view is ever reused).
+    pub fn next_generation(&mut self) {
+        let fresh = Workload {
+            next_event: self.next_event,
+            next_view: self.next_view,
+            kills: self.kills,
+            produced: self.produced,
+            acknowledged_before: self.acknowledged_before + self.events.len() as u64,
+            ..Workload::default()
+        };
+        *self = fresh;
+    }
+
     pub fn totals(&self) -> String {
         format!(
             "{} kills, {} acknowledged records ({} over Kafka), {} table rows, {} views made during the run",
             self.kills,
-            self.events.len(),
+            self.acknowledged_before + self.events.len() as u64,
             self.produced,
             self.accounts.len(),
             self.next_view
