@@ -262,7 +262,7 @@ async fn a_query_over_two_views_sees_one_epoch() {
     for _ in 0..300 {
         let row = client
             .query_one(
-                "SELECT c.n - coalesce(s.s, 0) FROM tick_count c CROSS JOIN tick_sum s",
+                "SELECT (c.n - coalesce(s.s, 0))::bigint FROM tick_count c CROSS JOIN tick_sum s",
                 &[],
             )
             .await

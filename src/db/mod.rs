@@ -16,8 +16,10 @@ use std::time::Duration;
 use datafusion::arrow::array::{RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::{ParamValues, ScalarValue};
+use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::{SessionConfig, SessionContext};
 use datafusion::logical_expr::{LogicalPlan, ScalarUDF, Volatility, create_udf};
+use datafusion::optimizer::{Analyzer, AnalyzerRule};
 use datafusion::physical_plan::ColumnarValue;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast;
@@ -510,9 +512,18 @@ fn session_context(read: ReadContext) -> Result<SessionContext> {
     // `1.005` is NUMERIC in Postgres, not a float: keep its exact digits.
     let mut config = config;
     config.options_mut().sql_parser.parse_float_as_decimal = true;
-    let ctx = SessionContext::new_with_config(config);
-    // Integer overflow and float division by zero are errors, as in Postgres.
-    ctx.add_analyzer_rule(Arc::new(crate::sql::checked::CheckedArithmetic));
+    // sum(bigint) is NUMERIC, decided before type coercion; then integer overflow and float
+    // division by zero are errors, as in Postgres.
+    let mut analyzer_rules: Vec<Arc<dyn AnalyzerRule + Send + Sync>> =
+        vec![Arc::new(crate::sql::numeric_sum::NumericSum)];
+    analyzer_rules.extend(Analyzer::new().rules);
+    analyzer_rules.push(Arc::new(crate::sql::checked::CheckedArithmetic));
+    let state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_default_features()
+        .with_analyzer_rules(analyzer_rules)
+        .build();
+    let ctx = SessionContext::new_with_state(state);
     let catalog = ctx
         .catalog("weir")
         .ok_or_else(|| WeirError::internal("default catalog missing"))?;

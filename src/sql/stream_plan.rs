@@ -362,11 +362,18 @@ impl Builder<'_> {
                         [a] => a.clone(),
                         _ => return Err(unsupported(&format!("{name}() with several arguments"))),
                     };
-                    // Type coercion turns avg(int) into avg(CAST(int AS DOUBLE)); the operator
-                    // keeps integer sums exact itself, so it takes the integer argument.
+                    // Type coercion turns avg(int) into avg(CAST(int AS DOUBLE)), and
+                    // `numeric_sum` sum(bigint) into sum(CAST(bigint AS NUMERIC)); the
+                    // operator keeps integer sums exact itself, so it takes the integer.
                     let arg = match (&kind, &arg) {
                         (AggKind::Avg, Expr::Cast(c))
                             if c.expr.get_type(input_schema)?.is_integer() =>
+                        {
+                            (*c.expr).clone()
+                        }
+                        (AggKind::Sum, Expr::Cast(c))
+                            if *c.field.data_type() == crate::sql::numeric_sum::SUM_OF_BIGINT_TYPE
+                                && c.expr.get_type(input_schema)?.is_integer() =>
                         {
                             (*c.expr).clone()
                         }

@@ -282,7 +282,12 @@ impl GroupAccumulator for SumExact {
         self.counts[g] = 0;
     }
     fn update(&mut self, groups: &[u32], weights: &[i64], values: &ArrayRef) -> Result<()> {
-        let values = &cast(values, &self.sum_type)?;
+        // Integers summed as a NUMERIC with no fraction digits add as they are: their
+        // unscaled value is the integer.
+        let values = &match (values.data_type(), &self.sum_type) {
+            (DataType::Int64 | DataType::UInt64, DataType::Decimal128(_, 0)) => values.clone(),
+            _ => cast(values, &self.sum_type)?,
+        };
         match values.data_type() {
             DataType::Int64 => self.add::<Int64Type>(groups, weights, values),
             DataType::UInt64 => self.add::<UInt64Type>(groups, weights, values),
