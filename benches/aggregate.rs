@@ -152,7 +152,7 @@ async fn run(input: &str, epochs: &[Vec<RecordBatch>], workers: usize) {
     let store = StoreKind::DEFAULT
         .open(&dir.path().join("bench-store"))
         .unwrap();
-    let rows = ViewRows::new(1, plan.schema.clone(), plan.key.clone()).unwrap();
+    let rows = ViewRows::new(1, plan.schema.clone(), plan.key.clone(), plan.append_only).unwrap();
     // A table's stream has an id column first; the view reads k and v.
     let shape = |batch: &RecordBatch| -> RecordBatch {
         if input == "append-only" {

@@ -305,7 +305,7 @@ async fn engine(
         first.splice(0..0, tables);
     }
     let store = store_kind.open(&dir.path().join("bench-store")).unwrap();
-    let rows = ViewRows::new(1, plan.schema.clone(), plan.key.clone()).unwrap();
+    let rows = ViewRows::new(1, plan.schema.clone(), plan.key.clone(), plan.append_only).unwrap();
     let me = std::process::id().to_string();
     common::reset_peak_rss("self");
     let cpu = cpu_seconds(&me);

@@ -72,6 +72,7 @@ fn delete_view_keys(store: &dyn StateStore, view_id: u64, batch: &mut WriteBatch
         }
     }
     batch.delete(keys::offsets_key(view_id));
+    batch.delete(keys::next_row_id_key(view_id));
     Ok(())
 }
 

@@ -4,12 +4,16 @@
 //! a GROUP BY key, a table's primary key), so it stores `<view id><pk> → row`: a change is one
 //! put (or a delete when the key goes away), without reading anything first, and a point
 //! lookup is one get. A view without a key may hold a row several times: it stores
-//! `<view id><row> → multiplicity`, reading the count before changing it. A full read is a
-//! prefix scan of the view either way.
+//! `<view id><row> → multiplicity`, reading the count before changing it, unless its changes
+//! are insertions only (over an append-only source): then each row is stored once per
+//! insertion under the next row id, `<view id><row id> → row`, a put with nothing read (the
+//! next id is written with the rows, `keys::next_row_id_key`). A full read is a prefix scan of
+//! the view in every layout.
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::row::Rows;
 use hashbrown::HashSet;
+use std::sync::Mutex;
 
 use super::ChangeBatch;
 use super::batch::batch_from_columns;
@@ -18,32 +22,51 @@ use crate::error::{Result, WeirError};
 use crate::formats::RowCodec;
 use crate::state::{KeyRange, StateStore, WriteBatch, keys};
 
+/// How a view's rows are keyed in the store.
+#[derive(Debug)]
+enum Layout {
+    /// `<pk> → row`.
+    Keyed(RowCodec),
+    /// `<row> → multiplicity`.
+    Counted,
+    /// `<row id> → row`; the next id, once read from the store (None before the first epoch).
+    RowIds(Mutex<Option<u64>>),
+}
+
 #[derive(Debug)]
 pub struct ViewRows {
     pub view_id: u64,
     pub schema: SchemaRef,
     pub key: Vec<usize>,
-    key_codec: Option<RowCodec>,
+    layout: Layout,
     row_codec: RowCodec,
     /// Why the view stopped being maintained, once its dataflow failed.
     failure: std::sync::Mutex<Option<String>>,
 }
 
 impl ViewRows {
-    pub fn new(view_id: u64, schema: SchemaRef, key: Vec<usize>) -> Result<Self> {
-        let key_codec = if key.is_empty() {
-            None
-        } else {
-            Some(RowCodec::new(
+    /// `append_only`: the view's changes are insertions only (`StreamProps::append_only`).
+    pub fn new(
+        view_id: u64,
+        schema: SchemaRef,
+        key: Vec<usize>,
+        append_only: bool,
+    ) -> Result<Self> {
+        let layout = if !key.is_empty() {
+            Layout::Keyed(RowCodec::new(
                 key.iter().map(|&i| schema.field(i).data_type().clone()),
             )?)
+        } else if append_only {
+            Layout::RowIds(Mutex::new(None))
+        } else {
+            Layout::Counted
         };
         let row_codec = RowCodec::for_schema(&schema)?;
         Ok(ViewRows {
             view_id,
             schema,
             key,
-            key_codec,
+            layout,
             row_codec,
             failure: Default::default(),
         })
@@ -58,16 +81,79 @@ impl ViewRows {
         batch: &mut WriteBatch,
     ) -> Result<ChangeBatch> {
         let all = ChangeBatch::concat(&self.schema, changes)?;
+        if let Layout::RowIds(next) = &self.layout {
+            // Insertions only: nothing to cancel out, so no consolidation either.
+            if !all.is_empty() {
+                self.append(&all, next, store, batch)?;
+            }
+            return Ok(all);
+        }
         let delta = all.consolidate(&self.row_codec)?;
         if delta.is_empty() {
             return Ok(delta);
         }
         let rows = self.row_codec.encode(delta.rows.columns())?;
-        match &self.key_codec {
-            Some(codec) => self.apply_keyed(codec, &delta, &rows, batch)?,
-            None => self.apply_counted(&delta, &rows, store, batch)?,
+        match &self.layout {
+            Layout::Keyed(codec) => self.apply_keyed(codec, &delta, &rows, batch)?,
+            _ => self.apply_counted(&delta, &rows, store, batch)?,
         }
         Ok(delta)
+    }
+
+    /// An append-only unkeyed view's insertions: each row (as often as its weight) under the
+    /// next row id, and the next id after them.
+    fn append(
+        &self,
+        inserts: &ChangeBatch,
+        next: &Mutex<Option<u64>>,
+        store: &dyn StateStore,
+        batch: &mut WriteBatch,
+    ) -> Result<()> {
+        let mut next = next.lock().expect("row id lock");
+        let mut id = match *next {
+            Some(id) => id,
+            None => match store.get(&keys::next_row_id_key(self.view_id))? {
+                Some(v) => u64::from_be_bytes(
+                    v.as_slice()
+                        .try_into()
+                        .map_err(|_| WeirError::internal("corrupt next row id"))?,
+                ),
+                None => 0,
+            },
+        };
+        let rows = self.row_codec.encode(inserts.rows.columns())?;
+        for (i, &w) in inserts.weights.iter().enumerate() {
+            if w <= 0 {
+                return Err(WeirError::internal(format!(
+                    "append-only view {} got a change of weight {w}",
+                    self.view_id
+                )));
+            }
+            for _ in 0..w {
+                batch.put(
+                    keys::view_row_id_key(self.view_id, id),
+                    rows.row(i).data().to_vec(),
+                );
+                id += 1;
+            }
+        }
+        batch.put(
+            keys::next_row_id_key(self.view_id),
+            id.to_be_bytes().to_vec(),
+        );
+        // Ids given to an epoch that then fails to commit are skipped, never given twice.
+        *next = Some(id);
+        Ok(())
+    }
+
+    /// The columns whose encodings make up a stored row's key, in order (none when rows are
+    /// stored under row ids).
+    pub fn stored_key_columns(&self) -> Vec<usize> {
+        match self.layout {
+            Layout::Keyed(_) => self.key.clone(),
+            Layout::Counted => (0..self.schema.fields().len()).collect(),
+            Layout::RowIds(_) => Vec::new(),
+        }
     }
 
     /// A keyed view's changes: each key's insertion is a put of its row; a retraction is a
@@ -197,9 +283,9 @@ impl ViewRows {
             };
             range.start = std::ops::Bound::Excluded(last.clone());
             for (_, v) in &page {
-                let n = match self.key_codec {
-                    Some(_) => 1,
-                    None => u64::try_from(decode_count(v)?).unwrap_or(0),
+                let n = match self.layout {
+                    Layout::Counted => u64::try_from(decode_count(v)?).unwrap_or(0),
+                    _ => 1,
                 };
                 rows = rows.saturating_add(n);
             }
@@ -212,10 +298,9 @@ impl ViewRows {
         store: &dyn StateStore,
         key_columns: &[datafusion::arrow::array::ArrayRef],
     ) -> Result<ChangeBatch> {
-        let codec = self
-            .key_codec
-            .as_ref()
-            .ok_or_else(|| WeirError::internal("view has no key"))?;
+        let Layout::Keyed(codec) = &self.layout else {
+            return Err(WeirError::internal("view has no key"));
+        };
         let pk = codec.encode(key_columns)?;
         let key = keys::view_row_key(self.view_id, pk.row(0).data());
         let pairs = store.get(&key)?.map(|row| (key, row)).into_iter().collect();
@@ -224,7 +309,7 @@ impl ViewRows {
 
     /// Stored pairs of this view (a scan's page) as rows with their multiplicities.
     pub fn decode_pairs(&self, pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Result<ChangeBatch> {
-        let (weights, rows): (Vec<i64>, Vec<&[u8]>) = if self.key_codec.is_some() {
+        let (weights, rows): (Vec<i64>, Vec<&[u8]>) = if !matches!(self.layout, Layout::Counted) {
             pairs.iter().map(|(_, row)| (1, row.as_slice())).unzip()
         } else {
             pairs
@@ -254,4 +339,63 @@ fn decode_count(v: &[u8]) -> Result<i64> {
     Ok(i64::from_le_bytes(v.try_into().map_err(|_| {
         WeirError::internal("corrupt view row count")
     })?))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{AsArray, Int64Array, RecordBatch};
+    use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema};
+
+    use super::*;
+    use crate::state::StoreKind;
+
+    fn inserts(schema: &SchemaRef, values: &[i64]) -> ChangeBatch {
+        let column = Arc::new(Int64Array::from(values.to_vec()));
+        ChangeBatch::inserts(RecordBatch::try_new(schema.clone(), vec![column]).unwrap())
+    }
+
+    #[test]
+    fn an_append_only_view_keeps_every_insertion_under_its_own_row_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StoreKind::Fjall.open(dir.path()).unwrap();
+        let schema: SchemaRef = Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, true)]));
+        let view = ViewRows::new(7, schema.clone(), vec![], true).unwrap();
+        let mut batch = WriteBatch::default();
+        // A duplicate row, and a row with weight 2: four rows, nothing read from the store.
+        let mut twice = inserts(&schema, &[9]);
+        twice.weights = vec![2];
+        view.apply(
+            &[inserts(&schema, &[5, 5]), twice],
+            store.as_ref(),
+            &mut batch,
+        )
+        .unwrap();
+        store.commit(batch).unwrap();
+        // A new ViewRows (as after a restart) goes on from the stored next id.
+        let reopened = ViewRows::new(7, schema.clone(), vec![], true).unwrap();
+        let mut batch = WriteBatch::default();
+        reopened
+            .apply(&[inserts(&schema, &[5])], store.as_ref(), &mut batch)
+            .unwrap();
+        store.commit(batch).unwrap();
+        let all = reopened.scan(store.as_ref()).unwrap();
+        let values: Vec<i64> = all
+            .rows
+            .column(0)
+            .as_primitive::<Int64Type>()
+            .values()
+            .to_vec();
+        assert_eq!(values, vec![5, 5, 9, 9, 5]);
+        assert_eq!(all.weights, vec![1; 5]);
+        assert_eq!(reopened.count(store.as_ref()).unwrap(), 5);
+        // A retraction is not an append-only view's change.
+        let mut retract = inserts(&schema, &[5]);
+        retract.weights = vec![-1];
+        let err = reopened
+            .apply(&[retract], store.as_ref(), &mut WriteBatch::default())
+            .unwrap_err();
+        assert!(err.message.contains("weight -1"), "{}", err.message);
+    }
 }

@@ -437,6 +437,7 @@ impl Database {
             item.id,
             stream.schema.clone(),
             stream.key.clone(),
+            stream.append_only,
         )?);
         let flow = ViewFlow {
             id: item.id,

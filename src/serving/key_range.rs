@@ -28,7 +28,7 @@ pub fn narrows(view: &ViewDef, filter: &Expr) -> bool {
 pub fn key_range(view: &ViewDef, filters: &[Expr]) -> Result<KeyRange> {
     let comparisons: Vec<Comparison> = filters.iter().filter_map(|f| comparison(view, f)).collect();
     let mut prefix = keys::view_rows_prefix(view.rows.view_id);
-    for column in stored_key_columns(view) {
+    for column in view.rows.stored_key_columns() {
         let on_column = || comparisons.iter().filter(move |c| c.column == column);
         if let Some(eq) = on_column().find(|c| c.op == Operator::Eq) {
             prefix.extend(encode(view.schema.field(column), eq.value)?);
@@ -52,15 +52,6 @@ pub fn key_range(view: &ViewDef, filters: &[Expr]) -> Result<KeyRange> {
         return Ok(range);
     }
     Ok(KeyRange::prefix(&prefix))
-}
-
-/// The columns whose encodings make up a stored row's key, in order.
-fn stored_key_columns(view: &ViewDef) -> Vec<usize> {
-    if view.key.is_empty() {
-        (0..view.schema.fields().len()).collect()
-    } else {
-        view.key.clone()
-    }
 }
 
 /// `column op value`, the way round it is stored.
@@ -87,7 +78,7 @@ fn comparison<'a>(view: &ViewDef, filter: &'a Expr) -> Option<Comparison<'a>> {
     }
     let index = view.schema.index_of(&column.name).ok()?;
     let field = view.schema.field(index);
-    let stored = stored_key_columns(view).contains(&index);
+    let stored = view.rows.stored_key_columns().contains(&index);
     let same_type = value.data_type() == *field.data_type();
     (stored && same_type && !value.is_null() && sorts_as_sql_compares(field.data_type())).then(
         || Comparison {

@@ -8,6 +8,8 @@
 //! m format                                  the store's layout version (u32 BE, STORE_FORMAT)
 //! v <view id u64 BE> <pk>                   a keyed view's row (row bytes)
 //! v <view id u64 BE> <row>                  an unkeyed view's row multiplicity (i64 LE)
+//! v <view id u64 BE> <row id u64 BE>        an unkeyed append-only view's row (row bytes)
+//! n <view id u64 BE>                        that view's next row id (u64 BE)
 //! s <view id u64 BE> <operator u32 BE> <operator's own key>   operator state
 //! s <view id u64 BE> <operator u32 BE> 0xfe <group key len u32 BE> <group key> <aggregate u16 BE> <value>
 //!                                           one value of a big min/max multiset: count (i64 LE)
@@ -25,21 +27,26 @@
 //! flipped), so a one-row change writes one entry, not the group's whole multiset. Such an
 //! entry goes to the worker of the group key it embeds.
 //! A keyed view holds each key once, so its row is the value of its key (a change is one put);
-//! an unkeyed view may hold a row several times, so the row is the key and its count the value.
+//! an unkeyed view may hold a row several times, so the row is the key and its count the value,
+//! unless its changes are insertions only: then each row gets the next row id as its key (a
+//! put, with nothing read first).
 
 pub const CATALOG: u8 = b'c';
 pub const ROLES: u8 = b'r';
 pub const META_NEXT_ID: &[u8] = b"m/next_id";
 pub const META_FORMAT: &[u8] = b"m/format";
 /// The layout this build reads and writes. 1: stores written before the key existed (keyed
-/// view rows were `<pk len><pk><row> → count`); 2: keyed view rows are `<pk> → row`.
-pub const STORE_FORMAT: u32 = 2;
+/// view rows were `<pk len><pk><row> → count`); 2: keyed view rows are `<pk> → row`; 3: an
+/// unkeyed append-only view's rows are `<row id> → row`, and `sum(bigint)` is stored as
+/// NUMERIC (`sql::numeric_sum`).
+pub const STORE_FORMAT: u32 = 3;
 pub const VIEW_ROWS: u8 = b'v';
 pub const OPERATOR_STATE: u8 = b's';
 pub const OFFSETS: u8 = b'o';
 pub const GROUP_OFFSETS: u8 = b'g';
 pub const SINK_OFFSETS: u8 = b'k';
 pub const BACKFILL: u8 = b'b';
+pub const NEXT_ROW_ID: u8 = b'n';
 
 pub fn catalog_prefix() -> Vec<u8> {
     vec![CATALOG]
@@ -109,6 +116,18 @@ pub fn view_state_prefix(view_id: u64) -> Vec<u8> {
 /// beside its operators' state so that dropping the view's state drops them too.
 pub fn event_times_key(view_id: u64) -> Vec<u8> {
     operator_prefix(view_id, u32::MAX)
+}
+
+/// An unkeyed append-only view's row key: its row id.
+pub fn view_row_id_key(view_id: u64, row_id: u64) -> Vec<u8> {
+    view_row_key(view_id, &row_id.to_be_bytes())
+}
+
+/// Where an unkeyed append-only view keeps the row id its next row gets.
+pub fn next_row_id_key(view_id: u64) -> Vec<u8> {
+    let mut k = vec![NEXT_ROW_ID];
+    k.extend_from_slice(&view_id.to_be_bytes());
+    k
 }
 
 pub fn offsets_key(view_id: u64) -> Vec<u8> {
