@@ -122,6 +122,7 @@ impl ViewRows {
             },
         };
         let rows = self.row_codec.encode(inserts.rows.columns())?;
+        let prefix = keys::view_rows_prefix(self.view_id);
         for (i, &w) in inserts.weights.iter().enumerate() {
             if w <= 0 {
                 return Err(WeirError::internal(format!(
@@ -130,10 +131,8 @@ impl ViewRows {
                 )));
             }
             for _ in 0..w {
-                batch.put(
-                    keys::view_row_id_key(self.view_id, id),
-                    rows.row(i).data().to_vec(),
-                );
+                // `<view id><row id>`, built in the batch's buffer.
+                batch.put_parts(&[&prefix, &id.to_be_bytes()], rows.row(i).data());
                 id += 1;
             }
         }
@@ -172,6 +171,7 @@ impl ViewRows {
             .collect();
         let pks = codec.encode(&columns)?;
         let mut inserted: HashSet<&[u8]> = HashSet::new();
+        let prefix = keys::view_rows_prefix(self.view_id); // of `keys::view_row_key`
         for (i, &w) in delta.weights.iter().enumerate() {
             match w {
                 1 => {
@@ -179,10 +179,7 @@ impl ViewRows {
                     if !inserted.insert(pk) {
                         return Err(self.twice(pk));
                     }
-                    batch.put(
-                        keys::view_row_key(self.view_id, pk),
-                        rows.row(i).data().to_vec(),
-                    );
+                    batch.put_parts(&[&prefix, pk], rows.row(i).data());
                 }
                 -1 => {}
                 w => {

@@ -114,14 +114,9 @@ impl StateStore for FjallStore {
         }
         // In key order (stable, so a key's later write still wins): each memtable insert then
         // walks the skiplist path the previous one just warmed in the cache.
-        let mut ops = batch.ops;
-        ops.sort_by(|a, b| a.0.cmp(&b.0));
-        let bytes: usize = ops
-            .iter()
-            .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len))
-            .sum();
+        let bytes = batch.bytes();
         let mut writes = self.db.batch();
-        for (key, value) in ops {
+        for (key, value) in batch.sorted() {
             match value {
                 Some(v) => writes.insert(&self.space, key, v),
                 None => writes.remove(&self.space, key),

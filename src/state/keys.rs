@@ -118,11 +118,6 @@ pub fn event_times_key(view_id: u64) -> Vec<u8> {
     operator_prefix(view_id, u32::MAX)
 }
 
-/// An unkeyed append-only view's row key: its row id.
-pub fn view_row_id_key(view_id: u64, row_id: u64) -> Vec<u8> {
-    view_row_key(view_id, &row_id.to_be_bytes())
-}
-
 /// Where an unkeyed append-only view keeps the row id its next row gets.
 pub fn next_row_id_key(view_id: u64) -> Vec<u8> {
     let mut k = vec![NEXT_ROW_ID];

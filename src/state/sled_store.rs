@@ -56,7 +56,7 @@ impl StateStore for SledStore {
             return Ok(());
         }
         let mut sled_batch = sled::Batch::default();
-        for (key, value) in batch.ops {
+        for (key, value) in batch.iter() {
             match value {
                 Some(v) => sled_batch.insert(key, v),
                 None => sled_batch.remove(key),
