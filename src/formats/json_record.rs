@@ -293,12 +293,12 @@ fn epoch_millis_to_micros(n: &serde_json::Number) -> Option<i64> {
 mod tests {
     use std::sync::Arc;
 
-    use datafusion::arrow::array::{AsArray, Int64Array};
+    use datafusion::arrow::array::AsArray;
     use datafusion::arrow::datatypes::{
-        DataType, Field, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType,
+        DataType, Field, Int64Type, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType,
     };
 
-    use crate::formats::{Format, decode_records};
+    use crate::formats::{Decoded, Format, decode_records};
 
     fn schema() -> SchemaRef {
         let jsonb = Field::new("user", DataType::Utf8, true).with_metadata(
@@ -315,6 +315,19 @@ mod tests {
         ]))
     }
 
+    fn ids(decoded: &Decoded) -> Vec<i64> {
+        decoded
+            .batch
+            .column(0)
+            .as_primitive::<Int64Type>()
+            .values()
+            .to_vec()
+    }
+
+    fn users(decoded: &Decoded) -> Vec<Option<&str>> {
+        decoded.batch.column(1).as_string::<i32>().iter().collect()
+    }
+
     #[test]
     fn a_jsonb_column_takes_any_json_value() {
         let values: Vec<&[u8]> = vec![
@@ -329,14 +342,8 @@ mod tests {
             decoded.skipped, 0,
             "no record with a nested value is dropped"
         );
-        let ids = decoded
-            .batch
-            .column(0)
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .unwrap();
-        assert_eq!(ids.values(), &[1, 2, 3, 4, 5]);
-        let users: Vec<Option<&str>> = decoded.batch.column(1).as_string::<i32>().iter().collect();
+        assert_eq!(ids(&decoded), &[1, 2, 3, 4, 5]);
+        let users = users(&decoded);
         assert_eq!(
             users,
             vec![
@@ -388,14 +395,8 @@ mod tests {
         // The exact key wins over a folded one; two folded keys for one column are ambiguous.
         assert_eq!(decoded.kept, vec![0, 1, 3, 4]);
         assert_eq!(decoded.skipped, 1);
-        let ids = decoded
-            .batch
-            .column(0)
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .unwrap();
-        assert_eq!(ids.values(), &[1, 2, 5, 6]);
-        let users: Vec<Option<&str>> = decoded.batch.column(1).as_string::<i32>().iter().collect();
+        assert_eq!(ids(&decoded), &[1, 2, 5, 6]);
+        let users = users(&decoded);
         assert_eq!(users, vec![Some("ann"), None, Some("bob"), None]);
     }
 }
