@@ -2,7 +2,7 @@
 //! `kill -9`, with a large topic history and a large view.
 //!
 //! Set-up: a source `events (k, v, pad)` gets `--history-mb` MiB of rows over COPY (the `pad`
-//! text makes up `--row-bytes` per row), and a view `SELECT k, count(*), sum(v), min(v),
+//! text makes up `--row-bytes` per row), and a view `SELECT k, count(*), sum(v)::bigint, min(v),
 //! max(v) ... GROUP BY k` over `--keys` keys is built over all of it. Then, `--restarts`
 //! times: a few more rows are copied in and flushed, the server is killed with SIGKILL and
 //! started again over the same data directory, and three times are taken from the start:
@@ -223,7 +223,7 @@ async fn main() {
     let started = Instant::now();
     client
         .batch_execute(
-            "CREATE MATERIALIZED VIEW agg AS SELECT k, count(*) AS n, sum(v) AS total, \
+            "CREATE MATERIALIZED VIEW agg AS SELECT k, count(*) AS n, sum(v)::bigint AS total, \
              min(v) AS lo, max(v) AS hi FROM events GROUP BY k",
         )
         .await

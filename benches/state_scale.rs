@@ -127,7 +127,7 @@ async fn measure(args: &Args, keys: u64) {
     let started = Instant::now();
     client
         .batch_execute(
-            "CREATE MATERIALIZED VIEW agg AS SELECT k, count(*) AS n, sum(v) AS total, \
+            "CREATE MATERIALIZED VIEW agg AS SELECT k, count(*) AS n, sum(v)::bigint AS total, \
              min(v) AS lo, max(v) AS hi FROM events GROUP BY k",
         )
         .await
