@@ -74,6 +74,8 @@ pub struct Normalizer {
     fixes: Vec<(String, Fix)>,
     /// Every column's name, in schema order (records usually list their keys in that order).
     names: Vec<String>,
+    /// Every fix is `Fix::Integer`: a record without a fraction anywhere needs none.
+    integers_only: bool,
 }
 
 /// What [`Normalizer::normalize`] makes of a record.
@@ -88,7 +90,7 @@ pub enum Normalized {
 
 impl Normalizer {
     pub fn new(schema: &SchemaRef) -> Normalizer {
-        let fixes = schema
+        let fixes: Vec<(String, Fix)> = schema
             .fields()
             .iter()
             .filter_map(|f| {
@@ -105,18 +107,19 @@ impl Normalizer {
             })
             .collect();
         let names = schema.fields().iter().map(|f| f.name().clone()).collect();
-        Normalizer { fixes, names }
+        let integers_only = fixes.iter().all(|(_, fix)| matches!(fix, Fix::Integer));
+        Normalizer {
+            fixes,
+            names,
+            integers_only,
+        }
     }
 
     /// What to decode for `record`: as it is when nothing needs changing (or when it is not
     /// a JSON object: the decoder then rejects it, and it is skipped and counted).
     pub fn normalize(&self, record: &[u8]) -> Normalized {
-        let integers_only = self
-            .fixes
-            .iter()
-            .all(|(_, fix)| matches!(fix, Fix::Integer));
         let inexact_keys = self.has_inexact_key(record);
-        if !inexact_keys && integers_only && !has_non_integer_number(record) {
+        if !inexact_keys && self.integers_only && !has_non_integer_number(record) {
             return Normalized::AsIs; // the common case, found without parsing the record
         }
         let Ok(Value::Object(mut object)) = serde_json::from_slice::<Value>(record) else {

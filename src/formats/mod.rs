@@ -96,12 +96,13 @@ pub fn decode_records(format: Format, schema: &SchemaRef, values: &[&[u8]]) -> R
             skipped: 0,
         });
     }
+    let normalizer = json_record::Normalizer::new(schema);
     // A record nested deeper than the decoders' recursion can take is skipped unseen.
     let too_deep = |value: &[u8]| format == Format::Json && json_record::nests_too_deeply(value);
     let any_too_deep = values.iter().any(|v| too_deep(v));
     // Fast path: everything decodes in one go.
     if !any_too_deep
-        && let Ok(batch) = decode_all(format, schema, values)
+        && let Ok(batch) = decode_all(format, schema, &normalizer, values)
         && batch.num_rows() == values.len()
     {
         return Ok(Decoded {
@@ -115,7 +116,7 @@ pub fn decode_records(format: Format, schema: &SchemaRef, values: &[&[u8]]) -> R
     let mut kept = Vec::new();
     for (i, value) in values.iter().enumerate() {
         if !too_deep(value)
-            && let Ok(batch) = decode_all(format, schema, &[value])
+            && let Ok(batch) = decode_all(format, schema, &normalizer, &[value])
             && batch.num_rows() == 1
         {
             batches.push(batch);
@@ -131,19 +132,26 @@ pub fn decode_records(format: Format, schema: &SchemaRef, values: &[&[u8]]) -> R
     })
 }
 
-/// What stands in for a record the normalizer rejected: text no JSON decoder takes.
-const REJECTED_RECORD: &[u8] = b"!rejected";
-
-fn decode_all(format: Format, schema: &SchemaRef, values: &[&[u8]]) -> Result<RecordBatch> {
+/// Decodes `values` as one batch; an error when any of them does not decode (or the normalizer
+/// rejects it), so that the caller looks for the bad ones one by one.
+fn decode_all(
+    format: Format,
+    schema: &SchemaRef,
+    normalizer: &json_record::Normalizer,
+    values: &[&[u8]],
+) -> Result<RecordBatch> {
     let mut text = Vec::with_capacity(values.iter().map(|v| v.len() + 1).sum());
-    let normalizer = json_record::Normalizer::new(schema);
     for v in values {
         match format {
             Format::Json => match normalizer.normalize(v) {
                 json_record::Normalized::AsIs => text.extend_from_slice(v),
                 json_record::Normalized::Rewritten(fixed) => text.extend_from_slice(&fixed),
-                // Not JSON, so the decoder fails on it and the record is skipped.
-                json_record::Normalized::Rejected => text.extend_from_slice(REJECTED_RECORD),
+                json_record::Normalized::Rejected => {
+                    return Err(WeirError::new(
+                        crate::error::ErrorKind::InvalidText,
+                        "JSON record with two keys matching one column only when case is ignored",
+                    ));
+                }
             },
             _ => text.extend_from_slice(v),
         }

@@ -7,9 +7,9 @@
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TransformedResult};
+use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
 use datafusion::common::{DFSchema, Result as DfResult};
-use datafusion::logical_expr::expr::AggregateFunction;
+use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::{Aggregate, Expr, ExprSchemable, LogicalPlan, cast};
 use datafusion::optimizer::AnalyzerRule;
 
@@ -27,64 +27,51 @@ impl AnalyzerRule for NumericSum {
     }
 
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> DfResult<LogicalPlan> {
-        plan.transform_up_with_subqueries(|plan| match plan {
-            LogicalPlan::Aggregate(agg) => {
-                let schema = agg.input.schema().clone();
-                let mut changed = false;
-                let aggr_expr = agg
-                    .aggr_expr
-                    .into_iter()
-                    .map(|e| {
-                        let t = numeric(e, &schema)?;
-                        changed |= t.transformed;
-                        Ok(t.data)
-                    })
-                    .collect::<DfResult<Vec<_>>>()?;
-                let plan = Aggregate::try_new(agg.input, agg.group_expr, aggr_expr)?;
-                Ok(Transformed::new_transformed(
-                    LogicalPlan::Aggregate(plan),
-                    changed,
-                ))
-            }
-            // A node over a changed aggregate takes its new output type.
-            other => Ok(Transformed::yes(other.recompute_schema()?)),
+        plan.transform_up_with_subqueries(|plan| {
+            let LogicalPlan::Aggregate(agg) = plan else {
+                // A node over a changed aggregate takes its new output type.
+                return Ok(Transformed::yes(plan.recompute_schema()?));
+            };
+            let schema = agg.input.schema().clone();
+            let names = NamePreserver::new_for_projection();
+            let aggr_expr = agg
+                .aggr_expr
+                .into_iter()
+                .map(|e| {
+                    let name = names.save(&e);
+                    e.transform_up(|e| numeric(e, &schema))
+                        .map(|t| t.update_data(|e| name.restore(e)))
+                })
+                .collect::<DfResult<Vec<_>>>()?;
+            let changed = aggr_expr.iter().any(|t| t.transformed);
+            let aggr_expr = aggr_expr.into_iter().map(|t| t.data).collect();
+            // The aggregate's schema is built again: its sums' types changed.
+            let plan = Aggregate::try_new(agg.input, agg.group_expr, aggr_expr)?;
+            Ok(Transformed::new_transformed(
+                LogicalPlan::Aggregate(plan),
+                changed,
+            ))
         })
         .data()
     }
 }
 
-/// `e` with its `sum` over a 64-bit integer made a NUMERIC sum, named as before.
+/// `e` as a NUMERIC sum when it is a `sum` over a 64-bit integer.
 fn numeric(e: Expr, schema: &DFSchema) -> DfResult<Transformed<Expr>> {
-    let (inner, alias) = match e {
-        Expr::Alias(a) => (*a.expr, Some((a.relation, a.name))),
-        other => (other, None),
-    };
-    let Expr::AggregateFunction(f) = inner else {
-        return Ok(Transformed::no(restore(inner, alias)));
-    };
-    let is_bigint_sum = f.func.name().eq_ignore_ascii_case("sum")
-        && matches!(f.params.args.as_slice(), [arg]
-            if matches!(arg.get_type(schema)?, DataType::Int64 | DataType::UInt64));
-    if !is_bigint_sum {
-        return Ok(Transformed::no(restore(Expr::AggregateFunction(f), alias)));
-    }
-    let name = Expr::AggregateFunction(f.clone()).schema_name().to_string();
-    let AggregateFunction { func, mut params } = f;
-    params.args = params
-        .args
-        .into_iter()
-        .map(|a| cast(a, SUM_OF_BIGINT_TYPE))
-        .collect();
-    let sum = Expr::AggregateFunction(AggregateFunction { func, params });
-    Ok(Transformed::yes(match alias {
-        Some((relation, alias)) => sum.alias_qualified(relation, alias),
-        None => sum.alias(name),
-    }))
-}
-
-fn restore(e: Expr, alias: Option<(Option<datafusion::common::TableReference>, String)>) -> Expr {
-    match alias {
-        Some((relation, name)) => e.alias_qualified(relation, name),
-        None => e,
+    match e {
+        Expr::AggregateFunction(mut f)
+            if f.func.name().eq_ignore_ascii_case("sum") && f.params.args.len() == 1 =>
+        {
+            if !matches!(
+                f.params.args[0].get_type(schema)?,
+                DataType::Int64 | DataType::UInt64
+            ) {
+                return Ok(Transformed::no(Expr::AggregateFunction(f)));
+            }
+            let arg = f.params.args.pop().expect("one argument");
+            f.params.args.push(cast(arg, SUM_OF_BIGINT_TYPE));
+            Ok(Transformed::yes(Expr::AggregateFunction(f)))
+        }
+        other => Ok(Transformed::no(other)),
     }
 }

@@ -54,8 +54,8 @@ struct Args {
     verbose: bool,
 }
 
-/// `--seed S --cycles N --generation-cycles G --verbose`; anything else (libtest's flags, which `cargo test` may pass)
-/// is ignored.
+/// `--seed S --cycles N --generation-cycles G --verbose`; anything else (libtest's flags,
+/// which `cargo test` may pass) is ignored.
 fn args() -> Result<Args, String> {
     let mut args = Args {
         seed: 1,
