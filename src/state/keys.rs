@@ -38,8 +38,9 @@ pub const META_FORMAT: &[u8] = b"m/format";
 /// The layout this build reads and writes. 1: stores written before the key existed (keyed
 /// view rows were `<pk len><pk><row> → count`); 2: keyed view rows are `<pk> → row`; 3: an
 /// unkeyed append-only view's rows are `<row id> → row`, and `sum(bigint)` is stored as
-/// NUMERIC (`sql::numeric_sum`).
-pub const STORE_FORMAT: u32 = 3;
+/// NUMERIC (`sql::numeric_sum`); 4: a grouped aggregate's state no longer holds the row it
+/// last emitted (it is computed again from the state when the group is loaded).
+pub const STORE_FORMAT: u32 = 4;
 pub const VIEW_ROWS: u8 = b'v';
 pub const OPERATOR_STATE: u8 = b's';
 pub const OFFSETS: u8 = b'o';

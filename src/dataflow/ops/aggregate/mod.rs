@@ -10,7 +10,9 @@
 //! most a retraction of its previous output row and an insertion of its new one.
 //!
 //! State per group is written at each checkpoint under `<operator prefix><group key>`, for the
-//! groups changed in the epoch only; a min/max multiset of more than
+//! groups changed in the epoch only. The output row a group last emitted is not stored (the
+//! view holds it): it is the row the stored state evaluates to, so it is computed again when a
+//! group is loaded. A min/max multiset of more than
 //! `multiset::INLINE_VALUES_MAX` values is kept outside it, one entry per value
 //! (`multiset::value_key`), of which only the changed ones are written. With EMIT ON WINDOW
 //! CLOSE (`window_close.rs`) a group is a window, emitted once when the watermark passes it.
@@ -72,13 +74,12 @@ pub struct AggSpec {
     pub name: String,
 }
 
-/// A group's state as stored: its input row count, one [`Acc`] per aggregate, and the output
-/// row last emitted (row format), to retract when the group changes.
+/// A group's state as stored: its input row count and one [`Acc`] per aggregate. The row it
+/// last emitted is what these evaluate to (a checkpoint follows the barrier that emitted it).
 #[derive(Deserialize)]
 struct GroupState {
     rows: i64,
     accs: Vec<Acc>,
-    emitted: Option<Vec<u8>>,
 }
 
 /// [`GroupState`] borrowed from the operator, serialized to the same bytes.
@@ -86,7 +87,6 @@ struct GroupState {
 struct GroupStateRef<'a> {
     rows: i64,
     accs: Vec<AccRef<'a>>,
-    emitted: Option<&'a [u8]>,
 }
 
 pub struct Aggregate {
@@ -349,7 +349,6 @@ impl Aggregate {
         }
         let entries = state.accs.iter().any(|a| matches!(a, Acc::ExtremeEntries));
         self.rows[i] = state.rows;
-        self.emitted[i] = state.emitted.unwrap_or_default();
         for (acc, s) in self.accumulators.iter_mut().zip(state.accs) {
             acc.load(i, s)?;
         }
@@ -385,6 +384,7 @@ impl Aggregate {
             }
             Ok(())
         })?;
+        let loaded: Vec<u32> = found.iter().map(|(g, _, _)| *g).collect();
         for (g, key, state) in found {
             if !self.install(g as usize, &state)? {
                 continue;
@@ -399,6 +399,22 @@ impl Aggregate {
                     .ok_or_else(|| WeirError::internal("min/max value entry of no aggregate"))?
                     .load_value(g as usize, entry.value, count)?;
             }
+        }
+        self.recompute_emitted(&loaded)
+    }
+
+    /// Sets the emitted row of each of `groups`, just loaded, to the row its state evaluates
+    /// to: the row the view holds for it.
+    fn recompute_emitted(&mut self, groups: &[u32]) -> Result<()> {
+        if groups.is_empty() {
+            return Ok(());
+        }
+        let (rows, live) = self.output_rows(groups)?;
+        let encoded = self.output_codec.encode(rows.columns())?;
+        for (i, &g) in live.iter().enumerate() {
+            let emitted = &mut self.emitted[g as usize];
+            emitted.clear();
+            emitted.extend_from_slice(encoded.row(i).as_ref());
         }
         Ok(())
     }
@@ -572,11 +588,9 @@ impl Operator for Aggregate {
                         }
                     })?;
                 }
-                let emitted = &self.emitted[i];
                 let state = GroupStateRef {
                     rows: self.rows[i],
                     accs: self.accumulators.iter().map(|a| a.save(i)).collect(),
-                    emitted: (!emitted.is_empty()).then_some(emitted.as_slice()),
                 };
                 let bytes = postcard::to_stdvec(&state)
                     .map_err(|e| WeirError::internal(format!("aggregate state encode: {e}")))?;
@@ -632,10 +646,11 @@ impl Operator for Aggregate {
         if let Some(cache) = &mut self.cache {
             cache.admit(&groups, &mut Vec::new());
         }
-        for ((_, value), g) in states.iter().zip(groups) {
+        for ((_, value), &g) in states.iter().zip(&groups) {
             self.install(g as usize, value)?;
         }
         self.restore_values(scope, values)?;
+        self.recompute_emitted(&groups)?;
         self.ensure_global_group();
         Ok(())
     }

@@ -1,4 +1,5 @@
-//! The aggregate reading through the store gives the same changes as one holding every group.
+//! The aggregate reading through the store, or restored from it, gives the same changes as one
+//! holding every group.
 
 use std::sync::Arc;
 
@@ -8,10 +9,10 @@ use datafusion::physical_expr::expressions::Column;
 
 use super::{AggKind, AggSpec, Aggregate};
 use crate::dataflow::ChangeBatch;
-use crate::dataflow::ops::Operator;
 use crate::dataflow::ops::test_support::{
-    attach, commit_checkpoint, int_rows, restore_wide, temp_store,
+    PREFIX, attach, commit_checkpoint, int_rows, restore_wide, temp_store,
 };
+use crate::dataflow::ops::{Operator, StateScope};
 use crate::dataflow::state_cache::StateCache;
 use crate::state::StateStore;
 
@@ -136,4 +137,24 @@ fn a_budget_that_fits_everything_reads_nothing_back() {
         0,
         "a dropped operator gives its share back"
     );
+}
+
+#[test]
+fn a_full_restore_retracts_the_rows_emitted_before_it() {
+    let (_dir, store) = temp_store();
+    let (_reference_dir, reference_store) = temp_store();
+    let mut reference = aggregate();
+    let mut op = aggregate();
+    for e in 0..6 {
+        let batch = input(e);
+        let want = epoch(&mut reference, reference_store.as_ref(), &batch);
+        assert_eq!(epoch(&mut op, store.as_ref(), &batch), want, "epoch {e}");
+        if e == 2 {
+            // A restart without the cache: every stored group is loaded, and the rows it
+            // emitted are computed from its state (they are not stored).
+            op = aggregate();
+            let pairs = store.scan_prefix(PREFIX).unwrap();
+            op.restore(&StateScope { prefix: PREFIX }, pairs).unwrap();
+        }
+    }
 }
