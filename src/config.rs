@@ -59,6 +59,9 @@ pub const THREAD_STACK_BYTES: usize = 16 * 1024 * 1024;
 /// exchange), in milliseconds: Postgres's `authentication_timeout`; then the connection is
 /// dropped.
 pub const PG_STARTUP_TIMEOUT_MS: u64 = 60_000;
+/// How long a Kafka connection has to log in (TLS handshake and SASL exchange) under
+/// `--kafka-auth password`, in milliseconds; then it is closed. Postgres's start-up limit.
+pub const KAFKA_LOGIN_TIMEOUT_MS: u64 = PG_STARTUP_TIMEOUT_MS;
 /// Postgres sessions open at once on the listener, over every role (`--pg-max-connections`):
 /// Postgres's `max_connections`. Past it: FATAL 53300.
 pub const PG_MAX_CONNECTIONS_DEFAULT: usize = 100;

@@ -74,6 +74,15 @@ struct Args {
     /// Refuse Postgres clients that do not use TLS.
     #[arg(long, requires = "tls_cert")]
     tls_require: bool,
+    /// How Kafka clients authenticate: trust (SASL optional, a client that does not log in
+    /// acts as the superuser; only on a loopback --kafka-addr) or password (SASL
+    /// SCRAM-SHA-256, or PLAIN over TLS, with the role's password).
+    #[arg(long, default_value = "trust")]
+    kafka_auth: weir::server::AuthMethod,
+    /// Serve Kafka clients over TLS only (security.protocol SSL or SASL_SSL), with the
+    /// certificate of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    kafka_tls: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -188,18 +197,30 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     })
     .await?;
     tracing::info!(data_dir = %args.data_dir.display(), "{}", Database::describe_dir(&args.data_dir));
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(weir::server::load_tls(cert, key)?),
+        _ => None,
+    };
     if args.kafka_addr == "off" {
         tracing::info!("kafka listener off");
     } else {
         let addr = resolve(&args.kafka_addr).await?;
-        weir::auth::require_loopback("Kafka clients", "--kafka-addr", addr)?;
+        weir::kafka::check_exposure(addr, args.kafka_auth, &db)?;
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let advertised = listener.local_addr()?;
-        tracing::info!("kafka listener on {advertised}");
         let mut broker =
             weir::kafka::Broker::new(db.clone(), advertised, args.kafka_auto_create_topics);
         broker.idle_timeout = std::time::Duration::from_millis(args.kafka_connections_max_idle_ms);
         broker.max_connections = args.kafka_max_connections.max(1);
+        broker.auth = args.kafka_auth;
+        if args.kafka_tls {
+            broker.tls = tls.as_ref().map(|tls| tls.kafka_acceptor.clone());
+        }
+        tracing::info!(
+            auth = ?args.kafka_auth,
+            tls = broker.tls.is_some(),
+            "kafka listener on {advertised}"
+        );
         tokio::spawn(weir::kafka::serve(listener, std::sync::Arc::new(broker)));
     }
     if args.http_addr == "off" {
@@ -224,10 +245,6 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     weir::server::check_exposure(resolve(&args.pg_addr).await?, args.pg_auth, &db)?;
     let listener = tokio::net::TcpListener::bind(&args.pg_addr).await?;
     let addr = listener.local_addr()?;
-    let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => Some(weir::server::load_tls(cert, key)?),
-        _ => None,
-    };
     tracing::info!(
         auth = ?args.pg_auth,
         tls = tls.is_some(),

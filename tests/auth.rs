@@ -1,7 +1,9 @@
 //! Users, roles and authentication on the Postgres wire, end to end with real clients
 //! (tokio-postgres, psql, psycopg): trust on loopback, SCRAM-SHA-256 passwords, role
 //! attributes and membership, connection limits, TLS with a CA the test makes (verify-full,
-//! channel binding), and the start-up refusals for unsafe settings.
+//! channel binding), and the start-up refusals for unsafe settings. Then the same roles logging
+//! in to the Kafka listener with SASL (SCRAM-SHA-256, and PLAIN over TLS) from librdkafka and
+//! kafka-python.
 
 mod common;
 
@@ -361,9 +363,23 @@ fn unsafe_settings_refuse_to_start_and_say_how_to_fix_them() {
         log.contains("no role that may log in has a password"),
         "{log}"
     );
-    // The Kafka and HTTP listeners authenticate no one yet: loopback only.
+    // Kafka: trust only on loopback, and password only with a role that can use it.
     let log = refused(&["--kafka-addr", "0.0.0.0:0", "--http-addr", "off"]);
-    assert!(log.contains("does not authenticate clients yet"), "{log}");
+    assert!(
+        log.contains("refusing to listen on 0.0.0.0:0 for Kafka clients")
+            && log.contains("--kafka-auth password"),
+        "{log}"
+    );
+    let log = refused(&[
+        "--kafka-addr",
+        "127.0.0.1:0",
+        "--kafka-auth",
+        "password",
+        "--http-addr",
+        "off",
+    ]);
+    assert!(log.contains("no Kafka client could connect"), "{log}");
+    // The HTTP listener authenticates no one yet: loopback only.
     let log = refused(&["--kafka-addr", "off", "--http-addr", "0.0.0.0:0"]);
     assert!(log.contains("does not authenticate clients yet"), "{log}");
 }
@@ -384,4 +400,204 @@ fn run_python(script: &str, port: u16) -> String {
         .expect("run python");
     assert!(out.status.success(), "python failed: {out:?}");
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs tests/kafka/auth_clients.py `roundtrip` and returns its one line of output.
+fn kafka_roundtrip(
+    lib: &str,
+    server: &WeirServer,
+    protocol: &str,
+    mechanism: &str,
+    login: (&str, &str),
+    ca: Option<&Path>,
+    topic: &str,
+) -> String {
+    let python = std::env::var("WEIR_TEST_PYTHON").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/weir-test-venv/bin/python",
+            std::env::var("HOME").unwrap_or_default()
+        )
+    });
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/kafka/auth_clients.py");
+    let ca = ca.map_or("-".to_string(), |p| p.display().to_string());
+    let bootstrap = format!("localhost:{}", server.kafka_port.unwrap());
+    let out = Command::new(python)
+        .args([script, "roundtrip", lib, &bootstrap, protocol, mechanism])
+        .args([login.0, login.1, &ca, topic])
+        .output()
+        .expect("run python");
+    assert!(out.status.success(), "auth_clients.py failed: {out:?}");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_clients_log_in_with_sasl_scram_and_only_real_logins_get_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--kafka-auth", "password", "--init-password", "s3cret"];
+    let server = WeirServer::start_with_kafka_and_args(&dir.path().join("data"), 50, &args).await;
+    let sql = server.connect().await;
+    sql.batch_execute(
+        "CREATE USER alice PASSWORD 'alice-pw';
+         CREATE ROLE nologin PASSWORD 'nologin-pw';
+         CREATE TOPIC t_confluent; CREATE TOPIC t_python;",
+    )
+    .await
+    .unwrap();
+    let scram = "SCRAM-SHA-256";
+    for (lib, topic) in [("confluent", "t_confluent"), ("python", "t_python")] {
+        let got = kafka_roundtrip(
+            lib,
+            &server,
+            "SASL_PLAINTEXT",
+            scram,
+            ("alice", "alice-pw"),
+            None,
+            topic,
+        );
+        assert_eq!(got, "ok 3", "{lib} SCRAM as alice");
+    }
+    let got = kafka_roundtrip(
+        "confluent",
+        &server,
+        "SASL_PLAINTEXT",
+        scram,
+        ("weir", "s3cret"),
+        None,
+        "t_confluent",
+    );
+    assert_eq!(got, "ok 3", "SCRAM as the superuser");
+    // What the clients wrote is in the topic, read over the Postgres wire.
+    sql.batch_execute(
+        "CREATE SOURCE s (user_id BIGINT, amount BIGINT) FROM TOPIC t_confluent FORMAT JSON;
+         CREATE MATERIALIZED VIEW n AS SELECT count(*) AS n FROM s; FLUSH;",
+    )
+    .await
+    .unwrap();
+    let n: i64 = sql.query_one("SELECT n FROM n", &[]).await.unwrap().get(0);
+    assert_eq!(n, 6);
+
+    // A wrong password, an unknown role and a role without LOGIN are refused alike; so is a
+    // client that does not log in, and PLAIN without TLS.
+    for (login, what) in [
+        (("alice", "wrong-pw-7"), "a wrong password"),
+        (("mallory", "alice-pw"), "an unknown role"),
+        (("nologin", "nologin-pw"), "a role without LOGIN"),
+    ] {
+        let got = kafka_roundtrip(
+            "confluent",
+            &server,
+            "SASL_PLAINTEXT",
+            scram,
+            login,
+            None,
+            "t_confluent",
+        );
+        assert!(got.starts_with("failed _AUTHENTICATION"), "{what}: {got}");
+    }
+    let got = kafka_roundtrip(
+        "python",
+        &server,
+        "SASL_PLAINTEXT",
+        scram,
+        ("alice", "wrong"),
+        None,
+        "t_python",
+    );
+    assert!(
+        got.starts_with("failed"),
+        "kafka-python, a wrong password: {got}"
+    );
+    let got = kafka_roundtrip(
+        "confluent",
+        &server,
+        "PLAINTEXT",
+        scram,
+        ("", ""),
+        None,
+        "t_confluent",
+    );
+    assert!(got.starts_with("failed"), "no login: {got}");
+    let got = kafka_roundtrip(
+        "confluent",
+        &server,
+        "SASL_PLAINTEXT",
+        "PLAIN",
+        ("alice", "alice-pw"),
+        None,
+        "t_confluent",
+    );
+    assert!(got.starts_with("failed"), "PLAIN without TLS: {got}");
+    let log = server.log();
+    assert!(
+        log.contains("kafka SASL authentication failed") && !log.contains("wrong-pw-7"),
+        "{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_over_tls_with_sasl_plain_and_scram_verifies_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    make_certificates(dir.path());
+    let (cert, key, ca) = (
+        dir.path().join("server.pem"),
+        dir.path().join("server.key"),
+        dir.path().join("ca.pem"),
+    );
+    let args = [
+        "--kafka-auth",
+        "password",
+        "--kafka-tls",
+        "--init-password",
+        "s3cret",
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ];
+    let server = WeirServer::start_with_kafka_and_args(&dir.path().join("data"), 50, &args).await;
+    server
+        .connect()
+        .await
+        .batch_execute("CREATE USER bob PASSWORD 'bob-pw'; CREATE TOPIC t1; CREATE TOPIC t2;")
+        .await
+        .unwrap();
+    let bob = ("bob", "bob-pw");
+    for (lib, mechanism, topic) in [
+        ("confluent", "PLAIN", "t1"),
+        ("python", "PLAIN", "t2"),
+        ("confluent", "SCRAM-SHA-256", "t1"),
+        ("python", "SCRAM-SHA-256", "t2"),
+    ] {
+        let got = kafka_roundtrip(lib, &server, "SASL_SSL", mechanism, bob, Some(&ca), topic);
+        assert_eq!(got, "ok 3", "{lib} {mechanism} over TLS");
+    }
+    let got = kafka_roundtrip(
+        "confluent",
+        &server,
+        "SASL_SSL",
+        "PLAIN",
+        ("bob", "wrong"),
+        Some(&ca),
+        "t1",
+    );
+    assert!(
+        got.starts_with("failed _AUTHENTICATION"),
+        "PLAIN, a wrong password: {got}"
+    );
+    // TLS without a login is refused too; plaintext does not get through the TLS listener.
+    let got = kafka_roundtrip("confluent", &server, "SSL", "PLAIN", bob, Some(&ca), "t1");
+    assert!(got.starts_with("failed"), "TLS without SASL: {got}");
+    let got = kafka_roundtrip(
+        "confluent",
+        &server,
+        "SASL_PLAINTEXT",
+        "SCRAM-SHA-256",
+        bob,
+        None,
+        "t1",
+    );
+    assert!(
+        got.starts_with("failed"),
+        "plaintext to the TLS listener: {got}"
+    );
 }

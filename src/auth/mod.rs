@@ -8,11 +8,13 @@
 //! [`BOOTSTRAP_SUPERUSER`].
 //!
 //! The role a statement runs as is task-local ([`CURRENT_USER`]), set by the front door that
-//! authenticated the connection (the Postgres wire today); work that no client started (start-up
+//! authenticated the connection (the Postgres wire, the Kafka listener's SASL); work that no
+//! client started (start-up
 //! replay, HTTP ingest, benches) runs as the bootstrap superuser.
 
 pub mod ddl;
 pub mod scram;
+pub mod scram_exchange;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
@@ -39,7 +41,7 @@ pub fn current_user() -> Arc<str> {
         .unwrap_or_else(|_| Arc::from(BOOTSTRAP_SUPERUSER))
 }
 
-/// Refuses a listener with no authentication of its own (Kafka, HTTP: not built yet) on an
+/// Refuses a listener with no authentication of its own (HTTP: not built yet) on an
 /// address other than loopback, where anyone who reaches it could read and write everything.
 pub fn require_loopback(
     listener: &str,

@@ -3,12 +3,16 @@
 //! copied from `pg_authid.rolpassword` works here and the reverse.
 //!
 //! A verifier lets the server check a client's SCRAM proof without being able to recover the
-//! password (RFC 5802/7677); pgwire runs the exchange itself from the stored keys.
+//! password (RFC 5802/7677); pgwire runs the exchange itself from the stored keys on the
+//! Postgres wire, [`super::scram_exchange`] on the Kafka listener.
+
+use std::hash::{BuildHasher, RandomState};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use pgwire::api::auth::sasl::scram::{ScramSecret, gen_salted_password};
 
+use super::Roles;
 use crate::error::{Result, WeirError};
 
 /// PBKDF2 rounds for a new verifier: Postgres's default (`scram_iterations`).
@@ -70,6 +74,71 @@ pub fn parse(text: &str) -> Option<ScramSecret> {
     })
 }
 
+/// The verifiers logins are checked against: a role's own, or a stand-in for a role that
+/// does not exist or has no password, so that its exchange goes on as usual and fails at the
+/// proof (no key matches a proof computed from a random key) and a client cannot tell which
+/// roles exist.
+pub struct LoginSecrets {
+    /// Salts a stand-in verifier, so that the same name always gets the same salt (as a real
+    /// role would).
+    mock_salt: RandomState,
+}
+
+impl Default for LoginSecrets {
+    fn default() -> Self {
+        LoginSecrets {
+            mock_salt: RandomState::new(),
+        }
+    }
+}
+
+impl LoginSecrets {
+    /// The verifier `user` is checked against, and whether it is the role's own.
+    pub fn secret(&self, roles: &Roles, user: &str) -> Result<(ScramSecret, bool)> {
+        let stored = roles
+            .get(user)
+            .and_then(|role| role.password)
+            .and_then(|verifier| parse(&verifier));
+        if let Some(secret) = stored {
+            return Ok((secret, true));
+        }
+        let half = |n: u8| self.mock_salt.hash_one((n, user)).to_le_bytes();
+        let salt = [half(0), half(1)].concat();
+        let mut keys = [0u8; 64];
+        getrandom02::getrandom(&mut keys)
+            .map_err(|e| WeirError::internal(format!("no randomness for a stand-in key: {e}")))?;
+        let secret = ScramSecret::Verifier {
+            salt,
+            iterations: SCRAM_ITERATIONS,
+            stored_key: keys[..32].to_vec(),
+            server_key: keys[32..].to_vec(),
+        };
+        Ok((secret, false))
+    }
+}
+
+/// Whether `password` is the one `secret` was made from (SASL PLAIN): the same PBKDF2 work as
+/// a SCRAM login, whatever the answer.
+pub fn password_matches(secret: &ScramSecret, password: &str) -> bool {
+    let ScramSecret::Verifier {
+        salt,
+        iterations,
+        stored_key,
+        ..
+    } = secret
+    else {
+        return false;
+    };
+    let salted = gen_salted_password(password, salt, *iterations);
+    match ScramSecret::verifier_from_salted_password(salt.clone(), salted, *iterations) {
+        ScramSecret::Verifier {
+            stored_key: computed,
+            ..
+        } => super::scram_exchange::equal_in_constant_time(&computed, stored_key),
+        ScramSecret::SaltedPassword { .. } => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,6 +163,13 @@ mod tests {
             (salt.as_slice(), iterations),
             (&b"saltsaltsaltsalt"[..], 4096)
         );
+    }
+
+    #[test]
+    fn plain_passwords_are_checked_against_the_verifier() {
+        let secret = parse(&verifier_with_salt("secret", b"saltsaltsaltsalt", 4096)).unwrap();
+        assert!(password_matches(&secret, "secret"));
+        assert!(!password_matches(&secret, "Secret"));
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //! what each request does lives in `metadata.rs` (ApiVersions, Metadata, CreateTopics,
 //! DeleteTopics), `produce.rs` (Produce, InitProducerId; `decompress.rs` bounds what a batch
 //! inflates to), `fetch.rs` (Fetch, ListOffsets) and `groups.rs` (consumer groups and committed
-//! offsets).
+//! offsets). `sasl.rs` authenticates clients (SASL SCRAM-SHA-256 and PLAIN); with
+//! `--kafka-tls` every connection speaks TLS first.
 
 mod decompress;
 mod fetch;
@@ -17,6 +18,8 @@ mod groups;
 pub use groups::{CommittedOffset, committed_offsets};
 mod metadata;
 mod produce;
+mod sasl;
+pub use sasl::check_exposure;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,13 +27,17 @@ use std::sync::Arc;
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use pgwire::tokio::TlsAcceptor;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 
 use crate::db::Database;
+use crate::server::AuthMethod;
 
 /// Largest request accepted, in bytes (Kafka's `socket.request.max.bytes` default).
 pub const REQUEST_BYTES_MAX: usize = 100 * 1024 * 1024;
+/// Longest a new connection may take to finish its TLS handshake, in seconds.
+const TLS_HANDSHAKE_TIMEOUT_S: u64 = 10;
 /// The one broker's id.
 pub const NODE_ID: i32 = 1;
 /// Names of the topics Weir keeps for itself; not for Kafka clients.
@@ -56,6 +63,12 @@ pub struct Broker {
     pub idle_timeout: std::time::Duration,
     /// Most connections open at once.
     pub max_connections: usize,
+    /// Whether clients must log in with SASL (`--kafka-auth`).
+    pub auth: AuthMethod,
+    /// TLS for every connection (`--kafka-tls`).
+    pub tls: Option<TlsAcceptor>,
+    /// The verifiers SASL logins are checked against.
+    secrets: crate::auth::scram::LoginSecrets,
 }
 
 impl Broker {
@@ -70,6 +83,9 @@ impl Broker {
                 crate::config::KAFKA_CONNECTIONS_MAX_IDLE_MS_DEFAULT,
             ),
             max_connections: crate::config::KAFKA_MAX_CONNECTIONS_DEFAULT,
+            auth: AuthMethod::Trust,
+            tls: None,
+            secrets: Default::default(),
         }
     }
 
@@ -104,6 +120,8 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListGroups, 0, 4),
     (ApiKey::DescribeGroups, 0, 5),
     (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::SaslHandshake, 1, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
 ];
 
 /// Serves Kafka clients on `listener` until the task is dropped: at most
@@ -120,7 +138,7 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>) {
         tokio::spawn(async move {
             let _slot = slot;
             broker.db.listeners.kafka.connection_opened();
-            if let Err(e) = connection(socket, broker.clone()).await {
+            if let Err(e) = open(socket, peer, &broker).await {
                 tracing::debug!(%peer, "kafka connection ended: {e}");
             }
             broker.db.listeners.kafka.connection_closed();
@@ -128,15 +146,46 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>) {
     }
 }
 
-async fn connection(mut socket: TcpStream, broker: Arc<Broker>) -> std::io::Result<()> {
+/// Serves one connection, over TLS when the listener has it.
+async fn open(
+    socket: tokio::net::TcpStream,
+    peer: SocketAddr,
+    broker: &Broker,
+) -> std::io::Result<()> {
     socket.set_nodelay(true)?;
+    let Some(acceptor) = &broker.tls else {
+        return connection(socket, sasl::Session::new(peer, false), broker).await;
+    };
+    let handshake = std::time::Duration::from_secs(TLS_HANDSHAKE_TIMEOUT_S);
+    match tokio::time::timeout(handshake, acceptor.accept(socket)).await {
+        Ok(stream) => connection(stream?, sasl::Session::new(peer, true), broker).await,
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("no TLS handshake within {handshake:?}"),
+        )),
+    }
+}
+
+async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
+    mut socket: S,
+    mut session: sasl::Session,
+    broker: &Broker,
+) -> std::io::Result<()> {
+    let login_by = tokio::time::Instant::now()
+        + std::time::Duration::from_millis(crate::config::KAFKA_LOGIN_TIMEOUT_MS);
     loop {
-        let next = tokio::time::timeout(broker.idle_timeout, socket.read_i32()).await;
+        let mut wait = broker.idle_timeout;
+        let must_log_in = broker.auth == AuthMethod::Password && session.user.is_none();
+        if must_log_in {
+            wait = wait.min(login_by.saturating_duration_since(tokio::time::Instant::now()));
+        }
+        let next = tokio::time::timeout(wait, socket.read_i32()).await;
         let Ok(next) = next else {
-            tracing::debug!(
-                "closing a Kafka connection idle for {:?}",
-                broker.idle_timeout
-            );
+            if must_log_in && tokio::time::Instant::now() >= login_by {
+                tracing::info!(peer = %session.peer(), "closing a Kafka connection that did not log in within {} ms", crate::config::KAFKA_LOGIN_TIMEOUT_MS);
+            } else {
+                tracing::debug!("closing a Kafka connection idle for {wait:?}");
+            }
             return Ok(());
         };
         let len = match next {
@@ -152,7 +201,13 @@ async fn connection(mut socket: TcpStream, broker: Arc<Broker>) -> std::io::Resu
         }
         let mut frame = BytesMut::zeroed(len as usize);
         socket.read_exact(&mut frame).await?;
-        let response = respond(&broker, frame.freeze()).await;
+        let user = session
+            .user
+            .clone()
+            .unwrap_or_else(|| Arc::from(crate::auth::BOOTSTRAP_SUPERUSER));
+        let response = crate::auth::CURRENT_USER
+            .scope(user, respond(broker, &mut session, frame.freeze()))
+            .await;
         broker.db.listeners.kafka.request(response.is_err());
         match response {
             Ok(Some(reply)) => socket.write_all(&reply).await?,
@@ -161,11 +216,19 @@ async fn connection(mut socket: TcpStream, broker: Arc<Broker>) -> std::io::Resu
                 return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e));
             }
         }
+        if session.closing {
+            socket.flush().await?;
+            return Ok(());
+        }
     }
 }
 
 /// Decodes one request, runs it and encodes the response (None: the request wants none).
-async fn respond(broker: &Broker, mut frame: Bytes) -> Result<Option<Bytes>, String> {
+async fn respond(
+    broker: &Broker,
+    session: &mut sasl::Session,
+    mut frame: Bytes,
+) -> Result<Option<Bytes>, String> {
     let raw_key = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
     let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
@@ -189,6 +252,12 @@ async fn respond(broker: &Broker, mut frame: Bytes) -> Result<Option<Bytes>, Str
     if version < *lo || version > *hi {
         return Err(format!(
             "api {key:?} version {version} is not supported (supported {lo}..={hi})"
+        ));
+    }
+    if !session.admits(key, broker.auth) {
+        return Err(format!(
+            "api {key:?} before SASL authentication (only ApiVersions, SaslHandshake and \
+             SaslAuthenticate are served until a client has logged in)"
         ));
     }
     RequestHeader::decode(&mut frame, key.request_header_version(version))
@@ -220,6 +289,8 @@ async fn respond(broker: &Broker, mut frame: Bytes) -> Result<Option<Bytes>, Str
         RequestKind::ListGroups(_) => broker.groups.list(version).into(),
         RequestKind::DescribeGroups(r) => broker.groups.describe(r).into(),
         RequestKind::DescribeConfigs(r) => metadata::describe_configs(broker, r).into(),
+        RequestKind::SaslHandshake(r) => sasl::handshake(session, r).into(),
+        RequestKind::SaslAuthenticate(r) => sasl::authenticate(broker, session, r).into(),
         _ => return Err(format!("api {key:?} is not handled")),
     };
     encode(key, version, correlation_id, &response).map(Some)

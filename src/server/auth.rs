@@ -14,7 +14,6 @@
 
 use std::collections::HashMap;
 use std::fmt::Debug;
-use std::hash::{BuildHasher, RandomState};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
@@ -103,7 +102,7 @@ impl Scram {
     pub(super) fn new(catalog: Arc<Catalog>, cert_pem: Option<&[u8]>) -> PgWireResult<Scram> {
         let source: Arc<dyn AuthSource> = Arc::new(RoleVerifiers {
             catalog,
-            mock_salt: RandomState::new(),
+            secrets: Default::default(),
         });
         let plain = ScramAuth::new(source);
         let tls = match cert_pem {
@@ -342,9 +341,7 @@ impl Handler {
 /// Hands pgwire's SCRAM exchange the stored verifier of the role logging in.
 struct RoleVerifiers {
     catalog: Arc<Catalog>,
-    /// Salts the stand-in verifier of a role that does not exist or has no password, so that
-    /// the same name always gets the same salt (as a real role would).
-    mock_salt: RandomState,
+    secrets: crate::auth::scram::LoginSecrets,
 }
 
 impl Debug for RoleVerifiers {
@@ -363,29 +360,10 @@ impl AuthSource for RoleVerifiers {
 
     async fn get_scram_secret(&self, login: &LoginInfo) -> PgWireResult<(ScramSecret, Option<()>)> {
         let user = login.user().unwrap_or_default();
-        let stored = self
-            .catalog
-            .roles
-            .get(user)
-            .and_then(|role| role.password)
-            .and_then(|verifier| crate::auth::scram::parse(&verifier));
-        if let Some(secret) = stored {
-            return Ok((secret, None));
-        }
-        // No such role, or no password: an exchange that goes on as usual and fails at the
-        // proof (no key matches a proof computed from a random key).
-        let half = |n: u8| self.mock_salt.hash_one((n, user)).to_le_bytes();
-        let salt = [half(0), half(1)].concat();
-        let mut keys = [0u8; 64];
-        getrandom02::getrandom(&mut keys).map_err(|e| PgWireError::ApiError(Box::new(e)))?;
-        Ok((
-            ScramSecret::Verifier {
-                salt,
-                iterations: crate::auth::scram::SCRAM_ITERATIONS,
-                stored_key: keys[..32].to_vec(),
-                server_key: keys[32..].to_vec(),
-            },
-            None,
-        ))
+        let (secret, _) = self
+            .secrets
+            .secret(&self.catalog.roles, user)
+            .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+        Ok((secret, None))
     }
 }
