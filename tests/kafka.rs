@@ -304,6 +304,30 @@ async fn committed_offsets_survive_a_restart() {
         (50..60).collect::<Vec<_>>(),
         "only the records after the committed offsets"
     );
+    // weir_consumer_groups shows the committed offsets, and the lag once more records arrive.
+    assert_eq!(
+        client(&[
+            "produce-confluent",
+            &server.bootstrap(),
+            "progress",
+            "5",
+            "none",
+            "60"
+        ]),
+        vec!["5"]
+    );
+    let row = server
+        .connect()
+        .await
+        .query_one(
+            "SELECT count(*), sum(committed_offset)::BIGINT, sum(lag)::BIGINT FROM weir_consumer_groups \
+             WHERE \"group\" = 'readers' AND topic = 'progress'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (partitions, committed, lag): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+    assert_eq!((partitions, committed, lag), (2, 60, 5));
 }
 
 /// Applies a sink topic's records: append mode (op insert/delete) or upsert mode (key → last

@@ -28,6 +28,9 @@ pub const SYSTEM_TABLES: &[&str] = &[
     crate::serving::system_tables::JOBS_TABLE,
     crate::serving::system_tables::VIEWS_TABLE,
     crate::serving::system_tables::SKIPPED_ROWS_TABLE,
+    crate::serving::system_tables::TOPICS_TABLE,
+    crate::serving::system_tables::CONSUMER_GROUPS_TABLE,
+    crate::serving::system_tables::SESSIONS_TABLE,
 ];
 
 /// The kinds of relation a user creates.

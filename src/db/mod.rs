@@ -8,6 +8,7 @@ mod ddl;
 pub use ddl::pg_column_name;
 mod dml;
 pub mod listeners;
+pub mod sessions;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -121,6 +122,8 @@ pub struct Database {
     pub(crate) generators: std::sync::Mutex<std::collections::HashMap<String, GeneratorHandle>>,
     /// Connection and request counters of the listeners (read by `/metrics`).
     pub listeners: listeners::Listeners,
+    /// The open Postgres sessions (read by `weir_sessions`).
+    pub sessions: Arc<sessions::SessionList>,
 }
 
 impl Database {
@@ -137,6 +140,7 @@ impl Database {
             config.init_password.as_deref(),
         )?);
         let epoch_lock: EpochLock = Default::default();
+        let sessions: Arc<sessions::SessionList> = Default::default();
         let runtime = Runtime::start(
             store.clone(),
             StateCache::with_mb(config.state_cache_mb),
@@ -149,6 +153,7 @@ impl Database {
             store: store.clone(),
             skipped: runtime.skipped_records(),
             jobs: runtime.jobs(),
+            sessions: sessions.clone(),
         })?;
         let db = Arc::new(Database {
             store,
@@ -162,6 +167,7 @@ impl Database {
             workers: config.workers.max(1),
             generators: Default::default(),
             listeners: Default::default(),
+            sessions,
         });
         db.recover().await?;
         db.runtime.begin_epochs();

@@ -330,6 +330,18 @@ impl Handler {
         }
         let (pid, secret_key) = self.pids.generate(client);
         client.set_pid_and_secret_key(pid, secret_key.clone());
+        let application_name = client
+            .metadata()
+            .get("application_name")
+            .cloned()
+            .unwrap_or_default();
+        let entry = self.db.sessions.register(
+            pid,
+            user,
+            client.socket_addr().to_string(),
+            application_name,
+        );
+        client.session_extensions().insert(entry);
         // The guard unregisters the handle when the session (and its extensions) ends.
         let (handle, guard) = self.connections.register(pid, secret_key);
         client.session_extensions().insert(handle);

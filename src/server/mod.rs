@@ -225,6 +225,13 @@ impl Handler {
     {
         use futures::FutureExt;
         let started = std::time::Instant::now();
+        let activity = client
+            .session_extensions()
+            .get::<crate::db::sessions::SessionEntry>();
+        // Marks the session idle again however the statement ends (a timeout returns early).
+        let _active = activity
+            .as_ref()
+            .map(|entry| entry.info.statement_started(sql));
         let timeout = session::statement_timeout(client.metadata());
         let running =
             std::panic::AssertUnwindSafe(self.run_statement(client, stmt, params, format))

@@ -50,6 +50,7 @@ pub struct ReadContext {
     pub store: Arc<dyn StateStore>,
     pub skipped: crate::dataflow::runtime::SkippedRecords,
     pub jobs: crate::dataflow::jobs::Jobs,
+    pub sessions: Arc<crate::db::sessions::SessionList>,
 }
 
 /// The `public` schema: every source, table and view of the catalog.

@@ -9,12 +9,18 @@
 //!   skipped since the server started (`on_error = 'skip'`).
 //! - `weir_skipped_rows (view, skipped_at, weight, reason, row)`: the latest rows each such
 //!   view skipped (`dataflow::ops::row_errors::SKIPPED_ROWS_LISTED` per view), oldest first.
+//! - `weir_topics (topic, partition, start_offset, end_offset, bytes, retention_ms,
+//!   retention_bytes, cleanup_policy)`: one row per topic partition, from the log itself.
+//! - `weir_consumer_groups (group, topic, partition, committed_offset, lag)`: the offsets Kafka
+//!   consumer groups committed, and how far each is behind the partition's end.
+//! - `weir_sessions (pid, user, client_addr, application_name, connected_at, state, query,
+//!   query_start)`: the open Postgres sessions and what each is doing (`db::sessions`).
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use datafusion::arrow::array::TimestampMicrosecondArray;
-use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::array::{ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use datafusion::catalog::TableProvider;
 use datafusion::datasource::MemTable;
@@ -27,6 +33,9 @@ pub const SKIPPED_RECORDS_TABLE: &str = "weir_skipped_records";
 pub const JOBS_TABLE: &str = "weir_jobs";
 pub const VIEWS_TABLE: &str = "weir_views";
 pub const SKIPPED_ROWS_TABLE: &str = "weir_skipped_rows";
+pub const TOPICS_TABLE: &str = "weir_topics";
+pub const CONSUMER_GROUPS_TABLE: &str = "weir_consumer_groups";
+pub const SESSIONS_TABLE: &str = "weir_sessions";
 
 /// The table named `name` if it is a system table.
 pub fn system_table(ctx: &ReadContext, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
@@ -35,6 +44,9 @@ pub fn system_table(ctx: &ReadContext, name: &str) -> DfResult<Option<Arc<dyn Ta
         JOBS_TABLE => Some(jobs(ctx)?),
         VIEWS_TABLE => Some(views(ctx)?),
         SKIPPED_ROWS_TABLE => Some(skipped_rows(ctx)?),
+        TOPICS_TABLE => Some(topics(ctx)?),
+        CONSUMER_GROUPS_TABLE => Some(consumer_groups(ctx)?),
+        SESSIONS_TABLE => Some(sessions(ctx)?),
         _ => None,
     })
 }
@@ -187,6 +199,144 @@ fn skipped_rows(ctx: &ReadContext) -> DfResult<Arc<dyn TableProvider>> {
                 rows.iter().map(|r| &r.reason),
             )),
             Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.row))),
+        ],
+    )
+}
+
+fn topics(ctx: &ReadContext) -> DfResult<Arc<dyn TableProvider>> {
+    let (mut names, mut partitions, mut starts, mut ends, mut bytes) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut retention_ms, mut retention_bytes, mut policies) =
+        (Vec::new(), Vec::new(), Vec::new());
+    let mut list = ctx.topics.list();
+    list.sort_by(|a, b| a.name().cmp(b.name()));
+    for topic in list {
+        let config = topic.config();
+        for p in 0..topic.partitions() {
+            // A partition retention is trimming as we read reports what it can.
+            names.push(topic.name().to_string());
+            partitions.push(p as i32);
+            starts.push(topic.log_start(p).ok().map(|o| o as i64));
+            ends.push(topic.end_offset(p).ok().map(|o| o as i64));
+            bytes.push(topic.size_bytes(p).ok().map(|b| b as i64));
+            retention_ms.push(config.retention_ms.map(|v| v as i64));
+            retention_bytes.push(config.retention_bytes.map(|v| v as i64));
+            policies.push(if config.compact { "compact" } else { "delete" });
+        }
+    }
+    let schema = Schema::new(vec![
+        Field::new("topic", DataType::Utf8, false),
+        Field::new("partition", DataType::Int32, false),
+        Field::new("start_offset", DataType::Int64, true),
+        Field::new("end_offset", DataType::Int64, true),
+        Field::new("bytes", DataType::Int64, true),
+        Field::new("retention_ms", DataType::Int64, true),
+        Field::new("retention_bytes", DataType::Int64, true),
+        Field::new("cleanup_policy", DataType::Utf8, false),
+    ]);
+    table(
+        schema,
+        vec![
+            Arc::new(StringArray::from(names)),
+            Arc::new(Int32Array::from(partitions)),
+            Arc::new(Int64Array::from(starts)),
+            Arc::new(Int64Array::from(ends)),
+            Arc::new(Int64Array::from(bytes)),
+            Arc::new(Int64Array::from(retention_ms)),
+            Arc::new(Int64Array::from(retention_bytes)),
+            Arc::new(StringArray::from(policies)),
+        ],
+    )
+}
+
+fn consumer_groups(ctx: &ReadContext) -> DfResult<Arc<dyn TableProvider>> {
+    let mut offsets = crate::kafka::committed_offsets(ctx.store.as_ref())
+        .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
+    offsets
+        .sort_by(|a, b| (&a.group, &a.topic, a.partition).cmp(&(&b.group, &b.topic, b.partition)));
+    let lags: Vec<Option<i64>> = offsets
+        .iter()
+        .map(|c| {
+            let end = u32::try_from(c.partition)
+                .ok()
+                .and_then(|p| ctx.topics.topic(&c.topic)?.end_offset(p).ok())?;
+            Some((end as i64).saturating_sub(c.offset.max(0)).max(0))
+        })
+        .collect();
+    let schema = Schema::new(vec![
+        Field::new("group", DataType::Utf8, false),
+        Field::new("topic", DataType::Utf8, false),
+        Field::new("partition", DataType::Int32, false),
+        Field::new("committed_offset", DataType::Int64, false),
+        Field::new("lag", DataType::Int64, true),
+    ]);
+    table(
+        schema,
+        vec![
+            Arc::new(StringArray::from_iter_values(
+                offsets.iter().map(|c| &c.group),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                offsets.iter().map(|c| &c.topic),
+            )),
+            Arc::new(Int32Array::from_iter_values(
+                offsets.iter().map(|c| c.partition),
+            )),
+            Arc::new(Int64Array::from_iter_values(
+                offsets.iter().map(|c| c.offset),
+            )),
+            Arc::new(Int64Array::from(lags)),
+        ],
+    )
+}
+
+fn sessions(ctx: &ReadContext) -> DfResult<Arc<dyn TableProvider>> {
+    let open = ctx.sessions.snapshot();
+    let utc = Some(Arc::from("+00:00"));
+    let timestamp = DataType::Timestamp(TimeUnit::Microsecond, utc.clone());
+    let schema = Schema::new(vec![
+        Field::new("pid", DataType::Int32, false),
+        Field::new("user", DataType::Utf8, false),
+        Field::new("client_addr", DataType::Utf8, false),
+        Field::new("application_name", DataType::Utf8, false),
+        Field::new("connected_at", timestamp.clone(), false),
+        Field::new("state", DataType::Utf8, false),
+        Field::new("query", DataType::Utf8, false),
+        Field::new("query_start", timestamp, true),
+    ]);
+    table(
+        schema,
+        vec![
+            Arc::new(Int32Array::from_iter_values(
+                open.iter().map(|(s, _)| s.pid),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                open.iter().map(|(s, _)| &s.user),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                open.iter().map(|(s, _)| &s.client_addr),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                open.iter().map(|(s, _)| &s.application_name),
+            )),
+            Arc::new(
+                TimestampMicrosecondArray::from_iter_values(
+                    open.iter().map(|(s, _)| micros(s.connected_at)),
+                )
+                .with_timezone_opt(utc.clone()),
+            ),
+            Arc::new(StringArray::from_iter_values(
+                open.iter().map(|(_, a)| a.state),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                open.iter().map(|(_, a)| &a.query),
+            )),
+            Arc::new(
+                TimestampMicrosecondArray::from_iter(
+                    open.iter().map(|(_, a)| a.query_start.map(micros)),
+                )
+                .with_timezone_opt(utc),
+            ),
         ],
     )
 }
