@@ -113,6 +113,8 @@ pub const PG_SETTINGS: &[(&str, &str, Option<&str>, &str)] = &[
     ("TimeZone", "UTC", None, "string"),
     ("transaction_isolation", "read committed", None, "enum"),
     ("transaction_read_only", "off", None, "bool"),
+    // `server::session::BACKFILL_NOTICE_INTERVAL_MS_DEFAULT`, as SHOW prints it.
+    ("weir.backfill_notice_interval", "5s", None, "string"),
 ];
 
 /// A setting's default by name, case-insensitively (`datestyle` is `DateStyle`).

@@ -179,3 +179,43 @@ async fn a_crash_during_a_backfill_leaves_nothing_in_the_way() {
         .unwrap();
     assert_recomputed(&client, "big").await;
 }
+
+#[tokio::test]
+async fn a_long_create_sends_its_progress_as_notices() {
+    let (_dir, server, client) = setup().await;
+    let conn_str = format!("host=127.0.0.1 port={} user=weir dbname=weir", server.port);
+    let (creator, mut connection) = tokio_postgres::connect(&conn_str, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let (notices_tx, mut notices) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(Ok(message)) = futures::StreamExt::next(&mut messages).await {
+            if let tokio_postgres::AsyncMessage::Notice(notice) = message {
+                let _ = notices_tx.send(notice.message().to_string());
+            }
+        }
+    });
+    creator
+        .batch_execute(&format!(
+            "SET weir.backfill_notice_interval = '20ms'; CREATE MATERIALIZED VIEW big AS {BIG_VIEW}"
+        ))
+        .await
+        .unwrap();
+    let mut progress = Vec::new();
+    while let Ok(notice) = notices.try_recv() {
+        progress.push(notice);
+    }
+    assert!(
+        !progress.is_empty(),
+        "no progress notice during the backfill"
+    );
+    for notice in &progress {
+        assert!(
+            notice.starts_with("backfilling materialized view \"big\": ")
+                && notice.contains(" records read ("),
+            "{notice}"
+        );
+    }
+    assert_recomputed(&client, "big").await;
+}

@@ -315,6 +315,7 @@ impl Handler {
         } else {
             // A write runs in its own task: a cancel or timeout stops the wait, never a write
             // half done.
+            let backfilling = backfill_view(&stmt);
             let db = self.db.clone();
             let params = params.to_vec();
             let cancel = crate::dataflow::runtime::CancelFlag::default();
@@ -324,7 +325,18 @@ impl Handler {
                 crate::db::STATEMENT_CANCEL
                     .scope(cancel, async move { db.execute(stmt, &params).await }),
             );
-            match tokio::spawn(task).await {
+            let mut task = tokio::spawn(task);
+            let joined = match (
+                backfilling,
+                session::backfill_notice_interval(client.metadata()),
+            ) {
+                (Some(view), Some(every)) => {
+                    self.notify_progress(client, &view, every, &mut task)
+                        .await?
+                }
+                _ => task.await,
+            };
+            match joined {
                 Ok(result) => result,
                 Err(e) if e.is_panic() => Err(WeirError::from_panic(&*e.into_panic())),
                 Err(e) => Err(WeirError::internal(format!("statement task failed: {e}"))),
@@ -335,6 +347,52 @@ impl Handler {
                 rows_response(&schema, &batches, format).map_err(wire_error)
             }
             Output::Done(tag) => Ok(Response::Execution(pg_tag(&tag))),
+        }
+    }
+
+    /// Waits for a CREATE MATERIALIZED VIEW of `view`, sending the client a NOTICE with its
+    /// backfill's progress `every` so long while it runs (and has moved since the last one).
+    async fn notify_progress<C, T>(
+        &self,
+        client: &mut C,
+        view: &str,
+        every: std::time::Duration,
+        task: &mut tokio::task::JoinHandle<T>,
+    ) -> PgWireResult<Result<T, tokio::task::JoinError>>
+    where
+        C: Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        use futures::SinkExt;
+        let jobs = self.db.runtime.jobs();
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        let mut last_read = None;
+        loop {
+            tokio::select! {
+                joined = &mut *task => return Ok(joined),
+                _ = ticks.tick() => {
+                    let progress = jobs
+                        .lock()
+                        .map_err(|_| poisoned())?
+                        .values()
+                        .find(|j| j.view == view)
+                        .cloned();
+                    let Some(job) = progress else { continue };
+                    if last_read == Some(job.records_read) {
+                        continue;
+                    }
+                    last_read = Some(job.records_read);
+                    let notice = ErrorInfo::new(
+                        "NOTICE".to_string(),
+                        "00000".to_string(),
+                        progress_message(&job, std::time::SystemTime::now()),
+                    );
+                    client
+                        .send(PgWireBackendMessage::NoticeResponse(notice.into()))
+                        .await?;
+                }
+            }
         }
     }
 
@@ -553,6 +611,41 @@ fn poisoned() -> PgWireError {
     pg_error(
         "XX000",
         "the session's cursor table is unusable after an internal error",
+    )
+}
+
+/// The view a statement creates with a backfill: a CREATE MATERIALIZED VIEW's name.
+fn backfill_view(stmt: &Statement) -> Option<String> {
+    match stmt {
+        Statement::Standard(inner) => match inner.as_ref() {
+            ast::Statement::CreateView(view) if view.materialized => {
+                crate::db::object_name(&view.name).ok()
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// A backfill progress NOTICE: `backfilling materialized view "v": 262144 of 600000 records
+/// read (43%), about 3 s left`.
+fn progress_message(
+    job: &crate::dataflow::jobs::JobProgress,
+    now: std::time::SystemTime,
+) -> String {
+    let percent = if job.records_total == 0 {
+        100
+    } else {
+        job.records_read.saturating_mul(100) / job.records_total
+    };
+    let left = job
+        .eta(now)
+        .and_then(|eta| eta.duration_since(now).ok())
+        .map(|d| format!(", about {} s left", d.as_secs().max(1)))
+        .unwrap_or_default();
+    format!(
+        "backfilling materialized view \"{}\": {} of {} records read ({percent}%){left}",
+        job.view, job.records_read, job.records_total
     )
 }
 

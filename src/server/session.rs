@@ -42,10 +42,15 @@ const STATEMENT_TIMEOUT_MAX_MS: u64 = i32::MAX as u64;
 /// A statement_timeout setting in milliseconds: a bare number is milliseconds, or a number
 /// with a unit (us, ms, s, min, h, d); 0 turns the timeout off.
 pub fn parse_timeout(text: &str) -> crate::error::Result<u64> {
+    parse_duration("statement_timeout", text)
+}
+
+/// A duration setting of variable `name` in milliseconds, as [`parse_timeout`].
+pub fn parse_duration(name: &str, text: &str) -> crate::error::Result<u64> {
     let bad = || {
         crate::error::WeirError::new(
             crate::error::ErrorKind::InvalidParameter,
-            format!("invalid value for parameter \"statement_timeout\": \"{text}\""),
+            format!("invalid value for parameter \"{name}\": \"{text}\""),
         )
         .with_hint(
             "Valid units for this parameter are \"us\", \"ms\", \"s\", \"min\", \"h\", and \"d\".",
@@ -89,6 +94,26 @@ pub fn show_timeout(ms: u64) -> String {
         }
     }
     format!("{ms}ms")
+}
+
+/// The session variable setting how often a running CREATE MATERIALIZED VIEW sends a NOTICE
+/// with its backfill's progress (a duration, as statement_timeout; 0 sends none).
+pub const BACKFILL_NOTICE_INTERVAL_VAR: &str = "weir.backfill_notice_interval";
+
+/// How often a backfill's progress NOTICE is sent unless the session sets
+/// [`BACKFILL_NOTICE_INTERVAL_VAR`], in milliseconds.
+pub const BACKFILL_NOTICE_INTERVAL_MS_DEFAULT: u64 = 5_000;
+
+/// Variables whose values are durations, checked at SET and shown as SHOW prints them.
+const DURATION_VARS: &[&str] = &["statement_timeout", BACKFILL_NOTICE_INTERVAL_VAR];
+
+/// How often this session gets backfill progress NOTICEs; None: never.
+pub fn backfill_notice_interval(vars: &HashMap<String, String>) -> Option<std::time::Duration> {
+    let ms = match vars.get(BACKFILL_NOTICE_INTERVAL_VAR) {
+        Some(v) => parse_duration(BACKFILL_NOTICE_INTERVAL_VAR, v).ok()?,
+        None => BACKFILL_NOTICE_INTERVAL_MS_DEFAULT,
+    };
+    (ms > 0).then(|| std::time::Duration::from_millis(ms))
 }
 
 /// The session's statement timeout, if one is set.
@@ -143,8 +168,8 @@ pub fn handle(
                             .collect::<Vec<_>>(),
                     );
                     let value = values.iter().map(value_text).collect::<Vec<_>>().join(", ");
-                    let value = if name == "statement_timeout" {
-                        match parse_timeout(&value) {
+                    let value = if DURATION_VARS.contains(&name.as_str()) {
+                        match parse_duration(&name, &value) {
                             Ok(ms) => show_timeout(ms),
                             Err(e) => return Some(Err(e)),
                         }
@@ -212,5 +237,31 @@ mod tests {
         assert_eq!(show_timeout(1000), "1s");
         assert_eq!(show_timeout(120_000), "2min");
         assert_eq!(show_timeout(0), "0");
+    }
+
+    #[test]
+    fn backfill_notices_default_to_the_documented_interval_and_zero_turns_them_off() {
+        let default = crate::config::pg_setting(BACKFILL_NOTICE_INTERVAL_VAR).unwrap();
+        assert_eq!(
+            parse_duration(BACKFILL_NOTICE_INTERVAL_VAR, default).unwrap(),
+            BACKFILL_NOTICE_INTERVAL_MS_DEFAULT
+        );
+        let mut vars = HashMap::new();
+        assert_eq!(
+            backfill_notice_interval(&vars),
+            Some(std::time::Duration::from_millis(
+                BACKFILL_NOTICE_INTERVAL_MS_DEFAULT
+            ))
+        );
+        vars.insert(BACKFILL_NOTICE_INTERVAL_VAR.to_string(), "0".to_string());
+        assert_eq!(backfill_notice_interval(&vars), None);
+        vars.insert(
+            BACKFILL_NOTICE_INTERVAL_VAR.to_string(),
+            "250ms".to_string(),
+        );
+        assert_eq!(
+            backfill_notice_interval(&vars),
+            Some(std::time::Duration::from_millis(250))
+        );
     }
 }
