@@ -78,6 +78,10 @@ pub enum ErrorKind {
     InvalidGrantOperation,
     /// 55006: the object is in use (dropping the session's own role)
     ObjectInUse,
+    /// 3F000: a schema other than `public`
+    InvalidSchemaName,
+    /// 3D000: a database other than `weir`
+    InvalidCatalogName,
     /// XX000
     Internal,
 }
@@ -115,6 +119,8 @@ impl ErrorKind {
             ErrorKind::ReservedName => "42939",
             ErrorKind::InvalidGrantOperation => "0LP01",
             ErrorKind::ObjectInUse => "55006",
+            ErrorKind::InvalidSchemaName => "3F000",
+            ErrorKind::InvalidCatalogName => "3D000",
             ErrorKind::Internal => "XX000",
         }
     }

@@ -13,6 +13,7 @@
 //! replay, HTTP ingest, benches) runs as the bootstrap superuser.
 
 pub mod ddl;
+pub mod privileges;
 pub mod scram;
 pub mod scram_exchange;
 

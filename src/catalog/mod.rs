@@ -157,11 +157,13 @@ impl Entry {
     }
 }
 
-/// The live catalog: resolved entries in memory, items persisted in the store; and the roles.
+/// The live catalog: resolved entries in memory, items persisted in the store; the roles and
+/// the privileges on objects.
 pub struct Catalog {
     store: Arc<dyn StateStore>,
     entries: RwLock<BTreeMap<String, Entry>>,
     pub roles: crate::auth::Roles,
+    pub privileges: crate::auth::privileges::Privileges,
 }
 
 impl Catalog {
@@ -170,6 +172,7 @@ impl Catalog {
     pub fn open(store: Arc<dyn StateStore>, init_password: Option<&str>) -> Result<Self> {
         Ok(Catalog {
             roles: crate::auth::Roles::open(store.clone(), init_password)?,
+            privileges: crate::auth::privileges::Privileges::open(store.clone())?,
             store,
             entries: RwLock::new(BTreeMap::new()),
         })
@@ -262,6 +265,10 @@ impl Catalog {
     /// Removes an entry from memory; the caller adds the catalog key deletion to `batch`.
     pub fn remove(&self, name: &str, batch: &mut WriteBatch) {
         batch.delete(keys::catalog_key(name));
+        self.privileges.forget(
+            &crate::auth::privileges::Object::Relation(name.into()),
+            batch,
+        );
         self.entries.write().expect("catalog lock").remove(name);
     }
 

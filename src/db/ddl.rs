@@ -10,6 +10,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit}
 use datafusion::sql::sqlparser::ast;
 
 use super::{Database, Output, Tag, object_name};
+use crate::auth::privileges::Object;
 use crate::catalog::checks::ColumnChecks;
 use crate::catalog::{
     CatalogItem, Entry, ItemKind, SinkDef, SourceDef, TableData, TableDef, ViewDef,
@@ -58,6 +59,7 @@ impl Database {
         if self.topics.topic(name).is_none() && if_exists {
             return Ok(Output::Done(Tag::new("DROP TOPIC")));
         }
+        self.require_owner(&Object::Topic(name.to_string()))?;
         let users = self.catalog.topic_users(name);
         if !users.is_empty() {
             return Err(WeirError::new(
@@ -67,6 +69,7 @@ impl Database {
             .with_hint(format!("{} reads it; drop that first", users.join(", "))));
         }
         self.topics.drop_topic(name)?;
+        self.forget_topic(name)?;
         Ok(Output::Done(Tag::new("DROP TOPIC")))
     }
 
@@ -308,6 +311,7 @@ impl Database {
             .await?;
         if !restoring {
             check_deterministic(&plan)?;
+            self.check_reads(&plan)?;
         }
         let optimized = self.ctx.state().optimize(&plan)?;
         let catalog = self.catalog.clone();
@@ -747,6 +751,7 @@ impl Database {
     fn drop_owned_topic(&self, owns_topic: bool, topic: &str) -> Result<()> {
         if owns_topic && self.catalog.topic_users(topic).is_empty() {
             self.topics.drop_topic(topic)?;
+            self.forget_topic(topic)?;
         }
         Ok(())
     }
@@ -778,6 +783,7 @@ impl Database {
             }
             ast::Statement::Query(_) => {
                 let plan = self.plan(&stmt).await?;
+                self.check_reads(&plan)?;
                 let optimized = self.ctx.state().optimize(&plan)?;
                 format!("{}\n", optimized.display_indent())
             }

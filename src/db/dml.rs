@@ -22,6 +22,7 @@ use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast;
 
 use super::{Database, Output, Tag, bind_params, object_name};
+use crate::auth::privileges::{Object, Privilege};
 use crate::catalog::{Entry, SourceDef, TableDef};
 use crate::error::{ErrorKind, Result, WeirError};
 use crate::formats;
@@ -85,7 +86,9 @@ impl Database {
             ));
         }
         let target = self.write_target(&object_name(name)?)?;
+        self.require_write(&target, Privilege::Insert)?;
         let plan = self.plan(&ast::Statement::Insert(insert)).await?;
+        self.check_reads(&plan)?;
         let plan = bind_params(plan, params)?;
         let LogicalPlan::Dml(dml) = plan else {
             return Err(WeirError::internal(
@@ -151,6 +154,7 @@ impl Database {
             ));
         }
         let table = self.dml_table(&update.table.relation)?;
+        self.require_change(&table, Privilege::Update, update.selection.is_some())?;
         let mut new_exprs: Vec<String> = table
             .schema
             .fields()
@@ -223,6 +227,7 @@ impl Database {
             ));
         }
         let table = self.dml_table(&from[0].relation)?;
+        self.require_change(&table, Privilege::Delete, delete.selection.is_some())?;
         let _guard = table.write_lock.lock().await;
         let rows = self
             .select_from_table(&table, "*", delete.selection.as_ref(), params)
@@ -295,6 +300,16 @@ impl Database {
             }
         }
         Ok(types)
+    }
+
+    /// UPDATE or DELETE on a table, and SELECT too when a WHERE reads its rows (as Postgres).
+    fn require_change(&self, table: &TableDef, privilege: Privilege, filters: bool) -> Result<()> {
+        let object = Object::Relation(table.item.name.clone());
+        self.require(&object, privilege)?;
+        if filters {
+            self.require(&object, Privilege::Select)?;
+        }
+        Ok(())
     }
 
     fn dml_table(&self, relation: &ast::TableFactor) -> Result<Arc<TableDef>> {

@@ -4,6 +4,7 @@
 //! the catalog, topics and dataflow runtime; writes go to the log; reads go to serving (a
 //! point lookup, or DataFusion over committed state); an [`Output`] comes back for the wire.
 
+mod access;
 mod ddl;
 pub use ddl::pg_column_name;
 mod dml;
@@ -25,6 +26,7 @@ use datafusion::physical_plan::ColumnarValue;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast;
 
+use crate::auth::privileges::{Object, Privilege};
 use crate::catalog::{Catalog, Entry, ItemKind};
 use crate::config;
 use crate::dataflow::runtime::{CancelFlag, EpochLock, Runtime};
@@ -35,6 +37,7 @@ use crate::serving::lookup::PointLookup;
 use crate::serving::providers::{ReadContext, WeirSchema};
 use crate::sources::generator::GeneratorHandle;
 use crate::sql::parse::{ShowKind, Statement};
+use crate::sql::roles::RoleStatement;
 use crate::state::{StateStore, StoreKind};
 use crate::topics::TopicStore;
 
@@ -204,7 +207,9 @@ impl Database {
         } else {
             None
         };
-        match stmt {
+        self.authorize(&stmt)?;
+        let made = self.may_create(&stmt);
+        let output = match stmt {
             Statement::CreateTopic {
                 name,
                 options,
@@ -228,18 +233,29 @@ impl Database {
             }
             Statement::Show(kind) => self.show(kind),
             Statement::Role(role) => {
+                self.check_role_change(&role)?;
+                let renamed = match &role {
+                    RoleStatement::Rename { name, to } => Some((name.clone(), to.clone())),
+                    _ => None,
+                };
                 let acting = crate::auth::current_user();
                 let tag = crate::auth::ddl::execute(&self.catalog.roles, role, &acting, || {
                     Ok(pg_catalog::oid_of_id(self.catalog.next_id()?))
                 })?;
+                if let Some((from, to)) = renamed {
+                    self.catalog.privileges.rename_role(&from, &to)?;
+                }
                 Ok(Output::Done(Tag::new(tag)))
             }
+            Statement::Grant(grant) => self.grant(grant),
             Statement::Flush => {
                 self.runtime.flush().await?;
                 Ok(Output::Done(Tag::new("FLUSH")))
             }
             Statement::Standard(stmt) => self.execute_standard(*stmt, params).await,
-        }
+        }?;
+        self.record_created(&made)?;
+        Ok(output)
     }
 
     async fn execute_standard(
@@ -250,6 +266,12 @@ impl Database {
         match stmt {
             ast::Statement::Query(ref query) => {
                 if let Some(lookup) = PointLookup::recognise(query, &self.catalog)
+                    && self
+                        .require(
+                            &Object::Relation(lookup.view.item.name.clone()),
+                            Privilege::Select,
+                        )
+                        .is_ok()
                     && let Some(batch) = lookup.execute(self.store.as_ref(), params)?
                 {
                     return Ok(Output::Rows {
@@ -258,6 +280,7 @@ impl Database {
                     });
                 }
                 let plan = self.plan(&stmt).await?;
+                self.check_reads(&plan)?;
                 self.run_query(plan, params).await
             }
             ast::Statement::CreateTable(_) | ast::Statement::CreateView(_) => {
@@ -461,7 +484,8 @@ fn is_ddl(stmt: &Statement) -> bool {
         | Statement::DropSource { .. }
         | Statement::CreateSink(_)
         | Statement::DropSink { .. }
-        | Statement::Role(_) => true,
+        | Statement::Role(_)
+        | Statement::Grant(_) => true,
         Statement::Standard(s) => matches!(
             s.as_ref(),
             ast::Statement::CreateTable(_)

@@ -20,6 +20,7 @@ use kafka_protocol::records::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::{Broker, topic_name};
+use crate::auth::privileges::Privilege;
 use crate::topics::Topic;
 
 /// How often a long-polling fetch looks for new records, in milliseconds.
@@ -52,21 +53,22 @@ fn fetch_once(broker: &Broker, request: &FetchRequest) -> (FetchResponse, usize)
     let mut topics = Vec::with_capacity(request.topics.len());
     for t in &request.topics {
         let name = topic_name(&t.topic);
-        let topic = broker.topic(&name);
+        let topic = broker.topic_for(&name, Privilege::Select);
         let mut partitions = Vec::with_capacity(t.partitions.len());
         for p in &t.partitions {
             let data = PartitionData::default()
                 .with_partition_index(p.partition)
                 .with_aborted_transactions(Some(vec![]));
-            let Some(topic) = topic
-                .as_ref()
-                .filter(|t| p.partition >= 0 && (p.partition as u32) < t.partitions())
-            else {
-                partitions.push(
-                    data.with_error_code(ResponseError::UnknownTopicOrPartition.code())
-                        .with_high_watermark(-1),
-                );
-                continue;
+            let topic = match &topic {
+                Ok(t) if p.partition >= 0 && (p.partition as u32) < t.partitions() => t,
+                found => {
+                    let code = found
+                        .as_ref()
+                        .err()
+                        .unwrap_or(&ResponseError::UnknownTopicOrPartition);
+                    partitions.push(data.with_error_code(code.code()).with_high_watermark(-1));
+                    continue;
+                }
             };
             let partition = p.partition as u32;
             let end = high_watermark(broker, topic, partition).unwrap_or(0) as i64;
@@ -210,18 +212,27 @@ pub fn list_offsets(
         .topics
         .iter()
         .map(|t| {
-            let topic = broker.topic(&topic_name(&t.name));
+            let topic = broker.topic_for(&topic_name(&t.name), Privilege::Select);
             let partitions = t
                 .partitions
                 .iter()
                 .map(|p| {
                     let response = ListOffsetsPartitionResponse::default()
                         .with_partition_index(p.partition_index);
-                    let Some(topic) = topic.as_ref().filter(|t| {
-                        p.partition_index >= 0 && (p.partition_index as u32) < t.partitions()
-                    }) else {
-                        return response
-                            .with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    let topic = match &topic {
+                        Ok(t)
+                            if p.partition_index >= 0
+                                && (p.partition_index as u32) < t.partitions() =>
+                        {
+                            t
+                        }
+                        found => {
+                            let code = found
+                                .as_ref()
+                                .err()
+                                .unwrap_or(&ResponseError::UnknownTopicOrPartition);
+                            return response.with_error_code(code.code());
+                        }
                     };
                     let partition = p.partition_index as u32;
                     let found = match p.timestamp {

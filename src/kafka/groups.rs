@@ -34,6 +34,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::{Broker, NODE_ID, kafka_name, topic_name};
+use crate::auth::privileges::{Object, Privilege};
 use crate::state::{StateStore, WriteBatch, keys};
 
 /// How often a JoinGroup or SyncGroup waiting for the rest of the group looks again, in ms.
@@ -531,10 +532,25 @@ pub fn committed_offsets(store: &dyn StateStore) -> crate::error::Result<Vec<Com
     Ok(out)
 }
 
+/// Whether the client's role may read `topic` (and so keep a position in it); Weir's internal
+/// topics are not for Kafka clients.
+fn readable(broker: &Broker, topic: &str) -> bool {
+    !super::internal(topic)
+        && broker
+            .db
+            .may(&Object::Topic(topic.to_string()), Privilege::Select)
+}
+
 pub fn offset_commit(broker: &Broker, request: OffsetCommitRequest) -> OffsetCommitResponse {
     let group = request.group_id.0.to_string();
     let mut batch = WriteBatch::default();
-    for t in &request.topics {
+    // Committing a consumer's position takes SELECT on the topic, as consuming does.
+    let readable: Vec<bool> = request
+        .topics
+        .iter()
+        .map(|t| readable(broker, &topic_name(&t.name)))
+        .collect();
+    for (t, _) in request.topics.iter().zip(&readable).filter(|(_, r)| **r) {
         for p in &t.partitions {
             let mut value = p.committed_offset.to_be_bytes().to_vec();
             value.extend_from_slice(p.committed_metadata.as_deref().unwrap_or("").as_bytes());
@@ -554,7 +570,13 @@ pub fn offset_commit(broker: &Broker, request: OffsetCommitRequest) -> OffsetCom
     let topics = request
         .topics
         .iter()
-        .map(|t| {
+        .zip(readable)
+        .map(|(t, readable)| {
+            let code = if readable {
+                code
+            } else {
+                ResponseError::TopicAuthorizationFailed.code()
+            };
             let partitions = t
                 .partitions
                 .iter()
@@ -584,15 +606,23 @@ pub fn offset_fetch(broker: &Broker, request: OffsetFetchRequest) -> OffsetFetch
             .topics
             .list()
             .iter()
+            .filter(|t| readable(broker, t.name()))
             .map(|t| (t.name().to_string(), (0..t.partitions() as i32).collect()))
             .collect(),
     };
     let topics = wanted
         .into_iter()
         .map(|(topic, partitions)| {
+            let allowed = readable(broker, &topic);
             let partitions = partitions
                 .into_iter()
                 .map(|p| {
+                    if !allowed {
+                        return OffsetFetchResponsePartition::default()
+                            .with_partition_index(p)
+                            .with_committed_offset(-1)
+                            .with_error_code(ResponseError::TopicAuthorizationFailed.code());
+                    }
                     let stored = broker
                         .db
                         .store

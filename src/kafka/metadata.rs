@@ -23,6 +23,8 @@ use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use super::{Broker, INTERNAL_TOPIC_PREFIX, NODE_ID, SUPPORTED, internal, kafka_name, topic_name};
+use crate::auth::privileges::{Object, Privilege};
+use crate::error::ErrorKind;
 use crate::topics::{Topic, TopicConfig, TopicError};
 
 pub fn api_versions() -> ApiVersionsResponse {
@@ -94,25 +96,34 @@ pub fn metadata(broker: &Broker, request: MetadataRequest, version: i16) -> Meta
         ),
     };
     let topics = match wanted {
+        // A role sees the topics it has some privilege on.
         None => topics_store
             .list()
             .iter()
-            .filter(|t| !internal(t.name()))
+            .filter(|t| !internal(t.name()) && broker.db.may_see(&Object::Topic(t.name().into())))
             .map(|t| describe_topic(t))
             .collect(),
         Some(names) => names
             .iter()
             .map(|name| {
-                let mut found = broker.topic(name);
-                if found.is_none() && broker.auto_create_topics && request.allow_auto_topic_creation
+                let mut found = match broker.topic(name) {
+                    Some(_) if !broker.db.may_see(&Object::Topic(name.clone())) => {
+                        Err(ResponseError::TopicAuthorizationFailed)
+                    }
+                    Some(t) => Ok(t),
+                    None => Err(ResponseError::UnknownTopicOrPartition),
+                };
+                if matches!(found, Err(ResponseError::UnknownTopicOrPartition))
+                    && broker.auto_create_topics
+                    && request.allow_auto_topic_creation
                 {
-                    found = create(broker, name, TopicConfig::default()).ok();
+                    found = create(broker, name, TopicConfig::default()).map_err(|(code, _)| code);
                 }
                 match found {
-                    Some(t) => describe_topic(&t),
-                    None => MetadataResponseTopic::default()
+                    Ok(t) => describe_topic(&t),
+                    Err(code) => MetadataResponseTopic::default()
                         .with_name(Some(kafka_name(name)))
-                        .with_error_code(ResponseError::UnknownTopicOrPartition.code()),
+                        .with_error_code(code.code()),
                 }
             })
             .collect(),
@@ -128,18 +139,52 @@ pub fn metadata(broker: &Broker, request: MetadataRequest, version: i16) -> Meta
         .with_topics(topics)
 }
 
-/// Creates a topic (Kafka clients and auto-creation), with the same rules as CREATE TOPIC; a
-/// Kafka client cannot create one of Weir's internal topics.
+/// Creates a topic (Kafka clients and auto-creation), with the same rules as CREATE TOPIC: the
+/// role needs CREATE on the database, and owns the topic; a Kafka client cannot create one of
+/// Weir's internal topics. An error is the code and message CreateTopics answers with.
 pub fn create(
     broker: &Broker,
     name: &str,
     config: TopicConfig,
-) -> Result<std::sync::Arc<Topic>, TopicError> {
+) -> Result<std::sync::Arc<Topic>, (ResponseError, String)> {
     if internal(name) {
-        return Err(TopicError::InvalidName(name.to_string()));
+        return Err((
+            ResponseError::InvalidTopicException,
+            format!(
+                "topic names starting with '{INTERNAL_TOPIC_PREFIX}' are reserved for Weir's \
+                 internal topics"
+            ),
+        ));
+    }
+    if !broker.db.may(&Object::Database, Privilege::Create) {
+        return Err((
+            ResponseError::TopicAuthorizationFailed,
+            format!(
+                "role {} may not create topics (it needs CREATE on the database)",
+                crate::auth::current_user()
+            ),
+        ));
     }
     let partitions = config.partitions;
-    let topic = broker.db.topics.create_topic(name, config)?;
+    let topic = broker
+        .db
+        .topics
+        .create_topic(name, config)
+        .map_err(|e| match e {
+            TopicError::AlreadyExists(_) => (
+                ResponseError::TopicAlreadyExists,
+                format!("topic '{name}' already exists"),
+            ),
+            TopicError::InvalidName(_) => (
+                ResponseError::InvalidTopicException,
+                format!("invalid topic name '{name}'"),
+            ),
+            other => (ResponseError::UnknownServerError, other.to_string()),
+        })?;
+    broker
+        .db
+        .record_owner(Object::Topic(name.to_string()))
+        .map_err(|e| (ResponseError::UnknownServerError, e.message))?;
     tracing::info!(topic = name, partitions, "topic created by a Kafka client");
     Ok(topic)
 }
@@ -179,15 +224,7 @@ pub fn create_topics(broker: &Broker, request: CreateTopicsRequest) -> CreateTop
             } else {
                 t.num_partitions
             };
-            let outcome = if internal(&name) {
-                Err((
-                    ResponseError::InvalidTopicException,
-                    format!(
-                        "topic names starting with '{INTERNAL_TOPIC_PREFIX}' are reserved for \
-                         Weir's internal topics"
-                    ),
-                ))
-            } else if partitions == 0 || partitions as u32 > crate::topics::PARTITIONS_MAX {
+            let outcome = if partitions == 0 || partitions as u32 > crate::topics::PARTITIONS_MAX {
                 Err((
                     ResponseError::InvalidPartitions,
                     format!(
@@ -207,21 +244,7 @@ pub fn create_topics(broker: &Broker, request: CreateTopicsRequest) -> CreateTop
             } else {
                 requested_config(partitions as u32, t)
                     .map_err(|message| (ResponseError::InvalidConfig, message))
-                    .and_then(|config| {
-                        create(broker, &name, config)
-                            .map(|_| ())
-                            .map_err(|e| match e {
-                                TopicError::AlreadyExists(_) => (
-                                    ResponseError::TopicAlreadyExists,
-                                    format!("topic '{name}' already exists"),
-                                ),
-                                TopicError::InvalidName(_) => (
-                                    ResponseError::InvalidTopicException,
-                                    format!("invalid topic name '{name}'"),
-                                ),
-                                other => (ResponseError::UnknownServerError, other.to_string()),
-                            })
-                    })
+                    .and_then(|config| create(broker, &name, config).map(|_| ()))
             };
             let result = CreatableTopicResult::default().with_name(t.name.clone());
             match outcome {
@@ -262,8 +285,11 @@ pub fn delete_topics(
             match broker.db.drop_topic(name, false) {
                 Ok(_) => result,
                 Err(e) => {
-                    let with_message =
-                        result.with_error_code(ResponseError::PolicyViolation.code());
+                    let code = match e.kind {
+                        ErrorKind::InsufficientPrivilege => ResponseError::TopicAuthorizationFailed,
+                        _ => ResponseError::PolicyViolation,
+                    };
+                    let with_message = result.with_error_code(code.code());
                     if version >= 5 {
                         with_message.with_error_message(Some(StrBytes::from_string(e.message)))
                     } else {
@@ -299,8 +325,15 @@ pub fn describe_configs(
             if r.resource_type != TOPIC {
                 return result.with_configs(vec![]);
             }
-            let Some(topic) = broker.topic(r.resource_name.as_str()) else {
-                return result.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+            let name = r.resource_name.as_str();
+            let topic = match broker.topic(name) {
+                None => {
+                    return result.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                }
+                Some(_) if !broker.db.may_see(&Object::Topic(name.to_string())) => {
+                    return result.with_error_code(ResponseError::TopicAuthorizationFailed.code());
+                }
+                Some(topic) => topic,
             };
             let all = [
                 (

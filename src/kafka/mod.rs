@@ -25,6 +25,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable};
 use pgwire::tokio::TlsAcceptor;
@@ -96,6 +97,25 @@ impl Broker {
             return None;
         }
         self.db.topics.topic(name)
+    }
+
+    /// A topic the client's role may use with `privilege` (produce: INSERT; fetch, offsets:
+    /// SELECT): UNKNOWN_TOPIC_OR_PARTITION when it is not there, TOPIC_AUTHORIZATION_FAILED
+    /// when the role may not.
+    fn topic_for(
+        &self,
+        name: &str,
+        privilege: crate::auth::privileges::Privilege,
+    ) -> Result<Arc<crate::topics::Topic>, ResponseError> {
+        let topic = self
+            .topic(name)
+            .ok_or(ResponseError::UnknownTopicOrPartition)?;
+        let object = crate::auth::privileges::Object::Topic(name.to_string());
+        if self.db.may(&object, privilege) {
+            Ok(topic)
+        } else {
+            Err(ResponseError::TopicAuthorizationFailed)
+        }
     }
 }
 

@@ -21,6 +21,7 @@ use kafka_protocol::records::RecordSet;
 
 use super::decompress::{self, Refused};
 use super::{Broker, metadata, topic_name};
+use crate::auth::privileges::Privilege;
 use crate::config::KAFKA_BATCH_BYTES_MAX;
 use crate::topics::{IdempotentAppend, ProducerStamp, Record};
 
@@ -55,26 +56,27 @@ pub async fn produce(broker: &Broker, request: ProduceRequest) -> ProduceRespons
     let mut responses = Vec::with_capacity(request.topic_data.len());
     for topic_data in &request.topic_data {
         let name = topic_name(&topic_data.name);
-        let mut topic = broker.topic(&name);
-        if topic.is_none() && broker.auto_create_topics {
-            topic = metadata::create(broker, &name, Default::default()).ok();
+        let mut topic = broker.topic_for(&name, Privilege::Insert);
+        if matches!(topic, Err(ResponseError::UnknownTopicOrPartition)) && broker.auto_create_topics
+        {
+            topic = metadata::create(broker, &name, Default::default()).map_err(|(code, _)| code);
         }
         let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
         // Topics Weir writes (sink outputs, generated sources) have one writer: Weir. (Its
         // internal topics are not found at all.)
         let owned_by_weir = topic
             .as_ref()
-            .is_some_and(|t| broker.db.catalog.sole_writer(t.name()).is_some());
+            .is_ok_and(|t| broker.db.catalog.sole_writer(t.name()).is_some());
         for part in &topic_data.partition_data {
             let response = PartitionProduceResponse::default().with_index(part.index);
             let outcome = match (&topic, part.records.clone()) {
-                (None, _) => Err(ResponseError::UnknownTopicOrPartition),
-                (Some(_), _) if owned_by_weir => Err(ResponseError::PolicyViolation),
-                (Some(t), _) if part.index < 0 || part.index as u32 >= t.partitions() => {
+                (Err(code), _) => Err(*code),
+                (Ok(_), _) if owned_by_weir => Err(ResponseError::PolicyViolation),
+                (Ok(t), _) if part.index < 0 || part.index as u32 >= t.partitions() => {
                     Err(ResponseError::UnknownTopicOrPartition)
                 }
                 (_, None) => Err(ResponseError::CorruptMessage),
-                (Some(t), Some(raw)) => append(t, part.index as u32, raw),
+                (Ok(t), Some(raw)) => append(t, part.index as u32, raw),
             };
             partitions.push(match outcome {
                 Ok(base_offset) => response
@@ -82,6 +84,7 @@ pub async fn produce(broker: &Broker, request: ProduceRequest) -> ProduceRespons
                     .with_log_start_offset(
                         topic
                             .as_ref()
+                            .ok()
                             .and_then(|t| t.log_start(part.index as u32).ok())
                             .unwrap_or(0) as i64,
                     ),

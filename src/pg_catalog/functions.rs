@@ -24,12 +24,12 @@ use crate::error::{ErrorKind, WeirError};
 
 /// What a function body can reach: the catalog, snapshotted once per call.
 pub struct Call<'a> {
-    catalog: &'a Catalog,
+    pub(super) catalog: &'a Catalog,
     snapshot: OnceCell<Snapshot>,
 }
 
 impl Call<'_> {
-    fn snap(&self) -> &Snapshot {
+    pub(super) fn snap(&self) -> &Snapshot {
         self.snapshot.get_or_init(|| Snapshot::take(self.catalog))
     }
 }
@@ -468,17 +468,21 @@ pub fn register(ctx: &SessionContext, catalog: &Arc<Catalog>) {
             catalog: catalog.clone(),
         }));
     }
-    for name in [
-        "has_table_privilege",
-        "has_schema_privilege",
-        "has_database_privilege",
-        "has_column_privilege",
-        "has_any_column_privilege",
-        "has_function_privilege",
-        "has_sequence_privilege",
-        "has_type_privilege",
-    ] {
-        // The one role owns everything.
+    use super::privilege_functions::{
+        has_column_privilege, has_database_or_schema_privilege, has_table_privilege,
+    };
+    let privilege_functions: [(&'static str, Body); 8] = [
+        ("has_table_privilege", has_table_privilege),
+        ("has_schema_privilege", has_database_or_schema_privilege),
+        ("has_database_privilege", has_database_or_schema_privilege),
+        ("has_column_privilege", has_column_privilege),
+        // Weir has no function, sequence or type privileges: everyone has them.
+        ("has_any_column_privilege", has_table_privilege),
+        ("has_function_privilege", always_true),
+        ("has_sequence_privilege", always_true),
+        ("has_type_privilege", always_true),
+    ];
+    for (name, body) in privilege_functions {
         ctx.register_udf(ScalarUDF::new_from_impl(PgFunction {
             name,
             signature: Signature::one_of(
@@ -486,7 +490,7 @@ pub fn register(ctx: &SessionContext, catalog: &Arc<Catalog>) {
                 Volatility::Stable,
             ),
             returns: DataType::Boolean,
-            body: always_true,
+            body,
             catalog: catalog.clone(),
         }));
     }
@@ -531,7 +535,7 @@ fn utf8(s: &str) -> ScalarValue {
     ScalarValue::Utf8(Some(s.to_string()))
 }
 
-fn external(e: WeirError) -> DataFusionError {
+pub(super) fn external(e: WeirError) -> DataFusionError {
     DataFusionError::External(Box::new(e))
 }
 
@@ -548,7 +552,7 @@ fn to_json(v: &ScalarValue) -> serde_json::Value {
     }
 }
 
-fn as_oid(v: &ScalarValue) -> Option<u32> {
+pub(super) fn as_oid(v: &ScalarValue) -> Option<u32> {
     match v.cast_to(&DataType::UInt32).ok()? {
         ScalarValue::UInt32(o) => o,
         _ => None,
@@ -562,7 +566,7 @@ fn as_i64(v: &ScalarValue) -> Option<i64> {
     }
 }
 
-fn as_text(v: &ScalarValue) -> Option<String> {
+pub(super) fn as_text(v: &ScalarValue) -> Option<String> {
     if v.is_null() {
         return None;
     }

@@ -7,6 +7,7 @@ use datafusion::common::ScalarValue;
 use super::tables::{CatalogTable, Row};
 use super::types;
 use super::{DATABASE_NAME, OWNER_ROLE, Snapshot};
+use crate::auth::privileges::{PUBLIC, Privilege};
 
 /// `character_octet_length` of a `text` column: the largest value Postgres stores, 1 GiB.
 const TEXT_OCTETS_MAX: i32 = 1_073_741_824;
@@ -68,6 +69,12 @@ pub const VIEWS: &[CatalogTable] = &[
          user_defined_type_catalog name, user_defined_type_schema name, \
          user_defined_type_name name, is_insertable_into text, is_typed text, \
          commit_action text",
+    ),
+    view(
+        "table_privileges",
+        13007,
+        "grantor name, grantee name, table_catalog name, table_schema name, table_name name, \
+         privilege_type text, is_grantable text, with_hierarchy text",
     ),
     view(
         "views",
@@ -209,6 +216,42 @@ pub fn rows(name: &str, snap: &Snapshot) -> Vec<Row> {
                     ),
                     ("is_typed", s("NO")),
                 ]
+            })
+            .collect(),
+        // The privileges the session's role is grantor or grantee of (through the roles it
+        // has the rights of), and PUBLIC's.
+        "table_privileges" => snap
+            .relations
+            .iter()
+            .filter(|r| r.namespace_name() == "public")
+            .flat_map(|r| {
+                r.acl
+                    .privileges(r.object_kind)
+                    .into_iter()
+                    .filter(|(grantee, _)| {
+                        grantee == PUBLIC
+                            || snap.viewer_roles.contains(grantee)
+                            || snap.viewer_roles.contains(&r.acl.owner)
+                    })
+                    .map(|(grantee, privilege)| {
+                        let owner = grantee == r.acl.owner;
+                        let grantee = if grantee == PUBLIC {
+                            "PUBLIC"
+                        } else {
+                            &grantee
+                        };
+                        vec![
+                            ("grantor", s(&r.acl.owner)),
+                            ("grantee", s(grantee)),
+                            ("table_catalog", db()),
+                            ("table_schema", s(r.namespace_name())),
+                            ("table_name", s(&r.name)),
+                            ("privilege_type", s(privilege.keyword())),
+                            ("is_grantable", yes_no(owner)),
+                            ("with_hierarchy", yes_no(privilege == Privilege::Select)),
+                        ]
+                    })
+                    .collect::<Vec<_>>()
             })
             .collect(),
         "views" => snap

@@ -16,6 +16,7 @@
 
 pub mod functions;
 pub mod information_schema;
+mod privilege_functions;
 pub mod rewrite;
 mod rows;
 mod subquery;
@@ -32,6 +33,7 @@ use datafusion::error::Result as DfResult;
 use datafusion::logical_expr::{Expr, TableType};
 use datafusion::physical_plan::ExecutionPlan;
 
+use crate::auth::privileges::{Acl, Object, ObjectKind};
 use crate::catalog::{Catalog, Entry};
 use tables::CatalogTable;
 
@@ -69,6 +71,10 @@ pub struct RelInfo {
     pub primary: bool,
     /// A view's defining query.
     pub definition: Option<String>,
+    /// Its owner and grants (system relations: the bootstrap superuser's, granting nothing).
+    pub acl: crate::auth::privileges::Acl,
+    /// What kind of object its privileges are for.
+    pub object_kind: crate::auth::privileges::ObjectKind,
 }
 
 impl RelInfo {
@@ -134,6 +140,8 @@ impl RelInfo {
 pub struct Snapshot {
     pub relations: Vec<RelInfo>,
     pub roles: Vec<crate::auth::Role>,
+    /// The roles whose rights the session's role has (itself included).
+    pub viewer_roles: std::collections::BTreeSet<String>,
 }
 
 impl Snapshot {
@@ -158,6 +166,8 @@ impl Snapshot {
                     key,
                     primary,
                     definition,
+                    acl: catalog.privileges.acl(&Object::Relation(item.name.clone())),
+                    object_kind: ObjectKind::of(item.kind),
                 }
             })
             .collect();
@@ -179,11 +189,21 @@ impl Snapshot {
                 key: Vec::new(),
                 primary: false,
                 definition: None,
+                acl: Acl::owned_by(crate::auth::BOOTSTRAP_SUPERUSER),
+                object_kind: ObjectKind::Table,
             });
         }
+        let roles = catalog.roles.all();
+        let viewer = crate::auth::current_user();
+        let viewer_roles = roles
+            .iter()
+            .filter(|r| catalog.roles.has_privileges_of(&viewer, &r.name))
+            .map(|r| r.name.clone())
+            .collect();
         Snapshot {
             relations,
-            roles: catalog.roles.all(),
+            roles,
+            viewer_roles,
         }
     }
 

@@ -49,6 +49,10 @@ fn oid_list(values: impl IntoIterator<Item = u32>) -> ScalarValue {
     let values: Vec<ScalarValue> = values.into_iter().map(oid).collect();
     ScalarValue::List(ScalarValue::new_list_nullable(&values, &DataType::UInt32))
 }
+fn text_list(values: impl IntoIterator<Item = String>) -> ScalarValue {
+    let values: Vec<ScalarValue> = values.into_iter().map(|v| s(&v)).collect();
+    ScalarValue::List(ScalarValue::new_list_nullable(&values, &DataType::Utf8))
+}
 fn is_text(type_oid: u32) -> bool {
     matches!(type_oid, 19 | 25 | 1042 | 1043)
 }
@@ -102,7 +106,11 @@ pub fn rows(name: &str, snap: &Snapshot, session: &dyn Session) -> Vec<Row> {
                 })
                 .collect()
         }
-        "pg_class" => snap.relations.iter().flat_map(class_rows).collect(),
+        "pg_class" => snap
+            .relations
+            .iter()
+            .flat_map(|r| class_rows(r, snap))
+            .collect(),
         "pg_collation" => [
             (DEFAULT_COLLATION, "default", "d"),
             (950, "C", "c"),
@@ -266,7 +274,18 @@ fn role_row(r: &crate::auth::Role) -> Row {
 }
 
 /// A relation, and its key index when it has one.
-fn class_rows(r: &RelInfo) -> Vec<Row> {
+fn class_rows(r: &RelInfo, snap: &Snapshot) -> Vec<Row> {
+    let owner = snap
+        .roles
+        .iter()
+        .find(|role| role.name == r.acl.owner)
+        .map_or(ROLE_OID, |role| role.oid);
+    // NULL until something is granted, as in Postgres (`\dp` shows it empty).
+    let acl = if r.acl.grants.is_empty() {
+        ScalarValue::Null
+    } else {
+        text_list(r.acl.items(r.object_kind))
+    };
     let class = |o: u32, name: String, kind: &str, am: u32, natts: usize, has_index: bool| {
         vec![
             ("oid", oid(o)),
@@ -277,7 +296,7 @@ fn class_rows(r: &RelInfo) -> Vec<Row> {
                 oid(if kind == "i" { 0 } else { r.row_type_oid() }),
             ),
             ("reloftype", oid(0)),
-            ("relowner", oid(ROLE_OID)),
+            ("relowner", oid(owner)),
             ("relam", oid(am)),
             ("relfilenode", oid(0)),
             ("reltablespace", oid(0)),
@@ -305,6 +324,14 @@ fn class_rows(r: &RelInfo) -> Vec<Row> {
             ("relrewrite", oid(0)),
             ("relfrozenxid", i(0)),
             ("relminmxid", i(0)),
+            (
+                "relacl",
+                if kind == "i" {
+                    ScalarValue::Null
+                } else {
+                    acl.clone()
+                },
+            ),
         ]
     };
     let am = if matches!(r.kind, 'r' | 'm') {

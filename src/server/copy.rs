@@ -59,6 +59,7 @@ pub fn start(db: &Database, stmt: &ast::Statement) -> Result<PendingCopy> {
         return Err(WeirError::unsupported("COPY (query) is not supported"));
     };
     let target = db.write_target(&object_name(table_name)?)?;
+    db.require_write(&target, crate::auth::privileges::Privilege::Insert)?;
     let schema = target.schema();
     let all: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
     let listed: Vec<String> = columns

@@ -83,6 +83,7 @@ pub fn refusal(stmt: &Statement) -> Option<&'static str> {
         Statement::DropSink { .. } => Some("DROP SINK"),
         Statement::DropSource { .. } => Some("DROP SOURCE"),
         Statement::Role(_) => Some("a role statement"),
+        Statement::Grant(_) => Some("GRANT / REVOKE"),
         Statement::Standard(s) => match s.as_ref() {
             ast::Statement::Update { .. } => Some("UPDATE"),
             ast::Statement::Delete { .. } => Some("DELETE"),

@@ -6,6 +6,7 @@
 pub mod checked;
 pub mod depth;
 pub mod event_time;
+pub mod grants;
 pub mod numeric_sum;
 pub mod parse;
 pub mod roles;

@@ -41,6 +41,8 @@ pub enum Statement {
     Flush,
     /// CREATE / ALTER / DROP ROLE or USER, GRANT / REVOKE of role membership.
     Role(super::roles::RoleStatement),
+    /// GRANT / REVOKE of privileges on objects.
+    Grant(super::grants::ObjectGrant),
     /// Anything standard SQL: SELECT, INSERT, CREATE TABLE / MATERIALIZED VIEW, SET ...
     Standard(Box<ast::Statement>),
 }
@@ -215,6 +217,9 @@ pub(crate) fn word_at(parser: &Parser, n: usize) -> Option<String> {
 }
 
 fn parse_one(parser: &mut Parser) -> Result<Statement> {
+    if super::grants::starts_object_grant(parser) {
+        return super::grants::parse(parser).map(Statement::Grant);
+    }
     if super::roles::starts_role_statement(parser) {
         return super::roles::parse(parser).map(Statement::Role);
     }

@@ -70,22 +70,9 @@ pub fn starts_role_statement(parser: &Parser) -> bool {
     let second = word_at(parser, 1);
     match (first.as_deref(), second.as_deref()) {
         (Some("CREATE" | "ALTER" | "DROP"), Some("ROLE" | "USER" | "GROUP")) => true,
-        (Some("GRANT" | "REVOKE"), _) => !names_an_object(parser),
+        (Some("GRANT" | "REVOKE"), _) => !super::grants::starts_object_grant(parser),
         _ => false,
     }
-}
-
-/// Whether a GRANT / REVOKE names objects (`... ON t TO ...`) rather than roles.
-fn names_an_object(parser: &Parser) -> bool {
-    for n in 1.. {
-        match parser.peek_nth_token(n).token {
-            Token::EOF | Token::SemiColon => return false,
-            Token::Word(w) if matches!(w.keyword, Keyword::TO | Keyword::FROM) => return false,
-            Token::Word(w) if w.keyword == Keyword::ON => return true,
-            _ => {}
-        }
-    }
-    false
 }
 
 /// Parses the role statement at the parser's position ([`starts_role_statement`] said it is one).

@@ -4,6 +4,7 @@
 //! ```text
 //! c <name>                                  catalog entry (JSON)
 //! r <name>                                  a role (JSON, `auth::Role`)
+//! p <object>                                an object's owner and grants (JSON, `auth::privileges`)
 //! m next_id                                 next catalog object id (u64 BE)
 //! m format                                  the store's layout version (u32 BE, STORE_FORMAT)
 //! v <view id u64 BE> <pk>                   a keyed view's row (row bytes)
@@ -33,6 +34,7 @@
 
 pub const CATALOG: u8 = b'c';
 pub const ROLES: u8 = b'r';
+pub const PRIVILEGES: u8 = b'p';
 pub const META_NEXT_ID: &[u8] = b"m/next_id";
 pub const META_FORMAT: &[u8] = b"m/format";
 /// The layout this build reads and writes. 1: stores written before the key existed (keyed
@@ -62,6 +64,13 @@ pub fn catalog_key(name: &str) -> Vec<u8> {
 pub fn role_key(name: &str) -> Vec<u8> {
     let mut k = vec![ROLES];
     k.extend_from_slice(name.as_bytes());
+    k
+}
+
+/// The key of an object's privileges: `r/<relation>`, `t/<topic>` or `d` (the database).
+pub fn privileges_key(object: &str) -> Vec<u8> {
+    let mut k = vec![PRIVILEGES];
+    k.extend_from_slice(object.as_bytes());
     k
 }
 
