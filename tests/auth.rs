@@ -10,33 +10,8 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{WeirServer, weir_bin};
+use common::{WeirServer, sql_error as code, weir_bin};
 use tokio_postgres::error::SqlState;
-
-async fn connect_as(
-    server: &WeirServer,
-    user: &str,
-    password: Option<&str>,
-) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
-    let mut conn = format!(
-        "host=127.0.0.1 port={} user={user} dbname=weir",
-        server.port
-    );
-    if let Some(p) = password {
-        conn.push_str(&format!(" password='{p}'"));
-    }
-    let (client, connection) = tokio_postgres::connect(&conn, tokio_postgres::NoTls).await?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(client)
-}
-
-fn code(e: &tokio_postgres::Error) -> String {
-    e.as_db_error()
-        .map(|d| format!("{}: {}", d.code().code(), d.message()))
-        .unwrap_or_else(|| format!("not a server error: {e}"))
-}
 
 async fn current_user(client: &tokio_postgres::Client) -> String {
     client
@@ -59,11 +34,11 @@ async fn trust_admits_existing_login_roles_and_each_session_acts_as_its_role() {
     .await
     .unwrap();
 
-    let reader = connect_as(&server, "reader", None).await.unwrap();
+    let reader = server.connect_as("reader", None).await.unwrap();
     assert_eq!(current_user(&reader).await, "reader");
-    let e = connect_as(&server, "nobody", None).await.err().unwrap();
+    let e = server.connect_as("nobody", None).await.err().unwrap();
     assert_eq!(code(&e), "28000: role \"nobody\" does not exist");
-    let e = connect_as(&server, "no_login", None).await.err().unwrap();
+    let e = server.connect_as("no_login", None).await.err().unwrap();
     assert_eq!(
         code(&e),
         "28000: role \"no_login\" is not permitted to log in"
@@ -89,13 +64,13 @@ async fn trust_admits_existing_login_roles_and_each_session_acts_as_its_role() {
     assert_eq!(current_user(&reader).await, "reader");
 
     // CONNECTION LIMIT 1: a second session is refused until the first ends.
-    let first = connect_as(&server, "one", None).await.unwrap();
-    let e = connect_as(&server, "one", None).await.err().unwrap();
+    let first = server.connect_as("one", None).await.unwrap();
+    let e = server.connect_as("one", None).await.err().unwrap();
     assert_eq!(code(&e), "53300: too many connections for role \"one\"");
     drop(first);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        match connect_as(&server, "one", None).await {
+        match server.connect_as("one", None).await {
             Ok(_) => break,
             Err(e) if std::time::Instant::now() < deadline => {
                 assert_eq!(code(&e), "53300: too many connections for role \"one\"");
@@ -126,11 +101,11 @@ async fn password_auth_runs_scram_and_refuses_every_wrong_login_the_same_way() {
     let dir = tempfile::tempdir().unwrap();
     let args = ["--pg-auth", "password", "--init-password", "s3cret"];
     let mut server = WeirServer::start_with_args(&dir.path().join("data"), 50, &args).await;
-    let weir = connect_as(&server, "weir", Some("s3cret")).await.unwrap();
+    let weir = server.connect_as("weir", Some("s3cret")).await.unwrap();
     weir.batch_execute("CREATE USER alice PASSWORD 'wonder'; CREATE USER nopass")
         .await
         .unwrap();
-    let alice = connect_as(&server, "alice", Some("wonder")).await.unwrap();
+    let alice = server.connect_as("alice", Some("wonder")).await.unwrap();
     assert_eq!(current_user(&alice).await, "alice");
     for (user, password) in [
         ("alice", "wrong"),
@@ -138,10 +113,7 @@ async fn password_auth_runs_scram_and_refuses_every_wrong_login_the_same_way() {
         ("ghost", "wonder"),
         ("nopass", "anything"),
     ] {
-        let e = connect_as(&server, user, Some(password))
-            .await
-            .err()
-            .unwrap();
+        let e = server.connect_as(user, Some(password)).await.err().unwrap();
         assert_eq!(
             code(&e),
             format!("28P01: password authentication failed for user \"{user}\""),
@@ -184,15 +156,16 @@ async fn password_auth_runs_scram_and_refuses_every_wrong_login_the_same_way() {
     weir.batch_execute(&format!("ALTER USER alice PASSWORD '{verifier}'"))
         .await
         .unwrap();
-    connect_as(&server, "alice", Some("secret")).await.unwrap();
+    server.connect_as("alice", Some("secret")).await.unwrap();
     // The init password applies to a new data directory only.
     drop((weir, alice));
     server.args = ["--pg-auth", "password", "--init-password", "other"]
         .map(String::from)
         .to_vec();
     server.restart().await;
-    connect_as(&server, "weir", Some("s3cret")).await.unwrap();
-    let e = connect_as(&server, "weir", Some("other"))
+    server.connect_as("weir", Some("s3cret")).await.unwrap();
+    let e = server
+        .connect_as("weir", Some("other"))
         .await
         .err()
         .unwrap();
@@ -444,6 +417,23 @@ async fn kafka_clients_log_in_with_sasl_scram_and_only_real_logins_get_in() {
     .await
     .unwrap();
     let scram = "SCRAM-SHA-256";
+    // A role that logs in still needs privileges on the topic: produce is INSERT.
+    let got = kafka_roundtrip(
+        "confluent",
+        &server,
+        "SASL_PLAINTEXT",
+        scram,
+        ("alice", "alice-pw"),
+        None,
+        "t_confluent",
+    );
+    assert!(
+        got.starts_with("failed produce") && got.contains("TOPIC_AUTHORIZATION_FAILED"),
+        "alice without a grant: {got}"
+    );
+    sql.batch_execute("GRANT SELECT, INSERT ON TOPIC t_confluent, t_python TO alice")
+        .await
+        .unwrap();
     for (lib, topic) in [("confluent", "t_confluent"), ("python", "t_python")] {
         let got = kafka_roundtrip(
             lib,
@@ -558,7 +548,10 @@ async fn kafka_over_tls_with_sasl_plain_and_scram_verifies_the_server() {
     server
         .connect()
         .await
-        .batch_execute("CREATE USER bob PASSWORD 'bob-pw'; CREATE TOPIC t1; CREATE TOPIC t2;")
+        .batch_execute(
+            "CREATE USER bob PASSWORD 'bob-pw'; CREATE TOPIC t1; CREATE TOPIC t2;
+             GRANT SELECT, INSERT ON TOPIC t1, t2 TO bob;",
+        )
         .await
         .unwrap();
     let bob = ("bob", "bob-pw");

@@ -261,6 +261,23 @@ impl WeirServer {
         client
     }
 
+    /// A session as `user` (with `password` when the server asks for one).
+    pub async fn connect_as(
+        &self,
+        user: &str,
+        password: Option<&str>,
+    ) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+        let mut conn = format!("host=127.0.0.1 port={} user={user} dbname=weir", self.port);
+        if let Some(p) = password {
+            conn.push_str(&format!(" password='{p}'"));
+        }
+        let (client, connection) = tokio_postgres::connect(&conn, tokio_postgres::NoTls).await?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(client)
+    }
+
     /// kcat producing every line of `file` as one record to `topic`, acknowledged by all
     /// (acks=all), batched by the client: how the benchmarks push records in over Kafka.
     pub fn kcat_producer(&self, topic: &str, file: &Path) -> Command {
@@ -381,4 +398,11 @@ pub async fn copy_text(client: &tokio_postgres::Client, statement: &str, text: S
     futures::pin_mut!(sink);
     sink.send(bytes::Bytes::from(text)).await.unwrap();
     sink.finish().await.unwrap();
+}
+
+/// A server error as `SQLSTATE: message` (what tests compare).
+pub fn sql_error(e: &tokio_postgres::Error) -> String {
+    e.as_db_error()
+        .map(|d| format!("{}: {}", d.code().code(), d.message()))
+        .unwrap_or_else(|| format!("not a server error: {e}"))
 }
