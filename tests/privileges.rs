@@ -15,6 +15,18 @@ async fn denied(client: &tokio_postgres::Client, sql: &str) -> String {
     }
 }
 
+/// What `weir_sessions` shows `client` of the statements of `user`'s sessions.
+async fn statements_of(client: &tokio_postgres::Client, user: &str) -> Vec<String> {
+    let rows = client
+        .query(
+            "SELECT query FROM weir_sessions WHERE \"user\" = $1",
+            &[&user],
+        )
+        .await
+        .unwrap();
+    rows.iter().map(|r| r.get(0)).collect()
+}
+
 async fn count(client: &tokio_postgres::Client, sql: &str) -> i64 {
     client.query_one(sql, &[]).await.unwrap().get(0)
 }
@@ -278,6 +290,21 @@ async fn roles_read_and_write_only_what_they_were_granted() {
             "weir PUBLIC t INSERT NO",
             "weir readers t SELECT NO",
         ]
+    );
+
+    // Another role's statements are not shown, as in pg_stat_activity; a superuser sees them.
+    let seen_by_bob = statements_of(&bob, "alice").await;
+    assert!(!seen_by_bob.is_empty());
+    assert!(
+        seen_by_bob.iter().all(|q| q == "<insufficient privilege>"),
+        "{seen_by_bob:?}"
+    );
+    let seen_by_weir = statements_of(&weir, "alice").await;
+    assert!(
+        seen_by_weir
+            .iter()
+            .any(|q| q == "INSERT INTO reader VALUES (1)"),
+        "{seen_by_weir:?}"
     );
 
     // REVOKE takes it away again.

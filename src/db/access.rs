@@ -4,8 +4,10 @@
 //! `auth::privileges`; every check here acts as the statement's role (`auth::current_user`),
 //! which is the bootstrap superuser for work no client started (start-up, HTTP ingest).
 
-use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::logical_expr::LogicalPlan;
+use std::sync::Arc;
+
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::sql::sqlparser::ast;
 
 use super::{Database, Output, Tag, object_name};
@@ -63,9 +65,10 @@ impl Database {
         if self.may(object, privilege) {
             return Ok(());
         }
-        let (kind, name) = self
-            .kind_of(object)
-            .unwrap_or((ObjectKind::Table, String::new()));
+        // A relation that does not exist: the statement says so itself (42P01).
+        let Some((kind, name)) = self.kind_of(object) else {
+            return Ok(());
+        };
         let mut e = privileges::denied(kind, &name);
         if *object == Object::Database {
             e = e.with_hint(format!(
@@ -201,14 +204,7 @@ impl Database {
     /// SELECT on every relation of the catalog that `plan` reads (subqueries included).
     pub fn check_reads(&self, plan: &LogicalPlan) -> Result<()> {
         let mut names = Vec::new();
-        plan.apply_with_subqueries(|node| {
-            if let LogicalPlan::TableScan(scan) = node
-                && scan.table_name.schema().is_none_or(|s| s == SCHEMA_NAME)
-            {
-                names.push(scan.table_name.table().to_string());
-            }
-            Ok(TreeNodeRecursion::Continue)
-        })?;
+        relations_read(plan, &mut names)?;
         for name in names {
             if self.catalog.get(&name).is_some() {
                 self.require(&Object::Relation(name), Privilege::Select)?;
@@ -412,4 +408,39 @@ fn privileges_hint(kind: ObjectKind) -> String {
     }
     let words: Vec<&str> = valid.iter().map(|p| p.keyword()).collect();
     format!("a {} takes {}", kind.noun(), words.join(", "))
+}
+
+/// The names of the `public` relations `plan` scans, subqueries included. Expressions are
+/// walked with a stack of their own, not by recursion: a statement may nest expressions up to
+/// `sql::depth::STATEMENT_NESTING_MAX` levels, deeper than a recursive walk's frames fit.
+fn relations_read(plan: &LogicalPlan, names: &mut Vec<String>) -> Result<()> {
+    if let LogicalPlan::TableScan(scan) = plan
+        && scan.table_name.schema().is_none_or(|s| s == SCHEMA_NAME)
+    {
+        names.push(scan.table_name.table().to_string());
+    }
+    let mut subqueries: Vec<Arc<LogicalPlan>> = Vec::new();
+    plan.apply_expressions(|expr| {
+        let mut pending = vec![expr];
+        while let Some(e) = pending.pop() {
+            match e {
+                Expr::ScalarSubquery(s) => subqueries.push(s.subquery.clone()),
+                Expr::Exists(e) => subqueries.push(e.subquery.subquery.clone()),
+                Expr::InSubquery(e) => subqueries.push(e.subquery.subquery.clone()),
+                _ => {}
+            }
+            e.apply_children(|child| {
+                pending.push(child);
+                Ok(TreeNodeRecursion::Continue)
+            })?;
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    for subquery in &subqueries {
+        relations_read(subquery, names)?;
+    }
+    for input in plan.inputs() {
+        relations_read(input, names)?;
+    }
+    Ok(())
 }

@@ -360,7 +360,10 @@ pub fn skip_subqueries_over_empty(select: &mut ast::Select) {
                 let unnest_of_null = matches!(x, Expr::Function(f)
                     if function_name(f).eq_ignore_ascii_case("unnest")
                         && f.args.to_string().eq_ignore_ascii_case("(NULL)"));
-                if matches!(x, Expr::Subquery(_)) || array_subquery || unnest_of_null {
+                if array_subquery {
+                    // ARRAY(...) over no rows is `{}`; array functions do not take a bare NULL.
+                    *x = super::rewrite::call("make_array", vec![]);
+                } else if matches!(x, Expr::Subquery(_)) || unnest_of_null {
                     *x = Expr::value(ast::Value::Null);
                 }
                 ControlFlow::<()>::Continue(())

@@ -14,7 +14,8 @@
 //! - `weir_consumer_groups (group, topic, partition, committed_offset, lag)`: the offsets Kafka
 //!   consumer groups committed, and how far each is behind the partition's end.
 //! - `weir_sessions (pid, user, client_addr, application_name, connected_at, state, query,
-//!   query_start)`: the open Postgres sessions and what each is doing (`db::sessions`).
+//!   query_start)`: the open Postgres sessions and what each is doing (`db::sessions`); another
+//!   role's statement shows as `<insufficient privilege>` unless the reader has its rights.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -290,8 +291,16 @@ fn consumer_groups(ctx: &ReadContext) -> DfResult<Arc<dyn TableProvider>> {
     )
 }
 
+/// What `weir_sessions.query` shows of another role's statement, as `pg_stat_activity` does.
+const INSUFFICIENT_PRIVILEGE: &str = "<insufficient privilege>";
+
 fn sessions(ctx: &ReadContext) -> DfResult<Arc<dyn TableProvider>> {
     let open = ctx.sessions.snapshot();
+    // A role sees the statements of sessions whose role's rights it has; superusers see all.
+    let viewer = crate::auth::current_user();
+    let roles = &ctx.catalog.roles;
+    let may_see =
+        |user: &str| roles.is_superuser(&viewer) || roles.has_privileges_of(&viewer, user);
     let utc = Some(Arc::from("+00:00"));
     let timestamp = DataType::Timestamp(TimeUnit::Microsecond, utc.clone());
     let schema = Schema::new(vec![
@@ -328,9 +337,13 @@ fn sessions(ctx: &ReadContext) -> DfResult<Arc<dyn TableProvider>> {
             Arc::new(StringArray::from_iter_values(
                 open.iter().map(|(_, a)| a.state),
             )),
-            Arc::new(StringArray::from_iter_values(
-                open.iter().map(|(_, a)| &a.query),
-            )),
+            Arc::new(StringArray::from_iter_values(open.iter().map(|(s, a)| {
+                if may_see(&s.user) {
+                    a.query.as_str()
+                } else {
+                    INSUFFICIENT_PRIVILEGE
+                }
+            }))),
             Arc::new(
                 TimestampMicrosecondArray::from_iter(
                     open.iter().map(|(_, a)| a.query_start.map(micros)),
