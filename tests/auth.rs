@@ -126,6 +126,41 @@ async fn password_auth_runs_scram_and_refuses_every_wrong_login_the_same_way() {
         "{}",
         server.log()
     );
+    // Each refusal is listed for superusers, and for no one else.
+    let rows = weir
+        .query(
+            "SELECT listener, \"user\", reason, client_addr LIKE '127.0.0.1:%', \
+             failed_at > now() - INTERVAL '1 minute' FROM weir_login_failures",
+            &[],
+        )
+        .await
+        .unwrap();
+    let failures: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {} {} {} {}",
+                r.get::<_, String>(0),
+                r.get::<_, String>(1),
+                r.get::<_, String>(2),
+                r.get::<_, bool>(3),
+                r.get::<_, bool>(4)
+            )
+        })
+        .collect();
+    assert_eq!(
+        failures,
+        ["alice", "weir", "ghost", "nopass"]
+            .map(|u| format!("pg {u} password authentication failed true true"))
+    );
+    let e = alice
+        .query("SELECT * FROM weir_login_failures", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        code(&e),
+        "42501: permission denied for table weir_login_failures"
+    );
     // psql and psycopg log in with SCRAM too.
     let psql = Command::new("psql")
         .args(["-X", "-A", "-t", "-h", "127.0.0.1", "-p"])
@@ -521,6 +556,23 @@ async fn kafka_clients_log_in_with_sasl_scram_and_only_real_logins_get_in() {
     assert!(
         log.contains("kafka SASL authentication failed") && !log.contains("wrong-pw-7"),
         "{log}"
+    );
+    let refused: Vec<String> = sql
+        .query(
+            "SELECT DISTINCT \"user\" FROM weir_login_failures WHERE listener = 'kafka' \
+             ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(
+        ["alice", "mallory", "nologin"]
+            .iter()
+            .all(|u| refused.iter().any(|r| r == u)),
+        "{refused:?}"
     );
 }
 

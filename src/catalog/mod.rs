@@ -31,6 +31,7 @@ pub const SYSTEM_TABLES: &[&str] = &[
     crate::serving::system_tables::TOPICS_TABLE,
     crate::serving::system_tables::CONSUMER_GROUPS_TABLE,
     crate::serving::system_tables::SESSIONS_TABLE,
+    crate::serving::system_tables::LOGIN_FAILURES_TABLE,
 ];
 
 /// The kinds of relation a user creates.

@@ -124,7 +124,7 @@ pub struct Database {
     /// The running generators of generated sources, by source name.
     pub(crate) generators: std::sync::Mutex<std::collections::HashMap<String, GeneratorHandle>>,
     /// Connection and request counters of the listeners (read by `/metrics`).
-    pub listeners: listeners::Listeners,
+    pub listeners: Arc<listeners::Listeners>,
     /// The open Postgres sessions (read by `weir_sessions`).
     pub sessions: Arc<sessions::SessionList>,
 }
@@ -144,6 +144,7 @@ impl Database {
         )?);
         let epoch_lock: EpochLock = Default::default();
         let sessions: Arc<sessions::SessionList> = Default::default();
+        let listeners: Arc<listeners::Listeners> = Default::default();
         let runtime = Runtime::start(
             store.clone(),
             StateCache::with_mb(config.state_cache_mb),
@@ -157,6 +158,7 @@ impl Database {
             skipped: runtime.skipped_records(),
             jobs: runtime.jobs(),
             sessions: sessions.clone(),
+            listeners: listeners.clone(),
         })?;
         let db = Arc::new(Database {
             store,
@@ -169,7 +171,7 @@ impl Database {
             epoch_lock,
             workers: config.workers.max(1),
             generators: Default::default(),
-            listeners: Default::default(),
+            listeners,
             sessions,
         });
         db.recover().await?;

@@ -165,7 +165,12 @@ pub fn authenticate(
                 mechanism = mechanism.name(),
                 "kafka SASL authentication failed: {reason}"
             );
-            broker.db.listeners.kafka.auth_failed();
+            broker.db.listeners.login_failed(
+                "kafka",
+                &user,
+                session.peer.to_string(),
+                format!("SASL {}: {reason}", mechanism.name()),
+            );
             session.closing = true;
             SaslAuthenticateResponse::default()
                 .with_error_code(ResponseError::SaslAuthenticationFailed.code())

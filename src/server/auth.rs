@@ -250,8 +250,16 @@ impl StartupHandler for Handler {
                         self.log_in(client, &user, final_message).await
                     }
                     Err(e) => {
-                        self.db.listeners.pg.auth_failed();
                         let from = client.socket_addr();
+                        let reason = match &e {
+                            PgWireError::InvalidPassword(_) => {
+                                "password authentication failed".to_string()
+                            }
+                            other => other.to_string(),
+                        };
+                        self.db
+                            .listeners
+                            .login_failed("pg", &user, from.to_string(), reason);
                         // Every failure looks the same to the client (see the module doc).
                         Err(match e {
                             PgWireError::InvalidPassword(_) => {

@@ -51,6 +51,7 @@ pub struct ReadContext {
     pub skipped: crate::dataflow::runtime::SkippedRecords,
     pub jobs: crate::dataflow::jobs::Jobs,
     pub sessions: Arc<crate::db::sessions::SessionList>,
+    pub listeners: Arc<crate::db::listeners::Listeners>,
 }
 
 /// The `public` schema: every source, table and view of the catalog.

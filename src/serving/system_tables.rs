@@ -16,6 +16,9 @@
 //! - `weir_sessions (pid, user, client_addr, application_name, connected_at, state, query,
 //!   query_start)`: the open Postgres sessions and what each is doing (`db::sessions`); another
 //!   role's statement shows as `<insufficient privilege>` unless the reader has its rights.
+//! - `weir_login_failures (listener, user, client_addr, failed_at, reason)`: the latest refused
+//!   log-ins on the Postgres and Kafka listeners (`db::listeners::LOGIN_FAILURES_LISTED`);
+//!   superusers only.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -25,7 +28,7 @@ use datafusion::arrow::array::{ArrayRef, Int32Array, Int64Array, RecordBatch, St
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use datafusion::catalog::TableProvider;
 use datafusion::datasource::MemTable;
-use datafusion::error::Result as DfResult;
+use datafusion::error::{DataFusionError, Result as DfResult};
 
 use super::providers::ReadContext;
 use crate::catalog::{Entry, ViewDef};
@@ -37,6 +40,7 @@ pub const SKIPPED_ROWS_TABLE: &str = "weir_skipped_rows";
 pub const TOPICS_TABLE: &str = "weir_topics";
 pub const CONSUMER_GROUPS_TABLE: &str = "weir_consumer_groups";
 pub const SESSIONS_TABLE: &str = "weir_sessions";
+pub const LOGIN_FAILURES_TABLE: &str = "weir_login_failures";
 
 /// The table named `name` if it is a system table.
 pub fn system_table(ctx: &ReadContext, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
@@ -48,6 +52,7 @@ pub fn system_table(ctx: &ReadContext, name: &str) -> DfResult<Option<Arc<dyn Ta
         TOPICS_TABLE => Some(topics(ctx)?),
         CONSUMER_GROUPS_TABLE => Some(consumer_groups(ctx)?),
         SESSIONS_TABLE => Some(sessions(ctx)?),
+        LOGIN_FAILURES_TABLE => Some(login_failures(ctx)?),
         _ => None,
     })
 }
@@ -287,6 +292,53 @@ fn consumer_groups(ctx: &ReadContext) -> DfResult<Arc<dyn TableProvider>> {
                 offsets.iter().map(|c| c.offset),
             )),
             Arc::new(Int64Array::from(lags)),
+        ],
+    )
+}
+
+/// The latest refused log-ins; superusers only, as the log they are also in.
+fn login_failures(ctx: &ReadContext) -> DfResult<Arc<dyn TableProvider>> {
+    if !ctx.catalog.roles.is_superuser(&crate::auth::current_user()) {
+        return Err(DataFusionError::External(Box::new(
+            crate::auth::privileges::denied(
+                crate::auth::privileges::ObjectKind::Table,
+                LOGIN_FAILURES_TABLE,
+            )
+            .with_hint("only superusers may read it"),
+        )));
+    }
+    let failures = ctx.listeners.login_failures();
+    let utc = Some(Arc::from("+00:00"));
+    let schema = Schema::new(vec![
+        Field::new("listener", DataType::Utf8, false),
+        Field::new("user", DataType::Utf8, false),
+        Field::new("client_addr", DataType::Utf8, false),
+        Field::new(
+            "failed_at",
+            DataType::Timestamp(TimeUnit::Microsecond, utc.clone()),
+            false,
+        ),
+        Field::new("reason", DataType::Utf8, false),
+    ]);
+    table(
+        schema,
+        vec![
+            Arc::new(StringArray::from_iter_values(
+                failures.iter().map(|f| f.listener),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                failures.iter().map(|f| &f.user),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                failures.iter().map(|f| &f.client_addr),
+            )),
+            Arc::new(
+                TimestampMicrosecondArray::from_iter_values(failures.iter().map(|f| micros(f.at)))
+                    .with_timezone_opt(utc),
+            ),
+            Arc::new(StringArray::from_iter_values(
+                failures.iter().map(|f| &f.reason),
+            )),
         ],
     )
 }
