@@ -83,6 +83,11 @@ struct Args {
     /// certificate of --tls-cert.
     #[arg(long, requires = "tls_cert")]
     kafka_tls: bool,
+    /// How HTTP requests authenticate: trust (every request acts as the superuser; only on a
+    /// loopback --http-addr) or password (HTTP Basic with a role's user and password; the
+    /// request acts as that role).
+    #[arg(long, default_value = "trust")]
+    http_auth: weir::server::AuthMethod,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -227,12 +232,16 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         tracing::info!("http listener off");
     } else {
         let addr = resolve(&args.http_addr).await?;
-        weir::auth::require_loopback("HTTP clients", "--http-addr", addr)?;
+        weir::http::auth::check_exposure(addr, args.http_auth, &db)?;
         let listener = tokio::net::TcpListener::bind(addr).await?;
-        tracing::info!("http listener on {}", listener.local_addr()?);
+        tracing::info!(
+            auth = ?args.http_auth,
+            "http listener on {}",
+            listener.local_addr()?
+        );
         let db = db.clone();
         tokio::spawn(async move {
-            if let Err(e) = weir::http::serve(listener, db).await {
+            if let Err(e) = weir::http::serve(listener, db, args.http_auth).await {
                 tracing::error!("http listener failed: {e}");
             }
         });

@@ -387,9 +387,12 @@ fn unsafe_settings_refuse_to_start_and_say_how_to_fix_them() {
         "off",
     ]);
     assert!(log.contains("no Kafka client could connect"), "{log}");
-    // The HTTP listener authenticates no one yet: loopback only.
+    // Nor the HTTP listener.
     let log = refused(&["--kafka-addr", "off", "--http-addr", "0.0.0.0:0"]);
-    assert!(log.contains("does not authenticate clients yet"), "{log}");
+    assert!(
+        log.contains("for HTTP clients without authentication") && log.contains("--http-auth"),
+        "{log}"
+    );
 }
 
 /// The test virtualenv's Python (./test.sh installs psycopg 3 into it).

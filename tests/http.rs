@@ -40,6 +40,19 @@ async fn request(
     body: &[u8],
     content_length: Option<usize>,
 ) -> Reply {
+    request_as(port, None, method, path, content_type, body, content_length).await
+}
+
+/// `request`, logging in with HTTP Basic as `login` (user, password) when given.
+async fn request_as(
+    port: u16,
+    login: Option<(&str, &str)>,
+    method: &str,
+    path: &str,
+    content_type: Option<&str>,
+    body: &[u8],
+    content_length: Option<usize>,
+) -> Reply {
     let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .expect("connect to the http listener");
@@ -50,6 +63,12 @@ async fn request(
     );
     if let Some(t) = content_type {
         head.push_str(&format!("Content-Type: {t}\r\n"));
+    }
+    if let Some((user, password)) = login {
+        use base64::Engine;
+        let credentials =
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        head.push_str(&format!("Authorization: Basic {credentials}\r\n"));
     }
     head.push_str("\r\n");
     socket.write_all(head.as_bytes()).await.unwrap();
@@ -561,5 +580,85 @@ async fn ingest_and_metrics() {
     assert_eq!(
         get(r#"weir_listener_connections_total{listener="kafka"}"#),
         0.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_auth_logs_each_request_in_as_a_role_with_its_privileges() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--http-auth", "password", "--init-password", "s3cret"];
+    let server =
+        WeirServer::start_with_http_and_args(&dir.path().join("data"), BARRIER_INTERVAL_MS, &args)
+            .await;
+    let port = server.http_port.unwrap();
+    let sql = server.connect().await;
+    sql.batch_execute(
+        "CREATE USER app PASSWORD 'app-pw'; CREATE USER other PASSWORD 'other-pw';
+         CREATE SOURCE clicks (user_id BIGINT) FORMAT JSON;
+         GRANT INSERT ON SOURCE clicks TO app;",
+    )
+    .await
+    .unwrap();
+    let body = br#"[{"user_id": 1}, {"user_id": 2}]"#;
+    let ingest = |login| {
+        request_as(
+            port,
+            login,
+            "POST",
+            "/v1/sources/clicks",
+            Some("application/json"),
+            body,
+            None,
+        )
+    };
+
+    // No credentials, or wrong ones: 401, asking for Basic.
+    for login in [None, Some(("app", "wrong")), Some(("ghost", "app-pw"))] {
+        let r = ingest(login).await;
+        assert_eq!(r.status, 401, "{login:?}: {}", r.body);
+        assert!(
+            r.headers["www-authenticate"].starts_with("Basic"),
+            "{:?}",
+            r.headers
+        );
+    }
+    // A role that logs in but may not write the source: 403 naming it.
+    let r = ingest(Some(("other", "other-pw"))).await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(r.json()["error"], "permission denied for source clicks");
+    // The granted role appends, again and again (the second login is remembered).
+    for _ in 0..2 {
+        let r = ingest(Some(("app", "app-pw"))).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    sql.batch_execute("FLUSH").await.unwrap();
+    assert_eq!(count(&sql, "SELECT count(*) FROM clicks").await, 4);
+    // A changed password takes effect at once.
+    sql.batch_execute("ALTER USER app PASSWORD 'new-pw'")
+        .await
+        .unwrap();
+    assert_eq!(ingest(Some(("app", "app-pw"))).await.status, 401);
+    assert_eq!(ingest(Some(("app", "new-pw"))).await.status, 200);
+    let r = request_as(
+        port,
+        Some(("weir", "s3cret")),
+        "GET",
+        "/metrics",
+        None,
+        b"",
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // Wrong logins are listed; a request without credentials is not a failed login.
+    let failed = rows(
+        &sql,
+        "SELECT \"user\" FROM weir_login_failures WHERE listener = 'http' ORDER BY failed_at",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        failed,
+        [["app"], ["ghost"], ["app"]].map(|r| r.map(String::from).to_vec())
     );
 }

@@ -42,24 +42,6 @@ pub fn current_user() -> Arc<str> {
         .unwrap_or_else(|_| Arc::from(BOOTSTRAP_SUPERUSER))
 }
 
-/// Refuses a listener with no authentication of its own (HTTP: not built yet) on an
-/// address other than loopback, where anyone who reaches it could read and write everything.
-pub fn require_loopback(
-    listener: &str,
-    flag: &str,
-    addr: std::net::SocketAddr,
-) -> Result<(), String> {
-    if addr.ip().is_loopback() {
-        return Ok(());
-    }
-    Err(format!(
-        "refusing to listen on {addr} for {listener}: it does not authenticate clients yet, so \
-         anyone who can reach it could read and write every topic. Bind {flag} to 127.0.0.1 \
-         (and reach it through an SSH tunnel or a proxy that authenticates), or turn it off \
-         with {flag} off"
-    ))
-}
-
 /// One role, as stored.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct Role {
@@ -202,7 +184,11 @@ impl Roles {
 
     /// Whether `name` is a superuser (false for a role that does not exist).
     pub fn is_superuser(&self, name: &str) -> bool {
-        self.get(name).is_some_and(|r| r.superuser)
+        self.roles
+            .read()
+            .expect("roles lock")
+            .get(name)
+            .is_some_and(|r| r.superuser)
     }
 
     /// The role `name`, or 42704 `role "name" does not exist`.

@@ -275,9 +275,19 @@ impl Privileges {
         Ok(())
     }
 
+    /// The owner of `object` and its grants, borrowed for `f`.
+    fn with_acl<T>(&self, object: &Object, f: impl FnOnce(&str, &BTreeMap<String, u8>) -> T) -> T {
+        let acls = self.acls.read().expect("privileges lock");
+        match acls.get(object) {
+            Some(acl) => f(&acl.owner, &acl.grants),
+            None => f(BOOTSTRAP_SUPERUSER, &BTreeMap::new()),
+        }
+    }
+
     /// Whether `user` owns `object`: it is a superuser, or has the owner's rights.
     pub fn owns(&self, roles: &Roles, user: &str, object: &Object) -> bool {
-        roles.is_superuser(user) || roles.has_privileges_of(user, &self.acl(object).owner)
+        roles.is_superuser(user)
+            || self.with_acl(object, |owner, _| roles.has_privileges_of(user, owner))
     }
 
     /// Whether `user` may use `privilege` on `object`.
@@ -285,13 +295,12 @@ impl Privileges {
         if roles.is_superuser(user) {
             return true;
         }
-        let acl = self.acl(object);
-        if roles.has_privileges_of(user, &acl.owner) {
-            return true;
-        }
-        acl.grants.iter().any(|(grantee, bits)| {
-            bits & privilege.bit() != 0
-                && (grantee == PUBLIC || roles.has_privileges_of(user, grantee))
+        self.with_acl(object, |owner, grants| {
+            roles.has_privileges_of(user, owner)
+                || grants.iter().any(|(grantee, bits)| {
+                    bits & privilege.bit() != 0
+                        && (grantee == PUBLIC || roles.has_privileges_of(user, grantee))
+                })
         })
     }
 

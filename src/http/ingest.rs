@@ -94,6 +94,7 @@ impl Rejection {
     fn from_write(e: &WeirError) -> Rejection {
         let status = match e.kind {
             ErrorKind::UndefinedTable => StatusCode::NOT_FOUND,
+            ErrorKind::InsufficientPrivilege => StatusCode::FORBIDDEN,
             ErrorKind::Internal | ErrorKind::Io => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         };
@@ -154,6 +155,10 @@ async fn ingest_rows(
 ) -> Result<usize, Rejection> {
     let target = db
         .write_target(name)
+        .and_then(|target| {
+            db.require_write(&target, crate::auth::privileges::Privilege::Insert)?;
+            Ok(target)
+        })
         .map_err(|e| Rejection::from_write(&e))?;
     let content_type = headers
         .get(header::CONTENT_TYPE)

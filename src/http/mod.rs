@@ -7,8 +7,11 @@
 //! | `GET /metrics` | Prometheus text exposition ([`metrics`]) |
 //!
 //! Like the other faces it only calls into [`Database`]; it counts its connections and requests
-//! in [`Database::listeners`] as the Postgres and Kafka listeners do.
+//! in [`Database::listeners`] as the Postgres and Kafka listeners do. With `--http-auth
+//! password` every request logs in with HTTP Basic credentials and acts as that role
+//! ([`auth`]).
 
+pub mod auth;
 pub mod ingest;
 pub mod metrics;
 
@@ -28,36 +31,50 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::db::Database;
+use crate::server::AuthMethod;
 
 /// What the handlers share.
 pub struct HttpState {
     pub db: Arc<Database>,
     /// Rows appended through ingest since start, per source or table.
     pub ingested: Mutex<BTreeMap<String, u64>>,
+    /// Whether requests log in (`--http-auth`).
+    pub auth: AuthMethod,
+    logins: auth::HttpLogins,
 }
 
 /// Serves HTTP on `listener` until the task is dropped (with the server).
-pub async fn serve(listener: TcpListener, db: Arc<Database>) -> std::io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    db: Arc<Database>,
+    auth: AuthMethod,
+) -> std::io::Result<()> {
     let state = Arc::new(HttpState {
         db: db.clone(),
         ingested: Mutex::default(),
+        auth,
+        logins: Default::default(),
     });
     axum::serve(
         CountingListener {
             inner: listener,
             db,
         },
-        router(state),
+        router(state).into_make_service_with_connect_info::<PeerAddr>(),
     )
     .await
 }
 
-/// The routes, each request counted.
-pub fn router(state: Arc<HttpState>) -> Router {
+/// The routes, each request counted and authenticated.
+fn router(state: Arc<HttpState>) -> Router {
     Router::new()
         .route("/v1/sources/{name}", post(ingest::ingest))
         .route("/metrics", get(metrics_handler))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             count_request,
@@ -106,6 +123,18 @@ async fn count_request(
         .http
         .request(status.is_client_error() || status.is_server_error());
     response
+}
+
+/// The client's address, for the handlers (`ConnectInfo<PeerAddr>`).
+#[derive(Clone, Copy, Debug)]
+struct PeerAddr(SocketAddr);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, CountingListener>>
+    for PeerAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, CountingListener>) -> PeerAddr {
+        PeerAddr(*stream.remote_addr())
+    }
 }
 
 /// The TCP listener, counting connections as they open and close.

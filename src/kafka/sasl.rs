@@ -25,7 +25,6 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::Broker;
-use crate::auth::scram::password_matches;
 use crate::auth::scram_exchange::{ScramError, ScramExchange, client_first_user};
 use crate::server::AuthMethod;
 
@@ -222,7 +221,7 @@ fn scram_first(broker: &Broker, session: &mut Session, message: &[u8]) -> Outcom
 fn scram_final(broker: &Broker, exchange: ScramExchange, message: &[u8]) -> Outcome {
     let user = exchange.user().to_string();
     match exchange.finish(message) {
-        Ok(server_final) => match may_log_in(broker, &user) {
+        Ok(server_final) => match crate::auth::scram::may_log_in(&broker.db.catalog.roles, &user) {
             Ok(()) => Outcome::LoggedIn(user, server_final.into()),
             Err(reason) => failed(Mechanism::ScramSha256, &user, reason),
         },
@@ -258,31 +257,14 @@ fn plain(broker: &Broker, message: &[u8]) -> Outcome {
             "acting as another role (authzid) is not supported",
         );
     }
-    // A role without a password is checked against a stand-in, so the PBKDF2 work (and the
-    // time the answer takes) is the same either way.
-    let matches = match broker.secrets.secret(&broker.db.catalog.roles, user) {
-        Ok((secret, own)) => password_matches(&secret, password) && own,
-        Err(e) => return failed(mechanism, user, e.to_string()),
-    };
-    if !matches {
-        return failed(
-            mechanism,
-            user,
-            "wrong password, or no such role with a password",
-        );
-    }
-    match may_log_in(broker, user) {
+    match crate::auth::scram::check_plain_login(
+        &broker.secrets,
+        &broker.db.catalog.roles,
+        user,
+        password,
+    ) {
         Ok(()) => Outcome::LoggedIn(user.to_string(), Bytes::new()),
         Err(reason) => failed(mechanism, user, reason),
-    }
-}
-
-/// A role whose password was right may still not log in.
-fn may_log_in(broker: &Broker, user: &str) -> Result<(), String> {
-    match broker.db.catalog.roles.get(user) {
-        Some(role) if role.login => Ok(()),
-        Some(_) => Err(format!("role \"{user}\" is not permitted to log in")),
-        None => Err(format!("role \"{user}\" does not exist")),
     }
 }
 

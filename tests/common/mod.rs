@@ -56,8 +56,18 @@ impl WeirServer {
 
     /// Like `start`, with the HTTP listener on a free port too.
     pub async fn start_with_http(data_dir: &Path, barrier_interval_ms: u64) -> WeirServer {
+        Self::start_with_http_and_args(data_dir, barrier_interval_ms, &[]).await
+    }
+
+    /// Like `start_with_http`, with more flags (kept for restarts).
+    pub async fn start_with_http_and_args(
+        data_dir: &Path,
+        barrier_interval_ms: u64,
+        args: &[&str],
+    ) -> WeirServer {
         let mut server = Self::new(data_dir, barrier_interval_ms, false, None);
         server.http_port = Some(0);
+        server.args = args.iter().map(|a| a.to_string()).collect();
         server.spawn().await;
         server
     }
