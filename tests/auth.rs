@@ -395,15 +395,18 @@ fn unsafe_settings_refuse_to_start_and_say_how_to_fix_them() {
     );
 }
 
-/// The test virtualenv's Python (./test.sh installs psycopg 3 into it).
-fn run_python(script: &str, port: u16) -> String {
-    let python = std::env::var("WEIR_TEST_PYTHON").unwrap_or_else(|_| {
+/// The test virtualenv's Python (./test.sh installs psycopg 3 and the Kafka clients into it).
+fn python() -> String {
+    std::env::var("WEIR_TEST_PYTHON").unwrap_or_else(|_| {
         format!(
             "{}/.cache/weir-test-venv/bin/python",
             std::env::var("HOME").unwrap_or_default()
         )
-    });
-    let out = Command::new(python)
+    })
+}
+
+fn run_python(script: &str, port: u16) -> String {
+    let out = Command::new(python())
         .arg("-c")
         .arg(script)
         .arg(port.to_string())
@@ -423,16 +426,10 @@ fn kafka_roundtrip(
     ca: Option<&Path>,
     topic: &str,
 ) -> String {
-    let python = std::env::var("WEIR_TEST_PYTHON").unwrap_or_else(|_| {
-        format!(
-            "{}/.cache/weir-test-venv/bin/python",
-            std::env::var("HOME").unwrap_or_default()
-        )
-    });
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/kafka/auth_clients.py");
     let ca = ca.map_or("-".to_string(), |p| p.display().to_string());
     let bootstrap = format!("localhost:{}", server.kafka_port.unwrap());
-    let out = Command::new(python)
+    let out = Command::new(python())
         .args([script, "roundtrip", lib, &bootstrap, protocol, mechanism])
         .args([login.0, login.1, &ca, topic])
         .output()
@@ -450,7 +447,7 @@ async fn kafka_clients_log_in_with_sasl_scram_and_only_real_logins_get_in() {
     sql.batch_execute(
         "CREATE USER alice PASSWORD 'alice-pw';
          CREATE ROLE nologin PASSWORD 'nologin-pw';
-         CREATE TOPIC t_confluent; CREATE TOPIC t_python;",
+         CREATE TOPIC t_confluent; CREATE TOPIC t_python; CREATE TOPIC secret;",
     )
     .await
     .unwrap();
@@ -472,6 +469,43 @@ async fn kafka_clients_log_in_with_sasl_scram_and_only_real_logins_get_in() {
     sql.batch_execute("GRANT SELECT, INSERT ON TOPIC t_confluent, t_python TO alice")
         .await
         .unwrap();
+    // Metadata shows alice only the topics she has privileges on; reading another is refused.
+    let as_alice = |command: &str, topic: &[&str]| {
+        let bootstrap = format!("localhost:{}", server.kafka_port.unwrap());
+        let out = Command::new(python())
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/kafka/auth_clients.py"
+            ))
+            .args([
+                command,
+                &bootstrap,
+                "SASL_PLAINTEXT",
+                scram,
+                "alice",
+                "alice-pw",
+                "-",
+            ])
+            .args(topic)
+            .output()
+            .expect("run python");
+        assert!(out.status.success(), "auth_clients.py failed: {out:?}");
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    assert_eq!(as_alice("topics", &[]), "t_confluent t_python");
+    let wrote = kafka_roundtrip(
+        "confluent",
+        &server,
+        "SASL_PLAINTEXT",
+        scram,
+        ("weir", "s3cret"),
+        None,
+        "secret",
+    );
+    assert_eq!(wrote, "ok 3", "the superuser writes and reads secret");
+    // librdkafka does not hand the consumer the TOPIC_AUTHORIZATION_FAILED Weir answers its
+    // Metadata and Fetch with (it keeps retrying): alice reads none of the 3 records.
+    assert_eq!(as_alice("consume", &["secret"]), "ok 0");
     for (lib, topic) in [("confluent", "t_confluent"), ("python", "t_python")] {
         let got = kafka_roundtrip(
             lib,

@@ -232,6 +232,12 @@ pub fn create_topics(broker: &Broker, request: CreateTopicsRequest) -> CreateTop
                         crate::topics::PARTITIONS_MAX
                     ),
                 ))
+            } else if request.validate_only && !broker.db.may(&Object::Database, Privilege::Create)
+            {
+                Err((
+                    ResponseError::TopicAuthorizationFailed,
+                    "creating topics takes CREATE on the database".to_string(),
+                ))
             } else if request.validate_only {
                 match broker.topic(&name) {
                     Some(_) => Err((

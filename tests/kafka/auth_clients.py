@@ -6,6 +6,11 @@
       to verify the server with ('-' for none). Produces 3 records to TOPIC (acks=all) and reads
       TOPIC back from the start; prints "ok <records read>", or "failed <error>" when the client
       cannot get in (a refused login, a closed connection).
+  topics BOOTSTRAP PROTOCOL MECHANISM USER PASSWORD CAFILE
+      librdkafka's Metadata as that role: the topic names it lists, one line, space-separated.
+  consume BOOTSTRAP PROTOCOL MECHANISM USER PASSWORD CAFILE TOPIC
+      reads TOPIC's partition 0 from the start with librdkafka: "ok <records read>", or
+      "failed <error name>" for the first error the consumer reports.
 """
 import json
 import sys
@@ -99,10 +104,45 @@ def roundtrip_python(bootstrap, protocol, mechanism, user, password, cafile, top
     print(f"ok {seen}")
 
 
+def topics_confluent(bootstrap, protocol, mechanism, user, password, cafile):
+    from confluent_kafka.admin import AdminClient
+
+    config = confluent_config(bootstrap, protocol, mechanism, user, password, cafile)
+    metadata = AdminClient(config).list_topics(timeout=TIMEOUT_S)
+    print(" ".join(sorted(metadata.topics)))
+
+
+def consume_confluent(bootstrap, protocol, mechanism, user, password, cafile, topic):
+    from confluent_kafka import Consumer, TopicPartition
+
+    errors = []
+    config = confluent_config(bootstrap, protocol, mechanism, user, password, cafile)
+    config["error_cb"] = lambda err: errors.append(err)
+    c = Consumer({**config, "group.id": "auth-test", "enable.auto.commit": False})
+    c.assign([TopicPartition(topic, 0, 0)])
+    seen = 0
+    for _ in range(TIMEOUT_S):
+        msg = c.poll(1)
+        if msg is not None and msg.error():
+            errors.append(msg.error())
+        elif msg is not None:
+            seen += 1
+        if errors or seen >= RECORDS:
+            break
+    c.close()
+    print(f"failed {errors[0].name()}" if errors else f"ok {seen}")
+
+
 def main():
-    command, lib, *args = sys.argv[1:]
-    assert command == "roundtrip", command
-    {"confluent": roundtrip_confluent, "python": roundtrip_python}[lib](*args)
+    command, *args = sys.argv[1:]
+    if command == "topics":
+        topics_confluent(*args)
+    elif command == "consume":
+        consume_confluent(*args)
+    else:
+        assert command == "roundtrip", command
+        lib, *args = args
+        {"confluent": roundtrip_confluent, "python": roundtrip_python}[lib](*args)
 
 
 if __name__ == "__main__":
