@@ -4,7 +4,8 @@
 # Postgres client tests (tests/clients.rs); then the SQL suite and the crash test again with 1
 # and with 4 workers per view, and with no operator state kept in memory past an epoch.
 # Installs what the tests need first, skipping whatever is already there:
-#  - from Debian: kcat, psql 15, openssl (tests/auth.rs makes its TLS certificates), a JDK
+#  - from Debian: kcat, psql 15, openssl (tests/auth.rs makes its TLS certificates), curl
+#    (tests/auth.rs's https requests), a JDK
 #    (java runs tests/clients/JdbcCheck.java as a source file, which needs the compiler) and
 #    pgJDBC, psqlODBC and unixODBC, node and npm;
 #  - into a virtualenv outside the clone, reused between runs: real Kafka clients
@@ -19,6 +20,7 @@ apt_wanted=()
 command -v kcat >/dev/null || apt_wanted+=(kcat)
 command -v psql >/dev/null || apt_wanted+=(postgresql-client)
 command -v openssl >/dev/null || apt_wanted+=(openssl)
+command -v curl >/dev/null || apt_wanted+=(curl)
 command -v javac >/dev/null || apt_wanted+=(default-jdk-headless)
 [ -f /usr/share/java/postgresql.jar ] || apt_wanted+=(libpostgresql-jdbc-java)
 compgen -G "/usr/lib/*/odbc/psqlodbcw.so" >/dev/null || apt_wanted+=(odbc-postgresql)

@@ -88,6 +88,9 @@ struct Args {
     /// request acts as that role).
     #[arg(long, default_value = "trust")]
     http_auth: weir::server::AuthMethod,
+    /// Serve HTTP over TLS only (https), with the certificate of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    http_tls: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -219,7 +222,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         broker.max_connections = args.kafka_max_connections.max(1);
         broker.auth = args.kafka_auth;
         if args.kafka_tls {
-            broker.tls = tls.as_ref().map(|tls| tls.kafka_acceptor.clone());
+            broker.tls = tls.as_ref().map(|tls| tls.acceptor_without_alpn.clone());
         }
         tracing::info!(
             auth = ?args.kafka_auth,
@@ -234,14 +237,19 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         let addr = resolve(&args.http_addr).await?;
         weir::http::auth::check_exposure(addr, args.http_auth, &db)?;
         let listener = tokio::net::TcpListener::bind(addr).await?;
+        let http_tls = args
+            .http_tls
+            .then(|| tls.as_ref().map(|tls| tls.acceptor_without_alpn.clone()))
+            .flatten();
         tracing::info!(
             auth = ?args.http_auth,
+            tls = http_tls.is_some(),
             "http listener on {}",
             listener.local_addr()?
         );
         let db = db.clone();
         tokio::spawn(async move {
-            if let Err(e) = weir::http::serve(listener, db, args.http_auth).await {
+            if let Err(e) = weir::http::serve(listener, db, args.http_auth, http_tls).await {
                 tracing::error!("http listener failed: {e}");
             }
         });

@@ -683,3 +683,50 @@ async fn kafka_over_tls_with_sasl_plain_and_scram_verifies_the_server() {
         "plaintext to the TLS listener: {got}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_with_basic_logins_verifies_the_server_and_refuses_plain_http() {
+    let dir = tempfile::tempdir().unwrap();
+    make_certificates(dir.path());
+    let (cert, key, ca) = (
+        dir.path().join("server.pem"),
+        dir.path().join("server.key"),
+        dir.path().join("ca.pem"),
+    );
+    let args = [
+        "--http-auth",
+        "password",
+        "--http-tls",
+        "--init-password",
+        "s3cret",
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ];
+    let server = WeirServer::start_with_http_and_args(&dir.path().join("data"), 50, &args).await;
+    let port = server.http_port.unwrap();
+    // curl's status code for a request (000 when no HTTP answer came back at all).
+    let status = |scheme: &str, login: &str| {
+        let out = Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--max-time",
+                "10",
+            ])
+            .arg("--cacert")
+            .arg(&ca)
+            .args(["-u", login])
+            .arg(format!("{scheme}://localhost:{port}/metrics"))
+            .output()
+            .expect("run curl");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    assert_eq!(status("https", "weir:s3cret"), "200");
+    assert_eq!(status("https", "weir:wrong"), "401");
+    assert_eq!(status("http", "weir:s3cret"), "000");
+}

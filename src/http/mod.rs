@@ -27,8 +27,9 @@ use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use pgwire::tokio::TlsAcceptor;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 use crate::db::Database;
 use crate::server::AuthMethod;
@@ -43,11 +44,18 @@ pub struct HttpState {
     logins: auth::HttpLogins,
 }
 
-/// Serves HTTP on `listener` until the task is dropped (with the server).
+/// Longest a client may take over its TLS handshake, in seconds.
+const TLS_HANDSHAKE_TIMEOUT_S: u64 = 10;
+/// Connections accepted (and through their handshake) that wait for hyper to take them.
+const ACCEPTED_QUEUE_LEN: usize = 64;
+
+/// Serves HTTP on `listener` until the task is dropped (with the server); over TLS when `tls`
+/// is given (`--http-tls`).
 pub async fn serve(
     listener: TcpListener,
     db: Arc<Database>,
     auth: AuthMethod,
+    tls: Option<TlsAcceptor>,
 ) -> std::io::Result<()> {
     let state = Arc::new(HttpState {
         db: db.clone(),
@@ -55,14 +63,50 @@ pub async fn serve(
         auth,
         logins: Default::default(),
     });
-    axum::serve(
+    let local = listener.local_addr()?;
+    let (accepted, incoming) = tokio::sync::mpsc::channel(ACCEPTED_QUEUE_LEN);
+    let acceptor = tokio::spawn(accept(listener, tls, accepted));
+    let served = axum::serve(
         CountingListener {
-            inner: listener,
+            incoming,
+            local,
             db,
         },
         router(state).into_make_service_with_connect_info::<PeerAddr>(),
     )
-    .await
+    .await;
+    acceptor.abort();
+    served
+}
+
+/// Accepts connections and hands them to hyper, each TLS handshake on a task of its own so a
+/// slow client holds up no other.
+async fn accept(
+    mut listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    accepted: tokio::sync::mpsc::Sender<(Box<dyn Connection>, SocketAddr)>,
+) {
+    loop {
+        // axum's accept waits out errors such as running out of descriptors.
+        let (socket, peer) = axum::serve::Listener::accept(&mut listener).await;
+        let Some(acceptor) = tls.clone() else {
+            if accepted.send((Box::new(socket), peer)).await.is_err() {
+                return;
+            }
+            continue;
+        };
+        let accepted = accepted.clone();
+        tokio::spawn(async move {
+            let handshake = std::time::Duration::from_secs(TLS_HANDSHAKE_TIMEOUT_S);
+            match tokio::time::timeout(handshake, acceptor.accept(socket)).await {
+                Ok(Ok(stream)) => {
+                    let _ = accepted.send((Box::new(stream), peer)).await;
+                }
+                Ok(Err(e)) => tracing::debug!(%peer, "http TLS handshake failed: {e}"),
+                Err(_) => tracing::debug!(%peer, "no http TLS handshake within {handshake:?}"),
+            }
+        });
+    }
 }
 
 /// The routes, each request counted and authenticated.
@@ -137,9 +181,14 @@ impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, Coun
     }
 }
 
-/// The TCP listener, counting connections as they open and close.
+/// A client connection, plain or TLS.
+trait Connection: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Connection for T {}
+
+/// The connections `accept` hands over, counted as they open and close.
 struct CountingListener {
-    inner: TcpListener,
+    incoming: tokio::sync::mpsc::Receiver<(Box<dyn Connection>, SocketAddr)>,
+    local: SocketAddr,
     db: Arc<Database>,
 }
 
@@ -148,20 +197,23 @@ impl axum::serve::Listener for CountingListener {
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (CountedStream, SocketAddr) {
-        let (io, addr) = axum::serve::Listener::accept(&mut self.inner).await;
+        let Some((io, addr)) = self.incoming.recv().await else {
+            // The acceptor ended (it only does when this listener is gone): accept nothing more.
+            return std::future::pending().await;
+        };
         self.db.listeners.http.connection_opened();
         let db = self.db.clone();
         (CountedStream { io, db }, addr)
     }
 
     fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.inner.local_addr()
+        Ok(self.local)
     }
 }
 
 /// A connection that counts itself closed when hyper drops it.
 struct CountedStream {
-    io: TcpStream,
+    io: Box<dyn Connection>,
     db: Arc<Database>,
 }
 
@@ -177,7 +229,7 @@ impl AsyncRead for CountedStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+        Pin::new(&mut *self.get_mut().io).poll_read(cx, buf)
     }
 }
 
@@ -187,7 +239,7 @@ impl AsyncWrite for CountedStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+        Pin::new(&mut *self.get_mut().io).poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -195,7 +247,7 @@ impl AsyncWrite for CountedStream {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+        Pin::new(&mut *self.get_mut().io).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -203,10 +255,10 @@ impl AsyncWrite for CountedStream {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+        Pin::new(&mut *self.get_mut().io).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+        Pin::new(&mut *self.get_mut().io).poll_shutdown(cx)
     }
 }

@@ -117,7 +117,8 @@ pub fn metadata(broker: &Broker, request: MetadataRequest, version: i16) -> Meta
                     && broker.auto_create_topics
                     && request.allow_auto_topic_creation
                 {
-                    found = create(broker, name, TopicConfig::default()).map_err(|(code, _)| code);
+                    found = create(broker, name, TopicConfig::default())
+                        .map_err(|(code, _)| auto_create_error(code));
                 }
                 match found {
                     Ok(t) => describe_topic(&t),
@@ -187,6 +188,15 @@ pub fn create(
         .map_err(|e| (ResponseError::UnknownServerError, e.message))?;
     tracing::info!(topic = name, partitions, "topic created by a Kafka client");
     Ok(topic)
+}
+
+/// What a request that would have created a topic answers when it could not: the topic is
+/// not there (as before auto-creation), unless the role may not create topics.
+pub fn auto_create_error(code: ResponseError) -> ResponseError {
+    match code {
+        ResponseError::TopicAuthorizationFailed => code,
+        _ => ResponseError::UnknownTopicOrPartition,
+    }
 }
 
 /// A topic's configuration from CreateTopics: its partition count and the configs Weir keeps

@@ -59,7 +59,8 @@ pub async fn produce(broker: &Broker, request: ProduceRequest) -> ProduceRespons
         let mut topic = broker.topic_for(&name, Privilege::Insert);
         if matches!(topic, Err(ResponseError::UnknownTopicOrPartition)) && broker.auto_create_topics
         {
-            topic = metadata::create(broker, &name, Default::default()).map_err(|(code, _)| code);
+            topic = metadata::create(broker, &name, Default::default())
+                .map_err(|(code, _)| metadata::auto_create_error(code));
         }
         let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
         // Topics Weir writes (sink outputs, generated sources) have one writer: Weir. (Its

@@ -1,6 +1,6 @@
-//! TLS for the Postgres listener (`--tls-cert`, `--tls-key`), and for the Kafka listener with
-//! `--kafka-tls`: rustls with the ring provider, the one pgwire is built with, so
-//! `sslmode=require` and `verify-full` work for every client.
+//! TLS for the Postgres listener (`--tls-cert`, `--tls-key`), and for the Kafka and HTTP
+//! listeners with `--kafka-tls` and `--http-tls`: rustls with the ring provider, the one pgwire
+//! is built with, so `sslmode=require` and `verify-full` work for every client.
 //! The certificate file may hold a chain (leaf first); the key file one PKCS#8, PKCS#1 or SEC1
 //! private key, all PEM.
 
@@ -20,8 +20,8 @@ const POSTGRESQL_ALPN: &[u8] = b"postgresql";
 /// A loaded certificate and key.
 pub struct Tls {
     pub acceptor: TlsAcceptor,
-    /// The same certificate without the Postgres ALPN name, for the Kafka listener.
-    pub kafka_acceptor: TlsAcceptor,
+    /// The same certificate without the Postgres ALPN name, for the Kafka and HTTP listeners.
+    pub acceptor_without_alpn: TlsAcceptor,
     /// The certificate file as read, for SCRAM channel binding (tls-server-end-point).
     pub cert_pem: Vec<u8>,
 }
@@ -48,11 +48,11 @@ pub fn load(cert_path: &Path, key_path: &Path) -> Result<Tls, String> {
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .map_err(|e| format!("--tls-cert / --tls-key: {e}"))?;
-    let kafka_acceptor = TlsAcceptor::from(Arc::new(config.clone()));
+    let acceptor_without_alpn = TlsAcceptor::from(Arc::new(config.clone()));
     config.alpn_protocols = vec![POSTGRESQL_ALPN.to_vec()];
     Ok(Tls {
         acceptor: TlsAcceptor::from(Arc::new(config)),
-        kafka_acceptor,
+        acceptor_without_alpn,
         cert_pem,
     })
 }
