@@ -55,13 +55,11 @@ pub const SCAN_BATCH_ROWS: usize = 8192;
 /// dataflow threads), in bytes: reserved, and committed only as used. With
 /// [`crate::sql::depth::STATEMENT_NESTING_MAX`] it leaves the deepest statement ample room.
 pub const THREAD_STACK_BYTES: usize = 16 * 1024 * 1024;
-/// How long a Postgres client has to finish start-up (TLS, start-up packet, the whole SCRAM
-/// exchange), in milliseconds: Postgres's `authentication_timeout`; then the connection is
-/// dropped.
-pub const PG_STARTUP_TIMEOUT_MS: u64 = 60_000;
-/// How long a Kafka connection has to log in (TLS handshake and SASL exchange) under
-/// `--kafka-auth password`, in milliseconds; then it is closed. Postgres's start-up limit.
-pub const KAFKA_LOGIN_TIMEOUT_MS: u64 = PG_STARTUP_TIMEOUT_MS;
+/// How long a client has to log in, in milliseconds (`--authentication-timeout-ms`,
+/// Postgres's `authentication_timeout`): a Postgres client's whole start-up (TLS, start-up
+/// packet, SCRAM exchange), and a Kafka connection's TLS handshake and SASL exchange under
+/// `--kafka-auth password`; then the connection is closed.
+pub const AUTHENTICATION_TIMEOUT_MS_DEFAULT: u64 = 60_000;
 /// Postgres sessions open at once on the listener, over every role (`--pg-max-connections`):
 /// Postgres's `max_connections`. Past it: FATAL 53300.
 pub const PG_MAX_CONNECTIONS_DEFAULT: usize = 100;

@@ -88,6 +88,10 @@ struct Args {
     /// request acts as that role).
     #[arg(long, default_value = "trust")]
     http_auth: weir::server::AuthMethod,
+    /// How long a Postgres or Kafka client has to finish its start-up, TLS handshake and
+    /// password exchange, in milliseconds; then the connection is closed.
+    #[arg(long, default_value_t = config::AUTHENTICATION_TIMEOUT_MS_DEFAULT)]
+    authentication_timeout_ms: u64,
     /// Serve HTTP over TLS only (https), with the certificate of --tls-cert.
     #[arg(long, requires = "tls_cert")]
     http_tls: bool,
@@ -205,6 +209,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     })
     .await?;
     tracing::info!(data_dir = %args.data_dir.display(), "{}", Database::describe_dir(&args.data_dir));
+    let authentication_timeout = std::time::Duration::from_millis(args.authentication_timeout_ms);
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(weir::server::load_tls(cert, key)?),
         _ => None,
@@ -221,6 +226,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         broker.idle_timeout = std::time::Duration::from_millis(args.kafka_connections_max_idle_ms);
         broker.max_connections = args.kafka_max_connections.max(1);
         broker.auth = args.kafka_auth;
+        broker.authentication_timeout = authentication_timeout;
         if args.kafka_tls {
             broker.tls = tls.as_ref().map(|tls| tls.acceptor_without_alpn.clone());
         }
@@ -276,6 +282,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         log_slow_statements: u64::try_from(args.log_slow_statements_ms)
             .ok()
             .map(std::time::Duration::from_millis),
+        authentication_timeout,
     };
     tokio::select! {
         served = weir::server::serve(listener, db, options) => served?,

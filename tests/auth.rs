@@ -730,3 +730,50 @@ async fn https_with_basic_logins_verifies_the_server_and_refuses_plain_http() {
     assert_eq!(status("https", "weir:wrong"), "401");
     assert_eq!(status("http", "weir:s3cret"), "000");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_logs_in_is_closed_after_the_authentication_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "--pg-auth",
+        "password",
+        "--kafka-auth",
+        "password",
+        "--init-password",
+        "s3cret",
+        "--authentication-timeout-ms",
+        "300",
+    ];
+    let server = WeirServer::start_with_kafka_and_args(&dir.path().join("data"), 50, &args).await;
+    // A start-up packet for user weir (protocol 3.0), then silence instead of a password.
+    let mut startup = Vec::new();
+    let body = b"\0\x03\0\0user\0weir\0database\0weir\0\0";
+    startup.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
+    startup.extend_from_slice(body);
+    for (port, hello) in [
+        (server.port, &[][..]),
+        (server.port, &startup[..]),
+        (server.kafka_port.unwrap(), &[][..]),
+    ] {
+        let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        socket.write_all(hello).await.unwrap();
+        let mut answer = Vec::new();
+        let closed = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            socket.read_to_end(&mut answer),
+        )
+        .await;
+        assert!(
+            matches!(closed, Ok(Ok(_))),
+            "port {port}, {} bytes sent: not closed ({closed:?})",
+            hello.len()
+        );
+    }
+    // A client that does log in is not affected.
+    let weir = server.connect_as("weir", Some("s3cret")).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    assert_eq!(current_user(&weir).await, "weir");
+}

@@ -355,4 +355,42 @@ async fn roles_read_and_write_only_what_they_were_granted() {
         denied(&alicia, "SELECT * FROM notes").await,
         "42501: permission denied for table notes"
     );
+
+    // Owners change with ALTER ... OWNER TO and REASSIGN OWNED, as in Postgres.
+    weir.batch_execute(
+        "CREATE TABLE handed (id BIGINT PRIMARY KEY); ALTER TABLE handed OWNER TO alicia",
+    )
+    .await
+    .unwrap();
+    assert_eq!(count(&alicia, "SELECT count(*) FROM handed").await, 0);
+    assert_eq!(
+        denied(&alicia, "ALTER TABLE handed OWNER TO bob").await,
+        "42501: must be member of role \"bob\""
+    );
+    assert_eq!(
+        denied(&bob, "ALTER TABLE handed OWNER TO bob").await,
+        "42501: must be owner of table handed"
+    );
+    weir.batch_execute("REASSIGN OWNED BY alicia TO weir")
+        .await
+        .unwrap();
+    let owners: Vec<String> = weir
+        .query(
+            "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE relname IN ('handed', 'alice_src')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(owners, ["weir", "weir"]);
+    // Owning nothing and granted nothing, the role can go.
+    drop(alicia);
+    weir.batch_execute(
+        "REVOKE ALL ON t FROM alicia; REVOKE ALL ON TOPIC clicks FROM alicia;
+         REVOKE CREATE ON DATABASE weir FROM alicia; DROP ROLE alicia",
+    )
+    .await
+    .unwrap();
 }

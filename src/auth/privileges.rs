@@ -338,6 +338,31 @@ impl Privileges {
         self.put(object, acl)
     }
 
+    /// `owner` owns `object` from now on, with its grants kept (the new owner's own grant
+    /// goes: an owner has every privilege).
+    pub fn set_owner(&self, object: Object, owner: &str) -> Result<()> {
+        let mut acl = self.acl(&object);
+        acl.owner = owner.to_string();
+        acl.grants.remove(owner);
+        self.put(object, acl)
+    }
+
+    /// Every object owned by one of `from`, now owned by `to` (REASSIGN OWNED).
+    pub fn reassign(&self, from: &[String], to: &str) -> Result<()> {
+        let owned: Vec<Object> = self
+            .acls
+            .read()
+            .expect("privileges lock")
+            .iter()
+            .filter(|(_, acl)| from.contains(&acl.owner))
+            .map(|(object, _)| object.clone())
+            .collect();
+        for object in owned {
+            self.set_owner(object, to)?;
+        }
+        Ok(())
+    }
+
     /// A renamed role keeps what it owns and was granted.
     pub fn rename_role(&self, from: &str, to: &str) -> Result<()> {
         let changed: Vec<(Object, Acl)> = self

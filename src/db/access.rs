@@ -15,7 +15,7 @@ use crate::auth::privileges::{self, Object, ObjectKind, Privilege};
 use crate::catalog::Entry;
 use crate::error::{ErrorKind, Result, WeirError};
 use crate::pg_catalog::DATABASE_NAME;
-use crate::sql::grants::{GrantTarget, Grantee, ObjectGrant};
+use crate::sql::grants::{GrantTarget, Grantee, ObjectGrant, OwnerChange};
 use crate::sql::parse::Statement;
 use crate::sql::roles::RoleStatement;
 use crate::state::WriteBatch;
@@ -266,9 +266,85 @@ impl Database {
                 format!("role \"{name}\" cannot be dropped because some objects depend on it"),
             )
             .with_detail(lines.join("\n"))
-            .with_hint("drop its objects and REVOKE its privileges first"));
+            .with_hint(
+                "drop its objects or give them away (REASSIGN OWNED BY ... TO ...), and REVOKE \
+                 its privileges first",
+            ));
         }
         Ok(())
+    }
+
+    /// The role (or PUBLIC) a GRANT names.
+    fn grantee(&self, grantee: &Grantee) -> Result<String> {
+        match grantee {
+            Grantee::Public => Ok(privileges::PUBLIC.to_string()),
+            Grantee::CurrentUser => Ok(crate::auth::current_user().to_string()),
+            Grantee::Role(name) => self.catalog.roles.require(name).map(|r| r.name),
+        }
+    }
+
+    /// The role an ownership statement names (PUBLIC owns nothing).
+    fn owner_role(&self, grantee: &Grantee) -> Result<String> {
+        match grantee {
+            Grantee::Public => Err(crate::auth::undefined(privileges::PUBLIC)),
+            other => self.grantee(other),
+        }
+    }
+
+    /// ALTER ... OWNER TO and REASSIGN OWNED, with Postgres's rules: the acting role must own
+    /// the object (REASSIGN: have the rights of every old owner) and be a member of the new
+    /// owner, unless it is a superuser.
+    pub(super) fn change_owner(&self, change: OwnerChange) -> Result<Output> {
+        let acting = crate::auth::current_user();
+        let roles = &self.catalog.roles;
+        let may_give_to = |to: &str| {
+            if roles.is_superuser(&acting) || roles.is_member_of(&acting, to) {
+                Ok(())
+            } else {
+                Err(WeirError::new(
+                    ErrorKind::InsufficientPrivilege,
+                    format!("must be member of role \"{to}\""),
+                ))
+            }
+        };
+        let tag = change.tag();
+        match change {
+            OwnerChange::Alter { kind, name, to } => {
+                let target = match kind {
+                    Some(ObjectKind::Topic) => GrantTarget::Topics(vec![name]),
+                    kind => GrantTarget::Relations {
+                        kind,
+                        names: vec![name],
+                    },
+                };
+                let to = self.owner_role(&to)?;
+                for (object, kind, name) in self.grant_objects(&target)? {
+                    if !self.owns(&object) {
+                        return Err(privileges::not_owner(kind, &name));
+                    }
+                    may_give_to(&to)?;
+                    self.catalog.privileges.set_owner(object, &to)?;
+                }
+            }
+            OwnerChange::Reassign { from, to } => {
+                let from = from
+                    .iter()
+                    .map(|r| self.owner_role(r))
+                    .collect::<Result<Vec<_>>>()?;
+                let to = self.owner_role(&to)?;
+                for old in &from {
+                    if !roles.is_superuser(&acting) && !roles.has_privileges_of(&acting, old) {
+                        return Err(WeirError::new(
+                            ErrorKind::InsufficientPrivilege,
+                            format!("permission denied to reassign objects owned by \"{old}\""),
+                        ));
+                    }
+                }
+                may_give_to(&to)?;
+                self.catalog.privileges.reassign(&from, &to)?;
+            }
+        }
+        Ok(Output::Done(Tag::new(tag)))
     }
 
     /// GRANT / REVOKE on objects: only their owners (and superusers) may.
@@ -277,11 +353,7 @@ impl Database {
         let grantees = statement
             .grantees
             .iter()
-            .map(|g| match g {
-                Grantee::Public => Ok(privileges::PUBLIC.to_string()),
-                Grantee::CurrentUser => Ok(crate::auth::current_user().to_string()),
-                Grantee::Role(name) => self.catalog.roles.require(name).map(|r| r.name),
-            })
+            .map(|g| self.grantee(g))
             .collect::<Result<Vec<_>>>()?;
         for (object, kind, name) in &objects {
             if !self.owns(object) {

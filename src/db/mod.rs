@@ -250,6 +250,7 @@ impl Database {
                 Ok(Output::Done(Tag::new(tag)))
             }
             Statement::Grant(grant) => self.grant(grant),
+            Statement::Owner(change) => self.change_owner(change),
             Statement::Flush => {
                 self.runtime.flush().await?;
                 Ok(Output::Done(Tag::new("FLUSH")))
@@ -487,7 +488,8 @@ fn is_ddl(stmt: &Statement) -> bool {
         | Statement::CreateSink(_)
         | Statement::DropSink { .. }
         | Statement::Role(_)
-        | Statement::Grant(_) => true,
+        | Statement::Grant(_)
+        | Statement::Owner(_) => true,
         Statement::Standard(s) => matches!(
             s.as_ref(),
             ast::Statement::CreateTable(_)

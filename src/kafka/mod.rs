@@ -66,6 +66,8 @@ pub struct Broker {
     pub max_connections: usize,
     /// Whether clients must log in with SASL (`--kafka-auth`).
     pub auth: AuthMethod,
+    /// How long a connection has to log in under `--kafka-auth password`.
+    pub authentication_timeout: std::time::Duration,
     /// TLS for every connection (`--kafka-tls`).
     pub tls: Option<TlsAcceptor>,
     /// The verifiers SASL logins are checked against.
@@ -85,6 +87,9 @@ impl Broker {
             ),
             max_connections: crate::config::KAFKA_MAX_CONNECTIONS_DEFAULT,
             auth: AuthMethod::Trust,
+            authentication_timeout: std::time::Duration::from_millis(
+                crate::config::AUTHENTICATION_TIMEOUT_MS_DEFAULT,
+            ),
             tls: None,
             secrets: Default::default(),
         }
@@ -191,8 +196,7 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
     mut session: sasl::Session,
     broker: &Broker,
 ) -> std::io::Result<()> {
-    let login_by = tokio::time::Instant::now()
-        + std::time::Duration::from_millis(crate::config::KAFKA_LOGIN_TIMEOUT_MS);
+    let login_by = tokio::time::Instant::now() + broker.authentication_timeout;
     loop {
         let mut wait = broker.idle_timeout;
         let must_log_in = broker.auth == AuthMethod::Password && session.user.is_none();
@@ -202,7 +206,7 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
         let next = tokio::time::timeout(wait, socket.read_i32()).await;
         let Ok(next) = next else {
             if must_log_in && tokio::time::Instant::now() >= login_by {
-                tracing::info!(peer = %session.peer(), "closing a Kafka connection that did not log in within {} ms", crate::config::KAFKA_LOGIN_TIMEOUT_MS);
+                tracing::info!(peer = %session.peer(), "closing a Kafka connection that did not log in within {:?}", broker.authentication_timeout);
             } else {
                 tracing::debug!("closing a Kafka connection idle for {wait:?}");
             }

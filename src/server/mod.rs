@@ -73,6 +73,8 @@ pub struct PgListenerOptions {
     pub max_connections: usize,
     /// Statements that take at least this long are logged at info (None: never).
     pub log_slow_statements: Option<std::time::Duration>,
+    /// How long a client has to finish its start-up and log in.
+    pub authentication_timeout: std::time::Duration,
 }
 
 impl Default for PgListenerOptions {
@@ -85,6 +87,9 @@ impl Default for PgListenerOptions {
             log_slow_statements: Some(std::time::Duration::from_millis(
                 crate::config::LOG_SLOW_STATEMENTS_MS_DEFAULT,
             )),
+            authentication_timeout: std::time::Duration::from_millis(
+                crate::config::AUTHENTICATION_TIMEOUT_MS_DEFAULT,
+            ),
         }
     }
 }

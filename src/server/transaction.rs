@@ -84,6 +84,7 @@ pub fn refusal(stmt: &Statement) -> Option<&'static str> {
         Statement::DropSource { .. } => Some("DROP SOURCE"),
         Statement::Role(_) => Some("a role statement"),
         Statement::Grant(_) => Some("GRANT / REVOKE"),
+        Statement::Owner(_) => Some("a change of owner"),
         Statement::Standard(s) => match s.as_ref() {
             ast::Statement::Update { .. } => Some("UPDATE"),
             ast::Statement::Delete { .. } => Some("DELETE"),

@@ -21,7 +21,6 @@
 
 use std::io;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use futures::StreamExt;
@@ -37,9 +36,7 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
 use super::Handlers;
-use crate::config::{
-    PG_LARGE_MESSAGE_BYTES_MAX, PG_SMALL_MESSAGE_BYTES_MAX, PG_STARTUP_TIMEOUT_MS,
-};
+use crate::config::{PG_LARGE_MESSAGE_BYTES_MAX, PG_SMALL_MESSAGE_BYTES_MAX};
 
 /// Message types that may be long (statements, parameters, COPY data, passwords); the others
 /// are held to [`PG_SMALL_MESSAGE_BYTES_MAX`], as in Postgres.
@@ -47,7 +44,7 @@ const LARGE_TYPES: &[u8] = b"QPBdfp";
 
 /// Serves one client connection until it ends.
 pub(super) async fn serve(socket: TcpStream, handlers: Arc<Handlers>) -> io::Result<()> {
-    let startup = tokio::time::sleep(Duration::from_millis(PG_STARTUP_TIMEOUT_MS));
+    let startup = tokio::time::sleep(handlers.handler.options.authentication_timeout);
     tokio::pin!(startup);
     let negotiated = tokio::select! {
         _ = &mut startup => return Ok(()),

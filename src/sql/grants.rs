@@ -1,8 +1,9 @@
 //! Parsing of GRANT / REVOKE on objects: Postgres's grammar (`GRANT SELECT, INSERT ON [TABLE]
 //! t TO alice`, `ON ALL TABLES IN SCHEMA public`, `CREATE ON DATABASE weir` or `ON SCHEMA
 //! public`) plus Weir's object kinds (`ON TOPIC`, `ON SOURCE`, `ON MATERIALIZED VIEW`, `ON
-//! SINK`). Role membership (`GRANT role TO role`) is `sql::roles`; executing these is
-//! `db::access`.
+//! SINK`); and of the ownership statements, `ALTER TABLE | SOURCE | MATERIALIZED VIEW | SINK |
+//! TOPIC name OWNER TO role` and `REASSIGN OWNED BY roles TO role`. Role membership (`GRANT
+//! role TO role`) is `sql::roles`; executing these is `db::access`.
 
 use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::Token;
@@ -47,6 +48,90 @@ pub enum Grantee {
     /// CURRENT_USER, SESSION_USER or CURRENT_ROLE: the session's role.
     CurrentUser,
     Role(String),
+}
+
+/// A change of owner.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OwnerChange {
+    /// `ALTER <kind> name OWNER TO role`; `kind` None for TABLE (any relation), as GRANT's.
+    Alter {
+        kind: Option<ObjectKind>,
+        name: String,
+        to: Grantee,
+    },
+    /// `REASSIGN OWNED BY roles TO role`: everything those roles own.
+    Reassign { from: Vec<Grantee>, to: Grantee },
+}
+
+impl OwnerChange {
+    /// The command tag.
+    pub fn tag(&self) -> &'static str {
+        match self {
+            OwnerChange::Alter { kind, .. } => match kind {
+                None | Some(ObjectKind::Table) => "ALTER TABLE",
+                Some(ObjectKind::Source) => "ALTER SOURCE",
+                Some(ObjectKind::MaterializedView) => "ALTER MATERIALIZED VIEW",
+                Some(ObjectKind::Sink) => "ALTER SINK",
+                Some(ObjectKind::Topic) => "ALTER TOPIC",
+                Some(ObjectKind::Database) => "ALTER DATABASE",
+            },
+            OwnerChange::Reassign { .. } => "REASSIGN OWNED",
+        }
+    }
+}
+
+/// Whether the statement at the parser's position changes an owner: `REASSIGN OWNED`, or an
+/// ALTER of a relation or topic whose next words after the name are `OWNER TO`.
+pub fn starts_owner_change(parser: &Parser) -> bool {
+    match (word_at(parser, 0).as_deref(), word_at(parser, 1).as_deref()) {
+        (Some("REASSIGN"), Some("OWNED")) => true,
+        (Some("ALTER"), Some("TABLE" | "SOURCE" | "SINK" | "TOPIC" | "VIEW")) => {
+            owner_to_at(parser, 3)
+        }
+        (Some("ALTER"), Some("MATERIALIZED")) => owner_to_at(parser, 4),
+        _ => false,
+    }
+}
+
+fn owner_to_at(parser: &Parser, n: usize) -> bool {
+    word_at(parser, n).as_deref() == Some("OWNER")
+        && word_at(parser, n + 1).as_deref() == Some("TO")
+}
+
+/// Parses the statement [`starts_owner_change`] recognised.
+pub fn parse_owner_change(parser: &mut Parser) -> Result<OwnerChange> {
+    if words(parser, &["REASSIGN", "OWNED", "BY"]) {
+        let mut from = vec![grantee(parser)?];
+        while parser.consume_token(&Token::Comma) {
+            from.push(grantee(parser)?);
+        }
+        expect(parser, "TO")?;
+        return Ok(OwnerChange::Reassign {
+            from,
+            to: grantee(parser)?,
+        });
+    }
+    expect(parser, "ALTER")?;
+    let kind = if words(parser, &["MATERIALIZED", "VIEW"]) || words(parser, &["VIEW"]) {
+        Some(ObjectKind::MaterializedView)
+    } else if words(parser, &["SOURCE"]) {
+        Some(ObjectKind::Source)
+    } else if words(parser, &["SINK"]) {
+        Some(ObjectKind::Sink)
+    } else if words(parser, &["TOPIC"]) {
+        Some(ObjectKind::Topic)
+    } else {
+        expect(parser, "TABLE")?;
+        None
+    };
+    let name = ident(parser)?;
+    expect(parser, "OWNER")?;
+    expect(parser, "TO")?;
+    Ok(OwnerChange::Alter {
+        kind,
+        name,
+        to: grantee(parser)?,
+    })
 }
 
 /// Whether the GRANT / REVOKE at the parser's position names objects (`... ON t TO ...`)
@@ -310,6 +395,33 @@ mod tests {
             GrantTarget::Relations {
                 kind: Some(ObjectKind::MaterializedView),
                 names: vec!["v".into()]
+            }
+        );
+    }
+
+    #[test]
+    fn owner_changes_parse() {
+        let owner = |sql: &str| match parse(sql).unwrap().pop().unwrap() {
+            Statement::Owner(o) => o,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            owner("ALTER MATERIALIZED VIEW v OWNER TO bob"),
+            OwnerChange::Alter {
+                kind: Some(ObjectKind::MaterializedView),
+                name: "v".into(),
+                to: Grantee::Role("bob".into())
+            }
+        );
+        assert_eq!(
+            owner("alter table t owner to current_user").tag(),
+            "ALTER TABLE"
+        );
+        assert_eq!(
+            owner("REASSIGN OWNED BY a, b TO c"),
+            OwnerChange::Reassign {
+                from: vec![Grantee::Role("a".into()), Grantee::Role("b".into())],
+                to: Grantee::Role("c".into())
             }
         );
     }

@@ -43,6 +43,8 @@ pub enum Statement {
     Role(super::roles::RoleStatement),
     /// GRANT / REVOKE of privileges on objects.
     Grant(super::grants::ObjectGrant),
+    /// ALTER ... OWNER TO, REASSIGN OWNED.
+    Owner(super::grants::OwnerChange),
     /// Anything standard SQL: SELECT, INSERT, CREATE TABLE / MATERIALIZED VIEW, SET ...
     Standard(Box<ast::Statement>),
 }
@@ -219,6 +221,9 @@ pub(crate) fn word_at(parser: &Parser, n: usize) -> Option<String> {
 fn parse_one(parser: &mut Parser) -> Result<Statement> {
     if super::grants::starts_object_grant(parser) {
         return super::grants::parse(parser).map(Statement::Grant);
+    }
+    if super::grants::starts_owner_change(parser) {
+        return super::grants::parse_owner_change(parser).map(Statement::Owner);
     }
     if super::roles::starts_role_statement(parser) {
         return super::roles::parse(parser).map(Statement::Role);

@@ -53,8 +53,14 @@ def roundtrip_confluent(bootstrap, protocol, mechanism, user, password, cafile, 
         return
     acked = []
     for i in range(RECORDS):
-        p.produce(topic, value=json.dumps({"user_id": i, "amount": i}),
-                  on_delivery=lambda err, msg: acked.append(err))
+        # A refusal comes back in the delivery report, or at once when the client already
+        # knows it from Metadata.
+        try:
+            p.produce(topic, value=json.dumps({"user_id": i, "amount": i}),
+                      on_delivery=lambda err, msg: acked.append(err))
+        except KafkaException as e:
+            print(f"failed produce {e.args[0].name()}")
+            return
     p.flush(TIMEOUT_S)
     if len(acked) != RECORDS or any(acked):
         print(f"failed produce {acked} {errors}")
