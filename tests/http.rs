@@ -11,7 +11,7 @@ mod common;
 
 use std::collections::HashMap;
 
-use common::{WeirServer, rows};
+use common::{WeirServer, first_column, rows};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -652,15 +652,10 @@ async fn password_auth_logs_each_request_in_as_a_role_with_its_privileges() {
     assert_eq!(r.status, 200, "{}", r.body);
     // Wrong logins are listed, oldest first; a request without credentials is not a failed
     // login.
-    let failed: Vec<String> = sql
-        .query(
-            "SELECT \"user\" FROM weir_login_failures WHERE listener = 'http'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let failed = first_column(
+        &sql,
+        "SELECT \"user\" FROM weir_login_failures WHERE listener = 'http'",
+    )
+    .await;
     assert_eq!(failed, ["app", "ghost", "app"]);
 }

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{WeirServer, sql_error};
+use common::{WeirServer, first_column, sql_error};
 
 async fn denied(client: &tokio_postgres::Client, sql: &str) -> String {
     match client.batch_execute(sql).await {
@@ -17,14 +17,8 @@ async fn denied(client: &tokio_postgres::Client, sql: &str) -> String {
 
 /// What `weir_sessions` shows `client` of the statements of `user`'s sessions.
 async fn statements_of(client: &tokio_postgres::Client, user: &str) -> Vec<String> {
-    let rows = client
-        .query(
-            "SELECT query FROM weir_sessions WHERE \"user\" = $1",
-            &[&user],
-        )
-        .await
-        .unwrap();
-    rows.iter().map(|r| r.get(0)).collect()
+    let sql = format!("SELECT query FROM weir_sessions WHERE \"user\" = '{user}'");
+    first_column(client, &sql).await
 }
 
 async fn count(client: &tokio_postgres::Client, sql: &str) -> i64 {
@@ -374,16 +368,11 @@ async fn roles_read_and_write_only_what_they_were_granted() {
     weir.batch_execute("REASSIGN OWNED BY alicia TO weir")
         .await
         .unwrap();
-    let owners: Vec<String> = weir
-        .query(
-            "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE relname IN ('handed', 'alice_src')",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let owners = first_column(
+        &weir,
+        "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE relname IN ('handed', 'alice_src')",
+    )
+    .await;
     assert_eq!(owners, ["weir", "weir"]);
     // Owning nothing and granted nothing, the role can go.
     drop(alicia);

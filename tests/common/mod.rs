@@ -416,3 +416,15 @@ pub fn sql_error(e: &tokio_postgres::Error) -> String {
         .map(|d| format!("{}: {}", d.code().code(), d.message()))
         .unwrap_or_else(|| format!("not a server error: {e}"))
 }
+
+/// The first column of every row `sql` returns, as text, in the order the server sent them
+/// (`rows` sorts; this does not).
+pub async fn first_column(client: &tokio_postgres::Client, sql: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for message in client.simple_query(sql).await.unwrap() {
+        if let tokio_postgres::SimpleQueryMessage::Row(row) = message {
+            out.push(row.get(0).unwrap_or("NULL").to_string());
+        }
+    }
+    out
+}
