@@ -363,6 +363,26 @@ impl Privileges {
         Ok(())
     }
 
+    /// Takes back every privilege granted to `role` (DROP OWNED).
+    pub fn revoke_all(&self, role: &str) -> Result<()> {
+        let granted: Vec<(Object, Acl)> = self
+            .acls
+            .read()
+            .expect("privileges lock")
+            .iter()
+            .filter(|(_, acl)| acl.grants.contains_key(role))
+            .map(|(object, acl)| {
+                let mut acl = acl.clone();
+                acl.grants.remove(role);
+                (object.clone(), acl)
+            })
+            .collect();
+        for (object, acl) in granted {
+            self.put(object, acl)?;
+        }
+        Ok(())
+    }
+
     /// A renamed role keeps what it owns and was granted.
     pub fn rename_role(&self, from: &str, to: &str) -> Result<()> {
         let changed: Vec<(Object, Acl)> = self

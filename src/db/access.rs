@@ -267,8 +267,8 @@ impl Database {
             )
             .with_detail(lines.join("\n"))
             .with_hint(
-                "drop its objects or give them away (REASSIGN OWNED BY ... TO ...), and REVOKE \
-                 its privileges first",
+                "give its objects away (REASSIGN OWNED BY ... TO ...) or drop them and its \
+                 privileges (DROP OWNED BY ...) first",
             ));
         }
         Ok(())
@@ -309,6 +309,9 @@ impl Database {
         };
         let tag = change.tag();
         match change {
+            OwnerChange::DropOwned { .. } => {
+                return Err(WeirError::internal("DROP OWNED runs through drop_owned"));
+            }
             OwnerChange::Alter { kind, name, to } => {
                 let target = match kind {
                     Some(ObjectKind::Topic) => GrantTarget::Topics(vec![name]),
@@ -345,6 +348,58 @@ impl Database {
             }
         }
         Ok(Output::Done(Tag::new(tag)))
+    }
+
+    /// DROP OWNED BY: drops every relation and topic the roles own (newest first, so a view
+    /// goes before what it reads; with `cascade`, dependents owned by others go too) and takes
+    /// back what they were granted. The acting role must have the rights of each.
+    pub(super) async fn drop_owned(&self, roles: &[Grantee], cascade: bool) -> Result<Output> {
+        let acting = crate::auth::current_user();
+        let names = roles
+            .iter()
+            .map(|r| self.owner_role(r))
+            .collect::<Result<Vec<_>>>()?;
+        let catalog_roles = &self.catalog.roles;
+        for role in &names {
+            if !catalog_roles.is_superuser(&acting)
+                && !catalog_roles.has_privileges_of(&acting, role)
+            {
+                return Err(WeirError::new(
+                    ErrorKind::InsufficientPrivilege,
+                    format!("permission denied to drop objects owned by \"{role}\""),
+                ));
+            }
+        }
+        let mut relations = Vec::new();
+        let mut topics = Vec::new();
+        for role in &names {
+            for (owns, object) in self.catalog.privileges.held_by(role) {
+                match object {
+                    Object::Relation(name) if owns => {
+                        if let Some(entry) = self.catalog.get(&name) {
+                            relations.push((entry.item().id, entry.item().kind, name));
+                        }
+                    }
+                    Object::Topic(name) if owns => topics.push(name),
+                    _ => {}
+                }
+            }
+        }
+        relations.sort_by(|a, b| b.0.cmp(&a.0));
+        for (_, kind, name) in relations {
+            if self.catalog.get(&name).is_some() {
+                self.drop_relations(kind, &[name], true, cascade).await?;
+            }
+        }
+        for topic in topics {
+            if self.topics.topic(&topic).is_some() {
+                self.drop_topic(&topic, true)?;
+            }
+        }
+        for role in &names {
+            self.catalog.privileges.revoke_all(role)?;
+        }
+        Ok(Output::Done(Tag::new("DROP OWNED")))
     }
 
     /// GRANT / REVOKE on objects: only their owners (and superusers) may.

@@ -36,6 +36,7 @@ use crate::pg_catalog;
 use crate::serving::lookup::PointLookup;
 use crate::serving::providers::{ReadContext, WeirSchema};
 use crate::sources::generator::GeneratorHandle;
+use crate::sql::grants::OwnerChange;
 use crate::sql::parse::{ShowKind, Statement};
 use crate::sql::roles::RoleStatement;
 use crate::state::{StateStore, StoreKind};
@@ -250,6 +251,9 @@ impl Database {
                 Ok(Output::Done(Tag::new(tag)))
             }
             Statement::Grant(grant) => self.grant(grant),
+            Statement::Owner(OwnerChange::DropOwned { roles, cascade }) => {
+                self.drop_owned(&roles, cascade).await
+            }
             Statement::Owner(change) => self.change_owner(change),
             Statement::Flush => {
                 self.runtime.flush().await?;

@@ -2,7 +2,7 @@
 //! t TO alice`, `ON ALL TABLES IN SCHEMA public`, `CREATE ON DATABASE weir` or `ON SCHEMA
 //! public`) plus Weir's object kinds (`ON TOPIC`, `ON SOURCE`, `ON MATERIALIZED VIEW`, `ON
 //! SINK`); and of the ownership statements, `ALTER TABLE | SOURCE | MATERIALIZED VIEW | SINK |
-//! TOPIC name OWNER TO role` and `REASSIGN OWNED BY roles TO role`. Role membership (`GRANT
+//! TOPIC name OWNER TO role`, `REASSIGN OWNED BY roles TO role` and `DROP OWNED BY roles`. Role membership (`GRANT
 //! role TO role`) is `sql::roles`; executing these is `db::access`.
 
 use datafusion::sql::sqlparser::parser::Parser;
@@ -61,6 +61,9 @@ pub enum OwnerChange {
     },
     /// `REASSIGN OWNED BY roles TO role`: everything those roles own.
     Reassign { from: Vec<Grantee>, to: Grantee },
+    /// `DROP OWNED BY roles [CASCADE]`: drops everything those roles own and revokes what they
+    /// were granted.
+    DropOwned { roles: Vec<Grantee>, cascade: bool },
 }
 
 impl OwnerChange {
@@ -76,6 +79,7 @@ impl OwnerChange {
                 Some(ObjectKind::Database) => "ALTER DATABASE",
             },
             OwnerChange::Reassign { .. } => "REASSIGN OWNED",
+            OwnerChange::DropOwned { .. } => "DROP OWNED",
         }
     }
 }
@@ -84,7 +88,7 @@ impl OwnerChange {
 /// ALTER of a relation or topic whose next words after the name are `OWNER TO`.
 pub fn starts_owner_change(parser: &Parser) -> bool {
     match (word_at(parser, 0).as_deref(), word_at(parser, 1).as_deref()) {
-        (Some("REASSIGN"), Some("OWNED")) => true,
+        (Some("REASSIGN" | "DROP"), Some("OWNED")) => true,
         (Some("ALTER"), Some("TABLE" | "SOURCE" | "SINK" | "TOPIC" | "VIEW")) => {
             owner_to_at(parser, 3)
         }
@@ -100,6 +104,17 @@ fn owner_to_at(parser: &Parser, n: usize) -> bool {
 
 /// Parses the statement [`starts_owner_change`] recognised.
 pub fn parse_owner_change(parser: &mut Parser) -> Result<OwnerChange> {
+    if words(parser, &["DROP", "OWNED", "BY"]) {
+        let mut roles = vec![grantee(parser)?];
+        while parser.consume_token(&Token::Comma) {
+            roles.push(grantee(parser)?);
+        }
+        let cascade = words(parser, &["CASCADE"]);
+        if !cascade {
+            words(parser, &["RESTRICT"]);
+        }
+        return Ok(OwnerChange::DropOwned { roles, cascade });
+    }
     if words(parser, &["REASSIGN", "OWNED", "BY"]) {
         let mut from = vec![grantee(parser)?];
         while parser.consume_token(&Token::Comma) {
@@ -416,6 +431,13 @@ mod tests {
         assert_eq!(
             owner("alter table t owner to current_user").tag(),
             "ALTER TABLE"
+        );
+        assert_eq!(
+            owner("DROP OWNED BY a CASCADE"),
+            OwnerChange::DropOwned {
+                roles: vec![Grantee::Role("a".into())],
+                cascade: true
+            }
         );
         assert_eq!(
             owner("REASSIGN OWNED BY a, b TO c"),
