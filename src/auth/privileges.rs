@@ -263,16 +263,36 @@ impl Privileges {
     }
 
     fn put(&self, object: Object, acl: Acl) -> Result<()> {
+        self.put_all(vec![(object, acl)])
+    }
+
+    /// Writes `changed` entries in one commit, then in memory.
+    fn put_all(&self, changed: Vec<(Object, Acl)>) -> Result<()> {
         let mut batch = WriteBatch::default();
-        let json = serde_json::to_vec(&acl)
-            .map_err(|e| WeirError::internal(format!("privileges encode: {e}")))?;
-        batch.put(keys::privileges_key(&object.key()), json);
+        for (object, acl) in &changed {
+            let json = serde_json::to_vec(acl)
+                .map_err(|e| WeirError::internal(format!("privileges encode: {e}")))?;
+            batch.put(keys::privileges_key(&object.key()), json);
+        }
         self.store.commit(batch)?;
-        self.acls
-            .write()
-            .expect("privileges lock")
-            .insert(object, acl);
+        self.acls.write().expect("privileges lock").extend(changed);
         Ok(())
+    }
+
+    /// Every entry `change` alters (it returns false for the ones it leaves alone), written in
+    /// one commit.
+    fn update_all(&self, mut change: impl FnMut(&mut Acl) -> bool) -> Result<()> {
+        let changed: Vec<(Object, Acl)> = self
+            .acls
+            .read()
+            .expect("privileges lock")
+            .iter()
+            .filter_map(|(object, acl)| {
+                let mut acl = acl.clone();
+                change(&mut acl).then(|| (object.clone(), acl))
+            })
+            .collect();
+        self.put_all(changed)
     }
 
     /// The owner of `object` and its grants, borrowed for `f`.
@@ -292,23 +312,27 @@ impl Privileges {
 
     /// Whether `user` may use `privilege` on `object`.
     pub fn has(&self, roles: &Roles, user: &str, object: &Object, privilege: Privilege) -> bool {
+        self.has_one_of(roles, user, object, privilege.bit())
+    }
+
+    /// Whether `user` has any privilege on `object` (what Kafka's Metadata lists).
+    pub fn has_any(&self, roles: &Roles, user: &str, object: &Object) -> bool {
+        let every = Privilege::ALL.iter().fold(0, |bits, p| bits | p.bit());
+        self.has_one_of(roles, user, object, every)
+    }
+
+    /// Whether `user` holds at least one of the privileges in `bits` on `object`.
+    fn has_one_of(&self, roles: &Roles, user: &str, object: &Object, bits: u8) -> bool {
         if roles.is_superuser(user) {
             return true;
         }
         self.with_acl(object, |owner, grants| {
             roles.has_privileges_of(user, owner)
-                || grants.iter().any(|(grantee, bits)| {
-                    bits & privilege.bit() != 0
+                || grants.iter().any(|(grantee, granted)| {
+                    granted & bits != 0
                         && (grantee == PUBLIC || roles.has_privileges_of(user, grantee))
                 })
         })
-    }
-
-    /// Whether `user` has any privilege on `object` (what Kafka's Metadata lists).
-    pub fn has_any(&self, roles: &Roles, user: &str, object: &Object) -> bool {
-        Privilege::ALL
-            .into_iter()
-            .any(|p| self.has(roles, user, object, p))
     }
 
     /// GRANT (`grant` true) or REVOKE `privileges` on `object` to or from `grantees`.
@@ -342,70 +366,39 @@ impl Privileges {
     /// goes: an owner has every privilege).
     pub fn set_owner(&self, object: Object, owner: &str) -> Result<()> {
         let mut acl = self.acl(&object);
-        acl.owner = owner.to_string();
-        acl.grants.remove(owner);
+        give(&mut acl, owner);
         self.put(object, acl)
     }
 
     /// Every object owned by one of `from`, now owned by `to` (REASSIGN OWNED).
     pub fn reassign(&self, from: &[String], to: &str) -> Result<()> {
-        let owned: Vec<Object> = self
-            .acls
-            .read()
-            .expect("privileges lock")
-            .iter()
-            .filter(|(_, acl)| from.contains(&acl.owner))
-            .map(|(object, _)| object.clone())
-            .collect();
-        for object in owned {
-            self.set_owner(object, to)?;
-        }
-        Ok(())
+        self.update_all(|acl| {
+            let owned = from.contains(&acl.owner);
+            if owned {
+                give(acl, to);
+            }
+            owned
+        })
     }
 
     /// Takes back every privilege granted to `role` (DROP OWNED).
     pub fn revoke_all(&self, role: &str) -> Result<()> {
-        let granted: Vec<(Object, Acl)> = self
-            .acls
-            .read()
-            .expect("privileges lock")
-            .iter()
-            .filter(|(_, acl)| acl.grants.contains_key(role))
-            .map(|(object, acl)| {
-                let mut acl = acl.clone();
-                acl.grants.remove(role);
-                (object.clone(), acl)
-            })
-            .collect();
-        for (object, acl) in granted {
-            self.put(object, acl)?;
-        }
-        Ok(())
+        self.update_all(|acl| acl.grants.remove(role).is_some())
     }
 
     /// A renamed role keeps what it owns and was granted.
     pub fn rename_role(&self, from: &str, to: &str) -> Result<()> {
-        let changed: Vec<(Object, Acl)> = self
-            .acls
-            .read()
-            .expect("privileges lock")
-            .iter()
-            .filter(|(_, acl)| acl.owner == from || acl.grants.contains_key(from))
-            .map(|(object, acl)| {
-                let mut acl = acl.clone();
-                if acl.owner == from {
-                    acl.owner = to.to_string();
-                }
-                if let Some(bits) = acl.grants.remove(from) {
-                    acl.grants.insert(to.to_string(), bits);
-                }
-                (object.clone(), acl)
-            })
-            .collect();
-        for (object, acl) in changed {
-            self.put(object, acl)?;
-        }
-        Ok(())
+        self.update_all(|acl| {
+            let owned = acl.owner == from;
+            if owned {
+                acl.owner = to.to_string();
+            }
+            let granted = acl.grants.remove(from);
+            if let Some(bits) = granted {
+                acl.grants.insert(to.to_string(), bits);
+            }
+            owned || granted.is_some()
+        })
     }
 
     /// What stops `role` from being dropped: the objects it owns and those it was granted
@@ -426,6 +419,12 @@ impl Privileges {
             })
             .collect()
     }
+}
+
+/// Makes `owner` the owner of `acl`; its own grant goes (an owner has every privilege).
+fn give(acl: &mut Acl, owner: &str) {
+    acl.owner = owner.to_string();
+    acl.grants.remove(owner);
 }
 
 /// 42501 `permission denied for <kind> <name>`.

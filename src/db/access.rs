@@ -291,10 +291,10 @@ impl Database {
         }
     }
 
-    /// ALTER ... OWNER TO and REASSIGN OWNED, with Postgres's rules: the acting role must own
-    /// the object (REASSIGN: have the rights of every old owner) and be a member of the new
-    /// owner, unless it is a superuser.
-    pub(super) fn change_owner(&self, change: OwnerChange) -> Result<Output> {
+    /// ALTER ... OWNER TO, REASSIGN OWNED and DROP OWNED, with Postgres's rules: the acting
+    /// role must own the object (REASSIGN and DROP OWNED: have the rights of every old owner)
+    /// and be a member of the new owner, unless it is a superuser.
+    pub(super) async fn change_owner(&self, change: OwnerChange) -> Result<Output> {
         let acting = crate::auth::current_user();
         let roles = &self.catalog.roles;
         let may_give_to = |to: &str| {
@@ -309,8 +309,8 @@ impl Database {
         };
         let tag = change.tag();
         match change {
-            OwnerChange::DropOwned { .. } => {
-                return Err(WeirError::internal("DROP OWNED runs through drop_owned"));
+            OwnerChange::DropOwned { roles, cascade } => {
+                return self.drop_owned(&roles, cascade).await;
             }
             OwnerChange::Alter { kind, name, to } => {
                 let target = match kind {
@@ -353,7 +353,7 @@ impl Database {
     /// DROP OWNED BY: drops every relation and topic the roles own (newest first, so a view
     /// goes before what it reads; with `cascade`, dependents owned by others go too) and takes
     /// back what they were granted. The acting role must have the rights of each.
-    pub(super) async fn drop_owned(&self, roles: &[Grantee], cascade: bool) -> Result<Output> {
+    async fn drop_owned(&self, roles: &[Grantee], cascade: bool) -> Result<Output> {
         let acting = crate::auth::current_user();
         let names = roles
             .iter()

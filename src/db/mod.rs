@@ -36,7 +36,6 @@ use crate::pg_catalog;
 use crate::serving::lookup::PointLookup;
 use crate::serving::providers::{ReadContext, WeirSchema};
 use crate::sources::generator::GeneratorHandle;
-use crate::sql::grants::OwnerChange;
 use crate::sql::parse::{ShowKind, Statement};
 use crate::sql::roles::RoleStatement;
 use crate::state::{StateStore, StoreKind};
@@ -251,10 +250,7 @@ impl Database {
                 Ok(Output::Done(Tag::new(tag)))
             }
             Statement::Grant(grant) => self.grant(grant),
-            Statement::Owner(OwnerChange::DropOwned { roles, cascade }) => {
-                self.drop_owned(&roles, cascade).await
-            }
-            Statement::Owner(change) => self.change_owner(change),
+            Statement::Owner(change) => self.change_owner(change).await,
             Statement::Flush => {
                 self.runtime.flush().await?;
                 Ok(Output::Done(Tag::new("FLUSH")))

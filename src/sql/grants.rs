@@ -8,7 +8,7 @@
 use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::Token;
 
-use super::parse::{ident, word_at};
+use super::parse::{ident, syntax_near, word_at};
 use crate::auth::privileges::{ObjectKind, Privilege};
 use crate::error::{Result, WeirError};
 
@@ -246,7 +246,7 @@ fn privileges(parser: &mut Parser) -> Result<Option<Vec<Privilege>>> {
                  CREATE)"
             )));
         } else {
-            return Err(near(parser));
+            return Err(syntax_near(parser));
         }
         if !parser.consume_token(&Token::Comma) {
             return Ok(Some(out));
@@ -349,15 +349,8 @@ fn expect(parser: &mut Parser, word: &str) -> Result<()> {
     if words(parser, &[word]) {
         Ok(())
     } else {
-        Err(near(parser))
+        Err(syntax_near(parser))
     }
-}
-
-fn near(parser: &Parser) -> WeirError {
-    WeirError::syntax(format!(
-        "syntax error at or near \"{}\"",
-        parser.peek_token().token
-    ))
 }
 
 #[cfg(test)]

@@ -192,11 +192,7 @@ fn parse_checked(sql: &str) -> Result<Vec<Statement>> {
         }
         out.push(statement);
         if !parser.consume_token(&Token::SemiColon) && parser.peek_token().token != Token::EOF {
-            let found = parser.peek_token();
-            return Err(WeirError::syntax(format!(
-                "syntax error at or near \"{}\"",
-                found.token
-            )));
+            return Err(syntax_near(&parser));
         }
     }
     Ok(out)
@@ -211,6 +207,14 @@ pub(crate) fn syntax(e: ParserError) -> WeirError {
 }
 
 /// The upper-cased word at `n` tokens ahead, if it is a word.
+/// 42601 `syntax error at or near "<the next token>"`, as Postgres words it.
+pub(crate) fn syntax_near(parser: &Parser) -> WeirError {
+    WeirError::syntax(format!(
+        "syntax error at or near \"{}\"",
+        parser.peek_token().token
+    ))
+}
+
 pub(crate) fn word_at(parser: &Parser, n: usize) -> Option<String> {
     match parser.peek_nth_token(n).token {
         Token::Word(w) => Some(w.value.to_ascii_uppercase()),
@@ -688,10 +692,7 @@ fn source_columns(
             continue;
         }
         if !parser.consume_token(&Token::RParen) {
-            return Err(WeirError::syntax(format!(
-                "syntax error at or near \"{}\"",
-                parser.peek_token().token
-            )));
+            return Err(syntax_near(parser));
         }
         return Ok((defs, constraints, watermark));
     }
